@@ -1,0 +1,337 @@
+//! The content model on top of TUF: a repository target is one file of one version of one
+//! component, described by the `updraft` object in the target's `custom` field.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors in content descriptions.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("version {0:?} is not a dotted numeric version such as 18.523.00, 9.5.1519 or 20.0.0-1234")]
+    Version(String),
+    #[error("kind {0:?} is not one of pattern, engine, rules, program, patch")]
+    Kind(String),
+    #[error("component {0:?} is not a dotted name of lower-case letters, digits, '-' and '_' (e.g. antimalware.pattern)")]
+    Component(String),
+    #[error("build requirement {0:?} is not a version or constraints such as >=9.5.1514 or >=9.5,<9.6")]
+    Requirement(String),
+    #[error("file name {0:?} is not a plain file name")]
+    FileName(String),
+    #[error("a patch needs {0}")]
+    PatchField(&'static str),
+    #[error("{0} is only meaningful for patches")]
+    NotPatch(&'static str),
+}
+
+/// What a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Pattern,
+    Engine,
+    Rules,
+    Program,
+    Patch,
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "pattern" => Ok(Kind::Pattern),
+            "engine" => Ok(Kind::Engine),
+            "rules" => Ok(Kind::Rules),
+            "program" => Ok(Kind::Program),
+            "patch" => Ok(Kind::Patch),
+            _ => Err(Error::Kind(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Kind::Pattern => "pattern",
+            Kind::Engine => "engine",
+            Kind::Rules => "rules",
+            Kind::Program => "program",
+            Kind::Patch => "patch",
+        };
+        f.write_str(s)
+    }
+}
+
+/// A dotted numeric version with an optional build number (`20.0.0-1234`), ordered numerically
+/// field by field (missing fields count as 0), then by build. The original text is kept.
+#[derive(Debug, Clone, Eq)]
+pub struct Version {
+    text: String,
+    fields: Vec<u64>,
+    build: Option<u64>,
+}
+
+impl Version {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl FromStr for Version {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || Error::Version(s.to_string());
+        let (main, build) = match s.split_once('-') {
+            Some((m, b)) => (m, Some(b)),
+            None => (s, None),
+        };
+        let num = |p: &str| -> Result<u64, Error> {
+            if p.is_empty() || p.len() > 18 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            p.parse().map_err(|_| bad())
+        };
+        let fields = main.split('.').map(num).collect::<Result<Vec<_>, _>>()?;
+        let build = build.map(num).transpose()?;
+        Ok(Version {
+            text: s.to_string(),
+            fields,
+            build,
+        })
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let n = self.fields.len().max(other.fields.len());
+        for i in 0..n {
+            let a = self.fields.get(i).copied().unwrap_or(0);
+            let b = other.fields.get(i).copied().unwrap_or(0);
+            match a.cmp(&b) {
+                Ordering::Equal => {}
+                o => return o,
+            }
+        }
+        self.build.unwrap_or(0).cmp(&other.build.unwrap_or(0))
+    }
+}
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A build requirement: a bare version means "at least", or comma-separated constraints
+/// (`>=`, `>`, `<=`, `<`, `=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    text: String,
+    constraints: Vec<(Op, Version)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+}
+
+impl FromStr for Requirement {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let mut constraints = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let (op, v) = if let Some(v) = part.strip_prefix(">=") {
+                (Op::Ge, v)
+            } else if let Some(v) = part.strip_prefix("<=") {
+                (Op::Le, v)
+            } else if let Some(v) = part.strip_prefix('>') {
+                (Op::Gt, v)
+            } else if let Some(v) = part.strip_prefix('<') {
+                (Op::Lt, v)
+            } else if let Some(v) = part.strip_prefix('=') {
+                (Op::Eq, v)
+            } else {
+                (Op::Ge, part)
+            };
+            let v: Version = v.trim().parse().map_err(|_| Error::Requirement(s.to_string()))?;
+            constraints.push((op, v));
+        }
+        Ok(Requirement {
+            text: s.to_string(),
+            constraints,
+        })
+    }
+}
+
+impl Requirement {
+    /// Whether `build` satisfies every constraint.
+    pub fn matches(&self, build: &Version) -> bool {
+        self.constraints.iter().all(|(op, v)| match op {
+            Op::Ge => build >= v,
+            Op::Gt => build > v,
+            Op::Le => build <= v,
+            Op::Lt => build < v,
+            Op::Eq => build == v,
+        })
+    }
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Check a component name such as `antimalware.pattern`.
+pub fn check_component(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.split('.').all(|seg| {
+            !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Component(name.to_string()))
+    }
+}
+
+/// The `custom.updraft` object of a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentInfo {
+    pub kind: Kind,
+    pub component: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_build: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+}
+
+impl ContentInfo {
+    /// Validate every field: kind-specific requirements, version and requirement syntax.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_component(&self.component)?;
+        self.version.parse::<Version>()?;
+        if let Some(b) = &self.build {
+            b.parse::<Version>()?;
+        }
+        if let Some(r) = &self.requires_build {
+            r.parse::<Requirement>()?;
+        }
+        if self.kind == Kind::Patch {
+            if self.product.is_none() {
+                return Err(Error::PatchField("--product"));
+            }
+            if self.requires_build.is_none() {
+                return Err(Error::PatchField("--requires-build"));
+            }
+            if self.build.is_none() {
+                return Err(Error::PatchField("--build"));
+            }
+            if self.patch_id.is_none() {
+                return Err(Error::PatchField("--patch-id"));
+            }
+        } else {
+            if self.requires_build.is_some() {
+                return Err(Error::NotPatch("--requires-build"));
+            }
+            if self.patch_id.is_some() {
+                return Err(Error::NotPatch("--patch-id"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The TUF target path `content/<component>/<version>/<file>`.
+    pub fn target_path(&self, file_name: &str) -> Result<String, Error> {
+        if file_name.is_empty() || file_name == "." || file_name == ".." || file_name.contains(['/', '\\', '\0']) {
+            return Err(Error::FileName(file_name.to_string()));
+        }
+        Ok(format!("content/{}/{}/{}", self.component, self.version, file_name))
+    }
+
+    /// The value for the target's `custom` field.
+    pub fn to_custom(&self) -> serde_json::Value {
+        serde_json::json!({ "updraft": self })
+    }
+
+    /// Read the `updraft` object from a target's `custom` field, if it has a valid one.
+    pub fn from_custom(custom: Option<&serde_json::Value>) -> Option<Self> {
+        let info: ContentInfo = serde_json::from_value(custom?.get("updraft")?.clone()).ok()?;
+        info.validate().ok().map(|()| info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn versions_order_numerically_field_by_field() {
+        assert!(v("9.5.1519") > v("9.5.1514"));
+        assert!(v("18.523.00") > v("18.99.99"));
+        assert!(v("10.0") > v("9.99.99"));
+        assert_eq!(v("1.0"), v("1.0.0"));
+        assert!(v("20.0.0-1234") > v("20.0.0-999"));
+        assert!(v("20.0.0-1") > v("20.0.0"));
+        assert_eq!(v("18.523.00").to_string(), "18.523.00");
+        for bad in ["", "1..2", "a.b", "1.2-", "-1", "1.2.3-x", "1.2 "] {
+            assert!(bad.parse::<Version>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn requirements() {
+        let r: Requirement = "9.5.1514".parse().unwrap();
+        assert!(r.matches(&v("9.5.1514")) && r.matches(&v("9.6")) && !r.matches(&v("9.5.1513")));
+        let r: Requirement = ">=9.5,<9.6".parse().unwrap();
+        assert!(r.matches(&v("9.5.9999")) && !r.matches(&v("9.6.0")));
+        assert!("=>9".parse::<Requirement>().is_err());
+    }
+
+    #[test]
+    fn patch_fields_are_required_and_checked() {
+        let mut c = ContentInfo {
+            kind: Kind::Patch,
+            component: "scanner".into(),
+            version: "9.5.1519".into(),
+            product: Some("scanner".into()),
+            requires_build: Some(">=9.5.1514".into()),
+            build: Some("9.5.1519".into()),
+            patch_id: Some("CP-1519".into()),
+            platforms: vec![],
+        };
+        c.validate().unwrap();
+        assert_eq!(c.target_path("cp.tar").unwrap(), "content/scanner/9.5.1519/cp.tar");
+        assert!(c.target_path("../x").is_err());
+        let back = ContentInfo::from_custom(Some(&c.to_custom())).unwrap();
+        assert_eq!(back, c);
+        c.patch_id = None;
+        assert_eq!(c.validate(), Err(Error::PatchField("--patch-id")));
+        c.kind = Kind::Pattern;
+        c.component = "Bad Name".into();
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! Network transport for Updraft: an HTTP(S) client (rustls, timeouts) implementing the TUF
+//! crate's [`tuf::Fetcher`], and a static file server for repository directories (the origin).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tuf::FetchError;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("HTTP client: {0}")]
+    Client(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("{}: {reason}", path.display())]
+    Dir { path: PathBuf, reason: String },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Longest time one request may take, body included (a stalled or slow-dripping server is
+    /// cut off; length limits are enforced by the reader).
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Blocking HTTP(S) fetcher (rustls; system trust roots). Content trust never depends on TLS:
+/// everything fetched is verified against signed metadata by the caller.
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    client: reqwest::blocking::Client,
+}
+
+impl HttpFetcher {
+    pub fn new(config: &HttpConfig) -> Result<Self, Error> {
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("updraft/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Client(e.to_string()))?;
+        Ok(HttpFetcher { client })
+    }
+}
+
+impl tuf::Fetcher for HttpFetcher {
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
+        if url.starts_with("file://") {
+            return tuf::FileFetcher.fetch(url);
+        }
+        let resp = self.client.get(url).send().map_err(|e| FetchError::Transport {
+            url: url.to_string(),
+            reason: error_chain(&e),
+        })?;
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => Ok(Box::new(resp)),
+            403 | 404 => Err(FetchError::NotFound { url: url.to_string() }),
+            _ => Err(FetchError::Status {
+                url: url.to_string(),
+                status,
+            }),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A running static server; dropping it does not stop it, call [`StaticServer::shutdown`].
+#[derive(Debug)]
+pub struct StaticServer {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+}
+
+impl StaticServer {
+    /// Stop accepting connections and wait for the server task.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.map_err(|e| Error::Serve(std::io::Error::other(e)))?.map_err(Error::Serve)?;
+        }
+        Ok(())
+    }
+}
+
+/// The origin router: `DIR/metadata` at `/metadata/`, `DIR/targets` at `/targets/`.
+pub fn origin_router(dir: &Path) -> Result<axum::Router, Error> {
+    for sub in ["metadata", "targets"] {
+        let p = dir.join(sub);
+        if !p.is_dir() {
+            return Err(Error::Dir {
+                path: p,
+                reason: "not a directory (is this a repository made by `updraft repo init`?)".into(),
+            });
+        }
+    }
+    Ok(axum::Router::new()
+        .nest_service("/metadata", tower_http::services::ServeDir::new(dir.join("metadata")))
+        .nest_service("/targets", tower_http::services::ServeDir::new(dir.join("targets")))
+        .route("/healthz", axum::routing::get(|| async { "ok\n" })))
+}
+
+/// Serve a repository directory on `addr` until the returned server is shut down.
+pub async fn serve_origin(dir: &Path, addr: &str) -> Result<StaticServer, Error> {
+    let router = origin_router(dir)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let local = listener.local_addr().map_err(Error::Serve)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(StaticServer {
+        addr: local,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    })
+}

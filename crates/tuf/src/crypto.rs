@@ -1,0 +1,429 @@
+//! Keys, key ids, signatures and hashes. Verification supports `ed25519`,
+//! `ecdsa`/`ecdsa-sha2-nistp256` (`ecdsa-sha2-nistp256` scheme) and `rsa` (`rsassa-pss-sha256`);
+//! the repository engine signs with ed25519 or ECDSA P-256 keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ring::digest;
+use ring::rand::SystemRandom;
+use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use spki::der::Decode;
+
+use crate::canonical;
+use crate::error::{Error, Result};
+use crate::metadata::{Key, KeyVal, Signature};
+
+/// The key id of a key: hex SHA-256 of the canonical JSON of the key object (all its fields).
+pub fn key_id(key: &Key) -> Result<String> {
+    let v = serde_json::to_value(key).map_err(|e| Error::Key(e.to_string()))?;
+    let bytes = canonical::encode(&v).map_err(|e| Error::Key(e.to_string()))?;
+    Ok(hex::encode(digest::digest(&digest::SHA256, &bytes)))
+}
+
+/// Check that every key in a key map is listed under its own key id.
+pub(crate) fn check_key_ids(role: &str, keys: &BTreeMap<String, Key>) -> Result<()> {
+    for (id, key) in keys {
+        let computed = key_id(key)?;
+        if &computed != id {
+            return Err(Error::malformed(
+                role,
+                format!("key listed as {id} has key id {computed} (key ids are the SHA-256 of the canonical key)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+enum Verifier {
+    Ed25519(Vec<u8>),
+    EcdsaP256(Vec<u8>),
+    RsaPss(Vec<u8>),
+}
+
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+    0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+
+fn spki_der(public: &str) -> Result<Vec<u8>> {
+    let trimmed = public.trim();
+    if trimmed.starts_with("-----BEGIN") {
+        let (label, der) = spki::der::pem::decode_vec(trimmed.as_bytes()).map_err(|e| Error::Key(format!("PEM: {e}")))?;
+        if label != "PUBLIC KEY" {
+            return Err(Error::Key(format!("PEM label {label:?} is not PUBLIC KEY")));
+        }
+        Ok(der)
+    } else {
+        hex::decode(trimmed).map_err(|_| Error::Key("public key is neither PEM nor hex".into()))
+    }
+}
+
+fn subject_key(der: &[u8], oid: &str) -> Result<Vec<u8>> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(der).map_err(|e| Error::Key(format!("SPKI: {e}")))?;
+    if info.algorithm.oid.to_string() != oid {
+        return Err(Error::Key(format!("SPKI algorithm {} is not {oid}", info.algorithm.oid)));
+    }
+    info.subject_public_key
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| Error::Key("SPKI bit string has unused bits".into()))
+}
+
+impl Verifier {
+    fn from_key(key: &Key) -> Result<Self> {
+        match (key.keytype.as_str(), key.scheme.as_str()) {
+            ("ed25519", "ed25519") => {
+                let raw = hex::decode(&key.keyval.public).map_err(|_| Error::Key("ed25519 public key is not hex".into()))?;
+                if raw.len() != 32 {
+                    return Err(Error::Key("ed25519 public key is not 32 bytes".into()));
+                }
+                Ok(Verifier::Ed25519(raw))
+            }
+            ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256") => {
+                let der = spki_der(&key.keyval.public)?;
+                let point = if der.len() == 65 && der[0] == 4 {
+                    der
+                } else {
+                    subject_key(&der, OID_EC_PUBLIC_KEY)?
+                };
+                Ok(Verifier::EcdsaP256(point))
+            }
+            ("rsa", "rsassa-pss-sha256") => {
+                let der = spki_der(&key.keyval.public)?;
+                Ok(Verifier::RsaPss(subject_key(&der, OID_RSA_ENCRYPTION)?))
+            }
+            (t, s) => Err(Error::Key(format!("unsupported key type {t:?} with scheme {s:?}"))),
+        }
+    }
+
+    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        let (alg, public): (&dyn signature::VerificationAlgorithm, &[u8]) = match self {
+            Verifier::Ed25519(p) => (&signature::ED25519, p),
+            Verifier::EcdsaP256(p) => (&signature::ECDSA_P256_SHA256_ASN1, p),
+            Verifier::RsaPss(p) => (&signature::RSA_PSS_2048_8192_SHA256, p),
+        };
+        UnparsedPublicKey::new(alg, public).verify(msg, sig).is_ok()
+    }
+}
+
+/// Verify that `signed` carries valid signatures from at least `threshold` distinct keys of
+/// `keyids`. A key id listed twice, a key listed under two ids, or two signatures by the same key
+/// count once. Keys of unsupported types simply contribute no valid signature.
+pub(crate) fn verify_threshold(
+    role: &str,
+    signed: &Value,
+    signatures: &[Signature],
+    keyids: &[String],
+    threshold: u64,
+    keys: &BTreeMap<String, Key>,
+) -> Result<()> {
+    let msg = canonical::encode(signed).map_err(|e| Error::malformed(role, e))?;
+    let mut counted_ids = BTreeSet::new();
+    let mut counted_material: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for keyid in keyids {
+        if counted_ids.contains(keyid) {
+            continue;
+        }
+        let Some(key) = keys.get(keyid) else { continue };
+        let Ok(verifier) = Verifier::from_key(key) else {
+            tracing::debug!(role, keyid, "key of unsupported type or malformed; its signature does not count");
+            continue;
+        };
+        let valid = signatures
+            .iter()
+            .filter(|s| &s.keyid == keyid)
+            .filter_map(|s| hex::decode(&s.sig).ok())
+            .any(|sig| verifier.verify(&msg, &sig));
+        if valid {
+            counted_ids.insert(keyid.clone());
+            counted_material.insert((key.keytype.as_str(), key.keyval.public.trim()));
+        }
+    }
+    let valid = counted_material.len();
+    if (valid as u64) < threshold {
+        return Err(Error::Threshold {
+            role: role.to_string(),
+            valid,
+            threshold,
+        });
+    }
+    Ok(())
+}
+
+/// Hash algorithms accepted in `hashes` objects.
+pub fn hash_algorithm(name: &str) -> Option<&'static digest::Algorithm> {
+    match name {
+        "sha256" => Some(&digest::SHA256),
+        "sha512" => Some(&digest::SHA512),
+        _ => None,
+    }
+}
+
+/// Incremental verification of length and every listed hash of a byte stream.
+pub struct StreamVerifier {
+    what: String,
+    contexts: Vec<(String, Vec<u8>, digest::Context)>,
+    length: u64,
+}
+
+impl StreamVerifier {
+    /// Start verifying `what` against `hashes` (hex). Unknown algorithms are an error, because a
+    /// hash that cannot be checked must not be skipped silently.
+    pub fn new(what: &str, hashes: &BTreeMap<String, String>) -> Result<Self> {
+        let mut contexts = Vec::new();
+        for (alg, hex_hash) in hashes {
+            let algorithm = hash_algorithm(alg)
+                .ok_or_else(|| Error::malformed(what, format!("unsupported hash algorithm {alg:?}")))?;
+            let expected = hex::decode(hex_hash).map_err(|_| Error::malformed(what, format!("{alg} hash is not hex")))?;
+            contexts.push((alg.clone(), expected, digest::Context::new(algorithm)));
+        }
+        Ok(StreamVerifier {
+            what: what.to_string(),
+            contexts,
+            length: 0,
+        })
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.length += chunk.len() as u64;
+        for (_, _, ctx) in &mut self.contexts {
+            ctx.update(chunk);
+        }
+    }
+
+    /// Bytes seen so far.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Check the final length (if given) and every hash.
+    pub fn finish(self, expected_length: Option<u64>) -> Result<()> {
+        if let Some(expected) = expected_length {
+            if expected != self.length {
+                return Err(Error::LengthMismatch {
+                    what: self.what,
+                    expected,
+                    got: self.length,
+                });
+            }
+        }
+        for (alg, expected, ctx) in self.contexts {
+            if ctx.finish().as_ref() != expected.as_slice() {
+                return Err(Error::HashMismatch {
+                    what: self.what,
+                    algorithm: alg,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Verify bytes held in memory against optional length and hashes.
+pub(crate) fn verify_bytes(
+    what: &str,
+    bytes: &[u8],
+    length: Option<u64>,
+    hashes: Option<&BTreeMap<String, String>>,
+) -> Result<()> {
+    let empty = BTreeMap::new();
+    let mut v = StreamVerifier::new(what, hashes.unwrap_or(&empty))?;
+    v.update(bytes);
+    v.finish(length)
+}
+
+/// Hex SHA-256 of a byte string.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, bytes))
+}
+
+/// Key types the repository engine can create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyKind {
+    #[default]
+    Ed25519,
+    EcdsaP256,
+}
+
+/// A private signing key as stored in a repository's `keys` directory (PKCS#8, hex).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PrivateKey {
+    pub kind: KeyKind,
+    pub public: Key,
+    pkcs8: String,
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("kind", &self.kind)
+            .field("keyid", &key_id(&self.public).unwrap_or_default())
+            .finish_non_exhaustive()
+    }
+}
+
+fn pem_public(spki_der: &[u8]) -> Result<String> {
+    spki::der::pem::encode_string("PUBLIC KEY", spki::der::pem::LineEnding::LF, spki_der)
+        .map_err(|e| Error::Key(format!("PEM: {e}")))
+}
+
+impl PrivateKey {
+    /// Generate a new key.
+    pub fn generate(kind: KeyKind) -> Result<Self> {
+        let rng = SystemRandom::new();
+        match kind {
+            KeyKind::Ed25519 => {
+                let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| Error::Key("ed25519 generation failed".into()))?;
+                let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| Error::Key("ed25519 key rejected".into()))?;
+                Ok(PrivateKey {
+                    kind,
+                    public: Key {
+                        keytype: "ed25519".into(),
+                        scheme: "ed25519".into(),
+                        keyval: KeyVal {
+                            public: hex::encode(pair.public_key().as_ref()),
+                            unknown: Default::default(),
+                        },
+                        unknown: Default::default(),
+                    },
+                    pkcs8: hex::encode(doc.as_ref()),
+                })
+            }
+            KeyKind::EcdsaP256 => {
+                let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+                let doc = signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
+                    .map_err(|_| Error::Key("ECDSA generation failed".into()))?;
+                let pair = signature::EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng)
+                    .map_err(|_| Error::Key("ECDSA key rejected".into()))?;
+                let mut spki = P256_SPKI_PREFIX.to_vec();
+                spki.extend_from_slice(pair.public_key().as_ref());
+                Ok(PrivateKey {
+                    kind,
+                    public: Key {
+                        keytype: "ecdsa".into(),
+                        scheme: "ecdsa-sha2-nistp256".into(),
+                        keyval: KeyVal {
+                            public: pem_public(&spki)?,
+                            unknown: Default::default(),
+                        },
+                        unknown: Default::default(),
+                    },
+                    pkcs8: hex::encode(doc.as_ref()),
+                })
+            }
+        }
+    }
+
+    /// This key's id.
+    pub fn key_id(&self) -> Result<String> {
+        key_id(&self.public)
+    }
+
+    /// Sign a message (the canonical form of a `signed` object).
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        let der = hex::decode(&self.pkcs8).map_err(|_| Error::Key("stored private key is not hex".into()))?;
+        match self.kind {
+            KeyKind::Ed25519 => {
+                let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| Error::Key("stored ed25519 key rejected".into()))?;
+                Ok(pair.sign(msg).as_ref().to_vec())
+            }
+            KeyKind::EcdsaP256 => {
+                let rng = SystemRandom::new();
+                let pair = signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &der, &rng)
+                    .map_err(|_| Error::Key("stored ECDSA key rejected".into()))?;
+                pair.sign(&rng, msg)
+                    .map(|s| s.as_ref().to_vec())
+                    .map_err(|_| Error::Key("ECDSA signing failed".into()))
+            }
+        }
+    }
+
+    /// Sign a `signed` object, returning a TUF signature.
+    pub fn sign_value(&self, signed: &Value) -> Result<Signature> {
+        let msg = canonical::encode(signed).map_err(|e| Error::Key(e.to_string()))?;
+        Ok(Signature {
+            keyid: self.key_id()?,
+            sig: hex::encode(self.sign(&msg)?),
+            unknown: Default::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn keymap(k: &PrivateKey) -> (String, BTreeMap<String, Key>) {
+        let id = k.key_id().unwrap();
+        (id.clone(), BTreeMap::from([(id, k.public.clone())]))
+    }
+
+    #[test]
+    fn sign_and_verify_each_generated_kind() {
+        for kind in [KeyKind::Ed25519, KeyKind::EcdsaP256] {
+            let k = PrivateKey::generate(kind).unwrap();
+            let (id, keys) = keymap(&k);
+            let signed = json!({"a": 1});
+            let sig = k.sign_value(&signed).unwrap();
+            verify_threshold("r", &signed, &[sig.clone()], &[id.clone()], 1, &keys).unwrap();
+            // Tampered signed object fails.
+            let err = verify_threshold("r", &json!({"a": 2}), &[sig], &[id], 1, &keys).unwrap_err();
+            assert!(matches!(err, Error::Threshold { valid: 0, .. }));
+        }
+    }
+
+    #[test]
+    fn duplicate_signatures_count_once() {
+        let k = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+        let (id, keys) = keymap(&k);
+        let signed = json!({"x": "y"});
+        let sig = k.sign_value(&signed).unwrap();
+        let ids = vec![id.clone(), id];
+        let err = verify_threshold("r", &signed, &[sig.clone(), sig], &ids, 2, &keys).unwrap_err();
+        assert!(matches!(err, Error::Threshold { valid: 1, threshold: 2, .. }));
+    }
+
+    #[test]
+    fn same_key_under_two_ids_counts_once() {
+        let k = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+        let (id, mut keys) = keymap(&k);
+        let mut alias = k.public.clone();
+        alias.unknown.insert("x".into(), json!(1));
+        let alias_id = key_id(&alias).unwrap();
+        keys.insert(alias_id.clone(), alias);
+        let signed = json!({});
+        let mut sig2 = k.sign_value(&signed).unwrap();
+        sig2.keyid = alias_id.clone();
+        let sigs = [k.sign_value(&signed).unwrap(), sig2];
+        let err = verify_threshold("r", &signed, &sigs, &[id, alias_id], 2, &keys).unwrap_err();
+        assert!(matches!(err, Error::Threshold { valid: 1, .. }));
+    }
+
+    #[test]
+    fn key_id_mismatch_is_detected() {
+        let k = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+        let keys = BTreeMap::from([("00".repeat(32), k.public.clone())]);
+        assert!(check_key_ids("root", &keys).is_err());
+        let (_, good) = keymap(&k);
+        check_key_ids("root", &good).unwrap();
+    }
+
+    #[test]
+    fn stream_verifier_checks_length_and_hash() {
+        let hashes = BTreeMap::from([("sha256".to_string(), sha256_hex(b"hello"))]);
+        let mut v = StreamVerifier::new("t", &hashes).unwrap();
+        v.update(b"hel");
+        v.update(b"lo");
+        v.finish(Some(5)).unwrap();
+        assert!(verify_bytes("t", b"hellO", Some(5), Some(&hashes)).is_err());
+        assert!(verify_bytes("t", b"hello", Some(6), Some(&hashes)).is_err());
+        let bad = BTreeMap::from([("md5".to_string(), "00".to_string())]);
+        assert!(StreamVerifier::new("t", &bad).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! Typed errors of the TUF crate. Each says what failed and on which role, file or URL.
+
+use std::path::PathBuf;
+
+/// Failure to fetch bytes through a [`crate::Fetcher`].
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered 403 or 404 (the file does not exist).
+    #[error("{url}: not found")]
+    NotFound { url: String },
+    /// Any other HTTP status.
+    #[error("{url}: HTTP status {status}")]
+    Status { url: String, status: u16 },
+    /// Connection, timeout or read failure.
+    #[error("{url}: {reason}")]
+    Transport { url: String, reason: String },
+}
+
+/// Everything that can go wrong while verifying, fetching, persisting or publishing TUF metadata.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{role}: malformed metadata: {reason}")]
+    Malformed { role: String, reason: String },
+    #[error("{role}: only {valid} valid signature(s) from distinct keys, threshold is {threshold}")]
+    Threshold {
+        role: String,
+        valid: usize,
+        threshold: u64,
+    },
+    #[error("{role}: version {got} is lower than the trusted version {trusted} (rollback attack?)")]
+    Rollback { role: String, got: u64, trusted: u64 },
+    #[error("{role}: version {got} does not match the expected version {expected}")]
+    VersionMismatch {
+        role: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error("{role}: expired at {expires} (update started at {now}); the repository or mirror may be frozen, or the publisher must refresh it")]
+    Expired {
+        role: String,
+        expires: String,
+        now: String,
+    },
+    #[error("{what}: length {got} does not match the signed length {expected}")]
+    LengthMismatch { what: String, expected: u64, got: u64 },
+    #[error("{what}: {algorithm} hash does not match the signed hash")]
+    HashMismatch { what: String, algorithm: String },
+    #[error("{what}: more than the allowed {max} bytes (endless data?)")]
+    TooLarge { what: String, max: u64 },
+    #[error("{what}: not listed in {listed_in}")]
+    NotListed { what: String, listed_in: String },
+    #[error("{role}: {reason}")]
+    Order { role: String, reason: String },
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("repository: {0}")]
+    Repository(String),
+    #[error("key: {0}")]
+    Key(String),
+}
+
+impl Error {
+    pub(crate) fn malformed(role: &str, reason: impl std::fmt::Display) -> Self {
+        Error::Malformed {
+            role: role.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,99 @@
+//! Safe local names and atomic file writes.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::error::{Error, Result};
+
+/// Everything but `A-Z a-z 0-9 - . _ ~` is escaped (like Python's `urllib.parse.quote(s, "")`).
+const NAME: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+/// As [`NAME`] but keeps `/`, for URL paths.
+const URL_PATH: &AsciiSet = &NAME.remove(b'/');
+
+/// Encode any string (role name or target path) as one safe file name: no `/`, no `..`, no
+/// control characters, never empty.
+pub fn safe_file_name(s: &str) -> String {
+    let enc = utf8_percent_encode(s, NAME).to_string();
+    if enc.is_empty() {
+        // Encoding never produces a lone `%` followed by non-hex, so this cannot collide.
+        return "%empty".to_string();
+    }
+    if enc.bytes().all(|b| b == b'.') {
+        // "." and ".." must not name the directory itself or its parent.
+        return "%2E".repeat(enc.len());
+    }
+    enc
+}
+
+/// Escape a string for use in a URL path, keeping `/` separators.
+pub fn url_path(s: &str) -> String {
+    utf8_percent_encode(s, URL_PATH).to_string()
+}
+
+/// Escape a string for use as a single URL path segment.
+pub fn url_segment(s: &str) -> String {
+    utf8_percent_encode(s, NAME).to_string()
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same directory is written and
+/// fsynced, then renamed over `path`, then the directory is fsynced. A crash leaves either the
+/// old or the new content.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(&dir);
+    Ok(())
+}
+
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Best-effort fsync of a directory so that a rename in it is durable.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Remove a file if it exists.
+pub fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe() {
+        for s in ["../x", "a/../b", "/etc/passwd", "..", ".", "", "a b?#", "ünï/cødé", "\n\0"] {
+            let n = safe_file_name(s);
+            assert!(!n.contains('/'), "{s:?} -> {n}");
+            assert!(n != "." && n != ".." && !n.is_empty(), "{s:?} -> {n}");
+            assert!(n.bytes().all(|b| b.is_ascii_graphic()), "{s:?} -> {n}");
+        }
+        assert_eq!(safe_file_name("targets"), "targets");
+        assert_eq!(safe_file_name("a/b c"), "a%2Fb%20c");
+        assert_ne!(safe_file_name("."), safe_file_name(".."));
+    }
+
+    #[test]
+    fn url_path_keeps_slashes() {
+        assert_eq!(url_path("a/b c/#?"), "a/b%20c/%23%3F");
+    }
+}

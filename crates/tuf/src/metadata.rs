@@ -1,0 +1,478 @@
+//! The TUF 1.0 metadata model. Every object keeps the fields it does not know in `unknown`, so
+//! that metadata written by newer tools round-trips and stays covered by its signatures.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// The four top-level role names.
+pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
+
+/// One signature of a metadata envelope.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Signature {
+    pub keyid: String,
+    pub sig: String,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// The public part of a key as it appears in root or delegations.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Key {
+    pub keytype: String,
+    pub scheme: String,
+    pub keyval: KeyVal,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyVal {
+    pub public: String,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// Key ids and threshold of a role.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoleKeys {
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Root {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    pub expires: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent_snapshot: Option<bool>,
+    pub keys: BTreeMap<String, Key>,
+    pub roles: BTreeMap<String, RoleKeys>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// Version, length and hashes of a metadata file as listed in timestamp or snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MetaFile {
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Timestamp {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    pub expires: String,
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+impl Timestamp {
+    /// The snapshot entry (validated to exist when the timestamp was parsed).
+    pub fn snapshot_meta(&self) -> Option<&MetaFile> {
+        self.meta.get("snapshot.json")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Snapshot {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    pub expires: String,
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// A target file: its signed length, hashes and optional application data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TargetFile {
+    pub length: u64,
+    pub hashes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DelegatedRole {
+    pub name: String,
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    #[serde(default)]
+    pub terminating: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hash_prefixes: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// TAP 15 succinct hash-bin delegation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SuccinctRoles {
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    pub bit_length: u32,
+    pub name_prefix: String,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Delegations {
+    pub keys: BTreeMap<String, Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<DelegatedRole>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succinct_roles: Option<SuccinctRoles>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Targets {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    pub expires: String,
+    pub targets: BTreeMap<String, TargetFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<Delegations>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// Parse an expiry in the TUF form `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn parse_expires(role: &str, s: &str) -> Result<OffsetDateTime> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::PrimitiveDateTime::parse(s, &fmt)
+        .map(|t| t.assume_utc())
+        .map_err(|e| Error::malformed(role, format!("expires {s:?} is not YYYY-MM-DDTHH:MM:SSZ: {e}")))
+}
+
+/// Format a time as a TUF expiry (whole seconds, UTC).
+pub fn format_expires(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Common header of every role, checked on every parse.
+pub(crate) trait Common {
+    const TYPE: &'static str;
+    fn type_(&self) -> &str;
+    fn spec_version(&self) -> &str;
+    fn version(&self) -> u64;
+    fn expires(&self) -> &str;
+    /// Role-specific structural checks.
+    fn check(&self, role: &str) -> Result<()>;
+}
+
+macro_rules! common {
+    ($t:ty, $name:literal) => {
+        impl Common for $t {
+            const TYPE: &'static str = $name;
+            fn type_(&self) -> &str {
+                &self.type_
+            }
+            fn spec_version(&self) -> &str {
+                &self.spec_version
+            }
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn expires(&self) -> &str {
+                &self.expires
+            }
+            fn check(&self, role: &str) -> Result<()> {
+                self.check_role(role)
+            }
+        }
+    };
+}
+common!(Root, "root");
+common!(Timestamp, "timestamp");
+common!(Snapshot, "snapshot");
+common!(Targets, "targets");
+
+/// Check that a spec version is `1.x` or `1.x.y`.
+pub(crate) fn check_spec_version(role: &str, v: &str) -> Result<()> {
+    let parts: Vec<&str> = v.split('.').collect();
+    let numeric = parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !(2..=3).contains(&parts.len()) || !numeric {
+        return Err(Error::malformed(role, format!("spec_version {v:?} is not a version")));
+    }
+    if parts[0] != "1" {
+        return Err(Error::malformed(
+            role,
+            format!("spec_version {v:?} is not supported (major version must be 1)"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_role_keys(role: &str, what: &str, keyids: &[String], threshold: u64) -> Result<()> {
+    if threshold < 1 {
+        return Err(Error::malformed(role, format!("{what}: threshold must be at least 1")));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for k in keyids {
+        if !seen.insert(k) {
+            return Err(Error::malformed(role, format!("{what}: key id {k} listed twice")));
+        }
+    }
+    Ok(())
+}
+
+fn check_hashes(role: &str, what: &str, hashes: &BTreeMap<String, String>) -> Result<()> {
+    for (alg, h) in hashes {
+        if hex::decode(h).is_err() {
+            return Err(Error::malformed(role, format!("{what}: {alg} hash is not hex")));
+        }
+    }
+    Ok(())
+}
+
+impl Root {
+    fn check_role(&self, role: &str) -> Result<()> {
+        for name in TOP_LEVEL_ROLES {
+            let r = self
+                .roles
+                .get(name)
+                .ok_or_else(|| Error::malformed(role, format!("roles lacks {name}")))?;
+            check_role_keys(role, name, &r.keyids, r.threshold)?;
+            for k in &r.keyids {
+                if !self.keys.contains_key(k) {
+                    return Err(Error::malformed(role, format!("role {name} uses unknown key id {k}")));
+                }
+            }
+        }
+        if self.roles.len() != 4 {
+            return Err(Error::malformed(role, "roles has entries besides the four top-level roles"));
+        }
+        Ok(())
+    }
+
+    /// Keys and threshold of a top-level role.
+    pub fn role(&self, name: &str) -> Option<&RoleKeys> {
+        self.roles.get(name)
+    }
+}
+
+impl Timestamp {
+    fn check_role(&self, role: &str) -> Result<()> {
+        if self.meta.len() != 1 || self.snapshot_meta().is_none() {
+            return Err(Error::malformed(role, "meta must list exactly snapshot.json"));
+        }
+        for (name, m) in &self.meta {
+            m.check(role, name)?;
+        }
+        Ok(())
+    }
+}
+
+impl MetaFile {
+    fn check(&self, role: &str, name: &str) -> Result<()> {
+        if self.version < 1 {
+            return Err(Error::malformed(role, format!("meta {name}: version must be at least 1")));
+        }
+        if let Some(h) = &self.hashes {
+            if h.is_empty() {
+                return Err(Error::malformed(role, format!("meta {name}: empty hashes")));
+            }
+            check_hashes(role, name, h)?;
+        }
+        Ok(())
+    }
+}
+
+impl Snapshot {
+    fn check_role(&self, role: &str) -> Result<()> {
+        for (name, m) in &self.meta {
+            m.check(role, name)?;
+        }
+        Ok(())
+    }
+}
+
+impl Targets {
+    fn check_role(&self, role: &str) -> Result<()> {
+        for (path, t) in &self.targets {
+            if t.hashes.is_empty() {
+                return Err(Error::malformed(role, format!("target {path:?} has no hashes")));
+            }
+            check_hashes(role, path, &t.hashes)?;
+        }
+        if let Some(d) = &self.delegations {
+            match (&d.roles, &d.succinct_roles) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::malformed(role, "delegations has both roles and succinct_roles"))
+                }
+                (None, None) => {
+                    return Err(Error::malformed(role, "delegations has neither roles nor succinct_roles"))
+                }
+                (Some(roles), None) => {
+                    let mut names = std::collections::BTreeSet::new();
+                    for r in roles {
+                        if !names.insert(r.name.as_str()) {
+                            return Err(Error::malformed(role, format!("delegated role {:?} listed twice", r.name)));
+                        }
+                        if TOP_LEVEL_ROLES.contains(&r.name.as_str()) {
+                            return Err(Error::malformed(
+                                role,
+                                format!("delegated role may not be named {:?}", r.name),
+                            ));
+                        }
+                        if r.paths.is_some() && r.path_hash_prefixes.is_some() {
+                            return Err(Error::malformed(
+                                role,
+                                format!("delegated role {:?} has both paths and path_hash_prefixes", r.name),
+                            ));
+                        }
+                        check_role_keys(role, &r.name, &r.keyids, r.threshold)?;
+                        for k in &r.keyids {
+                            if !d.keys.contains_key(k) {
+                                return Err(Error::malformed(
+                                    role,
+                                    format!("delegated role {:?} uses unknown key id {k}", r.name),
+                                ));
+                            }
+                        }
+                    }
+                }
+                (None, Some(s)) => {
+                    if !(1..=32).contains(&s.bit_length) {
+                        return Err(Error::malformed(role, "succinct_roles bit_length must be 1..=32"));
+                    }
+                    check_role_keys(role, &s.name_prefix, &s.keyids, s.threshold)?;
+                    for k in &s.keyids {
+                        if !d.keys.contains_key(k) {
+                            return Err(Error::malformed(role, format!("succinct_roles uses unknown key id {k}")));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A metadata file split into signatures and the signed object, before any verification.
+/// Holds the signed part as the exact JSON value that was signed, unknown fields included.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub signatures: Vec<Signature>,
+    pub signed: Value,
+}
+
+impl Envelope {
+    /// Parse the outer object of a metadata file.
+    pub fn parse(role: &str, bytes: &[u8]) -> Result<Self> {
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::malformed(role, format!("not JSON: {e}")))?;
+        let Value::Object(mut map) = v else {
+            return Err(Error::malformed(role, "not a JSON object"));
+        };
+        let signed = map
+            .remove("signed")
+            .ok_or_else(|| Error::malformed(role, "no \"signed\" object"))?;
+        if !signed.is_object() {
+            return Err(Error::malformed(role, "\"signed\" is not an object"));
+        }
+        let sigs = map
+            .remove("signatures")
+            .ok_or_else(|| Error::malformed(role, "no \"signatures\" list"))?;
+        let signatures: Vec<Signature> =
+            serde_json::from_value(sigs).map_err(|e| Error::malformed(role, format!("signatures: {e}")))?;
+        Ok(Envelope { signatures, signed })
+    }
+
+    /// Interpret the signed object as role type `T`, checking `_type`, `spec_version`, `version`,
+    /// `expires` syntax and the structure of the role.
+    pub(crate) fn typed<T: Common + serde::de::DeserializeOwned>(&self, role: &str) -> Result<T> {
+        let t: T = serde_json::from_value(self.signed.clone()).map_err(|e| Error::malformed(role, e))?;
+        if t.type_() != T::TYPE {
+            return Err(Error::malformed(
+                role,
+                format!("_type is {:?}, expected {:?}", t.type_(), T::TYPE),
+            ));
+        }
+        check_spec_version(role, t.spec_version())?;
+        if t.version() < 1 {
+            return Err(Error::malformed(role, "version must be at least 1"));
+        }
+        parse_expires(role, t.expires())?;
+        t.check(role)?;
+        Ok(t)
+    }
+}
+
+/// Serialize a signed object and its signatures into a metadata file (pretty-printed; the
+/// signatures cover the canonical form, not the file's bytes).
+pub fn envelope_bytes(signed: &Value, signatures: &[Signature]) -> Vec<u8> {
+    let v = serde_json::json!({ "signatures": signatures, "signed": signed });
+    let mut out = serde_json::to_vec_pretty(&v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_round_trip_and_strictness() {
+        let t = parse_expires("x", "2030-01-02T03:04:05Z").unwrap();
+        assert_eq!(format_expires(t), "2030-01-02T03:04:05Z");
+        assert!(parse_expires("x", "2030-01-02T03:04:05+00:00").is_err());
+        assert!(parse_expires("x", "2030-01-02").is_err());
+    }
+
+    #[test]
+    fn spec_version_major_must_be_one() {
+        assert!(check_spec_version("r", "1.0.31").is_ok());
+        assert!(check_spec_version("r", "1.0").is_ok());
+        assert!(check_spec_version("r", "2.0.0").is_err());
+        assert!(check_spec_version("r", "1").is_err());
+        assert!(check_spec_version("r", "1.x.0").is_err());
+    }
+
+    #[test]
+    fn unknown_fields_survive_round_trip() {
+        let v = serde_json::json!({"keytype": "ed25519", "scheme": "ed25519",
+            "keyval": {"public": "00", "extra": 1}, "x-custom": [1, 2]});
+        let k: Key = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&k).unwrap(), v);
+    }
+}

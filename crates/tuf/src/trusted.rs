@@ -1,0 +1,449 @@
+//! The set of trusted metadata and the pure verification steps of the TUF 1.0 client workflow
+//! (specification section 5). Nothing here does I/O: the caller hands in bytes, this module says
+//! whether they may be trusted. The only way to obtain a [`Verified`] value is through these steps.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::crypto::{check_key_ids, verify_bytes, verify_threshold};
+use crate::error::{Error, Result};
+use crate::metadata::{
+    format_expires, parse_expires, Common, DelegatedRole, Envelope, Key, MetaFile, Root, Snapshot, Targets,
+    Timestamp,
+};
+
+/// Metadata that passed every check of the client workflow for its role. Only this module can
+/// construct it, so holding one proves the bytes were verified. `raw` are the exact bytes that
+/// were verified (what gets persisted).
+#[derive(Debug, Clone)]
+pub struct Verified<T> {
+    inner: Arc<T>,
+    raw: Arc<[u8]>,
+}
+
+impl<T> Verified<T> {
+    fn new(meta: T, raw: &[u8]) -> Self {
+        Verified {
+            inner: Arc::new(meta),
+            raw: Arc::from(raw),
+        }
+    }
+    /// The verified metadata.
+    pub fn signed(&self) -> &T {
+        &self.inner
+    }
+    /// The exact bytes that were verified.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+}
+
+impl<T> std::ops::Deref for Verified<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+/// Result of offering a new timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampUpdate {
+    /// A newer timestamp was verified and is now trusted.
+    Updated,
+    /// The repository's timestamp has the trusted version: nothing changed upstream.
+    Unchanged,
+}
+
+/// Trusted metadata for one update cycle, in the order the specification loads it.
+#[derive(Debug)]
+pub struct TrustedSet {
+    now: OffsetDateTime,
+    root: Verified<Root>,
+    timestamp: Option<Verified<Timestamp>>,
+    /// The trusted snapshot; `snapshot_final` says whether it also passed the final checks
+    /// (version matching the timestamp, not expired) and may be used to load targets.
+    snapshot: Option<Verified<Snapshot>>,
+    snapshot_final: bool,
+    targets: BTreeMap<String, Verified<Targets>>,
+    /// Set when a root update changed the timestamp or snapshot keys (5.3.11).
+    fast_forward_reset: bool,
+}
+
+fn signed_typed<T: Common + serde::de::DeserializeOwned>(role: &str, bytes: &[u8]) -> Result<(Envelope, T)> {
+    let env = Envelope::parse(role, bytes)?;
+    let t = env.typed::<T>(role)?;
+    Ok((env, t))
+}
+
+impl TrustedSet {
+    /// 5.1 "Record the time at which the update began" — `now` is that fixed start time and is used
+    /// for every expiry check of this cycle.
+    /// 5.2 "Load the trusted root metadata file. We assume that a good, trusted copy of this file
+    /// was shipped with the package manager or software updater using an out-of-band process."
+    /// The root must be signed by a threshold of its own root keys.
+    pub fn new(root_bytes: &[u8], now: OffsetDateTime) -> Result<Self> {
+        let (env, root) = signed_typed::<Root>("root", root_bytes)?;
+        check_key_ids("root", &root.keys)?;
+        let rk = role_keys(&root, "root")?;
+        verify_threshold("root", &env.signed, &env.signatures, &rk.0, rk.1, &root.keys)?;
+        Ok(TrustedSet {
+            now,
+            root: Verified::new(root, root_bytes),
+            timestamp: None,
+            snapshot: None,
+            snapshot_final: false,
+            targets: BTreeMap::new(),
+            fast_forward_reset: false,
+        })
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+    pub fn root(&self) -> &Verified<Root> {
+        &self.root
+    }
+    pub fn timestamp(&self) -> Option<&Verified<Timestamp>> {
+        self.timestamp.as_ref()
+    }
+    /// The snapshot, only once it passed every check of 5.5.
+    pub fn snapshot(&self) -> Option<&Verified<Snapshot>> {
+        self.snapshot.as_ref().filter(|_| self.snapshot_final)
+    }
+    /// Verified top-level or delegated targets metadata by role name.
+    pub fn targets(&self, role: &str) -> Option<&Verified<Targets>> {
+        self.targets.get(role)
+    }
+    /// Whether a root update in this cycle rotated the timestamp or snapshot keys (5.3.11).
+    pub fn fast_forward_reset(&self) -> bool {
+        self.fast_forward_reset
+    }
+
+    fn expired(&self, role: &str, expires: &str) -> Result<()> {
+        let t = parse_expires(role, expires)?;
+        if t <= self.now {
+            return Err(Error::Expired {
+                role: role.to_string(),
+                expires: expires.to_string(),
+                now: format_expires(self.now),
+            });
+        }
+        Ok(())
+    }
+
+    /// Update the trusted root with version N+1.
+    pub fn update_root(&mut self, bytes: &[u8]) -> Result<&Verified<Root>> {
+        if self.timestamp.is_some() {
+            return Err(Error::Order {
+                role: "root".into(),
+                reason: "cannot update root after timestamp was loaded".into(),
+            });
+        }
+        // 5.3.1 "If the spec_version ... major version ... is not equal, abort" (checked while parsing).
+        let (env, new_root) = signed_typed::<Root>("root", bytes)?;
+        check_key_ids("root", &new_root.keys)?;
+        // 5.3.4 "Check for an arbitrary software attack. Version N+1 of the root metadata file MUST
+        // have been signed by: (1) a threshold of keys specified in the trusted root metadata file
+        // (version N), and (2) a threshold of keys specified in the new root metadata file being
+        // validated (version N+1)."
+        let old = role_keys(&self.root, "root")?;
+        verify_threshold("root", &env.signed, &env.signatures, &old.0, old.1, &self.root.keys)?;
+        let new = role_keys(&new_root, "root")?;
+        verify_threshold("root", &env.signed, &env.signatures, &new.0, new.1, &new_root.keys)?;
+        // 5.3.5 "Check for a rollback attack. The version number of the new root metadata (i.e.
+        // N+1) MUST be exactly the version in the trusted root metadata (i.e. N) incremented by one."
+        let expected = self.root.version + 1;
+        if new_root.version != expected {
+            return Err(Error::VersionMismatch {
+                role: "root".into(),
+                expected,
+                got: new_root.version,
+            });
+        }
+        // 5.3.6 "Note that the expiration of the new (intermediate) root metadata file does not
+        // matter yet, because we will check for it in step 5.3.10."
+        // 5.3.11 "If the timestamp and / or snapshot keys have been rotated, then delete the
+        // trusted timestamp and snapshot metadata files."
+        for role in ["timestamp", "snapshot"] {
+            if role_key_material(&self.root, role) != role_key_material(&new_root, role) {
+                self.fast_forward_reset = true;
+            }
+        }
+        // 5.3.7 "Set the trusted root metadata file to the new root metadata file."
+        self.root = Verified::new(new_root, bytes);
+        Ok(&self.root)
+    }
+
+    /// 5.3.10 "Check for a freeze attack. The expiration timestamp in the trusted root metadata
+    /// file MUST be higher than the fixed update start time."
+    pub fn check_final_root(&self) -> Result<()> {
+        self.expired("root", &self.root.expires)
+    }
+
+    /// Load a timestamp from the local cache: signatures are checked, expiry is not (it serves as
+    /// the reference for rollback checks only).
+    pub fn load_local_timestamp(&mut self, bytes: &[u8]) -> Result<()> {
+        let (ts, _) = self.verify_timestamp(bytes)?;
+        self.timestamp = Some(Verified::new(ts, bytes));
+        Ok(())
+    }
+
+    fn verify_timestamp(&self, bytes: &[u8]) -> Result<(Timestamp, ())> {
+        if self.snapshot.is_some() {
+            return Err(Error::Order {
+                role: "timestamp".into(),
+                reason: "cannot update timestamp after snapshot was loaded".into(),
+            });
+        }
+        let (env, ts) = signed_typed::<Timestamp>("timestamp", bytes)?;
+        // 5.4.2 "Check for an arbitrary software attack. The new timestamp metadata file MUST have
+        // been signed by a threshold of keys specified in the trusted root metadata file."
+        let rk = role_keys(&self.root, "timestamp")?;
+        verify_threshold("timestamp", &env.signed, &env.signatures, &rk.0, rk.1, &self.root.keys)?;
+        Ok((ts, ()))
+    }
+
+    /// Offer a newly downloaded timestamp.
+    pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<TimestampUpdate> {
+        self.check_final_root()?;
+        let (new_ts, ()) = self.verify_timestamp(bytes)?;
+        // 5.4.3 "Check for a rollback attack.
+        // 5.4.3.1 The version number of the trusted timestamp metadata file, if any, MUST be less
+        // than or equal to the version number of the new timestamp metadata file. If the new
+        // timestamp metadata file is older than the trusted timestamp metadata file, discard it,
+        // abort the update cycle, and report the potential rollback attack.
+        // 5.4.3.2 The version number of the snapshot metadata file in the trusted timestamp
+        // metadata file, if any, MUST be less than or equal to its version number in the new
+        // timestamp metadata file."
+        if let Some(trusted) = &self.timestamp {
+            if new_ts.version < trusted.version {
+                return Err(Error::Rollback {
+                    role: "timestamp".into(),
+                    got: new_ts.version,
+                    trusted: trusted.version,
+                });
+            }
+            if new_ts.version == trusted.version {
+                // Nothing changed upstream: keep the trusted timestamp, which must still be valid.
+                self.expired("timestamp", &trusted.expires)?;
+                return Ok(TimestampUpdate::Unchanged);
+            }
+            let old_snap = trusted.snapshot_meta().map(|m| m.version).unwrap_or(0);
+            let new_snap = new_ts.snapshot_meta().map(|m| m.version).unwrap_or(0);
+            if new_snap < old_snap {
+                return Err(Error::Rollback {
+                    role: "snapshot (as listed in timestamp)".into(),
+                    got: new_snap,
+                    trusted: old_snap,
+                });
+            }
+        }
+        // 5.4.4 "Check for a freeze attack. The expiration timestamp in the new timestamp metadata
+        // file MUST be higher than the fixed update start time."
+        self.expired("timestamp", &new_ts.expires)?;
+        // 5.4.5 "Persist timestamp metadata" (the caller persists `raw()` now that it is trusted).
+        self.timestamp = Some(Verified::new(new_ts, bytes));
+        Ok(TimestampUpdate::Updated)
+    }
+
+    fn final_timestamp(&self) -> Result<&Verified<Timestamp>> {
+        let ts = self.timestamp.as_ref().ok_or_else(|| Error::Order {
+            role: "snapshot".into(),
+            reason: "no trusted timestamp".into(),
+        })?;
+        self.expired("timestamp", &ts.expires)?;
+        Ok(ts)
+    }
+
+    /// Offer snapshot metadata. `local` marks a copy from the local cache: it is not checked
+    /// against the timestamp's hashes (the timestamp may be newer), but it still becomes the
+    /// reference for rollback checks of the next snapshot even if it fails the final checks.
+    pub fn update_snapshot(&mut self, bytes: &[u8], local: bool) -> Result<&Verified<Snapshot>> {
+        if !self.targets.is_empty() {
+            return Err(Error::Order {
+                role: "snapshot".into(),
+                reason: "cannot update snapshot after targets were loaded".into(),
+            });
+        }
+        let ts = self.final_timestamp()?;
+        let meta = ts.snapshot_meta().cloned().ok_or_else(|| Error::NotListed {
+            what: "snapshot.json".into(),
+            listed_in: "timestamp".into(),
+        })?;
+        // 5.5.2 "Check against timestamp role's snapshot hash. The hashes of the new snapshot
+        // metadata file MUST match the hashes, if any, listed in the trusted timestamp metadata."
+        // (and its length, when listed).
+        if !local {
+            verify_bytes("snapshot", bytes, meta.length, meta.hashes.as_ref())?;
+        }
+        let (env, new_snap) = signed_typed::<Snapshot>("snapshot", bytes)?;
+        // 5.5.3 "Check for an arbitrary software attack. The new snapshot metadata file MUST have
+        // been signed by a threshold of keys specified in the trusted root metadata file."
+        let rk = role_keys(&self.root, "snapshot")?;
+        verify_threshold("snapshot", &env.signed, &env.signatures, &rk.0, rk.1, &self.root.keys)?;
+        // 5.5.5 "Check for a rollback attack. The version number of the targets metadata file, and
+        // all delegated targets metadata files, if any, in the trusted snapshot metadata file, if
+        // any, MUST be less than or equal to its version number in the new snapshot metadata file.
+        // Furthermore, any targets metadata filename that was listed in the trusted snapshot
+        // metadata file, if any, MUST continue to be listed in the new snapshot metadata file."
+        if let Some(trusted) = &self.snapshot {
+            for (name, old) in &trusted.meta {
+                let new = new_snap.meta.get(name).ok_or_else(|| Error::NotListed {
+                    what: format!("{name} (listed by the trusted snapshot)"),
+                    listed_in: "the new snapshot".into(),
+                })?;
+                if new.version < old.version {
+                    return Err(Error::Rollback {
+                        role: format!("{name} (as listed in snapshot)"),
+                        got: new.version,
+                        trusted: old.version,
+                    });
+                }
+            }
+        }
+        let final_checks = self.final_snapshot_checks(&new_snap, &meta);
+        if local {
+            self.snapshot = Some(Verified::new(new_snap, bytes));
+            self.snapshot_final = final_checks.is_ok();
+            final_checks?;
+        } else {
+            final_checks?;
+            self.snapshot = Some(Verified::new(new_snap, bytes));
+            self.snapshot_final = true;
+        }
+        Ok(self.snapshot.as_ref().ok_or_else(|| Error::Repository("unreachable".into()))?)
+    }
+
+    fn final_snapshot_checks(&self, snap: &Snapshot, meta: &MetaFile) -> Result<()> {
+        // 5.5.4 "Check for a rollback attack. The version number of the new snapshot metadata file
+        // MUST match the version number listed in the trusted timestamp metadata file."
+        if snap.version != meta.version {
+            return Err(Error::VersionMismatch {
+                role: "snapshot".into(),
+                expected: meta.version,
+                got: snap.version,
+            });
+        }
+        // 5.5.6 "Check for a freeze attack. The expiration timestamp in the new snapshot metadata
+        // file MUST be higher than the fixed update start time."
+        self.expired("snapshot", &snap.expires)
+    }
+
+    /// The snapshot entry for a targets role (`<role>.json`).
+    pub fn targets_meta(&self, role: &str) -> Result<&MetaFile> {
+        let snap = self.snapshot().ok_or_else(|| Error::Order {
+            role: role.into(),
+            reason: "no verified snapshot".into(),
+        })?;
+        snap.meta.get(&format!("{role}.json")).ok_or_else(|| Error::NotListed {
+            what: format!("{role}.json"),
+            listed_in: "snapshot".into(),
+        })
+    }
+
+    /// Offer top-level targets metadata (5.6).
+    pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&Verified<Targets>> {
+        self.update_delegated_targets(bytes, "targets", "root")
+    }
+
+    /// Offer targets metadata for `role`, delegated by `parent` ("root" for top-level targets).
+    /// 5.6 / 5.7: delegated targets are checked exactly like the top-level targets role, with the
+    /// keys the parent delegates to.
+    pub fn update_delegated_targets(&mut self, bytes: &[u8], role: &str, parent: &str) -> Result<&Verified<Targets>> {
+        let ts = self.final_timestamp()?;
+        let _ = ts;
+        let meta = self.targets_meta(role)?.clone();
+        if let Some(s) = &self.snapshot {
+            self.expired("snapshot", &s.expires)?;
+        }
+        // 5.6.2 "Check against snapshot role's targets hash. The hashes of the new targets metadata
+        // file MUST match the hashes, if any, listed in the trusted snapshot metadata."
+        verify_bytes(&format!("{role}.json"), bytes, meta.length, meta.hashes.as_ref())?;
+        let (env, new_targets) = signed_typed::<Targets>(role, bytes)?;
+        if let Some(d) = &new_targets.delegations {
+            check_key_ids(role, &d.keys)?;
+        }
+        // 5.6.3 "Check for an arbitrary software attack. The new targets metadata file MUST have
+        // been signed by a threshold of keys specified in the trusted root metadata file."
+        // For delegated roles: by a threshold of the keys the delegating role lists for it.
+        if parent == "root" {
+            if role != "targets" {
+                return Err(Error::Order {
+                    role: role.into(),
+                    reason: "only the top-level targets role is delegated by root".into(),
+                });
+            }
+            let rk = role_keys(&self.root, "targets")?;
+            verify_threshold(role, &env.signed, &env.signatures, &rk.0, rk.1, &self.root.keys)?;
+        } else {
+            let parent_meta = self.targets.get(parent).ok_or_else(|| Error::Order {
+                role: role.into(),
+                reason: format!("delegating role {parent} is not loaded"),
+            })?;
+            let (keyids, threshold, keys) = delegated_keys(parent_meta, role).ok_or_else(|| Error::NotListed {
+                what: format!("delegated role {role}"),
+                listed_in: parent.to_string(),
+            })?;
+            verify_threshold(role, &env.signed, &env.signatures, &keyids, threshold, keys)?;
+        }
+        // 5.6.4 "Check for a rollback attack. The version number of the new targets metadata file
+        // MUST match the version number listed in the latest snapshot metadata."
+        if new_targets.version != meta.version {
+            return Err(Error::VersionMismatch {
+                role: role.into(),
+                expected: meta.version,
+                got: new_targets.version,
+            });
+        }
+        // 5.6.5 "Check for a freeze attack. The expiration timestamp in the new targets metadata
+        // file MUST be higher than the fixed update start time."
+        self.expired(role, &new_targets.expires)?;
+        // 5.6.6 "Persist targets metadata" (by the caller).
+        self.targets.insert(role.to_string(), Verified::new(new_targets, bytes));
+        self.targets
+            .get(role)
+            .ok_or_else(|| Error::Repository("unreachable".into()))
+    }
+}
+
+fn role_keys(root: &Root, role: &str) -> Result<(Vec<String>, u64)> {
+    let r = root
+        .role(role)
+        .ok_or_else(|| Error::malformed("root", format!("no {role} role")))?;
+    Ok((r.keyids.clone(), r.threshold))
+}
+
+/// Key material and threshold of a role, for detecting rotations.
+fn role_key_material(root: &Root, role: &str) -> (Vec<Value>, u64) {
+    let Some(r) = root.role(role) else {
+        return (Vec::new(), 0);
+    };
+    let mut keys: Vec<Value> = r
+        .keyids
+        .iter()
+        .filter_map(|id| root.keys.get(id))
+        .filter_map(|k| serde_json::to_value(k).ok())
+        .collect();
+    keys.sort_by_key(|v| v.to_string());
+    (keys, r.threshold)
+}
+
+/// Keys and threshold a targets role delegates to `role` (named or succinct hash-bin role).
+pub(crate) fn delegated_keys<'a>(
+    parent: &'a Targets,
+    role: &str,
+) -> Option<(Vec<String>, u64, &'a BTreeMap<String, Key>)> {
+    let d = parent.delegations.as_ref()?;
+    if let Some(roles) = &d.roles {
+        let r: &DelegatedRole = roles.iter().find(|r| r.name == role)?;
+        return Some((r.keyids.clone(), r.threshold, &d.keys));
+    }
+    let s = d.succinct_roles.as_ref()?;
+    if crate::delegation::succinct_is_bin(s, role) {
+        return Some((s.keyids.clone(), s.threshold, &d.keys));
+    }
+    None
+}
