@@ -1,1 +1,115 @@
-fn main() {}
+//! `updraft`: argument parsing for every Updraft command; the work is done by the library crates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod demo;
+mod repo_cmd;
+mod tuf_client;
+
+#[derive(Parser)]
+#[command(
+    name = "updraft",
+    version,
+    about = "Verified delivery of security content and patches (TUF 1.0): publisher, origin and client",
+    long_about = "Updraft signs a TUF 1.0 repository of security content (patterns, engines, rules, \
+                  programs, patches), serves it, and verifies every byte a client downloads against \
+                  signed metadata whose keys can be rotated by publishing data.\n\n\
+                  Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create and sign a repository (publisher side; keys stay on this machine)
+    #[command(subcommand)]
+    Repo(repo_cmd::RepoCommand),
+    /// Serve a repository directory over HTTP: DIR/metadata at /metadata/, DIR/targets at /targets/
+    Serve(ServeArgs),
+    /// The TUF conformance client-under-test command line (init, refresh, download)
+    TufClient(tuf_client::TufClientArgs),
+    /// Run a short demonstration on 127.0.0.1 in a temporary directory
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Repository directory (made by `updraft repo init`)
+    dir: PathBuf,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+}
+
+/// Key types the publisher can create.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KeyType {
+    Ed25519,
+    Ecdsa,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn serve(args: &ServeArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let server = transport::serve_origin(&args.dir, &args.listen)
+            .await
+            .with_context(|| format!("cannot serve {}", args.dir.display()))?;
+        println!(
+            "serving {} at http://{}/metadata/ and http://{}/targets/ (Ctrl-C stops)",
+            args.dir.display(),
+            server.addr,
+            server.addr
+        );
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        server.shutdown().await?;
+        Ok(())
+    })
+}
+
+/// Check that a directory argument exists.
+pub fn existing_dir(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match &cli.command {
+        Command::Repo(cmd) => repo_cmd::run(cmd),
+        Command::Serve(args) => serve(args),
+        Command::TufClient(args) => tuf_client::run(args),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
