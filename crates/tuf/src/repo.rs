@@ -566,6 +566,7 @@ impl Repository {
         nkeys: usize,
         threshold: u64,
     ) -> Result<()> {
+        check_storable_path(&format!("1.{name}.json"))?;
         if TOP_LEVEL_ROLES.contains(&name) || self.targets.contains_key(name) {
             return Err(Error::Repository(format!("role {name:?} already exists")));
         }
@@ -775,11 +776,16 @@ impl Repository {
             let signed = to_value(&*t)?;
             let version = t.version;
             let bytes = self.sign_role(role, &signed)?;
-            let file = safe_file_name(role);
-            if consistent {
-                self.write_meta(&format!("{version}.{file}.json"), &bytes)?;
-            }
-            self.write_meta(&format!("{file}.json"), &bytes)?;
+            // Served under the name clients request (after URL decoding); the engine's own copy
+            // of the newest version uses a safe file name.
+            let served = if consistent {
+                format!("{version}.{role}.json")
+            } else {
+                format!("{role}.json")
+            };
+            check_storable_path(&served)?;
+            self.write_meta(&served, &bytes)?;
+            self.write_meta(&format!("{}.json", safe_file_name(role)), &bytes)?;
             self.snapshot
                 .meta
                 .insert(format!("{role}.json"), Self::meta_file(&bytes, version));
