@@ -10,13 +10,17 @@ use serde::{Deserialize, Serialize};
 /// Errors in content descriptions.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
-    #[error("version {0:?} is not a dotted numeric version such as 18.523.00, 9.5.1519 or 20.0.0-1234")]
+    #[error(
+        "version {0:?} is not a dotted numeric version such as 18.523.00, 9.5.1519 or 20.0.0-1234"
+    )]
     Version(String),
     #[error("kind {0:?} is not one of pattern, engine, rules, program, patch")]
     Kind(String),
     #[error("component {0:?} is not a dotted name of lower-case letters, digits, '-' and '_' (e.g. antimalware.pattern)")]
     Component(String),
-    #[error("build requirement {0:?} is not a version or constraints such as >=9.5.1514 or >=9.5,<9.6")]
+    #[error(
+        "build requirement {0:?} is not a version or constraints such as >=9.5.1514 or >=9.5,<9.6"
+    )]
     Requirement(String),
     #[error("file name {0:?} is not a plain file name")]
     FileName(String),
@@ -168,7 +172,10 @@ impl FromStr for Requirement {
             } else {
                 (Op::Ge, part)
             };
-            let v: Version = v.trim().parse().map_err(|_| Error::Requirement(s.to_string()))?;
+            let v: Version = v
+                .trim()
+                .parse()
+                .map_err(|_| Error::Requirement(s.to_string()))?;
             constraints.push((op, v));
         }
         Ok(Requirement {
@@ -198,7 +205,10 @@ impl Requirement {
 pub fn check_component(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.split('.').all(|seg| {
-            !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         });
     if ok {
         Ok(())
@@ -262,10 +272,17 @@ impl ContentInfo {
 
     /// The TUF target path `content/<component>/<version>/<file>`.
     pub fn target_path(&self, file_name: &str) -> Result<String, Error> {
-        if file_name.is_empty() || file_name == "." || file_name == ".." || file_name.contains(['/', '\\', '\0']) {
+        if file_name.is_empty()
+            || file_name == "."
+            || file_name == ".."
+            || file_name.contains(['/', '\\', '\0'])
+        {
             return Err(Error::FileName(file_name.to_string()));
         }
-        Ok(format!("content/{}/{}/{}", self.component, self.version, file_name))
+        Ok(format!(
+            "content/{}/{}/{}",
+            self.component, self.version, file_name
+        ))
     }
 
     /// The value for the target's `custom` field.
@@ -324,7 +341,10 @@ mod tests {
             platforms: vec![],
         };
         c.validate().unwrap();
-        assert_eq!(c.target_path("cp.tar").unwrap(), "content/scanner/9.5.1519/cp.tar");
+        assert_eq!(
+            c.target_path("cp.tar").unwrap(),
+            "content/scanner/9.5.1519/cp.tar"
+        );
         assert!(c.target_path("../x").is_err());
         let back = ContentInfo::from_custom(Some(&c.to_custom())).unwrap();
         assert_eq!(back, c);

@@ -14,7 +14,10 @@ pub enum Error {
     #[error("HTTP client: {0}")]
     Client(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{}: {reason}", path.display())]
     Dir { path: PathBuf, reason: String },
     #[error("server: {0}")]
@@ -64,14 +67,20 @@ impl tuf::Fetcher for HttpFetcher {
         if url.starts_with("file://") {
             return tuf::FileFetcher.fetch(url);
         }
-        let resp = self.client.get(url).send().map_err(|e| FetchError::Transport {
-            url: url.to_string(),
-            reason: error_chain(&e),
-        })?;
+        let resp = self
+            .client
+            .get(url)
+            .send()
+            .map_err(|e| FetchError::Transport {
+                url: url.to_string(),
+                reason: error_chain(&e),
+            })?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(Box::new(resp)),
-            403 | 404 => Err(FetchError::NotFound { url: url.to_string() }),
+            403 | 404 => Err(FetchError::NotFound {
+                url: url.to_string(),
+            }),
             _ => Err(FetchError::Status {
                 url: url.to_string(),
                 status,
@@ -106,7 +115,9 @@ impl StaticServer {
             let _ = tx.send(());
         }
         if let Some(h) = self.handle.take() {
-            h.await.map_err(|e| Error::Serve(std::io::Error::other(e)))?.map_err(Error::Serve)?;
+            h.await
+                .map_err(|e| Error::Serve(std::io::Error::other(e)))?
+                .map_err(Error::Serve)?;
         }
         Ok(())
     }
@@ -119,23 +130,32 @@ pub fn origin_router(dir: &Path) -> Result<axum::Router, Error> {
         if !p.is_dir() {
             return Err(Error::Dir {
                 path: p,
-                reason: "not a directory (is this a repository made by `updraft repo init`?)".into(),
+                reason: "not a directory (is this a repository made by `updraft repo init`?)"
+                    .into(),
             });
         }
     }
     Ok(axum::Router::new()
-        .nest_service("/metadata", tower_http::services::ServeDir::new(dir.join("metadata")))
-        .nest_service("/targets", tower_http::services::ServeDir::new(dir.join("targets")))
+        .nest_service(
+            "/metadata",
+            tower_http::services::ServeDir::new(dir.join("metadata")),
+        )
+        .nest_service(
+            "/targets",
+            tower_http::services::ServeDir::new(dir.join("targets")),
+        )
         .route("/healthz", axum::routing::get(|| async { "ok\n" })))
 }
 
 /// Serve a repository directory on `addr` until the returned server is shut down.
 pub async fn serve_origin(dir: &Path, addr: &str) -> Result<StaticServer, Error> {
     let router = origin_router(dir)?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
     let local = listener.local_addr().map_err(Error::Serve)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {

@@ -80,7 +80,10 @@ mod tests {
     fn sorts_keys_and_escapes_only_quote_and_backslash() {
         let v = json!({"b": 1, "a": [true, null, "x\"y\\z\n"], "é": -3, "B": {}});
         let got = String::from_utf8(encode(&v).unwrap()).unwrap();
-        assert_eq!(got, "{\"B\":{},\"a\":[true,null,\"x\\\"y\\\\z\n\"],\"b\":1,\"é\":-3}");
+        assert_eq!(
+            got,
+            "{\"B\":{},\"a\":[true,null,\"x\\\"y\\\\z\n\"],\"b\":1,\"é\":-3}"
+        );
     }
 
     #[test]

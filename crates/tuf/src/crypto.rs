@@ -43,8 +43,8 @@ enum Verifier {
 }
 
 const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
-    0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
@@ -52,7 +52,8 @@ const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 fn spki_der(public: &str) -> Result<Vec<u8>> {
     let trimmed = public.trim();
     if trimmed.starts_with("-----BEGIN") {
-        let (label, der) = spki::der::pem::decode_vec(trimmed.as_bytes()).map_err(|e| Error::Key(format!("PEM: {e}")))?;
+        let (label, der) = spki::der::pem::decode_vec(trimmed.as_bytes())
+            .map_err(|e| Error::Key(format!("PEM: {e}")))?;
         if label != "PUBLIC KEY" {
             return Err(Error::Key(format!("PEM label {label:?} is not PUBLIC KEY")));
         }
@@ -63,9 +64,13 @@ fn spki_der(public: &str) -> Result<Vec<u8>> {
 }
 
 fn subject_key(der: &[u8], oid: &str) -> Result<Vec<u8>> {
-    let info = spki::SubjectPublicKeyInfoRef::from_der(der).map_err(|e| Error::Key(format!("SPKI: {e}")))?;
+    let info = spki::SubjectPublicKeyInfoRef::from_der(der)
+        .map_err(|e| Error::Key(format!("SPKI: {e}")))?;
     if info.algorithm.oid.to_string() != oid {
-        return Err(Error::Key(format!("SPKI algorithm {} is not {oid}", info.algorithm.oid)));
+        return Err(Error::Key(format!(
+            "SPKI algorithm {} is not {oid}",
+            info.algorithm.oid
+        )));
     }
     info.subject_public_key
         .as_bytes()
@@ -77,7 +82,8 @@ impl Verifier {
     fn from_key(key: &Key) -> Result<Self> {
         match (key.keytype.as_str(), key.scheme.as_str()) {
             ("ed25519", "ed25519") => {
-                let raw = hex::decode(&key.keyval.public).map_err(|_| Error::Key("ed25519 public key is not hex".into()))?;
+                let raw = hex::decode(&key.keyval.public)
+                    .map_err(|_| Error::Key("ed25519 public key is not hex".into()))?;
                 if raw.len() != 32 {
                     return Err(Error::Key("ed25519 public key is not 32 bytes".into()));
                 }
@@ -96,7 +102,9 @@ impl Verifier {
                 let der = spki_der(&key.keyval.public)?;
                 Ok(Verifier::RsaPss(subject_key(&der, OID_RSA_ENCRYPTION)?))
             }
-            (t, s) => Err(Error::Key(format!("unsupported key type {t:?} with scheme {s:?}"))),
+            (t, s) => Err(Error::Key(format!(
+                "unsupported key type {t:?} with scheme {s:?}"
+            ))),
         }
     }
 
@@ -130,7 +138,11 @@ pub(crate) fn verify_threshold(
         }
         let Some(key) = keys.get(keyid) else { continue };
         let Ok(verifier) = Verifier::from_key(key) else {
-            tracing::debug!(role, keyid, "key of unsupported type or malformed; its signature does not count");
+            tracing::debug!(
+                role,
+                keyid,
+                "key of unsupported type or malformed; its signature does not count"
+            );
             continue;
         };
         let valid = signatures
@@ -176,9 +188,11 @@ impl StreamVerifier {
     pub fn new(what: &str, hashes: &BTreeMap<String, String>) -> Result<Self> {
         let mut contexts = Vec::new();
         for (alg, hex_hash) in hashes {
-            let algorithm = hash_algorithm(alg)
-                .ok_or_else(|| Error::malformed(what, format!("unsupported hash algorithm {alg:?}")))?;
-            let expected = hex::decode(hex_hash).map_err(|_| Error::malformed(what, format!("{alg} hash is not hex")))?;
+            let algorithm = hash_algorithm(alg).ok_or_else(|| {
+                Error::malformed(what, format!("unsupported hash algorithm {alg:?}"))
+            })?;
+            let expected = hex::decode(hex_hash)
+                .map_err(|_| Error::malformed(what, format!("{alg} hash is not hex")))?;
             contexts.push((alg.clone(), expected, digest::Context::new(algorithm)));
         }
         Ok(StreamVerifier {
@@ -278,8 +292,10 @@ impl PrivateKey {
         let rng = SystemRandom::new();
         match kind {
             KeyKind::Ed25519 => {
-                let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| Error::Key("ed25519 generation failed".into()))?;
-                let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| Error::Key("ed25519 key rejected".into()))?;
+                let doc = Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map_err(|_| Error::Key("ed25519 generation failed".into()))?;
+                let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref())
+                    .map_err(|_| Error::Key("ed25519 key rejected".into()))?;
                 Ok(PrivateKey {
                     kind,
                     public: Key {
@@ -326,16 +342,22 @@ impl PrivateKey {
 
     /// Sign a message (the canonical form of a `signed` object).
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
-        let der = hex::decode(&self.pkcs8).map_err(|_| Error::Key("stored private key is not hex".into()))?;
+        let der = hex::decode(&self.pkcs8)
+            .map_err(|_| Error::Key("stored private key is not hex".into()))?;
         match self.kind {
             KeyKind::Ed25519 => {
-                let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| Error::Key("stored ed25519 key rejected".into()))?;
+                let pair = Ed25519KeyPair::from_pkcs8(&der)
+                    .map_err(|_| Error::Key("stored ed25519 key rejected".into()))?;
                 Ok(pair.sign(msg).as_ref().to_vec())
             }
             KeyKind::EcdsaP256 => {
                 let rng = SystemRandom::new();
-                let pair = signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &der, &rng)
-                    .map_err(|_| Error::Key("stored ECDSA key rejected".into()))?;
+                let pair = signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    &der,
+                    &rng,
+                )
+                .map_err(|_| Error::Key("stored ECDSA key rejected".into()))?;
                 pair.sign(&rng, msg)
                     .map(|s| s.as_ref().to_vec())
                     .map_err(|_| Error::Key("ECDSA signing failed".into()))
@@ -371,7 +393,15 @@ mod tests {
             let (id, keys) = keymap(&k);
             let signed = json!({"a": 1});
             let sig = k.sign_value(&signed).unwrap();
-            verify_threshold("r", &signed, &[sig.clone()], &[id.clone()], 1, &keys).unwrap();
+            verify_threshold(
+                "r",
+                &signed,
+                std::slice::from_ref(&sig),
+                std::slice::from_ref(&id),
+                1,
+                &keys,
+            )
+            .unwrap();
             // Tampered signed object fails.
             let err = verify_threshold("r", &json!({"a": 2}), &[sig], &[id], 1, &keys).unwrap_err();
             assert!(matches!(err, Error::Threshold { valid: 0, .. }));
@@ -386,7 +416,14 @@ mod tests {
         let sig = k.sign_value(&signed).unwrap();
         let ids = vec![id.clone(), id];
         let err = verify_threshold("r", &signed, &[sig.clone(), sig], &ids, 2, &keys).unwrap_err();
-        assert!(matches!(err, Error::Threshold { valid: 1, threshold: 2, .. }));
+        assert!(matches!(
+            err,
+            Error::Threshold {
+                valid: 1,
+                threshold: 2,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -84,7 +84,11 @@ pub fn succinct_role_for(s: &SuccinctRoles, path: &str) -> String {
     let h = digest::digest(&digest::SHA256, path.as_bytes());
     let b = h.as_ref();
     let first = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-    let bin = if s.bit_length >= 32 { first } else { first >> (32 - s.bit_length) };
+    let bin = if s.bit_length >= 32 {
+        first
+    } else {
+        first >> (32 - s.bit_length)
+    };
     succinct_bin_name(s, bin)
 }
 
@@ -95,7 +99,12 @@ fn succinct_suffix_len(s: &SuccinctRoles) -> usize {
 
 /// TAP 15: the name of bin number `bin`.
 pub fn succinct_bin_name(s: &SuccinctRoles, bin: u32) -> String {
-    format!("{}-{:0width$x}", s.name_prefix, bin, width = succinct_suffix_len(s))
+    format!(
+        "{}-{:0width$x}",
+        s.name_prefix,
+        bin,
+        width = succinct_suffix_len(s)
+    )
 }
 
 /// TAP 15: whether `role` is one of the bins.
@@ -103,7 +112,11 @@ pub fn succinct_is_bin(s: &SuccinctRoles, role: &str) -> bool {
     let Some(suffix) = role.strip_prefix(&format!("{}-", s.name_prefix)) else {
         return false;
     };
-    if suffix.len() != succinct_suffix_len(s) || !suffix.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+    if suffix.len() != succinct_suffix_len(s)
+        || !suffix
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
         return false;
     }
     u64::from_str_radix(suffix, 16).is_ok_and(|n| n < (1u64 << s.bit_length))

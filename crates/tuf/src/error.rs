@@ -21,14 +21,22 @@ pub enum FetchError {
 pub enum Error {
     #[error("{role}: malformed metadata: {reason}")]
     Malformed { role: String, reason: String },
-    #[error("{role}: only {valid} valid signature(s) from distinct keys, threshold is {threshold}")]
+    #[error(
+        "{role}: only {valid} valid signature(s) from distinct keys, threshold is {threshold}"
+    )]
     Threshold {
         role: String,
         valid: usize,
         threshold: u64,
     },
-    #[error("{role}: version {got} is lower than the trusted version {trusted} (rollback attack?)")]
-    Rollback { role: String, got: u64, trusted: u64 },
+    #[error(
+        "{role}: version {got} is lower than the trusted version {trusted} (rollback attack?)"
+    )]
+    Rollback {
+        role: String,
+        got: u64,
+        trusted: u64,
+    },
     #[error("{role}: version {got} does not match the expected version {expected}")]
     VersionMismatch {
         role: String,
@@ -42,7 +50,11 @@ pub enum Error {
         now: String,
     },
     #[error("{what}: length {got} does not match the signed length {expected}")]
-    LengthMismatch { what: String, expected: u64, got: u64 },
+    LengthMismatch {
+        what: String,
+        expected: u64,
+        got: u64,
+    },
     #[error("{what}: {algorithm} hash does not match the signed hash")]
     HashMismatch { what: String, algorithm: String },
     #[error("{what}: more than the allowed {max} bytes (endless data?)")]

@@ -37,7 +37,9 @@ impl Fetcher for FileFetcher {
         let path = PathBuf::from(decoded.as_ref());
         match File::open(&path) {
             Ok(f) => Ok(Box::new(f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(FetchError::NotFound { url: url.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(FetchError::NotFound {
+                url: url.to_string(),
+            }),
             Err(e) => Err(FetchError::Transport {
                 url: url.to_string(),
                 reason: e.to_string(),

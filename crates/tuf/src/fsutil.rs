@@ -9,7 +9,11 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use crate::error::{Error, Result};
 
 /// Everything but `A-Z a-z 0-9 - . _ ~` is escaped (like Python's `urllib.parse.quote(s, "")`).
-const NAME: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const NAME: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 /// As [`NAME`] but keeps `/`, for URL paths.
 const URL_PATH: &AsciiSet = &NAME.remove(b'/');
 
@@ -81,7 +85,17 @@ mod tests {
 
     #[test]
     fn file_names_are_safe() {
-        for s in ["../x", "a/../b", "/etc/passwd", "..", ".", "", "a b?#", "ünï/cødé", "\n\0"] {
+        for s in [
+            "../x",
+            "a/../b",
+            "/etc/passwd",
+            "..",
+            ".",
+            "",
+            "a b?#",
+            "ünï/cødé",
+            "\n\0",
+        ] {
             let n = safe_file_name(s);
             assert!(!n.contains('/'), "{s:?} -> {n}");
             assert!(n != "." && n != ".." && !n.is_empty(), "{s:?} -> {n}");

@@ -172,7 +172,12 @@ pub fn parse_expires(role: &str, s: &str) -> Result<OffsetDateTime> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::PrimitiveDateTime::parse(s, &fmt)
         .map(|t| t.assume_utc())
-        .map_err(|e| Error::malformed(role, format!("expires {s:?} is not YYYY-MM-DDTHH:MM:SSZ: {e}")))
+        .map_err(|e| {
+            Error::malformed(
+                role,
+                format!("expires {s:?} is not YYYY-MM-DDTHH:MM:SSZ: {e}"),
+            )
+        })
 }
 
 /// Format a time as a TUF expiry (whole seconds, UTC).
@@ -230,9 +235,14 @@ common!(Targets, "targets");
 /// Check that a spec version is `1.x` or `1.x.y`.
 pub(crate) fn check_spec_version(role: &str, v: &str) -> Result<()> {
     let parts: Vec<&str> = v.split('.').collect();
-    let numeric = parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if !(2..=3).contains(&parts.len()) || !numeric {
-        return Err(Error::malformed(role, format!("spec_version {v:?} is not a version")));
+        return Err(Error::malformed(
+            role,
+            format!("spec_version {v:?} is not a version"),
+        ));
     }
     if parts[0] != "1" {
         return Err(Error::malformed(
@@ -245,12 +255,18 @@ pub(crate) fn check_spec_version(role: &str, v: &str) -> Result<()> {
 
 fn check_role_keys(role: &str, what: &str, keyids: &[String], threshold: u64) -> Result<()> {
     if threshold < 1 {
-        return Err(Error::malformed(role, format!("{what}: threshold must be at least 1")));
+        return Err(Error::malformed(
+            role,
+            format!("{what}: threshold must be at least 1"),
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     for k in keyids {
         if !seen.insert(k) {
-            return Err(Error::malformed(role, format!("{what}: key id {k} listed twice")));
+            return Err(Error::malformed(
+                role,
+                format!("{what}: key id {k} listed twice"),
+            ));
         }
     }
     Ok(())
@@ -259,7 +275,10 @@ fn check_role_keys(role: &str, what: &str, keyids: &[String], threshold: u64) ->
 fn check_hashes(role: &str, what: &str, hashes: &BTreeMap<String, String>) -> Result<()> {
     for (alg, h) in hashes {
         if hex::decode(h).is_err() {
-            return Err(Error::malformed(role, format!("{what}: {alg} hash is not hex")));
+            return Err(Error::malformed(
+                role,
+                format!("{what}: {alg} hash is not hex"),
+            ));
         }
     }
     Ok(())
@@ -275,12 +294,18 @@ impl Root {
             check_role_keys(role, name, &r.keyids, r.threshold)?;
             for k in &r.keyids {
                 if !self.keys.contains_key(k) {
-                    return Err(Error::malformed(role, format!("role {name} uses unknown key id {k}")));
+                    return Err(Error::malformed(
+                        role,
+                        format!("role {name} uses unknown key id {k}"),
+                    ));
                 }
             }
         }
         if self.roles.len() != 4 {
-            return Err(Error::malformed(role, "roles has entries besides the four top-level roles"));
+            return Err(Error::malformed(
+                role,
+                "roles has entries besides the four top-level roles",
+            ));
         }
         Ok(())
     }
@@ -294,7 +319,10 @@ impl Root {
 impl Timestamp {
     fn check_role(&self, role: &str) -> Result<()> {
         if self.meta.len() != 1 || self.snapshot_meta().is_none() {
-            return Err(Error::malformed(role, "meta must list exactly snapshot.json"));
+            return Err(Error::malformed(
+                role,
+                "meta must list exactly snapshot.json",
+            ));
         }
         for (name, m) in &self.meta {
             m.check(role, name)?;
@@ -306,7 +334,10 @@ impl Timestamp {
 impl MetaFile {
     fn check(&self, role: &str, name: &str) -> Result<()> {
         if self.version < 1 {
-            return Err(Error::malformed(role, format!("meta {name}: version must be at least 1")));
+            return Err(Error::malformed(
+                role,
+                format!("meta {name}: version must be at least 1"),
+            ));
         }
         if let Some(h) = &self.hashes {
             if h.is_empty() {
@@ -331,23 +362,35 @@ impl Targets {
     fn check_role(&self, role: &str) -> Result<()> {
         for (path, t) in &self.targets {
             if t.hashes.is_empty() {
-                return Err(Error::malformed(role, format!("target {path:?} has no hashes")));
+                return Err(Error::malformed(
+                    role,
+                    format!("target {path:?} has no hashes"),
+                ));
             }
             check_hashes(role, path, &t.hashes)?;
         }
         if let Some(d) = &self.delegations {
             match (&d.roles, &d.succinct_roles) {
                 (Some(_), Some(_)) => {
-                    return Err(Error::malformed(role, "delegations has both roles and succinct_roles"))
+                    return Err(Error::malformed(
+                        role,
+                        "delegations has both roles and succinct_roles",
+                    ))
                 }
                 (None, None) => {
-                    return Err(Error::malformed(role, "delegations has neither roles nor succinct_roles"))
+                    return Err(Error::malformed(
+                        role,
+                        "delegations has neither roles nor succinct_roles",
+                    ))
                 }
                 (Some(roles), None) => {
                     let mut names = std::collections::BTreeSet::new();
                     for r in roles {
                         if !names.insert(r.name.as_str()) {
-                            return Err(Error::malformed(role, format!("delegated role {:?} listed twice", r.name)));
+                            return Err(Error::malformed(
+                                role,
+                                format!("delegated role {:?} listed twice", r.name),
+                            ));
                         }
                         if TOP_LEVEL_ROLES.contains(&r.name.as_str()) {
                             return Err(Error::malformed(
@@ -358,7 +401,10 @@ impl Targets {
                         if r.paths.is_some() && r.path_hash_prefixes.is_some() {
                             return Err(Error::malformed(
                                 role,
-                                format!("delegated role {:?} has both paths and path_hash_prefixes", r.name),
+                                format!(
+                                    "delegated role {:?} has both paths and path_hash_prefixes",
+                                    r.name
+                                ),
                             ));
                         }
                         check_role_keys(role, &r.name, &r.keyids, r.threshold)?;
@@ -374,12 +420,18 @@ impl Targets {
                 }
                 (None, Some(s)) => {
                     if !(1..=32).contains(&s.bit_length) {
-                        return Err(Error::malformed(role, "succinct_roles bit_length must be 1..=32"));
+                        return Err(Error::malformed(
+                            role,
+                            "succinct_roles bit_length must be 1..=32",
+                        ));
                     }
                     check_role_keys(role, &s.name_prefix, &s.keyids, s.threshold)?;
                     for k in &s.keyids {
                         if !d.keys.contains_key(k) {
-                            return Err(Error::malformed(role, format!("succinct_roles uses unknown key id {k}")));
+                            return Err(Error::malformed(
+                                role,
+                                format!("succinct_roles uses unknown key id {k}"),
+                            ));
                         }
                     }
                 }
@@ -400,7 +452,8 @@ pub struct Envelope {
 impl Envelope {
     /// Parse the outer object of a metadata file.
     pub fn parse(role: &str, bytes: &[u8]) -> Result<Self> {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::malformed(role, format!("not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::malformed(role, format!("not JSON: {e}")))?;
         let Value::Object(mut map) = v else {
             return Err(Error::malformed(role, "not a JSON object"));
         };
@@ -413,15 +466,16 @@ impl Envelope {
         let sigs = map
             .remove("signatures")
             .ok_or_else(|| Error::malformed(role, "no \"signatures\" list"))?;
-        let signatures: Vec<Signature> =
-            serde_json::from_value(sigs).map_err(|e| Error::malformed(role, format!("signatures: {e}")))?;
+        let signatures: Vec<Signature> = serde_json::from_value(sigs)
+            .map_err(|e| Error::malformed(role, format!("signatures: {e}")))?;
         Ok(Envelope { signatures, signed })
     }
 
     /// Interpret the signed object as role type `T`, checking `_type`, `spec_version`, `version`,
     /// `expires` syntax and the structure of the role.
     pub(crate) fn typed<T: Common + serde::de::DeserializeOwned>(&self, role: &str) -> Result<T> {
-        let t: T = serde_json::from_value(self.signed.clone()).map_err(|e| Error::malformed(role, e))?;
+        let t: T =
+            serde_json::from_value(self.signed.clone()).map_err(|e| Error::malformed(role, e))?;
         if t.type_() != T::TYPE {
             return Err(Error::malformed(
                 role,

@@ -167,12 +167,17 @@ fn private_permissions() -> fs::Permissions {
 
 #[cfg(not(unix))]
 fn private_permissions() -> fs::Permissions {
-    let mut p = fs::metadata(".").map(|m| m.permissions()).unwrap_or_else(|_| unreachable!());
+    let mut p = fs::metadata(".")
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| unreachable!());
     p.set_readonly(false);
     p
 }
 
-fn read_signed<T: serde::de::DeserializeOwned + crate::metadata::Common>(path: &Path, role: &str) -> Result<T> {
+fn read_signed<T: serde::de::DeserializeOwned + crate::metadata::Common>(
+    path: &Path,
+    role: &str,
+) -> Result<T> {
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
     Envelope::parse(role, &bytes)?.typed::<T>(role)
 }
@@ -198,7 +203,11 @@ impl Repository {
     pub fn init(dir: &Path, opts: &InitOptions) -> Result<Self> {
         for sub in ["metadata", "keys"] {
             let p = dir.join(sub);
-            if p.exists() && fs::read_dir(&p).map(|mut d| d.next().is_some()).unwrap_or(true) {
+            if p.exists()
+                && fs::read_dir(&p)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true)
+            {
                 return Err(Error::Repository(format!(
                     "{} already exists: refusing to overwrite a repository",
                     p.display()
@@ -300,7 +309,8 @@ impl Repository {
         let mut targets = BTreeMap::new();
         for name in snapshot.meta.keys() {
             let role = name.strip_suffix(".json").unwrap_or(name);
-            let t: Targets = read_signed(&meta.join(format!("{}.json", safe_file_name(role))), role)?;
+            let t: Targets =
+                read_signed(&meta.join(format!("{}.json", safe_file_name(role))), role)?;
             targets.insert(role.to_string(), t);
         }
         let mut delegators = BTreeMap::new();
@@ -326,8 +336,8 @@ impl Repository {
                 continue;
             }
             let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            let key: PrivateKey =
-                serde_json::from_slice(&bytes).map_err(|e| Error::Repository(format!("{}: {e}", path.display())))?;
+            let key: PrivateKey = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Repository(format!("{}: {e}", path.display())))?;
             keys.insert(key.key_id()?, key);
         }
         let published_root_keys = root
@@ -446,7 +456,10 @@ impl Repository {
 
     /// Sign a signed object with the given keys and serialize the metadata file.
     pub fn sign_with(keys: &[&PrivateKey], signed: &Value) -> Result<Vec<u8>> {
-        let sigs: Vec<Signature> = keys.iter().map(|k| k.sign_value(signed)).collect::<Result<_>>()?;
+        let sigs: Vec<Signature> = keys
+            .iter()
+            .map(|k| k.sign_value(signed))
+            .collect::<Result<_>>()?;
         Ok(envelope_bytes(signed, &sigs))
     }
 
@@ -480,7 +493,13 @@ impl Repository {
 
     /// Add a target file to a targets role (staged until [`Repository::publish`]). The file is
     /// copied into `targets/` under its hash-prefixed name.
-    pub fn add_target(&mut self, role: &str, target_path: &str, file: &Path, custom: Option<Value>) -> Result<TargetFile> {
+    pub fn add_target(
+        &mut self,
+        role: &str,
+        target_path: &str,
+        file: &Path,
+        custom: Option<Value>,
+    ) -> Result<TargetFile> {
         let bytes = fs::read(file).map_err(|e| Error::io(file, e))?;
         self.add_target_bytes(role, target_path, &bytes, custom)
     }
@@ -571,7 +590,9 @@ impl Repository {
             return Err(Error::Repository(format!("role {name:?} already exists")));
         }
         if !self.targets.contains_key(parent) {
-            return Err(Error::Repository(format!("unknown delegating role {parent:?}")));
+            return Err(Error::Repository(format!(
+                "unknown delegating role {parent:?}"
+            )));
         }
         if threshold < 1 || threshold as usize > nkeys {
             return Err(Error::Repository(format!(
@@ -579,7 +600,10 @@ impl Repository {
             )));
         }
         let ids = self.new_keys(nkeys)?;
-        let publics: Vec<(String, Key)> = ids.iter().map(|id| (id.clone(), self.keys[id].public.clone())).collect();
+        let publics: Vec<(String, Key)> = ids
+            .iter()
+            .map(|id| (id.clone(), self.keys[id].public.clone()))
+            .collect();
         let p = self
             .targets
             .get_mut(parent)
@@ -590,10 +614,11 @@ impl Repository {
             succinct_roles: None,
             unknown: Map::new(),
         });
-        let roles = d
-            .roles
-            .as_mut()
-            .ok_or_else(|| Error::Repository(format!("{parent} uses succinct hash bins; cannot add named roles")))?;
+        let roles = d.roles.as_mut().ok_or_else(|| {
+            Error::Repository(format!(
+                "{parent} uses succinct hash bins; cannot add named roles"
+            ))
+        })?;
         roles.push(DelegatedRole {
             name: name.to_string(),
             keyids: ids,
@@ -613,12 +638,23 @@ impl Repository {
 
     /// Delegate all targets of `parent` to 2^bit_length succinct hash bins (TAP 15) sharing
     /// `nkeys` new keys (staged). Returns the bin names.
-    pub fn add_succinct_delegation(&mut self, parent: &str, bit_length: u32, name_prefix: &str, nkeys: usize) -> Result<Vec<String>> {
+    pub fn add_succinct_delegation(
+        &mut self,
+        parent: &str,
+        bit_length: u32,
+        name_prefix: &str,
+        nkeys: usize,
+    ) -> Result<Vec<String>> {
         if !(1..=16).contains(&bit_length) {
-            return Err(Error::Repository("bit_length must be 1..=16 for the engine".into()));
+            return Err(Error::Repository(
+                "bit_length must be 1..=16 for the engine".into(),
+            ));
         }
         let ids = self.new_keys(nkeys)?;
-        let publics: BTreeMap<String, Key> = ids.iter().map(|id| (id.clone(), self.keys[id].public.clone())).collect();
+        let publics: BTreeMap<String, Key> = ids
+            .iter()
+            .map(|id| (id.clone(), self.keys[id].public.clone()))
+            .collect();
         let s = SuccinctRoles {
             keyids: ids,
             threshold: 1,
@@ -626,7 +662,9 @@ impl Repository {
             name_prefix: name_prefix.to_string(),
             unknown: Map::new(),
         };
-        let bins: Vec<String> = (0..(1u32 << bit_length)).map(|b| succinct_bin_name(&s, b)).collect();
+        let bins: Vec<String> = (0..(1u32 << bit_length))
+            .map(|b| succinct_bin_name(&s, b))
+            .collect();
         let p = self
             .targets
             .get_mut(parent)
@@ -670,9 +708,16 @@ impl Repository {
             old_ids = std::mem::replace(&mut r.keyids, new_ids.clone());
             r.threshold = threshold;
             for id in &new_ids {
-                self.root.keys.insert(id.clone(), self.keys[id].public.clone());
+                self.root
+                    .keys
+                    .insert(id.clone(), self.keys[id].public.clone());
             }
-            let in_use: BTreeSet<String> = self.root.roles.values().flat_map(|r| r.keyids.clone()).collect();
+            let in_use: BTreeSet<String> = self
+                .root
+                .roles
+                .values()
+                .flat_map(|r| r.keyids.clone())
+                .collect();
             self.root.keys.retain(|id, _| in_use.contains(id));
             self.root_dirty = true;
             if role == "targets" {
@@ -684,8 +729,10 @@ impl Repository {
                 .get(role)
                 .cloned()
                 .ok_or_else(|| Error::Repository(format!("unknown role {role:?}")))?;
-            let publics: Vec<(String, Key)> =
-                new_ids.iter().map(|id| (id.clone(), self.keys[id].public.clone())).collect();
+            let publics: Vec<(String, Key)> = new_ids
+                .iter()
+                .map(|id| (id.clone(), self.keys[id].public.clone()))
+                .collect();
             let d = self
                 .targets
                 .get_mut(&parent)
@@ -695,11 +742,20 @@ impl Repository {
                 .roles
                 .as_mut()
                 .and_then(|rs| rs.iter_mut().find(|r| r.name == role))
-                .ok_or_else(|| Error::Repository(format!("rotating keys of succinct bins is not supported ({role})")))?;
+                .ok_or_else(|| {
+                    Error::Repository(format!(
+                        "rotating keys of succinct bins is not supported ({role})"
+                    ))
+                })?;
             old_ids = std::mem::replace(&mut r.keyids, new_ids.clone());
             r.threshold = threshold;
             d.keys.extend(publics);
-            let in_use: BTreeSet<String> = d.roles.iter().flatten().flat_map(|r| r.keyids.clone()).collect();
+            let in_use: BTreeSet<String> = d
+                .roles
+                .iter()
+                .flatten()
+                .flat_map(|r| r.keyids.clone())
+                .collect();
             d.keys.retain(|id, _| in_use.contains(id));
             self.dirty.insert(parent);
             self.dirty.insert(role.to_string());
@@ -712,7 +768,10 @@ impl Repository {
             }
             if let Some(key) = self.keys.remove(&id) {
                 let from = self.dir.join("keys").join(format!("{id}.json"));
-                write_private_key(&self.dir.join("keys/retired").join(format!("{id}.json")), &key)?;
+                write_private_key(
+                    &self.dir.join("keys/retired").join(format!("{id}.json")),
+                    &key,
+                )?;
                 crate::fsutil::remove_if_exists(&from)?;
             }
         }
@@ -804,9 +863,10 @@ impl Repository {
             self.write_meta(&format!("{}.snapshot.json", self.snapshot.version), &bytes)?;
         }
         self.write_meta("snapshot.json", &bytes)?;
-        self.timestamp
-            .meta
-            .insert("snapshot.json".into(), Self::meta_file(&bytes, self.snapshot.version));
+        self.timestamp.meta.insert(
+            "snapshot.json".into(),
+            Self::meta_file(&bytes, self.snapshot.version),
+        );
         self.refresh_timestamp()
     }
 

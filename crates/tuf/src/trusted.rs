@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use crate::crypto::{check_key_ids, verify_bytes, verify_threshold};
 use crate::error::{Error, Result};
 use crate::metadata::{
-    format_expires, parse_expires, Common, DelegatedRole, Envelope, Key, MetaFile, Root, Snapshot, Targets,
-    Timestamp,
+    format_expires, parse_expires, Common, DelegatedRole, Envelope, Key, MetaFile, Root, Snapshot,
+    Targets, Timestamp,
 };
 
 /// Metadata that passed every check of the client workflow for its role. Only this module can
@@ -72,7 +72,10 @@ pub struct TrustedSet {
     fast_forward_reset: bool,
 }
 
-fn signed_typed<T: Common + serde::de::DeserializeOwned>(role: &str, bytes: &[u8]) -> Result<(Envelope, T)> {
+fn signed_typed<T: Common + serde::de::DeserializeOwned>(
+    role: &str,
+    bytes: &[u8],
+) -> Result<(Envelope, T)> {
     let env = Envelope::parse(role, bytes)?;
     let t = env.typed::<T>(role)?;
     Ok((env, t))
@@ -88,7 +91,14 @@ impl TrustedSet {
         let (env, root) = signed_typed::<Root>("root", root_bytes)?;
         check_key_ids("root", &root.keys)?;
         let rk = role_keys(&root, "root")?;
-        verify_threshold("root", &env.signed, &env.signatures, &rk.0, rk.1, &root.keys)?;
+        verify_threshold(
+            "root",
+            &env.signed,
+            &env.signatures,
+            &rk.0,
+            rk.1,
+            &root.keys,
+        )?;
         Ok(TrustedSet {
             now,
             root: Verified::new(root, root_bytes),
@@ -150,9 +160,23 @@ impl TrustedSet {
         // (version N), and (2) a threshold of keys specified in the new root metadata file being
         // validated (version N+1)."
         let old = role_keys(&self.root, "root")?;
-        verify_threshold("root", &env.signed, &env.signatures, &old.0, old.1, &self.root.keys)?;
+        verify_threshold(
+            "root",
+            &env.signed,
+            &env.signatures,
+            &old.0,
+            old.1,
+            &self.root.keys,
+        )?;
         let new = role_keys(&new_root, "root")?;
-        verify_threshold("root", &env.signed, &env.signatures, &new.0, new.1, &new_root.keys)?;
+        verify_threshold(
+            "root",
+            &env.signed,
+            &env.signatures,
+            &new.0,
+            new.1,
+            &new_root.keys,
+        )?;
         // 5.3.5 "Check for a rollback attack. The version number of the new root metadata (i.e.
         // N+1) MUST be exactly the version in the trusted root metadata (i.e. N) incremented by one."
         let expected = self.root.version + 1;
@@ -202,7 +226,14 @@ impl TrustedSet {
         // 5.4.2 "Check for an arbitrary software attack. The new timestamp metadata file MUST have
         // been signed by a threshold of keys specified in the trusted root metadata file."
         let rk = role_keys(&self.root, "timestamp")?;
-        verify_threshold("timestamp", &env.signed, &env.signatures, &rk.0, rk.1, &self.root.keys)?;
+        verify_threshold(
+            "timestamp",
+            &env.signed,
+            &env.signatures,
+            &rk.0,
+            rk.1,
+            &self.root.keys,
+        )?;
         Ok((ts, ()))
     }
 
@@ -269,10 +300,13 @@ impl TrustedSet {
             });
         }
         let ts = self.final_timestamp()?;
-        let meta = ts.snapshot_meta().cloned().ok_or_else(|| Error::NotListed {
-            what: "snapshot.json".into(),
-            listed_in: "timestamp".into(),
-        })?;
+        let meta = ts
+            .snapshot_meta()
+            .cloned()
+            .ok_or_else(|| Error::NotListed {
+                what: "snapshot.json".into(),
+                listed_in: "timestamp".into(),
+            })?;
         // 5.5.2 "Check against timestamp role's snapshot hash. The hashes of the new snapshot
         // metadata file MUST match the hashes, if any, listed in the trusted timestamp metadata."
         // (and its length, when listed).
@@ -283,7 +317,14 @@ impl TrustedSet {
         // 5.5.3 "Check for an arbitrary software attack. The new snapshot metadata file MUST have
         // been signed by a threshold of keys specified in the trusted root metadata file."
         let rk = role_keys(&self.root, "snapshot")?;
-        verify_threshold("snapshot", &env.signed, &env.signatures, &rk.0, rk.1, &self.root.keys)?;
+        verify_threshold(
+            "snapshot",
+            &env.signed,
+            &env.signatures,
+            &rk.0,
+            rk.1,
+            &self.root.keys,
+        )?;
         // 5.5.5 "Check for a rollback attack. The version number of the targets metadata file, and
         // all delegated targets metadata files, if any, in the trusted snapshot metadata file, if
         // any, MUST be less than or equal to its version number in the new snapshot metadata file.
@@ -314,7 +355,9 @@ impl TrustedSet {
             self.snapshot = Some(Verified::new(new_snap, bytes));
             self.snapshot_final = true;
         }
-        Ok(self.snapshot.as_ref().ok_or_else(|| Error::Repository("unreachable".into()))?)
+        self.snapshot
+            .as_ref()
+            .ok_or_else(|| Error::Repository("unreachable".into()))
     }
 
     fn final_snapshot_checks(&self, snap: &Snapshot, meta: &MetaFile) -> Result<()> {
@@ -338,10 +381,12 @@ impl TrustedSet {
             role: role.into(),
             reason: "no verified snapshot".into(),
         })?;
-        snap.meta.get(&format!("{role}.json")).ok_or_else(|| Error::NotListed {
-            what: format!("{role}.json"),
-            listed_in: "snapshot".into(),
-        })
+        snap.meta
+            .get(&format!("{role}.json"))
+            .ok_or_else(|| Error::NotListed {
+                what: format!("{role}.json"),
+                listed_in: "snapshot".into(),
+            })
     }
 
     /// Offer top-level targets metadata (5.6).
@@ -352,16 +397,25 @@ impl TrustedSet {
     /// Offer targets metadata for `role`, delegated by `parent` ("root" for top-level targets).
     /// 5.6 / 5.7: delegated targets are checked exactly like the top-level targets role, with the
     /// keys the parent delegates to.
-    pub fn update_delegated_targets(&mut self, bytes: &[u8], role: &str, parent: &str) -> Result<&Verified<Targets>> {
-        let ts = self.final_timestamp()?;
-        let _ = ts;
+    pub fn update_delegated_targets(
+        &mut self,
+        bytes: &[u8],
+        role: &str,
+        parent: &str,
+    ) -> Result<&Verified<Targets>> {
+        self.final_timestamp()?;
         let meta = self.targets_meta(role)?.clone();
         if let Some(s) = &self.snapshot {
             self.expired("snapshot", &s.expires)?;
         }
         // 5.6.2 "Check against snapshot role's targets hash. The hashes of the new targets metadata
         // file MUST match the hashes, if any, listed in the trusted snapshot metadata."
-        verify_bytes(&format!("{role}.json"), bytes, meta.length, meta.hashes.as_ref())?;
+        verify_bytes(
+            &format!("{role}.json"),
+            bytes,
+            meta.length,
+            meta.hashes.as_ref(),
+        )?;
         let (env, new_targets) = signed_typed::<Targets>(role, bytes)?;
         if let Some(d) = &new_targets.delegations {
             check_key_ids(role, &d.keys)?;
@@ -377,16 +431,24 @@ impl TrustedSet {
                 });
             }
             let rk = role_keys(&self.root, "targets")?;
-            verify_threshold(role, &env.signed, &env.signatures, &rk.0, rk.1, &self.root.keys)?;
+            verify_threshold(
+                role,
+                &env.signed,
+                &env.signatures,
+                &rk.0,
+                rk.1,
+                &self.root.keys,
+            )?;
         } else {
             let parent_meta = self.targets.get(parent).ok_or_else(|| Error::Order {
                 role: role.into(),
                 reason: format!("delegating role {parent} is not loaded"),
             })?;
-            let (keyids, threshold, keys) = delegated_keys(parent_meta, role).ok_or_else(|| Error::NotListed {
-                what: format!("delegated role {role}"),
-                listed_in: parent.to_string(),
-            })?;
+            let (keyids, threshold, keys) =
+                delegated_keys(parent_meta, role).ok_or_else(|| Error::NotListed {
+                    what: format!("delegated role {role}"),
+                    listed_in: parent.to_string(),
+                })?;
             verify_threshold(role, &env.signed, &env.signatures, &keyids, threshold, keys)?;
         }
         // 5.6.4 "Check for a rollback attack. The version number of the new targets metadata file
@@ -402,7 +464,8 @@ impl TrustedSet {
         // file MUST be higher than the fixed update start time."
         self.expired(role, &new_targets.expires)?;
         // 5.6.6 "Persist targets metadata" (by the caller).
-        self.targets.insert(role.to_string(), Verified::new(new_targets, bytes));
+        self.targets
+            .insert(role.to_string(), Verified::new(new_targets, bytes));
         self.targets
             .get(role)
             .ok_or_else(|| Error::Repository("unreachable".into()))

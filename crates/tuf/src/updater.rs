@@ -159,7 +159,8 @@ impl<F: Fetcher> Updater<F> {
     }
 
     fn role_path(&self, role: &str) -> PathBuf {
-        self.metadata_dir.join(format!("{}.json", safe_file_name(role)))
+        self.metadata_dir
+            .join(format!("{}.json", safe_file_name(role)))
     }
 
     fn persist(&self, role: &str, bytes: &[u8]) -> Result<()> {
@@ -201,7 +202,10 @@ impl<F: Fetcher> Updater<F> {
         self.root_bytes = set.root().raw().to_vec();
         self.trusted = Some(set);
         let (timestamp, fetched) = (result?, std::mem::take(&mut self.fetched));
-        let set = self.trusted.as_ref().ok_or_else(|| Error::Repository("unreachable".into()))?;
+        let set = self
+            .trusted
+            .as_ref()
+            .ok_or_else(|| Error::Repository("unreachable".into()))?;
         Ok(RefreshOutcome {
             root_version: set.root().version,
             timestamp,
@@ -263,7 +267,9 @@ impl<F: Fetcher> Updater<F> {
         // 5.3.11 "If the timestamp and / or snapshot keys have been rotated, then delete the
         // trusted timestamp and snapshot metadata files."
         if set.fast_forward_reset() {
-            tracing::info!("timestamp or snapshot keys rotated: discarding trusted timestamp and snapshot");
+            tracing::info!(
+                "timestamp or snapshot keys rotated: discarding trusted timestamp and snapshot"
+            );
             remove_if_exists(&self.role_path("timestamp"))?;
             remove_if_exists(&self.role_path("snapshot"))?;
         }
@@ -273,7 +279,10 @@ impl<F: Fetcher> Updater<F> {
 
     /// 5.4 "Download the timestamp metadata file."
     fn update_timestamp(&mut self, set: &mut TrustedSet) -> Result<TimestampUpdate> {
-        if let Some(bytes) = read_bounded(&self.role_path("timestamp"), self.config.timestamp_max_length) {
+        if let Some(bytes) = read_bounded(
+            &self.role_path("timestamp"),
+            self.config.timestamp_max_length,
+        ) {
             if let Err(e) = set.load_local_timestamp(&bytes) {
                 tracing::debug!(error = %e, "local timestamp not usable");
             }
@@ -292,7 +301,9 @@ impl<F: Fetcher> Updater<F> {
 
     /// 5.5 "Download snapshot metadata file."
     fn update_snapshot(&mut self, set: &mut TrustedSet) -> Result<()> {
-        if let Some(bytes) = read_bounded(&self.role_path("snapshot"), self.config.snapshot_max_length) {
+        if let Some(bytes) =
+            read_bounded(&self.role_path("snapshot"), self.config.snapshot_max_length)
+        {
             match set.update_snapshot(&bytes, true) {
                 Ok(_) => return Ok(()),
                 Err(e) => tracing::debug!(error = %e, "local snapshot not usable"),
@@ -378,7 +389,9 @@ impl<F: Fetcher> Updater<F> {
         let mut visited: HashSet<String> = HashSet::new();
         let mut budget = self.config.max_delegations;
         while budget > 0 {
-            let Some((role, parent)) = to_visit.pop() else { break };
+            let Some((role, parent)) = to_visit.pop() else {
+                break;
+            };
             if visited.contains(&role) {
                 continue;
             }
@@ -423,7 +436,11 @@ impl<F: Fetcher> Updater<F> {
             }
         }
         if !to_visit.is_empty() {
-            tracing::warn!(target_path, max = self.config.max_delegations, "stopped searching: too many delegated roles visited");
+            tracing::warn!(
+                target_path,
+                max = self.config.max_delegations,
+                "stopped searching: too many delegated roles visited"
+            );
         }
         Ok(None)
     }
@@ -435,7 +452,9 @@ impl<F: Fetcher> Updater<F> {
 
     /// Whether `path` already holds exactly this target (length and all hashes match).
     pub fn is_cached(info: &TargetInfo, path: &Path) -> bool {
-        let Ok(f) = File::open(path) else { return false };
+        let Ok(f) = File::open(path) else {
+            return false;
+        };
         let Ok(mut v) = StreamVerifier::new(&info.path, &info.hashes) else {
             return false;
         };
@@ -460,7 +479,9 @@ impl<F: Fetcher> Updater<F> {
             .as_ref()
             .and_then(|s| s.root().consistent_snapshot)
             .unwrap_or(false);
-        let hash = info.sha256().or_else(|| info.hashes.values().next().map(String::as_str));
+        let hash = info
+            .sha256()
+            .or_else(|| info.hashes.values().next().map(String::as_str));
         match (consistent && self.config.prefix_targets_with_hash, hash) {
             (true, Some(hash)) => {
                 let (dir, file) = match info.path.rsplit_once('/') {
@@ -478,7 +499,12 @@ impl<F: Fetcher> Updater<F> {
 
     /// Download a target into `target_dir` (under a safe name derived from its path) unless a
     /// verified copy is already there. Returns the local path.
-    pub fn download_target(&mut self, info: &TargetInfo, target_dir: &Path, target_base_url: &str) -> Result<PathBuf> {
+    pub fn download_target(
+        &mut self,
+        info: &TargetInfo,
+        target_dir: &Path,
+        target_base_url: &str,
+    ) -> Result<PathBuf> {
         let dest = Self::local_target_path(target_dir, info);
         if Self::is_cached(info, &dest) {
             return Ok(dest);
@@ -489,7 +515,12 @@ impl<F: Fetcher> Updater<F> {
 
     /// 5.7.2 / 5.7.3: download a target, at most its signed length, verifying length and hashes
     /// while streaming into a temporary file next to `dest`; `dest` appears only when verified.
-    pub fn download_target_to(&mut self, info: &TargetInfo, dest: &Path, target_base_url: &str) -> Result<()> {
+    pub fn download_target_to(
+        &mut self,
+        info: &TargetInfo,
+        dest: &Path,
+        target_base_url: &str,
+    ) -> Result<()> {
         let url = self.target_url(info, target_base_url);
         self.fetched.push(url.clone());
         let reader = self.fetcher.fetch(&url)?;

@@ -12,25 +12,45 @@ fn malformed(e: &Error) -> bool {
 #[test]
 fn unsigned_timestamp_is_rejected() {
     let env = Env::new();
-    let mut v: Value = serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    let mut v: Value =
+        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
     v["signatures"] = json!([]);
-    std::fs::write(env.meta_path("timestamp.json"), serde_json::to_vec(&v).unwrap()).unwrap();
-    assert_err(env.updater().refresh(), |e| matches!(e, Error::Threshold { valid: 0, .. }), "unsigned");
+    std::fs::write(
+        env.meta_path("timestamp.json"),
+        serde_json::to_vec(&v).unwrap(),
+    )
+    .unwrap();
+    assert_err(
+        env.updater().refresh(),
+        |e| matches!(e, Error::Threshold { valid: 0, .. }),
+        "unsigned",
+    );
 }
 
 #[test]
 fn modified_signed_content_is_rejected() {
     let env = Env::new();
-    let mut v: Value = serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    let mut v: Value =
+        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
     v["signed"]["x-unknown"] = json!("unknown fields are covered by signatures");
-    std::fs::write(env.meta_path("timestamp.json"), serde_json::to_vec(&v).unwrap()).unwrap();
-    assert_err(env.updater().refresh(), |e| matches!(e, Error::Threshold { .. }), "tampered unknown field");
+    std::fs::write(
+        env.meta_path("timestamp.json"),
+        serde_json::to_vec(&v).unwrap(),
+    )
+    .unwrap();
+    assert_err(
+        env.updater().refresh(),
+        |e| matches!(e, Error::Threshold { .. }),
+        "tampered unknown field",
+    );
 }
 
 #[test]
 fn signed_unknown_fields_are_accepted_and_persisted_byte_for_byte() {
     let env = Env::new();
-    env.resign("timestamp.json", "timestamp", |s| s["x-vendor"] = json!({"nested": [1, 2]}));
+    env.resign("timestamp.json", "timestamp", |s| {
+        s["x-vendor"] = json!({"nested": [1, 2]})
+    });
     env.updater().refresh().unwrap();
     assert_eq!(
         std::fs::read(env.client_dir().join("timestamp.json")).unwrap(),
@@ -40,18 +60,36 @@ fn signed_unknown_fields_are_accepted_and_persisted_byte_for_byte() {
 
 #[test]
 fn wrong_type_spec_version_and_fields_are_rejected() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("_type", Box::new(|s| s["_type"] = json!("snapshot"))),
         ("spec 2.0", Box::new(|s| s["spec_version"] = json!("2.0.0"))),
-        ("spec garbage", Box::new(|s| s["spec_version"] = json!("one"))),
+        (
+            "spec garbage",
+            Box::new(|s| s["spec_version"] = json!("one")),
+        ),
         ("version 0", Box::new(|s| s["version"] = json!(0))),
         ("negative", Box::new(|s| s["version"] = json!(-1))),
         ("float", Box::new(|s| s["version"] = json!(1.5))),
         ("string version", Box::new(|s| s["version"] = json!("3"))),
-        ("expires format", Box::new(|s| s["expires"] = json!("2099-01-01"))),
-        ("no meta", Box::new(|s| { s.as_object_mut().unwrap().remove("meta"); })),
-        ("extra meta", Box::new(|s| s["meta"]["targets.json"] = json!({"version": 1}))),
-        ("bad hash", Box::new(|s| s["meta"]["snapshot.json"]["hashes"] = json!({"sha256": "zz"}))),
+        (
+            "expires format",
+            Box::new(|s| s["expires"] = json!("2099-01-01")),
+        ),
+        (
+            "no meta",
+            Box::new(|s| {
+                s.as_object_mut().unwrap().remove("meta");
+            }),
+        ),
+        (
+            "extra meta",
+            Box::new(|s| s["meta"]["targets.json"] = json!({"version": 1})),
+        ),
+        (
+            "bad hash",
+            Box::new(|s| s["meta"]["snapshot.json"]["hashes"] = json!({"sha256": "zz"})),
+        ),
     ];
     for (what, f) in cases {
         let env = Env::new();
@@ -61,7 +99,11 @@ fn wrong_type_spec_version_and_fields_are_rejected() {
         // Floats cannot be canonicalised, so write those unsigned.
         match env.repo.sign_role("timestamp", &s) {
             Ok(bytes) => std::fs::write(env.meta_path("timestamp.json"), bytes).unwrap(),
-            Err(_) => std::fs::write(env.meta_path("timestamp.json"), serde_json::to_vec(&json!({"signed": s, "signatures": []})).unwrap()).unwrap(),
+            Err(_) => std::fs::write(
+                env.meta_path("timestamp.json"),
+                serde_json::to_vec(&json!({"signed": s, "signatures": []})).unwrap(),
+            )
+            .unwrap(),
         }
         assert_err(env.updater().refresh(), malformed, what);
     }
@@ -69,10 +111,19 @@ fn wrong_type_spec_version_and_fields_are_rejected() {
 
 #[test]
 fn not_json_and_not_an_envelope_are_rejected() {
-    for body in [&b"not json"[..], b"[]", b"{\"signed\": 1, \"signatures\": []}", b"{\"signed\": {}}"] {
+    for body in [
+        &b"not json"[..],
+        b"[]",
+        b"{\"signed\": 1, \"signatures\": []}",
+        b"{\"signed\": {}}",
+    ] {
         let env = Env::new();
         std::fs::write(env.meta_path("timestamp.json"), body).unwrap();
-        assert_err(env.updater().refresh(), malformed, &String::from_utf8_lossy(body));
+        assert_err(
+            env.updater().refresh(),
+            malformed,
+            &String::from_utf8_lossy(body),
+        );
     }
 }
 
@@ -87,7 +138,18 @@ fn root_with_wrong_key_id_is_rejected() {
     s["keys"].as_object_mut().unwrap().remove(id);
     s["keys"][&fake] = key.clone();
     for role in ["root", "targets", "snapshot", "timestamp"] {
-        let ids: Vec<Value> = s["roles"][role]["keyids"].as_array().unwrap().iter().map(|k| if k == id.as_str() { json!(fake) } else { k.clone() }).collect();
+        let ids: Vec<Value> = s["roles"][role]["keyids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                if k == id.as_str() {
+                    json!(fake)
+                } else {
+                    k.clone()
+                }
+            })
+            .collect();
         s["roles"][role]["keyids"] = json!(ids);
     }
     env.write_signed("2.root.json", "root", &s);
@@ -99,6 +161,12 @@ fn initial_root_must_be_self_signed() {
     let env = Env::new();
     let mut v: Value = serde_json::from_slice(&env.root_v1).unwrap();
     v["signatures"] = json!([]);
-    let r = tuf::Updater::new(env.client_dir(), &env.meta_url(), serde_json::to_vec(&v).unwrap(), tuf::FileFetcher, Default::default());
+    let r = tuf::Updater::new(
+        env.client_dir(),
+        &env.meta_url(),
+        serde_json::to_vec(&v).unwrap(),
+        tuf::FileFetcher,
+        Default::default(),
+    );
     assert!(matches!(r, Err(Error::Threshold { .. })));
 }

@@ -7,7 +7,11 @@ use tuf::repo::InitOptions;
 use tuf::Error;
 
 fn two_of_two() -> Env {
-    Env::with_options(&InitOptions { keys_per_role: 2, threshold: 2, ..Default::default() })
+    Env::with_options(&InitOptions {
+        keys_per_role: 2,
+        threshold: 2,
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -19,11 +23,29 @@ fn threshold_two_with_both_keys_works() {
 #[test]
 fn duplicate_signature_from_one_key_does_not_meet_threshold_two() {
     let env = two_of_two();
-    let mut v: Value = serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    let mut v: Value =
+        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
     let first = v["signatures"][0].clone();
     v["signatures"] = json!([first.clone(), first]);
-    std::fs::write(env.meta_path("timestamp.json"), serde_json::to_vec(&v).unwrap()).unwrap();
-    assert_err(env.updater().refresh(), |e| matches!(e, Error::Threshold { valid: 1, threshold: 2, .. }), "dup sig");
+    std::fs::write(
+        env.meta_path("timestamp.json"),
+        serde_json::to_vec(&v).unwrap(),
+    )
+    .unwrap();
+    assert_err(
+        env.updater().refresh(),
+        |e| {
+            matches!(
+                e,
+                Error::Threshold {
+                    valid: 1,
+                    threshold: 2,
+                    ..
+                }
+            )
+        },
+        "dup sig",
+    );
 }
 
 #[test]
@@ -35,7 +57,11 @@ fn same_key_listed_twice_in_a_role_is_rejected() {
     let a = s["roles"]["timestamp"]["keyids"][0].clone();
     s["roles"]["timestamp"]["keyids"] = json!([a.clone(), a]);
     env.write_signed("2.root.json", "root", &s);
-    assert_err(env.updater().refresh(), |e| matches!(e, Error::Malformed { .. }), "dup keyid");
+    assert_err(
+        env.updater().refresh(),
+        |e| matches!(e, Error::Malformed { .. }),
+        "dup keyid",
+    );
 }
 
 #[test]
@@ -45,7 +71,10 @@ fn one_key_under_two_key_ids_counts_once() {
     // and makes the timestamp role {A, alias} with threshold 2.
     let mut s = env.signed("1.root.json");
     s["version"] = json!(2);
-    let a = s["roles"]["timestamp"]["keyids"][0].as_str().unwrap().to_string();
+    let a = s["roles"]["timestamp"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut alias = s["keys"][&a].clone();
     alias["x-alias"] = json!(true);
     let alias_key: tuf::metadata::Key = serde_json::from_value(alias.clone()).unwrap();
@@ -54,13 +83,28 @@ fn one_key_under_two_key_ids_counts_once() {
     s["roles"]["timestamp"]["keyids"] = json!([a.clone(), alias_id.clone()]);
     env.write_signed("2.root.json", "root", &s);
     // Timestamp signed by A, plus the same signature relabelled as the alias.
-    let mut v: Value = serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
-    let sig_a = v["signatures"].as_array().unwrap().iter().find(|x| x["keyid"] == a.as_str()).unwrap().clone();
+    let mut v: Value =
+        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    let sig_a = v["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["keyid"] == a.as_str())
+        .unwrap()
+        .clone();
     let mut sig_alias = sig_a.clone();
     sig_alias["keyid"] = json!(alias_id);
     v["signatures"] = json!([sig_a, sig_alias]);
-    std::fs::write(env.meta_path("timestamp.json"), serde_json::to_vec(&v).unwrap()).unwrap();
-    assert_err(env.updater().refresh(), |e| matches!(e, Error::Threshold { role, valid: 1, .. } if role == "timestamp"), "alias");
+    std::fs::write(
+        env.meta_path("timestamp.json"),
+        serde_json::to_vec(&v).unwrap(),
+    )
+    .unwrap();
+    assert_err(
+        env.updater().refresh(),
+        |e| matches!(e, Error::Threshold { role, valid: 1, .. } if role == "timestamp"),
+        "alias",
+    );
 }
 
 #[test]
@@ -72,18 +116,32 @@ fn unknown_key_types_and_bad_signatures_do_not_count_but_do_not_break() {
     let odd = json!({"keytype": "future-pq", "scheme": "future-pq", "keyval": {"public": "abcd"}});
     let odd_id = tuf::crypto::key_id(&serde_json::from_value(odd.clone()).unwrap()).unwrap();
     s["keys"][&odd_id] = odd;
-    s["roles"]["timestamp"]["keyids"].as_array_mut().unwrap().push(json!(odd_id));
+    s["roles"]["timestamp"]["keyids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(odd_id));
     env.write_signed("2.root.json", "root", &s);
     // Plus a garbage signature on the timestamp: still valid with the real one.
-    let mut v: Value = serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
-    v["signatures"].as_array_mut().unwrap().push(json!({"keyid": odd_id, "sig": "00ff"}));
-    std::fs::write(env.meta_path("timestamp.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+    let mut v: Value =
+        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    v["signatures"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"keyid": odd_id, "sig": "00ff"}));
+    std::fs::write(
+        env.meta_path("timestamp.json"),
+        serde_json::to_vec(&v).unwrap(),
+    )
+    .unwrap();
     env.updater().refresh().unwrap();
 }
 
 #[test]
 fn ecdsa_repository_verifies() {
-    let env = Env::with_options(&InitOptions { key_kind: tuf::crypto::KeyKind::EcdsaP256, ..Default::default() });
+    let env = Env::with_options(&InitOptions {
+        key_kind: tuf::crypto::KeyKind::EcdsaP256,
+        ..Default::default()
+    });
     let mut up = env.updater();
     up.refresh().unwrap();
     assert!(up.target_info(TARGET).unwrap().is_some());

@@ -17,7 +17,13 @@ pub struct DemoArgs {
     keep: bool,
 }
 
-fn publish(repo: &mut Repository, component: &str, version: &str, kind: Kind, body: &[u8]) -> Result<String> {
+fn publish(
+    repo: &mut Repository,
+    component: &str,
+    version: &str,
+    kind: Kind,
+    body: &[u8],
+) -> Result<String> {
     let info = ContentInfo {
         kind,
         component: component.into(),
@@ -33,7 +39,12 @@ fn publish(repo: &mut Repository, component: &str, version: &str, kind: Kind, bo
     Ok(path)
 }
 
-fn fetch_all(up: &mut Updater<transport::HttpFetcher>, paths: &[String], dir: &Path, base: &str) -> Result<()> {
+fn fetch_all(
+    up: &mut Updater<transport::HttpFetcher>,
+    paths: &[String],
+    dir: &Path,
+    base: &str,
+) -> Result<()> {
     let out = up.refresh()?;
     println!(
         "  client: root v{}, timestamp v{}, snapshot v{}, targets v{} ({} file(s) fetched)",
@@ -44,7 +55,9 @@ fn fetch_all(up: &mut Updater<transport::HttpFetcher>, paths: &[String], dir: &P
         out.fetched.len()
     );
     for p in paths {
-        let info = up.target_info(p)?.with_context(|| format!("{p} not in metadata"))?;
+        let info = up
+            .target_info(p)?
+            .with_context(|| format!("{p} not in metadata"))?;
         up.download_target(&info, dir, base)?;
         println!("  verified {p} ({} bytes)", info.length());
     }
@@ -55,12 +68,33 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let started = Instant::now();
     let tmp = tempfile::Builder::new().prefix("updraft-demo-").tempdir()?;
     let repo_dir = tmp.path().join("repo");
-    println!("1. publisher: creating a repository in {}", repo_dir.display());
+    println!(
+        "1. publisher: creating a repository in {}",
+        repo_dir.display()
+    );
     let mut repo = Repository::init(&repo_dir, &InitOptions::default())?;
     let mut paths = vec![
-        publish(&mut repo, "antimalware.pattern", "18.523.00", Kind::Pattern, b"pattern 18.523.00")?,
-        publish(&mut repo, "antimalware.engine", "12.0.1", Kind::Engine, b"engine 12.0.1")?,
-        publish(&mut repo, "ips.rules", "2026.11.1", Kind::Rules, b"rules 2026.11.1")?,
+        publish(
+            &mut repo,
+            "antimalware.pattern",
+            "18.523.00",
+            Kind::Pattern,
+            b"pattern 18.523.00",
+        )?,
+        publish(
+            &mut repo,
+            "antimalware.engine",
+            "12.0.1",
+            Kind::Engine,
+            b"engine 12.0.1",
+        )?,
+        publish(
+            &mut repo,
+            "ips.rules",
+            "2026.11.1",
+            Kind::Rules,
+            b"rules 2026.11.1",
+        )?,
     ];
     repo.publish()?;
     let root_v1 = std::fs::read(repo.metadata_dir().join("1.root.json"))?;

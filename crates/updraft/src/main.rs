@@ -82,7 +82,9 @@ fn serve(args: &ServeArgs) -> Result<()> {
             server.addr,
             server.addr
         );
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
         server.shutdown().await?;
         Ok(())
     })

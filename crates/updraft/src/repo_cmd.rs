@@ -162,7 +162,10 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
             };
             let repo = Repository::init(dir, &opts)?;
             println!("created repository in {}", dir.display());
-            println!("private keys: {} (mode 0600; keep them offline)", dir.join("keys").display());
+            println!(
+                "private keys: {} (mode 0600; keep them offline)",
+                dir.join("keys").display()
+            );
             println!(
                 "root to distribute to clients: {}",
                 repo.metadata_dir().join("1.root.json").display()
@@ -172,7 +175,9 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
         RepoCommand::Remove { dir, target } => {
             let mut repo = Repository::open(dir)?;
             let role = repo.remove_target(target)?;
-            println!("staged removal of {target} from {role}; run `updraft repo publish` to sign it");
+            println!(
+                "staged removal of {target} from {role}; run `updraft repo publish` to sign it"
+            );
         }
         RepoCommand::Publish { dir } => {
             let mut repo = Repository::open(dir)?;
@@ -216,7 +221,15 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
             threshold,
         } => {
             let mut repo = Repository::open(dir)?;
-            repo.add_delegation(parent, name, Some(paths.clone()), None, *terminating, *keys, *threshold)?;
+            repo.add_delegation(
+                parent,
+                name,
+                Some(paths.clone()),
+                None,
+                *terminating,
+                *keys,
+                *threshold,
+            )?;
             println!("staged delegation {parent} -> {name} for {paths:?}; run `updraft repo publish` to sign it");
         }
         RepoCommand::Refresh { dir } => {
@@ -235,7 +248,10 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&status)?);
                 return Ok(());
             }
-            println!("{:<24} {:>7}  {:<22} {:>9}  key ids", "role", "version", "expires", "threshold");
+            println!(
+                "{:<24} {:>7}  {:<22} {:>9}  key ids",
+                "role", "version", "expires", "threshold"
+            );
             for r in &status.roles {
                 let ids: Vec<&str> = r.keyids.iter().map(|k| &k[..k.len().min(12)]).collect();
                 println!(

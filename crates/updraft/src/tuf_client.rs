@@ -43,7 +43,10 @@ enum Verb {
 }
 
 fn updater(args: &TufClientArgs) -> Result<Updater<transport::HttpFetcher>> {
-    let url = args.metadata_url.as_deref().context("--metadata-url is required")?;
+    let url = args
+        .metadata_url
+        .as_deref()
+        .context("--metadata-url is required")?;
     let root_path = args.metadata_dir.join("root.json");
     let root = std::fs::read(&root_path)
         .with_context(|| format!("cannot read {} (run `init` first)", root_path.display()))?;
@@ -52,17 +55,28 @@ fn updater(args: &TufClientArgs) -> Result<Updater<transport::HttpFetcher>> {
         ..UpdaterConfig::default()
     };
     let fetcher = transport::HttpFetcher::new(&transport::HttpConfig::default())?;
-    Ok(Updater::new(&args.metadata_dir, url, root, fetcher, config)?)
+    Ok(Updater::new(
+        &args.metadata_dir,
+        url,
+        root,
+        fetcher,
+        config,
+    )?)
 }
 
 pub fn run(args: &TufClientArgs) -> Result<()> {
     match &args.verb {
         Verb::Init { trusted_root } => {
-            let bytes = std::fs::read(trusted_root).with_context(|| format!("cannot read {}", trusted_root.display()))?;
+            let bytes = std::fs::read(trusted_root)
+                .with_context(|| format!("cannot read {}", trusted_root.display()))?;
             std::fs::create_dir_all(&args.metadata_dir)
                 .with_context(|| format!("cannot create {}", args.metadata_dir.display()))?;
             tuf::fsutil::write_atomic(&args.metadata_dir.join("root.json"), &bytes)?;
-            eprintln!("initialized {} with {}", args.metadata_dir.display(), trusted_root.display());
+            eprintln!(
+                "initialized {} with {}",
+                args.metadata_dir.display(),
+                trusted_root.display()
+            );
         }
         Verb::Refresh => {
             let out = updater(args)?.refresh()?;
@@ -72,18 +86,25 @@ pub fn run(args: &TufClientArgs) -> Result<()> {
             );
         }
         Verb::Download => {
-            let base = args.target_base_url.as_deref().context("--target-base-url is required")?;
-            let dir = args.target_dir.as_ref().context("--target-dir is required")?;
+            let base = args
+                .target_base_url
+                .as_deref()
+                .context("--target-base-url is required")?;
+            let dir = args
+                .target_dir
+                .as_ref()
+                .context("--target-dir is required")?;
             if args.target_names.is_empty() {
                 bail!("--target-name is required");
             }
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             let mut up = updater(args)?;
             up.refresh()?;
             for name in &args.target_names {
-                let info = up
-                    .target_info(name)?
-                    .with_context(|| format!("target {name:?} is not listed in trusted metadata"))?;
+                let info = up.target_info(name)?.with_context(|| {
+                    format!("target {name:?} is not listed in trusted metadata")
+                })?;
                 let path = up.download_target(&info, dir, base)?;
                 eprintln!("{name}: verified, {}", path.display());
             }

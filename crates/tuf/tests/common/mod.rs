@@ -28,7 +28,8 @@ impl Env {
     pub fn with_options(opts: &InitOptions) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let mut repo = Repository::init(&tmp.path().join("repo"), opts).unwrap();
-        repo.add_target_bytes("targets", TARGET, BODY, None).unwrap();
+        repo.add_target_bytes("targets", TARGET, BODY, None)
+            .unwrap();
         repo.publish().unwrap();
         let root_v1 = fs::read(repo.metadata_dir().join("1.root.json")).unwrap();
         Env { tmp, repo, root_v1 }
@@ -52,7 +53,14 @@ impl Env {
     }
 
     pub fn updater_with(&self, config: UpdaterConfig) -> Updater<FileFetcher> {
-        Updater::new(self.client_dir(), &self.meta_url(), self.root_v1.clone(), FileFetcher, config).unwrap()
+        Updater::new(
+            self.client_dir(),
+            &self.meta_url(),
+            self.root_v1.clone(),
+            FileFetcher,
+            config,
+        )
+        .unwrap()
     }
 
     pub fn meta_path(&self, name: &str) -> PathBuf {
@@ -111,7 +119,11 @@ impl Env {
     }
 }
 
-pub fn assert_err<T: std::fmt::Debug>(r: tuf::Result<T>, pred: impl Fn(&tuf::Error) -> bool, what: &str) {
+pub fn assert_err<T: std::fmt::Debug>(
+    r: tuf::Result<T>,
+    pred: impl Fn(&tuf::Error) -> bool,
+    what: &str,
+) {
     match r {
         Ok(v) => panic!("{what}: expected an error, got {v:?}"),
         Err(e) => assert!(pred(&e), "{what}: unexpected error {e}"),
