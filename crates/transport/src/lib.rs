@@ -158,6 +158,10 @@ pub async fn serve_origin(dir: &Path, addr: &str) -> Result<StaticServer, Error>
         })?;
     let local = listener.local_addr().map_err(Error::Serve)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // Small responses (a 404, a timestamp) must not wait for delayed ACKs (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let handle = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {

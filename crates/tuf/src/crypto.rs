@@ -118,18 +118,50 @@ impl Verifier {
     }
 }
 
-/// Verify that `signed` carries valid signatures from at least `threshold` distinct keys of
-/// `keyids`. A key id listed twice, a key listed under two ids, or two signatures by the same key
-/// count once. Keys of unsupported types simply contribute no valid signature.
+/// The bytes a signature may cover: the signed object's text as it appears in the file, and
+/// (computed only if needed) its canonical form. TUF signs the canonical form; a file written in
+/// canonical form (as Updraft's engine writes them) verifies over its own bytes with no
+/// re-encoding. Bytes that a key signed are a canonical encoding of an object, so parsing them
+/// yields the very object that was signed.
+pub(crate) struct SignedMessage<'a> {
+    raw: &'a [u8],
+    canonical: std::cell::OnceCell<Option<Vec<u8>>>,
+}
+
+impl<'a> SignedMessage<'a> {
+    pub(crate) fn new(raw: &'a str) -> Self {
+        SignedMessage {
+            raw: raw.as_bytes(),
+            canonical: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn canonical(&self) -> Option<&[u8]> {
+        self.canonical
+            .get_or_init(|| {
+                let v: Value = serde_json::from_slice(self.raw).ok()?;
+                let c = canonical::encode(&v).ok()?;
+                (c != self.raw).then_some(c)
+            })
+            .as_deref()
+    }
+
+    fn verified_by(&self, verifier: &Verifier, sig: &[u8]) -> bool {
+        verifier.verify(self.raw, sig) || self.canonical().is_some_and(|c| verifier.verify(c, sig))
+    }
+}
+
+/// Verify that the signed object carries valid signatures from at least `threshold` distinct keys
+/// of `keyids`. A key id listed twice, a key listed under two ids, or two signatures by the same
+/// key count once. Keys of unsupported types simply contribute no valid signature.
 pub(crate) fn verify_threshold(
     role: &str,
-    signed: &Value,
+    msg: &SignedMessage<'_>,
     signatures: &[Signature],
     keyids: &[String],
     threshold: u64,
     keys: &BTreeMap<String, Key>,
 ) -> Result<()> {
-    let msg = canonical::encode(signed).map_err(|e| Error::malformed(role, e))?;
     let mut counted_ids = BTreeSet::new();
     let mut counted_material: BTreeSet<(&str, &str)> = BTreeSet::new();
     for keyid in keyids {
@@ -149,7 +181,7 @@ pub(crate) fn verify_threshold(
             .iter()
             .filter(|s| &s.keyid == keyid)
             .filter_map(|s| hex::decode(&s.sig).ok())
-            .any(|sig| verifier.verify(&msg, &sig));
+            .any(|sig| msg.verified_by(&verifier, &sig));
         if valid {
             counted_ids.insert(keyid.clone());
             counted_material.insert((key.keytype.as_str(), key.keyval.public.trim()));
@@ -381,6 +413,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn check(
+        signed: &Value,
+        sigs: &[Signature],
+        ids: &[String],
+        t: u64,
+        keys: &BTreeMap<String, Key>,
+    ) -> Result<()> {
+        let text = serde_json::to_string_pretty(signed).unwrap();
+        verify_threshold("r", &SignedMessage::new(&text), sigs, ids, t, keys)
+    }
+
     fn keymap(k: &PrivateKey) -> (String, BTreeMap<String, Key>) {
         let id = k.key_id().unwrap();
         (id.clone(), BTreeMap::from([(id, k.public.clone())]))
@@ -393,8 +436,7 @@ mod tests {
             let (id, keys) = keymap(&k);
             let signed = json!({"a": 1});
             let sig = k.sign_value(&signed).unwrap();
-            verify_threshold(
-                "r",
+            check(
                 &signed,
                 std::slice::from_ref(&sig),
                 std::slice::from_ref(&id),
@@ -402,8 +444,20 @@ mod tests {
                 &keys,
             )
             .unwrap();
+            // Over the canonical bytes themselves (the fast path) too.
+            let canonical = String::from_utf8(canonical::encode(&signed).unwrap()).unwrap();
+            let msg = SignedMessage::new(&canonical);
+            verify_threshold(
+                "r",
+                &msg,
+                std::slice::from_ref(&sig),
+                std::slice::from_ref(&id),
+                1,
+                &keys,
+            )
+            .unwrap();
             // Tampered signed object fails.
-            let err = verify_threshold("r", &json!({"a": 2}), &[sig], &[id], 1, &keys).unwrap_err();
+            let err = check(&json!({"a": 2}), &[sig], &[id], 1, &keys).unwrap_err();
             assert!(matches!(err, Error::Threshold { valid: 0, .. }));
         }
     }
@@ -415,7 +469,7 @@ mod tests {
         let signed = json!({"x": "y"});
         let sig = k.sign_value(&signed).unwrap();
         let ids = vec![id.clone(), id];
-        let err = verify_threshold("r", &signed, &[sig.clone(), sig], &ids, 2, &keys).unwrap_err();
+        let err = check(&signed, &[sig.clone(), sig], &ids, 2, &keys).unwrap_err();
         assert!(matches!(
             err,
             Error::Threshold {
@@ -438,7 +492,7 @@ mod tests {
         let mut sig2 = k.sign_value(&signed).unwrap();
         sig2.keyid = alias_id.clone();
         let sigs = [k.sign_value(&signed).unwrap(), sig2];
-        let err = verify_threshold("r", &signed, &sigs, &[id, alias_id], 2, &keys).unwrap_err();
+        let err = check(&signed, &sigs, &[id, alias_id], 2, &keys).unwrap_err();
         assert!(matches!(err, Error::Threshold { valid: 1, .. }));
     }
 

@@ -274,7 +274,7 @@ fn check_role_keys(role: &str, what: &str, keyids: &[String], threshold: u64) ->
 
 fn check_hashes(role: &str, what: &str, hashes: &BTreeMap<String, String>) -> Result<()> {
     for (alg, h) in hashes {
-        if hex::decode(h).is_err() {
+        if h.is_empty() || h.len() % 2 != 0 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::malformed(
                 role,
                 format!("{what}: {alg} hash is not hex"),
@@ -367,7 +367,6 @@ impl Targets {
                     format!("target {path:?} has no hashes"),
                 ));
             }
-            check_hashes(role, path, &t.hashes)?;
         }
         if let Some(d) = &self.delegations {
             match (&d.roles, &d.succinct_roles) {
@@ -442,40 +441,39 @@ impl Targets {
 }
 
 /// A metadata file split into signatures and the signed object, before any verification.
-/// Holds the signed part as the exact JSON value that was signed, unknown fields included.
+/// `signed_raw` is the exact text of the signed object as it appears in the file.
 #[derive(Debug, Clone)]
-pub struct Envelope {
+pub struct Envelope<'a> {
     pub signatures: Vec<Signature>,
-    pub signed: Value,
+    pub signed_raw: &'a str,
 }
 
-impl Envelope {
-    /// Parse the outer object of a metadata file.
-    pub fn parse(role: &str, bytes: &[u8]) -> Result<Self> {
-        let v: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::malformed(role, format!("not JSON: {e}")))?;
-        let Value::Object(mut map) = v else {
-            return Err(Error::malformed(role, "not a JSON object"));
-        };
-        let signed = map
-            .remove("signed")
-            .ok_or_else(|| Error::malformed(role, "no \"signed\" object"))?;
-        if !signed.is_object() {
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    signatures: Vec<Signature>,
+    #[serde(borrow)]
+    signed: &'a serde_json::value::RawValue,
+}
+
+impl<'a> Envelope<'a> {
+    /// Parse the outer object of a metadata file (the signed object is only scanned here).
+    pub fn parse(role: &str, bytes: &'a [u8]) -> Result<Self> {
+        let raw: RawEnvelope<'a> = serde_json::from_slice(bytes)
+            .map_err(|e| Error::malformed(role, format!("not a metadata envelope: {e}")))?;
+        let text = raw.signed.get();
+        if !text.starts_with('{') {
             return Err(Error::malformed(role, "\"signed\" is not an object"));
         }
-        let sigs = map
-            .remove("signatures")
-            .ok_or_else(|| Error::malformed(role, "no \"signatures\" list"))?;
-        let signatures: Vec<Signature> = serde_json::from_value(sigs)
-            .map_err(|e| Error::malformed(role, format!("signatures: {e}")))?;
-        Ok(Envelope { signatures, signed })
+        Ok(Envelope {
+            signatures: raw.signatures,
+            signed_raw: text,
+        })
     }
 
     /// Interpret the signed object as role type `T`, checking `_type`, `spec_version`, `version`,
     /// `expires` syntax and the structure of the role.
     pub(crate) fn typed<T: Common + serde::de::DeserializeOwned>(&self, role: &str) -> Result<T> {
-        let t: T =
-            serde_json::from_value(self.signed.clone()).map_err(|e| Error::malformed(role, e))?;
+        let t: T = serde_json::from_str(self.signed_raw).map_err(|e| Error::malformed(role, e))?;
         if t.type_() != T::TYPE {
             return Err(Error::malformed(
                 role,
@@ -492,12 +490,27 @@ impl Envelope {
     }
 }
 
-/// Serialize a signed object and its signatures into a metadata file (pretty-printed; the
-/// signatures cover the canonical form, not the file's bytes).
+/// Serialize a signed object and its signatures into a metadata file. The signed object is
+/// written in canonical form, so that clients can verify signatures over the file's own bytes
+/// without re-encoding.
 pub fn envelope_bytes(signed: &Value, signatures: &[Signature]) -> Vec<u8> {
-    let v = serde_json::json!({ "signatures": signatures, "signed": signed });
-    let mut out = serde_json::to_vec_pretty(&v).unwrap_or_default();
-    out.push(b'\n');
+    // Canonical JSON does not escape control characters (PEM keys hold newlines), so such
+    // objects are written as ordinary JSON; clients then re-encode them to verify.
+    let canonical = match crate::canonical::encode(signed) {
+        Ok(c) if !c.iter().any(|b| *b < 0x20) => c,
+        _ => {
+            let v = serde_json::json!({ "signatures": signatures, "signed": signed });
+            let mut out = serde_json::to_vec(&v).unwrap_or_default();
+            out.push(b'\n');
+            return out;
+        }
+    };
+    let mut out = Vec::with_capacity(canonical.len() + 256);
+    out.extend_from_slice(b"{\"signatures\":");
+    out.extend_from_slice(&serde_json::to_vec(signatures).unwrap_or_else(|_| b"[]".to_vec()));
+    out.extend_from_slice(b",\"signed\":");
+    out.extend_from_slice(&canonical);
+    out.extend_from_slice(b"}\n");
     out
 }
 

@@ -472,6 +472,12 @@ impl Repository {
         write_atomic(&self.metadata_dir().join(name), bytes)
     }
 
+    /// Persist staged (unpublished) changes to `staged.json`, so that a later `open` sees them.
+    /// Mutations change only the in-memory state until this or [`Repository::publish`] runs.
+    pub fn save(&self) -> Result<()> {
+        self.save_staged()
+    }
+
     fn save_staged(&self) -> Result<()> {
         let staged = Staged {
             targets: self
@@ -540,7 +546,7 @@ impl Repository {
             .ok_or_else(|| Error::Repository(format!("unknown targets role {role:?}")))?;
         t.targets.insert(target_path.to_string(), tf);
         self.dirty.insert(role.to_string());
-        self.save_staged()
+        Ok(())
     }
 
     /// Remove a target from whichever role lists it (staged). The file stays in `targets/` so that
@@ -556,7 +562,6 @@ impl Repository {
             t.targets.remove(target_path);
         }
         self.dirty.insert(role.clone());
-        self.save_staged()?;
         Ok(role)
     }
 
@@ -633,7 +638,7 @@ impl Repository {
         self.targets.insert(name.to_string(), new_targets());
         self.dirty.insert(parent.to_string());
         self.dirty.insert(name.to_string());
-        self.save_staged()
+        Ok(())
     }
 
     /// Delegate all targets of `parent` to 2^bit_length succinct hash bins (TAP 15) sharing
@@ -684,7 +689,6 @@ impl Repository {
             self.dirty.insert(b.clone());
         }
         self.dirty.insert(parent.to_string());
-        self.save_staged()?;
         Ok(bins)
     }
 

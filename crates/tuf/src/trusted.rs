@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::crypto::{check_key_ids, verify_bytes, verify_threshold};
+use crate::crypto::{check_key_ids, verify_bytes, verify_threshold, SignedMessage};
 use crate::error::{Error, Result};
 use crate::metadata::{
     format_expires, parse_expires, Common, DelegatedRole, Envelope, Key, MetaFile, Root, Snapshot,
@@ -72,10 +72,10 @@ pub struct TrustedSet {
     fast_forward_reset: bool,
 }
 
-fn signed_typed<T: Common + serde::de::DeserializeOwned>(
+fn signed_typed<'a, T: Common + serde::de::DeserializeOwned>(
     role: &str,
-    bytes: &[u8],
-) -> Result<(Envelope, T)> {
+    bytes: &'a [u8],
+) -> Result<(Envelope<'a>, T)> {
     let env = Envelope::parse(role, bytes)?;
     let t = env.typed::<T>(role)?;
     Ok((env, t))
@@ -93,7 +93,7 @@ impl TrustedSet {
         let rk = role_keys(&root, "root")?;
         verify_threshold(
             "root",
-            &env.signed,
+            &SignedMessage::new(env.signed_raw),
             &env.signatures,
             &rk.0,
             rk.1,
@@ -162,7 +162,7 @@ impl TrustedSet {
         let old = role_keys(&self.root, "root")?;
         verify_threshold(
             "root",
-            &env.signed,
+            &SignedMessage::new(env.signed_raw),
             &env.signatures,
             &old.0,
             old.1,
@@ -171,7 +171,7 @@ impl TrustedSet {
         let new = role_keys(&new_root, "root")?;
         verify_threshold(
             "root",
-            &env.signed,
+            &SignedMessage::new(env.signed_raw),
             &env.signatures,
             &new.0,
             new.1,
@@ -228,7 +228,7 @@ impl TrustedSet {
         let rk = role_keys(&self.root, "timestamp")?;
         verify_threshold(
             "timestamp",
-            &env.signed,
+            &SignedMessage::new(env.signed_raw),
             &env.signatures,
             &rk.0,
             rk.1,
@@ -319,7 +319,7 @@ impl TrustedSet {
         let rk = role_keys(&self.root, "snapshot")?;
         verify_threshold(
             "snapshot",
-            &env.signed,
+            &SignedMessage::new(env.signed_raw),
             &env.signatures,
             &rk.0,
             rk.1,
@@ -433,7 +433,7 @@ impl TrustedSet {
             let rk = role_keys(&self.root, "targets")?;
             verify_threshold(
                 role,
-                &env.signed,
+                &SignedMessage::new(env.signed_raw),
                 &env.signatures,
                 &rk.0,
                 rk.1,
@@ -449,7 +449,14 @@ impl TrustedSet {
                     what: format!("delegated role {role}"),
                     listed_in: parent.to_string(),
                 })?;
-            verify_threshold(role, &env.signed, &env.signatures, &keyids, threshold, keys)?;
+            verify_threshold(
+                role,
+                &SignedMessage::new(env.signed_raw),
+                &env.signatures,
+                &keyids,
+                threshold,
+                keys,
+            )?;
         }
         // 5.6.4 "Check for a rollback attack. The version number of the new targets metadata file
         // MUST match the version number listed in the latest snapshot metadata."

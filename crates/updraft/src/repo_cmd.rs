@@ -133,6 +133,7 @@ fn add(args: &AddArgs) -> Result<()> {
     let path = info.target_path(name)?;
     let mut repo = Repository::open(&args.dir)?;
     let tf = repo.add_target(&args.role, &path, &args.file, Some(info.to_custom()))?;
+    repo.save()?;
     println!(
         "staged {path} ({} bytes, sha256 {}) in role {}; run `updraft repo publish {}` to sign it",
         tf.length,
@@ -175,6 +176,7 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
         RepoCommand::Remove { dir, target } => {
             let mut repo = Repository::open(dir)?;
             let role = repo.remove_target(target)?;
+            repo.save()?;
             println!(
                 "staged removal of {target} from {role}; run `updraft repo publish` to sign it"
             );
