@@ -153,18 +153,186 @@ pub struct Delegations {
     pub unknown: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Targets {
     #[serde(rename = "_type")]
     pub type_: String,
     pub spec_version: String,
     pub version: u64,
     pub expires: String,
-    pub targets: BTreeMap<String, TargetFile>,
+    pub targets: TargetMap,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
+}
+
+// Deserialized by hand (not derived) so that the `targets` object can be captured as raw JSON:
+// a derived implementation with `flatten` would buffer it field by field.
+impl<'de> Deserialize<'de> for Targets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Targets;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a targets object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<Targets, A::Error> {
+                use serde::de::Error as _;
+                let (mut type_, mut spec_version, mut version, mut expires) =
+                    (None, None, None, None);
+                let (mut targets, mut delegations, mut unknown) = (None, None, Map::new());
+                while let Some(key) = m.next_key::<String>()? {
+                    let dup = |k: &str| A::Error::custom(format!("duplicate field `{k}`"));
+                    match key.as_str() {
+                        "_type" if type_.is_none() => type_ = Some(m.next_value::<String>()?),
+                        "spec_version" if spec_version.is_none() => {
+                            spec_version = Some(m.next_value::<String>()?)
+                        }
+                        "version" if version.is_none() => version = Some(m.next_value::<u64>()?),
+                        "expires" if expires.is_none() => expires = Some(m.next_value::<String>()?),
+                        "targets" if targets.is_none() => {
+                            targets = Some(m.next_value::<TargetMap>()?)
+                        }
+                        "delegations" if delegations.is_none() => {
+                            delegations = Some(m.next_value::<Option<Delegations>>()?)
+                        }
+                        "_type" | "spec_version" | "version" | "expires" | "targets"
+                        | "delegations" => return Err(dup(&key)),
+                        _ => {
+                            let v = m.next_value::<Value>()?;
+                            if unknown.insert(key.clone(), v).is_some() {
+                                return Err(dup(&key));
+                            }
+                        }
+                    }
+                }
+                let missing = |k: &'static str| A::Error::missing_field(k);
+                Ok(Targets {
+                    type_: type_.ok_or_else(|| missing("_type"))?,
+                    spec_version: spec_version.ok_or_else(|| missing("spec_version"))?,
+                    version: version.ok_or_else(|| missing("version"))?,
+                    expires: expires.ok_or_else(|| missing("expires"))?,
+                    targets: targets.ok_or_else(|| missing("targets"))?,
+                    delegations: delegations.flatten(),
+                    unknown,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+type ParsedTargets = std::result::Result<BTreeMap<String, TargetFile>, String>;
+
+/// The `targets` object of targets metadata. When read from JSON it is kept as raw text and
+/// parsed on first use: a refresh verifies signatures, hashes and versions over the bytes, and
+/// only a lookup needs the (possibly 10,000s of) entries as structures.
+#[derive(Default)]
+pub struct TargetMap {
+    raw: Option<Box<serde_json::value::RawValue>>,
+    parsed: std::sync::OnceLock<ParsedTargets>,
+}
+
+impl TargetMap {
+    /// A map of the given entries.
+    pub fn from_map(map: BTreeMap<String, TargetFile>) -> Self {
+        let parsed = std::sync::OnceLock::new();
+        let _ = parsed.set(Ok(map));
+        TargetMap { raw: None, parsed }
+    }
+
+    /// The entries; an error names the malformed entry.
+    pub fn map(&self) -> std::result::Result<&BTreeMap<String, TargetFile>, String> {
+        self.parsed
+            .get_or_init(|| {
+                let Some(raw) = &self.raw else {
+                    return Ok(BTreeMap::new());
+                };
+                let map: BTreeMap<String, TargetFile> =
+                    serde_json::from_str(raw.get()).map_err(|e| format!("targets: {e}"))?;
+                for (path, t) in &map {
+                    if t.hashes.is_empty() {
+                        return Err(format!("target {path:?} has no hashes"));
+                    }
+                }
+                Ok(map)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The entries, for editing.
+    pub fn map_mut(&mut self) -> std::result::Result<&mut BTreeMap<String, TargetFile>, String> {
+        self.map()?;
+        self.raw = None;
+        match self.parsed.get_mut() {
+            Some(Ok(m)) => Ok(m),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("targets not parsed".into()),
+        }
+    }
+
+    /// One entry.
+    pub fn get(&self, path: &str) -> std::result::Result<Option<&TargetFile>, String> {
+        Ok(self.map()?.get(path))
+    }
+}
+
+impl Clone for TargetMap {
+    fn clone(&self) -> Self {
+        let parsed = std::sync::OnceLock::new();
+        if let Some(p) = self.parsed.get() {
+            let _ = parsed.set(p.clone());
+        }
+        TargetMap {
+            raw: self.raw.clone(),
+            parsed,
+        }
+    }
+}
+
+impl PartialEq for TargetMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.map() == other.map()
+    }
+}
+impl Eq for TargetMap {}
+
+impl std::fmt::Debug for TargetMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.map() {
+            Ok(m) => f.debug_map().entries(m.iter()).finish(),
+            Err(e) => write!(f, "<malformed: {e}>"),
+        }
+    }
+}
+
+impl Serialize for TargetMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match (self.parsed.get(), &self.raw) {
+            (Some(Ok(m)), _) => m.serialize(s),
+            (_, Some(raw)) => raw.serialize(s),
+            (Some(Err(e)), None) => Err(serde::ser::Error::custom(e)),
+            (None, None) => BTreeMap::<String, TargetFile>::new().serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        if !raw.get().starts_with('{') {
+            return Err(serde::de::Error::custom("targets is not an object"));
+        }
+        Ok(TargetMap {
+            raw: Some(raw),
+            parsed: std::sync::OnceLock::new(),
+        })
+    }
 }
 
 /// Parse an expiry in the TUF form `YYYY-MM-DDTHH:MM:SSZ`.
@@ -360,14 +528,7 @@ impl Snapshot {
 
 impl Targets {
     fn check_role(&self, role: &str) -> Result<()> {
-        for (path, t) in &self.targets {
-            if t.hashes.is_empty() {
-                return Err(Error::malformed(
-                    role,
-                    format!("target {path:?} has no hashes"),
-                ));
-            }
-        }
+        // The target entries themselves are checked when first used (see TargetMap).
         if let Some(d) = &self.delegations {
             match (&d.roles, &d.succinct_roles) {
                 (Some(_), Some(_)) => {

@@ -135,7 +135,7 @@ fn new_targets() -> Targets {
         spec_version: SPEC_VERSION.into(),
         version: 0,
         expires: expires_in(0),
-        targets: BTreeMap::new(),
+        targets: Default::default(),
         delegations: None,
         unknown: Map::new(),
     }
@@ -544,7 +544,10 @@ impl Repository {
             .targets
             .get_mut(role)
             .ok_or_else(|| Error::Repository(format!("unknown targets role {role:?}")))?;
-        t.targets.insert(target_path.to_string(), tf);
+        t.targets
+            .map_mut()
+            .map_err(|e| Error::Repository(format!("{role}: {e}")))?
+            .insert(target_path.to_string(), tf);
         self.dirty.insert(role.to_string());
         Ok(())
     }
@@ -555,11 +558,13 @@ impl Repository {
         let role = self
             .targets
             .iter()
-            .find(|(_, t)| t.targets.contains_key(target_path))
+            .find(|(_, t)| t.targets.get(target_path).ok().flatten().is_some())
             .map(|(r, _)| r.clone())
             .ok_or_else(|| Error::Repository(format!("no role lists target {target_path:?}")))?;
         if let Some(t) = self.targets.get_mut(&role) {
-            t.targets.remove(target_path);
+            if let Ok(m) = t.targets.map_mut() {
+                m.remove(target_path);
+            }
         }
         self.dirty.insert(role.clone());
         Ok(role)
@@ -569,7 +574,7 @@ impl Repository {
     pub fn list_targets(&self) -> Vec<(String, String, &TargetFile)> {
         let mut v = Vec::new();
         for (role, t) in &self.targets {
-            for (path, tf) in &t.targets {
+            for (path, tf) in t.targets.map().into_iter().flatten() {
                 v.push((path.clone(), role.clone(), tf));
             }
         }

@@ -402,7 +402,11 @@ impl<F: Fetcher> Updater<F> {
                 .targets(&role)
                 .ok_or_else(|| Error::Repository("unreachable".into()))?
                 .clone();
-            if let Some(t) = targets.targets.get(target_path) {
+            let entry = targets
+                .targets
+                .get(target_path)
+                .map_err(|e| Error::malformed(&role, e))?;
+            if let Some(t) = entry {
                 return Ok(Some(TargetInfo {
                     path: target_path.to_string(),
                     length: t.length,

@@ -170,3 +170,23 @@ fn initial_root_must_be_self_signed() {
     );
     assert!(matches!(r, Err(Error::Threshold { .. })));
 }
+
+#[test]
+fn malformed_target_entries_are_rejected_at_lookup() {
+    let env = Env::new();
+    let v = env.version("targets");
+    env.resign(&format!("{v}.targets.json"), "targets", |s| {
+        s["targets"]["content/bad"] = json!({"length": 3, "hashes": {}});
+        s["targets"]["content/worse"] = json!({"length": "three", "hashes": {"sha256": "00"}});
+    });
+    env.rechain_snapshot("targets", v);
+    let mut up = env.updater();
+    // Signatures, hashes and versions of the file are verified by the refresh...
+    up.refresh().unwrap();
+    // ...and no entry of a malformed targets object is ever used.
+    assert_err(
+        up.target_info(TARGET),
+        malformed,
+        "lookup in malformed targets",
+    );
+}
