@@ -18,18 +18,33 @@ use crate::metadata::{Key, KeyVal, Signature};
 /// The key id of a key: hex SHA-256 of the canonical JSON of the key object (all its fields).
 pub fn key_id(key: &Key) -> Result<String> {
     let v = serde_json::to_value(key).map_err(|e| Error::Key(e.to_string()))?;
-    let bytes = canonical::encode(&v).map_err(|e| Error::Key(e.to_string()))?;
+    hash_canonical(&v)
+}
+
+/// The key id over the key's core fields only (`keytype`, `scheme`, `keyval`), as
+/// securesystemslib computes it when a key is created.
+pub fn core_key_id(key: &Key) -> Result<String> {
+    let keyval = serde_json::to_value(&key.keyval).map_err(|e| Error::Key(e.to_string()))?;
+    hash_canonical(
+        &serde_json::json!({"keytype": key.keytype, "scheme": key.scheme, "keyval": keyval}),
+    )
+}
+
+fn hash_canonical(v: &Value) -> Result<String> {
+    let bytes = canonical::encode(v).map_err(|e| Error::Key(e.to_string()))?;
     Ok(hex::encode(digest::digest(&digest::SHA256, &bytes)))
 }
 
-/// Check that every key in a key map is listed under its own key id.
+/// Check that every key in a key map is listed under its own key id: the SHA-256 of the canonical
+/// key object as published, or of its core fields (metadata tools add fields such as
+/// `keyid_hash_algorithms` or `x-…` annotations after computing the id).
 pub(crate) fn check_key_ids(role: &str, keys: &BTreeMap<String, Key>) -> Result<()> {
     for (id, key) in keys {
-        let computed = key_id(key)?;
-        if &computed != id {
+        let full = key_id(key)?;
+        if &full != id && &core_key_id(key)? != id {
             return Err(Error::malformed(
                 role,
-                format!("key listed as {id} has key id {computed} (key ids are the SHA-256 of the canonical key)"),
+                format!("key listed as {id} has key id {full} (key ids are the SHA-256 of the canonical key)"),
             ));
         }
     }
@@ -494,6 +509,21 @@ mod tests {
         let sigs = [k.sign_value(&signed).unwrap(), sig2];
         let err = check(&signed, &sigs, &[id, alias_id], 2, &keys).unwrap_err();
         assert!(matches!(err, Error::Threshold { valid: 1, .. }));
+    }
+
+    #[test]
+    fn key_id_of_core_fields_is_accepted_after_annotations() {
+        let k = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+        let id = k.key_id().unwrap();
+        let mut annotated = k.public.clone();
+        annotated
+            .unknown
+            .insert("keyid_hash_algorithms".into(), json!(["md5"]));
+        check_key_ids("root", &BTreeMap::from([(id.clone(), annotated.clone())])).unwrap();
+        // Published with the annotation and the id over everything: also fine.
+        let full = key_id(&annotated).unwrap();
+        check_key_ids("root", &BTreeMap::from([(full, annotated)])).unwrap();
+        assert_eq!(core_key_id(&k.public).unwrap(), id);
     }
 
     #[test]

@@ -459,15 +459,8 @@ impl Root {
                 .roles
                 .get(name)
                 .ok_or_else(|| Error::malformed(role, format!("roles lacks {name}")))?;
+            // Key ids without a key in `keys` are allowed: they can never sign.
             check_role_keys(role, name, &r.keyids, r.threshold)?;
-            for k in &r.keyids {
-                if !self.keys.contains_key(k) {
-                    return Err(Error::malformed(
-                        role,
-                        format!("role {name} uses unknown key id {k}"),
-                    ));
-                }
-            }
         }
         if self.roles.len() != 4 {
             return Err(Error::malformed(
@@ -568,14 +561,6 @@ impl Targets {
                             ));
                         }
                         check_role_keys(role, &r.name, &r.keyids, r.threshold)?;
-                        for k in &r.keyids {
-                            if !d.keys.contains_key(k) {
-                                return Err(Error::malformed(
-                                    role,
-                                    format!("delegated role {:?} uses unknown key id {k}", r.name),
-                                ));
-                            }
-                        }
                     }
                 }
                 (None, Some(s)) => {
@@ -586,14 +571,6 @@ impl Targets {
                         ));
                     }
                     check_role_keys(role, &s.name_prefix, &s.keyids, s.threshold)?;
-                    for k in &s.keyids {
-                        if !d.keys.contains_key(k) {
-                            return Err(Error::malformed(
-                                role,
-                                format!("succinct_roles uses unknown key id {k}"),
-                            ));
-                        }
-                    }
                 }
             }
         }
