@@ -62,11 +62,8 @@ impl HttpFetcher {
     }
 }
 
-impl tuf::Fetcher for HttpFetcher {
-    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
-        if url.starts_with("file://") {
-            return tuf::FileFetcher.fetch(url);
-        }
+impl HttpFetcher {
+    fn get(&self, url: &str) -> Result<reqwest::blocking::Response, FetchError> {
         let resp = self
             .client
             .get(url)
@@ -77,7 +74,7 @@ impl tuf::Fetcher for HttpFetcher {
             })?;
         let status = resp.status().as_u16();
         match status {
-            200..=299 => Ok(Box::new(resp)),
+            200..=299 => Ok(resp),
             403 | 404 => Err(FetchError::NotFound {
                 url: url.to_string(),
             }),
@@ -85,6 +82,39 @@ impl tuf::Fetcher for HttpFetcher {
                 url: url.to_string(),
                 status,
             }),
+        }
+    }
+}
+
+impl tuf::Fetcher for HttpFetcher {
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
+        if url.starts_with("file://") {
+            return tuf::FileFetcher.fetch(url);
+        }
+        Ok(Box::new(self.get(url)?))
+    }
+
+    /// A response that announces more than `max` bytes is refused before its body is read; one
+    /// with a length within bounds is read in one piece (the HTTP layer reads no more than the
+    /// announced length); one without a length is streamed and cut off after `max` bytes.
+    fn fetch_bytes(&self, url: &str, max: u64) -> Result<Vec<u8>, FetchError> {
+        if url.starts_with("file://") {
+            return tuf::FileFetcher.fetch_bytes(url, max);
+        }
+        let resp = self.get(url)?;
+        match resp.content_length() {
+            Some(len) if len > max => Err(FetchError::TooLarge {
+                url: url.to_string(),
+                max,
+            }),
+            Some(_) => resp
+                .bytes()
+                .map(|b| b.to_vec())
+                .map_err(|e| FetchError::Transport {
+                    url: url.to_string(),
+                    reason: error_chain(&e),
+                }),
+            None => tuf::fetch::read_bounded(url, resp, max),
         }
     }
 }

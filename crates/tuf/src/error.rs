@@ -11,6 +11,9 @@ pub enum FetchError {
     /// Any other HTTP status.
     #[error("{url}: HTTP status {status}")]
     Status { url: String, status: u16 },
+    /// The response is longer than the caller allows (announced or actual length).
+    #[error("{url}: more than the allowed {max} bytes (endless data?)")]
+    TooLarge { url: String, max: u64 },
     /// Connection, timeout or read failure.
     #[error("{url}: {reason}")]
     Transport { url: String, reason: String },

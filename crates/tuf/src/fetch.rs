@@ -12,11 +12,40 @@ pub use crate::error::FetchError;
 pub trait Fetcher: Send + Sync {
     /// Open `url` for reading. A missing file (HTTP 403/404) must be [`FetchError::NotFound`].
     fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, FetchError>;
+
+    /// Fetch at most `max` bytes of `url` into memory; more is [`FetchError::TooLarge`].
+    /// Implementations may answer faster (e.g. refuse an announced length above `max` without
+    /// reading, or read a known length in one go) but must never return more than `max` bytes.
+    fn fetch_bytes(&self, url: &str, max: u64) -> Result<Vec<u8>, FetchError> {
+        read_bounded(url, self.fetch(url)?, max)
+    }
+}
+
+/// Read at most `max` bytes from `reader`; one byte more is [`FetchError::TooLarge`].
+pub fn read_bounded(url: &str, reader: impl Read, max: u64) -> Result<Vec<u8>, FetchError> {
+    let mut buf = Vec::new();
+    reader
+        .take(max.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| FetchError::Transport {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+    if buf.len() as u64 > max {
+        return Err(FetchError::TooLarge {
+            url: url.to_string(),
+            max,
+        });
+    }
+    Ok(buf)
 }
 
 impl<F: Fetcher + ?Sized> Fetcher for std::sync::Arc<F> {
     fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
         (**self).fetch(url)
+    }
+    fn fetch_bytes(&self, url: &str, max: u64) -> Result<Vec<u8>, FetchError> {
+        (**self).fetch_bytes(url, max)
     }
 }
 

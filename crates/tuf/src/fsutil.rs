@@ -46,13 +46,24 @@ pub fn url_segment(s: &str) -> String {
 /// fsynced, then renamed over `path`, then the directory is fsynced. A crash leaves either the
 /// old or the new content.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, bytes, true)
+}
+
+/// As [`write_atomic`]; with `durable` false the fsyncs are skipped: the replacement is still
+/// atomic for readers, but a power loss may leave the old content, or on some file systems an
+/// empty file (which a TUF client then rejects and downloads again).
+pub fn write_atomic_with(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    if durable {
+        tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(&dir);
+    if durable {
+        sync_dir(&dir);
+    }
     Ok(())
 }
 

@@ -72,6 +72,9 @@ pub struct TrustedSet {
     fast_forward_reset: bool,
 }
 
+/// Files at least this large are hashed on a second thread while signatures are verified.
+const PARALLEL_HASH_MIN: usize = 256 * 1024;
+
 fn signed_typed<'a, T: Common + serde::de::DeserializeOwned>(
     role: &str,
     bytes: &'a [u8],
@@ -410,54 +413,27 @@ impl TrustedSet {
         }
         // 5.6.2 "Check against snapshot role's targets hash. The hashes of the new targets metadata
         // file MUST match the hashes, if any, listed in the trusted snapshot metadata."
-        verify_bytes(
-            &format!("{role}.json"),
-            bytes,
-            meta.length,
-            meta.hashes.as_ref(),
-        )?;
-        let (env, new_targets) = signed_typed::<Targets>(role, bytes)?;
-        if let Some(d) = &new_targets.delegations {
-            check_key_ids(role, &d.keys)?;
-        }
         // 5.6.3 "Check for an arbitrary software attack. The new targets metadata file MUST have
         // been signed by a threshold of keys specified in the trusted root metadata file."
         // For delegated roles: by a threshold of the keys the delegating role lists for it.
-        if parent == "root" {
-            if role != "targets" {
-                return Err(Error::Order {
-                    role: role.into(),
-                    reason: "only the top-level targets role is delegated by root".into(),
-                });
-            }
-            let rk = role_keys(&self.root, "targets")?;
-            verify_threshold(
-                role,
-                &SignedMessage::new(env.signed_raw),
-                &env.signatures,
-                &rk.0,
-                rk.1,
-                &self.root.keys,
-            )?;
+        // Both are checked on the same bytes; large files are hashed on a second core while the
+        // signatures are verified, and the hash result is reported first.
+        let what = format!("{role}.json");
+        let hash = || verify_bytes(&what, bytes, meta.length, meta.hashes.as_ref());
+        let (hashed, signed) = if bytes.len() >= PARALLEL_HASH_MIN {
+            std::thread::scope(|s| {
+                let h = s.spawn(hash);
+                let signed = self.verify_targets_signatures(bytes, role, parent);
+                let hashed = h
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Repository("hashing thread panicked".into())));
+                (hashed, signed)
+            })
         } else {
-            let parent_meta = self.targets.get(parent).ok_or_else(|| Error::Order {
-                role: role.into(),
-                reason: format!("delegating role {parent} is not loaded"),
-            })?;
-            let (keyids, threshold, keys) =
-                delegated_keys(parent_meta, role).ok_or_else(|| Error::NotListed {
-                    what: format!("delegated role {role}"),
-                    listed_in: parent.to_string(),
-                })?;
-            verify_threshold(
-                role,
-                &SignedMessage::new(env.signed_raw),
-                &env.signatures,
-                &keyids,
-                threshold,
-                keys,
-            )?;
-        }
+            (hash(), self.verify_targets_signatures(bytes, role, parent))
+        };
+        hashed?;
+        let new_targets = signed?;
         // 5.6.4 "Check for a rollback attack. The version number of the new targets metadata file
         // MUST match the version number listed in the latest snapshot metadata."
         if new_targets.version != meta.version {
@@ -476,6 +452,38 @@ impl TrustedSet {
         self.targets
             .get(role)
             .ok_or_else(|| Error::Repository("unreachable".into()))
+    }
+
+    /// Parse targets metadata for `role` and check its signatures against the keys `parent`
+    /// (root for the top-level targets role) assigns to it.
+    fn verify_targets_signatures(&self, bytes: &[u8], role: &str, parent: &str) -> Result<Targets> {
+        let (env, new_targets) = signed_typed::<Targets>(role, bytes)?;
+        if let Some(d) = &new_targets.delegations {
+            check_key_ids(role, &d.keys)?;
+        }
+        let msg = SignedMessage::new(env.signed_raw);
+        if parent == "root" {
+            if role != "targets" {
+                return Err(Error::Order {
+                    role: role.into(),
+                    reason: "only the top-level targets role is delegated by root".into(),
+                });
+            }
+            let rk = role_keys(&self.root, "targets")?;
+            verify_threshold(role, &msg, &env.signatures, &rk.0, rk.1, &self.root.keys)?;
+        } else {
+            let parent_meta = self.targets.get(parent).ok_or_else(|| Error::Order {
+                role: role.into(),
+                reason: format!("delegating role {parent} is not loaded"),
+            })?;
+            let (keyids, threshold, keys) =
+                delegated_keys(parent_meta, role).ok_or_else(|| Error::NotListed {
+                    what: format!("delegated role {role}"),
+                    listed_in: parent.to_string(),
+                })?;
+            verify_threshold(role, &msg, &env.signatures, &keyids, threshold, keys)?;
+        }
+        Ok(new_targets)
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Write};
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -14,7 +15,9 @@ use crate::crypto::StreamVerifier;
 use crate::delegation::roles_for_target;
 use crate::error::{Error, FetchError, Result};
 use crate::fetch::Fetcher;
-use crate::fsutil::{remove_if_exists, safe_file_name, url_path, url_segment, write_atomic};
+use crate::fsutil::{
+    remove_if_exists, safe_file_name, url_path, url_segment, write_atomic, write_atomic_with,
+};
 use crate::trusted::{TimestampUpdate, TrustedSet};
 
 /// Limits and behaviour of the client.
@@ -33,6 +36,10 @@ pub struct UpdaterConfig {
     pub prefix_targets_with_hash: bool,
     /// Keep every verified root as `root_history/N.root.json` and walk those locally first.
     pub keep_root_history: bool,
+    /// fsync persisted timestamp, snapshot and targets metadata (file and directory) before going
+    /// on. On by default; without it a power loss can cost the newest of those files, which the
+    /// next refresh downloads again. Root is always fsynced.
+    pub durable_writes: bool,
 }
 
 impl Default for UpdaterConfig {
@@ -46,6 +53,7 @@ impl Default for UpdaterConfig {
             targets_max_length: 5_000_000,
             prefix_targets_with_hash: true,
             keep_root_history: false,
+            durable_writes: true,
         }
     }
 }
@@ -163,26 +171,21 @@ impl<F: Fetcher> Updater<F> {
             .join(format!("{}.json", safe_file_name(role)))
     }
 
+    /// Persist verified metadata. Root is always fsynced: for a client whose trust anchor is its
+    /// metadata directory (`tuf-client`), losing it would lose trust.
     fn persist(&self, role: &str, bytes: &[u8]) -> Result<()> {
-        write_atomic(&self.role_path(role), bytes)
+        let durable = self.config.durable_writes || role == "root";
+        write_atomic_with(&self.role_path(role), bytes, durable)
     }
 
     fn fetch_bounded(&mut self, url: String, max: u64) -> Result<Vec<u8>> {
         tracing::debug!(%url, max, "fetch");
         self.fetched.push(url.clone());
-        let reader = self.fetcher.fetch(&url)?;
-        let mut buf = Vec::new();
-        reader
-            .take(max + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| FetchError::Transport {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        if buf.len() as u64 > max {
-            return Err(Error::TooLarge { what: url, max });
+        match self.fetcher.fetch_bytes(&url, max) {
+            Ok(buf) if buf.len() as u64 <= max => Ok(buf),
+            Ok(_) | Err(FetchError::TooLarge { .. }) => Err(Error::TooLarge { what: url, max }),
+            Err(e) => Err(e.into()),
         }
-        Ok(buf)
     }
 
     /// Run the client workflow (5.1–5.6): update root, timestamp, snapshot and top-level targets.

@@ -73,44 +73,50 @@ fn main() {
     let meta_url = format!("{base}/metadata");
 
     let fetcher = transport::HttpFetcher::new(&transport::HttpConfig::default()).unwrap();
-    let mut cold = Vec::new();
-    let mut unchanged = Vec::new();
+    let mut rust = Vec::new();
     let mut unchanged_fetched = Vec::new();
-    for _ in 0..RUNS {
-        let md = tempfile::tempdir().unwrap();
-        let t = Instant::now();
-        let mut up = Updater::new(
-            md.path(),
-            &meta_url,
-            root.clone(),
-            fetcher.clone(),
-            UpdaterConfig::default(),
-        )
-        .unwrap();
-        up.refresh().unwrap();
-        cold.push(t.elapsed());
-        let t = Instant::now();
-        let mut up = Updater::new(
-            md.path(),
-            &meta_url,
-            root.clone(),
-            fetcher.clone(),
-            UpdaterConfig::default(),
-        )
-        .unwrap();
-        let out = up.refresh().unwrap();
-        unchanged.push(t.elapsed());
-        unchanged_fetched = out.fetched;
+    for durable in [true, false] {
+        let config = UpdaterConfig {
+            durable_writes: durable,
+            ..UpdaterConfig::default()
+        };
+        let mut cold = Vec::new();
+        let mut unchanged = Vec::new();
+        for _ in 0..RUNS {
+            let md = tempfile::tempdir().unwrap();
+            let t = Instant::now();
+            let mut up = Updater::new(
+                md.path(),
+                &meta_url,
+                root.clone(),
+                fetcher.clone(),
+                config.clone(),
+            )
+            .unwrap();
+            up.refresh().unwrap();
+            cold.push(t.elapsed());
+            let t = Instant::now();
+            let mut up = Updater::new(
+                md.path(),
+                &meta_url,
+                root.clone(),
+                fetcher.clone(),
+                config.clone(),
+            )
+            .unwrap();
+            let out = up.refresh().unwrap();
+            unchanged.push(t.elapsed());
+            unchanged_fetched = out.fetched;
+        }
+        let (c, u) = (median(cold), median(unchanged));
+        let mode = if durable {
+            "fsync on (default)"
+        } else {
+            "fsync off"
+        };
+        println!("crates/tuf   cold refresh:      {:8.2} ms   unchanged: {:6.2} ms   [{mode}, median of {RUNS}]", ms(c), ms(u));
+        rust.push((c, u));
     }
-    let (rust_cold, rust_unchanged) = (median(cold), median(unchanged));
-    println!(
-        "crates/tuf   cold refresh:      {:8.2} ms (median of {RUNS})",
-        ms(rust_cold)
-    );
-    println!(
-        "crates/tuf   unchanged refresh: {:8.2} ms",
-        ms(rust_unchanged)
-    );
     let names: Vec<&str> = unchanged_fetched
         .iter()
         .map(|u| u.rsplit('/').next().unwrap_or(""))
@@ -137,12 +143,13 @@ fn main() {
             .filter_map(|s| s.parse::<f64>().ok());
         match (it.next(), it.next()) {
             (Some(c), Some(u)) => {
-                println!("python-tuf   cold refresh:      {c:8.2} ms");
-                println!("python-tuf   unchanged refresh: {u:8.2} ms");
+                println!("python-tuf   cold refresh:      {c:8.2} ms   unchanged: {u:6.2} ms   [no fsync]");
                 println!(
-                    "speed-up     cold {:.1}x, unchanged {:.1}x",
-                    c / ms(rust_cold),
-                    u / ms(rust_unchanged)
+                    "speed-up     fsync on: cold {:.1}x, unchanged {:.1}x; fsync off: cold {:.1}x, unchanged {:.1}x",
+                    c / ms(rust[0].0),
+                    u / ms(rust[0].1),
+                    c / ms(rust[1].0),
+                    u / ms(rust[1].1)
                 );
             }
             _ => println!(
