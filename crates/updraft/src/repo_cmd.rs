@@ -232,6 +232,7 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
                 *keys,
                 *threshold,
             )?;
+            repo.save()?;
             println!("staged delegation {parent} -> {name} for {paths:?}; run `updraft repo publish` to sign it");
         }
         RepoCommand::Refresh { dir } => {

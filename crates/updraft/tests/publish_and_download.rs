@@ -229,6 +229,49 @@ fn publish_serve_rotate_and_download_with_the_cli() {
         root["signed"]["version"], 4,
         "three rotations of top-level roles: root v4"
     );
+    // A delegated role for IPS rules, signed by its own key.
+    ok(&[
+        "repo",
+        "delegate",
+        s(&repo),
+        "--name",
+        "ips-team",
+        "--path",
+        "content/ips.rules/*/*",
+        "--terminating",
+    ]);
+    std::fs::write(&file, b"rules").unwrap();
+    ok(&[
+        "repo",
+        "add",
+        s(&repo),
+        s(&file),
+        "--component",
+        "ips.rules",
+        "--version",
+        "2026.11.1",
+        "--kind",
+        "rules",
+        "--role",
+        "ips-team",
+    ]);
+    ok(&["repo", "publish", s(&repo)]);
+    let t3 = "content/ips.rules/2026.11.1/pattern.dat";
+    ok(&[
+        "tuf-client",
+        "--metadata-dir",
+        s(&md),
+        "--metadata-url",
+        &meta_url,
+        "--target-name",
+        t3,
+        "--target-base-url",
+        &target_url,
+        "--target-dir",
+        s(&dl),
+        "download",
+    ]);
+    assert!(md.join("ips-team.json").exists());
     // The removed target is no longer downloadable.
     let err = fails(&[
         "tuf-client",
