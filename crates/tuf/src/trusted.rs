@@ -93,15 +93,7 @@ impl TrustedSet {
     pub fn new(root_bytes: &[u8], now: OffsetDateTime) -> Result<Self> {
         let (env, root) = signed_typed::<Root>("root", root_bytes)?;
         check_key_ids("root", &root.keys)?;
-        let rk = role_keys(&root, "root")?;
-        verify_threshold(
-            "root",
-            &SignedMessage::new(env.signed_raw),
-            &env.signatures,
-            &rk.0,
-            rk.1,
-            &root.keys,
-        )?;
+        verify_by_root(&root, "root", &env)?;
         Ok(TrustedSet {
             now,
             root: Verified::new(root, root_bytes),
@@ -162,24 +154,8 @@ impl TrustedSet {
         // have been signed by: (1) a threshold of keys specified in the trusted root metadata file
         // (version N), and (2) a threshold of keys specified in the new root metadata file being
         // validated (version N+1)."
-        let old = role_keys(&self.root, "root")?;
-        verify_threshold(
-            "root",
-            &SignedMessage::new(env.signed_raw),
-            &env.signatures,
-            &old.0,
-            old.1,
-            &self.root.keys,
-        )?;
-        let new = role_keys(&new_root, "root")?;
-        verify_threshold(
-            "root",
-            &SignedMessage::new(env.signed_raw),
-            &env.signatures,
-            &new.0,
-            new.1,
-            &new_root.keys,
-        )?;
+        verify_by_root(&self.root, "root", &env)?;
+        verify_by_root(&new_root, "root", &env)?;
         // 5.3.5 "Check for a rollback attack. The version number of the new root metadata (i.e.
         // N+1) MUST be exactly the version in the trusted root metadata (i.e. N) incremented by one."
         let expected = self.root.version + 1;
@@ -228,15 +204,7 @@ impl TrustedSet {
         let (env, ts) = signed_typed::<Timestamp>("timestamp", bytes)?;
         // 5.4.2 "Check for an arbitrary software attack. The new timestamp metadata file MUST have
         // been signed by a threshold of keys specified in the trusted root metadata file."
-        let rk = role_keys(&self.root, "timestamp")?;
-        verify_threshold(
-            "timestamp",
-            &SignedMessage::new(env.signed_raw),
-            &env.signatures,
-            &rk.0,
-            rk.1,
-            &self.root.keys,
-        )?;
+        verify_by_root(&self.root, "timestamp", &env)?;
         Ok((ts, ()))
     }
 
@@ -319,15 +287,7 @@ impl TrustedSet {
         let (env, new_snap) = signed_typed::<Snapshot>("snapshot", bytes)?;
         // 5.5.3 "Check for an arbitrary software attack. The new snapshot metadata file MUST have
         // been signed by a threshold of keys specified in the trusted root metadata file."
-        let rk = role_keys(&self.root, "snapshot")?;
-        verify_threshold(
-            "snapshot",
-            &SignedMessage::new(env.signed_raw),
-            &env.signatures,
-            &rk.0,
-            rk.1,
-            &self.root.keys,
-        )?;
+        verify_by_root(&self.root, "snapshot", &env)?;
         // 5.5.5 "Check for a rollback attack. The version number of the targets metadata file, and
         // all delegated targets metadata files, if any, in the trusted snapshot metadata file, if
         // any, MUST be less than or equal to its version number in the new snapshot metadata file.
@@ -461,7 +421,6 @@ impl TrustedSet {
         if let Some(d) = &new_targets.delegations {
             check_key_ids(role, &d.keys)?;
         }
-        let msg = SignedMessage::new(env.signed_raw);
         if parent == "root" {
             if role != "targets" {
                 return Err(Error::Order {
@@ -469,8 +428,7 @@ impl TrustedSet {
                     reason: "only the top-level targets role is delegated by root".into(),
                 });
             }
-            let rk = role_keys(&self.root, "targets")?;
-            verify_threshold(role, &msg, &env.signatures, &rk.0, rk.1, &self.root.keys)?;
+            verify_by_root(&self.root, "targets", &env)?;
         } else {
             let parent_meta = self.targets.get(parent).ok_or_else(|| Error::Order {
                 role: role.into(),
@@ -481,17 +439,28 @@ impl TrustedSet {
                     what: format!("delegated role {role}"),
                     listed_in: parent.to_string(),
                 })?;
+            let msg = SignedMessage::new(env.signed_raw);
             verify_threshold(role, &msg, &env.signatures, &keyids, threshold, keys)?;
         }
         Ok(new_targets)
     }
 }
 
-fn role_keys(root: &Root, role: &str) -> Result<(Vec<String>, u64)> {
+/// Check that `env` carries signatures from a threshold of the keys `root` lists for `role`
+/// (a top-level role).
+fn verify_by_root(root: &Root, role: &str, env: &Envelope<'_>) -> Result<()> {
     let r = root
         .role(role)
         .ok_or_else(|| Error::malformed("root", format!("no {role} role")))?;
-    Ok((r.keyids.clone(), r.threshold))
+    let msg = SignedMessage::new(env.signed_raw);
+    verify_threshold(
+        role,
+        &msg,
+        &env.signatures,
+        &r.keyids,
+        r.threshold,
+        &root.keys,
+    )
 }
 
 /// Key material and threshold of a role, for detecting rotations.

@@ -12,14 +12,9 @@ fn malformed(e: &Error) -> bool {
 #[test]
 fn unsigned_timestamp_is_rejected() {
     let env = Env::new();
-    let mut v: Value =
-        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    let mut v = env.envelope("timestamp.json");
     v["signatures"] = json!([]);
-    std::fs::write(
-        env.meta_path("timestamp.json"),
-        serde_json::to_vec(&v).unwrap(),
-    )
-    .unwrap();
+    env.write_envelope("timestamp.json", &v);
     assert_err(
         env.updater().refresh(),
         |e| matches!(e, Error::Threshold { valid: 0, .. }),
@@ -30,14 +25,9 @@ fn unsigned_timestamp_is_rejected() {
 #[test]
 fn modified_signed_content_is_rejected() {
     let env = Env::new();
-    let mut v: Value =
-        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    let mut v = env.envelope("timestamp.json");
     v["signed"]["x-unknown"] = json!("unknown fields are covered by signatures");
-    std::fs::write(
-        env.meta_path("timestamp.json"),
-        serde_json::to_vec(&v).unwrap(),
-    )
-    .unwrap();
+    env.write_envelope("timestamp.json", &v);
     assert_err(
         env.updater().refresh(),
         |e| matches!(e, Error::Threshold { .. }),

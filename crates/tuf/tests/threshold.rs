@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use tuf::repo::InitOptions;
 use tuf::Error;
 
@@ -23,15 +23,10 @@ fn threshold_two_with_both_keys_works() {
 #[test]
 fn duplicate_signature_from_one_key_does_not_meet_threshold_two() {
     let env = two_of_two();
-    let mut v: Value =
-        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    let mut v = env.envelope("timestamp.json");
     let first = v["signatures"][0].clone();
     v["signatures"] = json!([first.clone(), first]);
-    std::fs::write(
-        env.meta_path("timestamp.json"),
-        serde_json::to_vec(&v).unwrap(),
-    )
-    .unwrap();
+    env.write_envelope("timestamp.json", &v);
     assert_err(
         env.updater().refresh(),
         |e| {
@@ -83,8 +78,7 @@ fn one_key_under_two_key_ids_counts_once() {
     s["roles"]["timestamp"]["keyids"] = json!([a.clone(), alias_id.clone()]);
     env.write_signed("2.root.json", "root", &s);
     // Timestamp signed by A, plus the same signature relabelled as the alias.
-    let mut v: Value =
-        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    let mut v = env.envelope("timestamp.json");
     let sig_a = v["signatures"]
         .as_array()
         .unwrap()
@@ -95,11 +89,7 @@ fn one_key_under_two_key_ids_counts_once() {
     let mut sig_alias = sig_a.clone();
     sig_alias["keyid"] = json!(alias_id);
     v["signatures"] = json!([sig_a, sig_alias]);
-    std::fs::write(
-        env.meta_path("timestamp.json"),
-        serde_json::to_vec(&v).unwrap(),
-    )
-    .unwrap();
+    env.write_envelope("timestamp.json", &v);
     assert_err(
         env.updater().refresh(),
         |e| matches!(e, Error::Threshold { role, valid: 1, .. } if role == "timestamp"),
@@ -122,17 +112,12 @@ fn unknown_key_types_and_bad_signatures_do_not_count_but_do_not_break() {
         .push(json!(odd_id));
     env.write_signed("2.root.json", "root", &s);
     // Plus a garbage signature on the timestamp: still valid with the real one.
-    let mut v: Value =
-        serde_json::from_slice(&std::fs::read(env.meta_path("timestamp.json")).unwrap()).unwrap();
+    let mut v = env.envelope("timestamp.json");
     v["signatures"]
         .as_array_mut()
         .unwrap()
         .push(json!({"keyid": odd_id, "sig": "00ff"}));
-    std::fs::write(
-        env.meta_path("timestamp.json"),
-        serde_json::to_vec(&v).unwrap(),
-    )
-    .unwrap();
+    env.write_envelope("timestamp.json", &v);
     env.updater().refresh().unwrap();
 }
 

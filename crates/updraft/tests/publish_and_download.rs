@@ -5,9 +5,35 @@
 mod common;
 use common::*;
 use std::io::{Read, Write};
+use std::path::Path;
 
-fn s(p: &std::path::Path) -> &str {
+fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// `updraft repo add REPO FILE --component C --version V --kind K EXTRA…`
+fn add_args<'a>(
+    repo: &'a Path,
+    file: &'a Path,
+    component: &'a str,
+    version: &'a str,
+    kind: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut v = vec![
+        "repo",
+        "add",
+        s(repo),
+        s(file),
+        "--component",
+        component,
+        "--version",
+        version,
+        "--kind",
+        kind,
+    ];
+    v.extend_from_slice(extra);
+    v
 }
 
 #[test]
@@ -30,96 +56,67 @@ fn publish_serve_rotate_and_download_with_the_cli() {
     std::fs::write(&file, b"signatures v1").unwrap();
     let before = std::fs::read(repo.join("metadata/timestamp.json")).unwrap();
     // Bad input: clear errors, nothing changed.
-    assert!(fails(&[
-        "repo",
-        "add",
-        s(&repo),
-        s(&file),
-        "--component",
+    assert!(fails(&add_args(
+        &repo,
+        &file,
         "antimalware.pattern",
-        "--version",
         "1.x",
-        "--kind",
-        "pattern"
-    ])
+        "pattern",
+        &[]
+    ))
     .contains("version"));
-    assert!(fails(&[
-        "repo",
-        "add",
-        s(&repo),
-        s(&file),
-        "--component",
+    assert!(fails(&add_args(
+        &repo,
+        &file,
         "antimalware.pattern",
-        "--version",
         "1.0",
-        "--kind",
-        "virus"
-    ])
+        "virus",
+        &[]
+    ))
     .contains("kind"));
-    assert!(fails(&[
-        "repo",
-        "add",
-        s(&repo),
-        "/no/such/file",
-        "--component",
+    assert!(fails(&add_args(
+        &repo,
+        Path::new("/no/such/file"),
         "antimalware.pattern",
-        "--version",
         "1.0",
-        "--kind",
-        "pattern"
-    ])
+        "pattern",
+        &[]
+    ))
     .contains("/no/such/file"));
-    assert!(fails(&[
-        "repo",
-        "add",
-        s(&repo),
-        s(&file),
-        "--component",
-        "scanner",
-        "--version",
-        "9.5.1519",
-        "--kind",
-        "patch"
-    ])
-    .contains("--product"));
+    assert!(
+        fails(&add_args(&repo, &file, "scanner", "9.5.1519", "patch", &[])).contains("--product")
+    );
     assert!(!repo.join("staged.json").exists());
     assert_eq!(
         std::fs::read(repo.join("metadata/timestamp.json")).unwrap(),
         before
     );
 
-    ok(&[
-        "repo",
-        "add",
-        s(&repo),
-        s(&file),
-        "--component",
+    ok(&add_args(
+        &repo,
+        &file,
         "antimalware.pattern",
-        "--version",
         "18.523.00",
-        "--kind",
         "pattern",
-    ]);
-    ok(&[
-        "repo",
-        "add",
-        s(&repo),
-        s(&file),
-        "--component",
+        &[],
+    ));
+    ok(&add_args(
+        &repo,
+        &file,
         "scanner",
-        "--version",
         "9.5.1519",
-        "--kind",
         "patch",
-        "--product",
-        "scanner",
-        "--requires-build",
-        ">=9.5.1514",
-        "--build",
-        "9.5.1519",
-        "--patch-id",
-        "CP-1519",
-    ]);
+        &[
+            "--product",
+            "scanner",
+            "--requires-build",
+            ">=9.5.1514",
+            "--build",
+            "9.5.1519",
+            "--patch-id",
+            "CP-1519",
+        ],
+    ));
     assert!(ok(&["repo", "status", s(&repo)]).contains("staged"));
     ok(&["repo", "publish", s(&repo)]);
     let status: serde_json::Value =
@@ -139,20 +136,7 @@ fn publish_serve_rotate_and_download_with_the_cli() {
     let meta_url = format!("{}/metadata", server.base);
     let target_url = format!("{}/targets", server.base);
     let target = "content/antimalware.pattern/18.523.00/pattern.dat";
-    ok(&[
-        "tuf-client",
-        "--metadata-dir",
-        s(&md),
-        "--metadata-url",
-        &meta_url,
-        "--target-name",
-        target,
-        "--target-base-url",
-        &target_url,
-        "--target-dir",
-        s(&dl),
-        "download",
-    ]);
+    ok(&download_args(&md, &meta_url, &target_url, &dl, target));
     let downloaded = std::fs::read_dir(&dl)
         .unwrap()
         .next()
@@ -193,36 +177,19 @@ fn publish_serve_rotate_and_download_with_the_cli() {
         "2",
     ]);
     std::fs::write(&file, b"signatures v2").unwrap();
-    ok(&[
-        "repo",
-        "add",
-        s(&repo),
-        s(&file),
-        "--component",
+    ok(&add_args(
+        &repo,
+        &file,
         "antimalware.pattern",
-        "--version",
         "18.525.00",
-        "--kind",
         "pattern",
-    ]);
+        &[],
+    ));
     ok(&["repo", "remove", s(&repo), target]);
     ok(&["repo", "publish", s(&repo)]);
     ok(&["repo", "refresh", s(&repo)]);
     let t2 = "content/antimalware.pattern/18.525.00/pattern.dat";
-    ok(&[
-        "tuf-client",
-        "--metadata-dir",
-        s(&md),
-        "--metadata-url",
-        &meta_url,
-        "--target-name",
-        t2,
-        "--target-base-url",
-        &target_url,
-        "--target-dir",
-        s(&dl),
-        "download",
-    ]);
+    ok(&download_args(&md, &meta_url, &target_url, &dl, t2));
     let root: serde_json::Value =
         serde_json::from_slice(&std::fs::read(md.join("root.json")).unwrap()).unwrap();
     assert_eq!(
@@ -241,52 +208,20 @@ fn publish_serve_rotate_and_download_with_the_cli() {
         "--terminating",
     ]);
     std::fs::write(&file, b"rules").unwrap();
-    ok(&[
-        "repo",
-        "add",
-        s(&repo),
-        s(&file),
-        "--component",
+    ok(&add_args(
+        &repo,
+        &file,
         "ips.rules",
-        "--version",
         "2026.11.1",
-        "--kind",
         "rules",
-        "--role",
-        "ips-team",
-    ]);
+        &["--role", "ips-team"],
+    ));
     ok(&["repo", "publish", s(&repo)]);
     let t3 = "content/ips.rules/2026.11.1/pattern.dat";
-    ok(&[
-        "tuf-client",
-        "--metadata-dir",
-        s(&md),
-        "--metadata-url",
-        &meta_url,
-        "--target-name",
-        t3,
-        "--target-base-url",
-        &target_url,
-        "--target-dir",
-        s(&dl),
-        "download",
-    ]);
+    ok(&download_args(&md, &meta_url, &target_url, &dl, t3));
     assert!(md.join("ips-team.json").exists());
     // The removed target is no longer downloadable.
-    let err = fails(&[
-        "tuf-client",
-        "--metadata-dir",
-        s(&md),
-        "--metadata-url",
-        &meta_url,
-        "--target-name",
-        target,
-        "--target-base-url",
-        &target_url,
-        "--target-dir",
-        s(&dl),
-        "download",
-    ]);
+    let err = fails(&download_args(&md, &meta_url, &target_url, &dl, target));
     assert!(err.contains("not listed"), "{err}");
 }
 

@@ -95,20 +95,17 @@ fn updraft_client_downloads_from_a_python_tuf_repository() {
         "init",
         s(&repo.join("metadata/1.root.json")),
     ]);
-    ok(&[
-        "tuf-client",
-        "--metadata-dir",
-        s(&md),
-        "--metadata-url",
-        &format!("{}/metadata", server.base),
-        "--target-name",
+    let (meta_url, target_url) = (
+        format!("{}/metadata", server.base),
+        format!("{}/targets", server.base),
+    );
+    ok(&download_args(
+        &md,
+        &meta_url,
+        &target_url,
+        &dl,
         "content/hello.txt",
-        "--target-base-url",
-        &format!("{}/targets", server.base),
-        "--target-dir",
-        s(&dl),
-        "download",
-    ]);
+    ));
     assert_eq!(
         std::fs::read(dl.join("content%2Fhello.txt")).unwrap(),
         b"hello from python-tuf\n"

@@ -69,8 +69,17 @@ impl Env {
 
     /// The `signed` object of a metadata file of the repository.
     pub fn signed(&self, name: &str) -> Value {
-        let v: Value = serde_json::from_slice(&fs::read(self.meta_path(name)).unwrap()).unwrap();
-        v["signed"].clone()
+        self.envelope(name)["signed"].clone()
+    }
+
+    /// A whole metadata file of the repository as JSON (signatures included).
+    pub fn envelope(&self, name: &str) -> Value {
+        serde_json::from_slice(&fs::read(self.meta_path(name)).unwrap()).unwrap()
+    }
+
+    /// Write a whole metadata file as given (signatures are not recomputed).
+    pub fn write_envelope(&self, name: &str, v: &Value) {
+        fs::write(self.meta_path(name), serde_json::to_vec(v).unwrap()).unwrap();
     }
 
     /// Sign `signed` with every key of `role` and write it as `name`.

@@ -38,6 +38,30 @@ pub fn fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `updraft tuf-client … download` arguments for one target.
+pub fn download_args<'a>(
+    md: &'a Path,
+    meta_url: &'a str,
+    target_url: &'a str,
+    dir: &'a Path,
+    target: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "tuf-client",
+        "--metadata-dir",
+        md.to_str().unwrap(),
+        "--metadata-url",
+        meta_url,
+        "--target-name",
+        target,
+        "--target-base-url",
+        target_url,
+        "--target-dir",
+        dir.to_str().unwrap(),
+        "download",
+    ]
+}
+
 /// A running `updraft serve` process, killed on drop.
 pub struct Server {
     child: Child,
