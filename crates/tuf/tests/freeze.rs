@@ -162,7 +162,9 @@ fn expired_local_metadata_still_guards_rollback_and_a_newer_remote_is_accepted()
     let mut env = Env::new();
     env.updater().refresh().unwrap(); // local timestamp expires in 1 day
     env.repo.expiry_mut().timestamp_days = 30;
-    env.repo.add_target_bytes("targets", "content/new/2/f", b"new", None).unwrap();
+    env.repo
+        .add_target_bytes("targets", "content/new/2/f", b"new", None)
+        .unwrap();
     env.repo.publish().unwrap();
     let later = time::OffsetDateTime::now_utc() + time::Duration::days(3);
     let out = env.updater().refresh_at(later).unwrap();
