@@ -22,6 +22,8 @@ pub enum Error {
     Dir { path: PathBuf, reason: String },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Client settings.
@@ -32,6 +34,8 @@ pub struct HttpConfig {
     /// Longest time one request may take, body included (a stalled or slow-dripping server is
     /// cut off; length limits are enforced by the reader).
     pub request_timeout: Duration,
+    /// Extra CA certificates (PEM) trusted besides the system roots.
+    pub extra_root_pem: Vec<Vec<u8>>,
 }
 
 impl Default for HttpConfig {
@@ -39,6 +43,7 @@ impl Default for HttpConfig {
         HttpConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(300),
+            extra_root_pem: Vec::new(),
         }
     }
 }
@@ -52,12 +57,24 @@ pub struct HttpFetcher {
 
 impl HttpFetcher {
     pub fn new(config: &HttpConfig) -> Result<Self, Error> {
-        let client = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
-            .user_agent(concat!("updraft/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Client(e.to_string()))?;
+            .tcp_nodelay(true)
+            .user_agent(concat!("updraft/", env!("CARGO_PKG_VERSION")));
+        for pem in &config.extra_root_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::Client(format!("CA certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::Client(
+                    "CA certificate file holds no PEM certificate".into(),
+                ));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder.build().map_err(|e| Error::Client(e.to_string()))?;
         Ok(HttpFetcher { client })
     }
 }
@@ -204,4 +221,87 @@ pub async fn serve_origin(dir: &Path, addr: &str) -> Result<StaticServer, Error>
         shutdown: Some(tx),
         handle: Some(handle),
     })
+}
+
+/// Serve `app` on `listener` over plain HTTP (TCP_NODELAY) until `shutdown` resolves.
+pub async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)
+}
+
+/// A rustls server configuration (ring provider) from PEM certificate chain and key files.
+pub fn tls_server_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<tokio_rustls::rustls::ServerConfig, Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| Error::Tls(format!("{}: {e}", cert.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Tls(format!("{}: no certificate", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| Error::Tls(format!("{}: {e}", key.display())))?;
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::Tls(e.to_string()))
+}
+
+/// Serve `app` on `listener` over HTTPS (rustls) until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    cert: &Path,
+    key: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls_server_config(cert, key)?));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => {
+                let (tcp, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let tls = match acceptor.accept(tcp).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let io = hyper_util::rt::TokioIo::new(tls);
+                    let svc = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        }
+    }
 }

@@ -70,6 +70,12 @@ pub struct TrustedSet {
     targets: BTreeMap<String, Verified<Targets>>,
     /// Set when a root update changed the timestamp or snapshot keys (5.3.11).
     fast_forward_reset: bool,
+    /// Every root verified in this cycle, starting with the trusted one.
+    root_chain: Vec<Verified<Root>>,
+    /// How long past expiry a timestamp or snapshot is still accepted (an explicit offline policy
+    /// for air-gapped sites; zero by default), and the warnings issued under it.
+    expiry_grace: time::Duration,
+    grace_warnings: std::sync::Mutex<Vec<String>>,
 }
 
 /// Files at least this large are hashed on a second thread while signatures are verified.
@@ -94,9 +100,13 @@ impl TrustedSet {
         let (env, root) = signed_typed::<Root>("root", root_bytes)?;
         check_key_ids("root", &root.keys)?;
         verify_by_root(&root, "root", &env)?;
+        let root = Verified::new(root, root_bytes);
         Ok(TrustedSet {
             now,
-            root: Verified::new(root, root_bytes),
+            root_chain: vec![root.clone()],
+            expiry_grace: time::Duration::ZERO,
+            grace_warnings: std::sync::Mutex::new(Vec::new()),
+            root,
             timestamp: None,
             snapshot: None,
             snapshot_final: false,
@@ -127,8 +137,47 @@ impl TrustedSet {
         self.fast_forward_reset
     }
 
+    /// Accept timestamp and snapshot metadata up to `grace` past their expiry, each time with a
+    /// warning (see [`TrustedSet::grace_warnings`]). Root and targets expiry is never relaxed.
+    pub fn set_expiry_grace(&mut self, grace: time::Duration) {
+        self.expiry_grace = grace.max(time::Duration::ZERO);
+    }
+
+    /// Warnings about metadata accepted past its expiry under the offline grace.
+    pub fn grace_warnings(&self) -> Vec<String> {
+        self.grace_warnings
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every root verified in this cycle, oldest first (the trusted root, then each update).
+    pub fn root_chain(&self) -> &[Verified<Root>] {
+        &self.root_chain
+    }
+
+    /// Names of the targets roles loaded so far.
+    pub fn targets_roles(&self) -> impl Iterator<Item = &str> {
+        self.targets.keys().map(String::as_str)
+    }
+
     fn expired(&self, role: &str, expires: &str) -> Result<()> {
         let t = parse_expires(role, expires)?;
+        let graced =
+            matches!(role, "timestamp" | "snapshot") && self.expiry_grace > time::Duration::ZERO;
+        if t <= self.now && graced && t + self.expiry_grace > self.now {
+            let w = format!(
+                "{role} expired at {expires}; accepted under the offline grace of {} day(s)",
+                self.expiry_grace.whole_days()
+            );
+            tracing::warn!("{w}");
+            if let Ok(mut ws) = self.grace_warnings.lock() {
+                if !ws.contains(&w) {
+                    ws.push(w);
+                }
+            }
+            return Ok(());
+        }
         if t <= self.now {
             return Err(Error::Expired {
                 role: role.to_string(),
@@ -177,6 +226,7 @@ impl TrustedSet {
         }
         // 5.3.7 "Set the trusted root metadata file to the new root metadata file."
         self.root = Verified::new(new_root, bytes);
+        self.root_chain.push(self.root.clone());
         Ok(&self.root)
     }
 

@@ -40,6 +40,9 @@ pub struct UpdaterConfig {
     /// on. On by default; without it a power loss can cost the newest of those files, which the
     /// next refresh downloads again. Root is always fsynced.
     pub durable_writes: bool,
+    /// Accept timestamp and snapshot metadata up to this long past expiry, with warnings (an
+    /// explicit policy for air-gapped sites). Zero by default; root and targets never.
+    pub offline_grace: time::Duration,
 }
 
 impl Default for UpdaterConfig {
@@ -54,6 +57,7 @@ impl Default for UpdaterConfig {
             prefix_targets_with_hash: true,
             keep_root_history: false,
             durable_writes: true,
+            offline_grace: time::Duration::ZERO,
         }
     }
 }
@@ -100,6 +104,24 @@ impl TargetInfo {
     /// Hex SHA-256 if listed.
     pub fn sha256(&self) -> Option<&str> {
         self.hashes.get("sha256").map(String::as_str)
+    }
+
+    /// The hash used in consistent-snapshot file names: SHA-256 if listed, else the first.
+    pub fn name_hash(&self) -> Option<&str> {
+        self.sha256()
+            .or_else(|| self.hashes.values().next().map(String::as_str))
+    }
+
+    /// The path of the target file under the targets base: `dir/HASH.name` with consistent
+    /// snapshots (5.7.3), else the target path itself. Not URL-encoded.
+    pub fn file_name(&self, consistent: bool) -> String {
+        match (consistent, self.name_hash()) {
+            (true, Some(hash)) => match self.path.rsplit_once('/') {
+                Some((dir, file)) => format!("{dir}/{hash}.{file}"),
+                None => format!("{hash}.{}", self.path),
+            },
+            _ => self.path.clone(),
+        }
     }
 }
 
@@ -201,6 +223,7 @@ impl<F: Fetcher> Updater<F> {
         // 5.1 "Record the time at which the update began as the fixed update start time."
         // 5.2 "Load the trusted root metadata file."
         let mut set = TrustedSet::new(&self.root_bytes, now)?;
+        set.set_expiry_grace(self.config.offline_grace);
         let result = self.run_refresh(&mut set);
         self.root_bytes = set.root().raw().to_vec();
         self.trusted = Some(set);
@@ -452,6 +475,76 @@ impl<F: Fetcher> Updater<F> {
         Ok(None)
     }
 
+    /// Load every targets role reachable from the top-level targets role (each once, at most
+    /// `max_roles`, in pre-order) and return every target entry of every role, as a mirror needs.
+    /// A path listed by several roles appears once per role.
+    pub fn all_targets(&mut self, max_roles: usize) -> Result<Vec<TargetInfo>> {
+        let mut set = self.trusted.take().ok_or_else(|| Error::Order {
+            role: "targets".into(),
+            reason: "refresh() must succeed before listing targets".into(),
+        })?;
+        let result = self.walk_all(&mut set, max_roles);
+        self.trusted = Some(set);
+        result
+    }
+
+    fn walk_all(&mut self, set: &mut TrustedSet, max_roles: usize) -> Result<Vec<TargetInfo>> {
+        let mut out = Vec::new();
+        let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
+        let mut visited: HashSet<String> = HashSet::new();
+        while let Some((role, parent)) = to_visit.pop() {
+            if !visited.insert(role.clone()) {
+                continue;
+            }
+            if visited.len() > max_roles {
+                return Err(Error::Repository(format!(
+                    "more than {max_roles} targets roles"
+                )));
+            }
+            self.load_targets(set, &role, &parent)?;
+            let targets = set
+                .targets(&role)
+                .ok_or_else(|| Error::Repository("unreachable".into()))?
+                .clone();
+            let map = targets
+                .targets
+                .map()
+                .map_err(|e| Error::malformed(&role, e))?;
+            for (path, t) in map {
+                out.push(TargetInfo {
+                    path: path.clone(),
+                    length: t.length,
+                    hashes: t.hashes.clone(),
+                    custom: t.custom.clone(),
+                    role: role.clone(),
+                });
+            }
+            if let Some(d) = &targets.delegations {
+                let mut children: Vec<(String, String)> = Vec::new();
+                for r in d.roles.iter().flatten() {
+                    children.push((r.name.clone(), role.clone()));
+                }
+                if let Some(s) = &d.succinct_roles {
+                    let bins = 1u64 << s.bit_length;
+                    if bins as usize > max_roles {
+                        return Err(Error::Repository(format!(
+                            "{bins} hash bins exceed {max_roles} roles"
+                        )));
+                    }
+                    for b in 0..bins {
+                        children.push((
+                            crate::delegation::succinct_bin_name(s, b as u32),
+                            role.clone(),
+                        ));
+                    }
+                }
+                children.reverse();
+                to_visit.extend(children);
+            }
+        }
+        Ok(out)
+    }
+
     /// Where [`Updater::download_target`] stores a target inside `target_dir`.
     pub fn local_target_path(target_dir: &Path, info: &TargetInfo) -> PathBuf {
         target_dir.join(safe_file_name(&info.path))
@@ -486,22 +579,8 @@ impl<F: Fetcher> Updater<F> {
             .as_ref()
             .and_then(|s| s.root().consistent_snapshot)
             .unwrap_or(false);
-        let hash = info
-            .sha256()
-            .or_else(|| info.hashes.values().next().map(String::as_str));
-        match (consistent && self.config.prefix_targets_with_hash, hash) {
-            (true, Some(hash)) => {
-                let (dir, file) = match info.path.rsplit_once('/') {
-                    Some((d, f)) => (Some(d), f),
-                    None => (None, info.path.as_str()),
-                };
-                match dir {
-                    Some(d) => format!("{base}/{}/{hash}.{}", url_path(d), url_segment(file)),
-                    None => format!("{base}/{hash}.{}", url_segment(file)),
-                }
-            }
-            _ => format!("{base}/{}", url_path(&info.path)),
-        }
+        let name = info.file_name(consistent && self.config.prefix_targets_with_hash);
+        format!("{base}/{}", url_path(&name))
     }
 
     /// Download a target into `target_dir` (under a safe name derived from its path) unless a

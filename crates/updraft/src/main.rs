@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod demo;
+mod relay_cmd;
 mod repo_cmd;
 mod tuf_client;
 
@@ -31,6 +32,8 @@ enum Command {
     Repo(repo_cmd::RepoCommand),
     /// Serve a repository directory over HTTP: DIR/metadata at /metadata/, DIR/targets at /targets/
     Serve(ServeArgs),
+    /// Mirror an upstream with full verification and serve it; export/import offline bundles
+    Relay(relay_cmd::RelayArgs),
     /// The TUF conformance client-under-test command line (init, refresh, download)
     TufClient(tuf_client::TufClientArgs),
     /// Run a short demonstration on 127.0.0.1 in a temporary directory
@@ -104,6 +107,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Repo(cmd) => repo_cmd::run(cmd),
         Command::Serve(args) => serve(args),
+        Command::Relay(args) => relay_cmd::run(args),
         Command::TufClient(args) => tuf_client::run(args),
         Command::Demo(args) => demo::run(args),
     };

@@ -1,0 +1,260 @@
+//! Offline bundles for air-gapped sites: one tar archive with a manifest (bundle format version),
+//! the whole root chain, the current metadata and the targets. Importing runs the same TUF client
+//! workflow as a network sync, with the unpacked bundle as the upstream, so a bundle is trusted
+//! exactly as much as its signatures allow, whatever build wrote it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::sync::{sync_from, Cache, Source, SyncOutcome, SyncSettings};
+use crate::view::Versions;
+
+/// The bundle format this build writes and reads.
+pub const BUNDLE_FORMAT: u32 = 1;
+const MANIFEST: &str = "manifest.json";
+/// Upper bound on the manifest's size (it is read before anything is verified).
+const MANIFEST_MAX: u64 = 64 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleTarget {
+    pub path: String,
+    pub length: u64,
+}
+
+/// `manifest.json`, the first member of a bundle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleManifest {
+    pub format: u32,
+    pub created: String,
+    pub producer: String,
+    pub versions: Versions,
+    /// Components included (empty: all targets).
+    pub components: Vec<String>,
+    pub metadata: Vec<String>,
+    pub targets: Vec<BundleTarget>,
+}
+
+fn component_of(path: &str) -> Option<&str> {
+    let mut parts = path.split('/');
+    (parts.next() == Some("content"))
+        .then(|| parts.next())
+        .flatten()
+}
+
+fn bundle_err(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Bundle {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Write the view in service as a bundle at `out` (all targets, or those of `components`).
+pub fn export(
+    cache_dir: &Path,
+    out: &Path,
+    components: &[String],
+    progress: bool,
+) -> Result<BundleManifest> {
+    let cache = Cache::open(cache_dir)?;
+    let view = cache
+        .views
+        .current()?
+        .ok_or_else(|| Error::NoView(cache_dir.to_path_buf()))?;
+    // One file per object, under the name clients request (the hash-prefixed one when there is).
+    let mut chosen: BTreeMap<String, &crate::view::TargetEntry> = BTreeMap::new();
+    let mut prefixed: HashSet<&crate::store::ObjectId> = HashSet::new();
+    for (path, t) in &view.targets {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if name.starts_with(&format!("{}.", t.object.hex)) {
+            prefixed.insert(&t.object);
+        }
+    }
+    for (path, t) in &view.targets {
+        if !components.is_empty()
+            && !component_of(path).is_some_and(|c| components.iter().any(|w| w == c))
+        {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if name.starts_with(&format!("{}.", t.object.hex)) || !prefixed.contains(&t.object) {
+            chosen.insert(path.clone(), t);
+        }
+    }
+    let manifest = BundleManifest {
+        format: BUNDLE_FORMAT,
+        created: tuf::metadata::format_expires(time::OffsetDateTime::now_utc()),
+        producer: format!("updraft {}", env!("CARGO_PKG_VERSION")),
+        versions: view.versions.clone(),
+        components: components.to_vec(),
+        metadata: view.metadata.keys().cloned().collect(),
+        targets: chosen
+            .iter()
+            .map(|(p, t)| BundleTarget {
+                path: p.clone(),
+                length: t.length,
+            })
+            .collect(),
+    };
+    let dir = tuf::fsutil::parent_dir(out);
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+    let total: u64 = chosen.values().map(|t| t.length).sum();
+    let bar = crate::progress::bar(progress, total, "writing bundle");
+    {
+        let mut tar = tar::Builder::new(BufWriter::new(tmp.as_file()));
+        let manifest_bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Other(e.to_string()))?;
+        append_bytes(&mut tar, MANIFEST, &manifest_bytes, out)?;
+        for (name, id) in &view.metadata {
+            let src = cache.store.path(id);
+            tar.append_path_with_name(&src, format!("metadata/{name}"))
+                .map_err(|e| bundle_err(out, e))?;
+        }
+        for (path, t) in &chosen {
+            let src = cache.store.path(&t.object);
+            tar.append_path_with_name(&src, format!("targets/{path}"))
+                .map_err(|e| bundle_err(out, e))?;
+            bar.inc(t.length);
+        }
+        tar.into_inner()
+            .map_err(|e| bundle_err(out, e))?
+            .into_inner()
+            .map_err(|e| bundle_err(out, e.error()))?
+            .sync_all()
+            .map_err(|e| Error::io(out, e))?;
+    }
+    bar.finish_and_clear();
+    tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
+    Ok(manifest)
+}
+
+fn append_bytes<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    bytes: &[u8],
+    out: &Path,
+) -> Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append_data(&mut header, name, bytes)
+        .map_err(|e| bundle_err(out, e))
+}
+
+/// Read only the manifest of a bundle (the first member), checking the format version.
+pub fn read_manifest(bundle: &Path) -> Result<BundleManifest> {
+    let file = File::open(bundle).map_err(|e| Error::io(bundle, e))?;
+    let mut archive = tar::Archive::new(file);
+    let mut entries = archive.entries().map_err(|e| bundle_err(bundle, e))?;
+    let first = entries
+        .next()
+        .ok_or_else(|| bundle_err(bundle, "empty archive"))?
+        .map_err(|e| bundle_err(bundle, e))?;
+    let name = first
+        .path()
+        .map_err(|e| bundle_err(bundle, e))?
+        .to_string_lossy()
+        .into_owned();
+    if name != MANIFEST {
+        return Err(bundle_err(
+            bundle,
+            format!("first member is {name:?}, not {MANIFEST}: not an Updraft bundle"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    first
+        .take(MANIFEST_MAX)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bundle_err(bundle, e))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bundle_err(bundle, format!("manifest: {e}")))?;
+    let format = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
+    if format != u64::from(BUNDLE_FORMAT) {
+        return Err(bundle_err(
+            bundle,
+            format!("bundle format {format} is not supported by this build (it reads format {BUNDLE_FORMAT})"),
+        ));
+    }
+    serde_json::from_value(v).map_err(|e| bundle_err(bundle, format!("manifest: {e}")))
+}
+
+/// Verify a bundle with the TUF client workflow and serve it: unpack it next to the cache, then
+/// sync from the unpacked copy as if it were an upstream.
+pub fn import(cache_dir: &Path, bundle: &Path, settings: &SyncSettings) -> Result<SyncOutcome> {
+    let manifest = read_manifest(bundle)?;
+    let cache = Cache::open(cache_dir)?;
+    let staging = tempfile::Builder::new()
+        .prefix("import-")
+        .tempdir_in(&cache.dir)
+        .map_err(|e| Error::io(&cache.dir, e))?;
+    let total: u64 = manifest.targets.iter().map(|t| t.length).sum();
+    let bar = crate::progress::bar(settings.progress, total, "unpacking bundle");
+    let file = File::open(bundle).map_err(|e| Error::io(bundle, e))?;
+    let mut archive = tar::Archive::new(file);
+    for entry in archive.entries().map_err(|e| bundle_err(bundle, e))? {
+        let mut entry = entry.map_err(|e| bundle_err(bundle, e))?;
+        let path = entry
+            .path()
+            .map_err(|e| bundle_err(bundle, e))?
+            .into_owned();
+        let first = path
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        match first.as_deref() {
+            Some("metadata") | Some("targets") => {}
+            _ if path == Path::new(MANIFEST) => continue,
+            _ => {
+                return Err(bundle_err(
+                    bundle,
+                    format!("unexpected member {}", path.display()),
+                ))
+            }
+        }
+        if !matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Directory
+        ) {
+            return Err(bundle_err(
+                bundle,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
+        let size = entry.size();
+        // unpack_in refuses members that would land outside the staging directory.
+        let inside = entry
+            .unpack_in(staging.path())
+            .map_err(|e| bundle_err(bundle, e))?;
+        if !inside {
+            return Err(bundle_err(
+                bundle,
+                format!("{} escapes the bundle", path.display()),
+            ));
+        }
+        bar.inc(size);
+    }
+    bar.finish_and_clear();
+    let source = Source {
+        label: format!("bundle {}", bundle.display()),
+        metadata_url: staging
+            .path()
+            .join("metadata")
+            .to_string_lossy()
+            .into_owned(),
+        targets_url: staging
+            .path()
+            .join("targets")
+            .to_string_lossy()
+            .into_owned(),
+        allow_missing_targets: true,
+    };
+    let fetcher: Arc<dyn tuf::Fetcher> = Arc::new(tuf::FileFetcher);
+    sync_from(&cache, settings, fetcher, &source)
+}

@@ -1,0 +1,305 @@
+//! The Updraft relay: mirrors an upstream TUF repository (the origin or a parent relay) with full
+//! verification and serves it to agents and child relays. It holds no signing key: it can delay
+//! updates, never forge or roll them back, because every client verifies everything itself.
+
+pub mod bundle;
+pub mod error;
+pub mod progress;
+pub mod server;
+pub mod store;
+pub mod sync;
+pub mod view;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+pub use error::{Error, Result};
+pub use server::Shared;
+pub use sync::{Cache, Source, SyncOutcome, SyncSettings};
+
+/// Relay settings: command-line flags, or the same keys in a TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Base URLs of upstreams (origin or parent relays), in order of preference.
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<String>,
+    /// The relay's trust anchor: a root file shipped out of band (read-only).
+    pub trusted_root: PathBuf,
+    /// Cache directory: trusted metadata, objects, views.
+    pub cache: PathBuf,
+    /// Address to serve on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Seconds between syncs.
+    #[serde(default = "default_poll")]
+    pub poll_interval: u64,
+    /// Views kept on disk (the one in service included).
+    #[serde(default = "default_keep")]
+    pub keep_views: usize,
+    /// TLS certificate chain and key (PEM) for serving HTTPS.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Extra CA certificate (PEM) trusted for HTTPS upstreams, besides the system roots.
+    #[serde(default)]
+    pub upstream_ca: Option<PathBuf>,
+    /// Days past expiry that timestamp/snapshot may still be served (air-gapped sites).
+    #[serde(default)]
+    pub offline_grace: u64,
+    /// Serve the cache only (an air-gapped relay fed by bundles): no upstream, no sync.
+    #[serde(default)]
+    pub offline: bool,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_poll() -> u64 {
+    300
+}
+fn default_keep() -> usize {
+    3
+}
+
+impl RelayConfig {
+    /// Read a TOML configuration file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))
+    }
+
+    /// Check everything that can be checked before starting; returns the trust anchor bytes.
+    pub fn validate(&self) -> Result<Vec<u8>> {
+        if self.upstreams.is_empty() && !self.offline {
+            return Err(Error::Config(
+                "no upstream: give --upstream URL (origin or parent relay)".into(),
+            ));
+        }
+        for u in &self.upstreams {
+            if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://"))
+            {
+                return Err(Error::Config(format!(
+                    "upstream {u:?} is not an http://, https:// or file:// URL"
+                )));
+            }
+        }
+        if self.keep_views == 0 {
+            return Err(Error::Config("--keep-views must be at least 1".into()));
+        }
+        if self.poll_interval == 0 {
+            return Err(Error::Config(
+                "--poll-interval must be at least 1 second".into(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(Error::Config("--tls-cert and --tls-key go together".into()));
+        }
+        trust_anchor(&self.trusted_root)
+    }
+
+    pub fn sync_settings(&self, trusted_root: Vec<u8>, progress: bool) -> SyncSettings {
+        SyncSettings {
+            trusted_root,
+            keep_views: self.keep_views,
+            offline_grace: time::Duration::days(self.offline_grace as i64),
+            max_roles: 100_000,
+            progress,
+        }
+    }
+}
+
+/// Read and check a trust anchor: a root file signed by a threshold of its own keys.
+pub fn trust_anchor(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Config(format!("trusted root {}: {e}", path.display())))?;
+    tuf::TrustedSet::new(&bytes, time::OffsetDateTime::now_utc())
+        .map_err(|e| Error::Config(format!("trusted root {}: {e}", path.display())))?;
+    Ok(bytes)
+}
+
+/// The HTTP(S) fetcher for upstreams.
+pub fn fetcher(config: &RelayConfig) -> Result<Arc<dyn tuf::Fetcher>> {
+    let mut http = transport::HttpConfig::default();
+    if let Some(ca) = &config.upstream_ca {
+        let pem = std::fs::read(ca)
+            .map_err(|e| Error::Config(format!("upstream CA {}: {e}", ca.display())))?;
+        http.extra_root_pem.push(pem);
+    }
+    Ok(Arc::new(transport::HttpFetcher::new(&http)?))
+}
+
+fn now_string() -> String {
+    tuf::metadata::format_expires(time::OffsetDateTime::now_utc())
+}
+
+/// Load the view in service from the cache into `shared` (after a restart).
+pub fn load_current(cache: &Cache, shared: &Shared) -> Result<bool> {
+    match cache.views.current()? {
+        Some(m) => {
+            let id = m.id;
+            shared.set_view(view::ServedView::load(m, &cache.store)?);
+            tracing::info!(view = id, "serving the view from the cache");
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// One sync cycle over the upstreams in order; updates `shared` (status, metrics, view).
+pub fn sync_cycle(
+    cache: &Cache,
+    settings: &SyncSettings,
+    fetcher: &Arc<dyn tuf::Fetcher>,
+    upstreams: &[String],
+    shared: &Shared,
+) -> Result<SyncOutcome> {
+    use std::sync::atomic::Ordering;
+    let started = Instant::now();
+    if let Ok(mut s) = shared.sync.write() {
+        s.syncing = true;
+        s.last_sync_started = Some(now_string());
+    }
+    let mut errors = Vec::new();
+    let mut result = Err(Error::AllUpstreamsFailed("no upstream configured".into()));
+    for upstream in upstreams {
+        let source = Source::upstream(upstream);
+        match sync::sync_from(cache, settings, fetcher.clone(), &source) {
+            Ok(outcome) => {
+                result = Ok(outcome);
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(upstream = %upstream, error = %e, "sync failed; trying the next upstream");
+                errors.push((upstream.clone(), e.to_string()));
+            }
+        }
+    }
+    if result.is_err() && !errors.is_empty() {
+        let all: Vec<String> = errors.iter().map(|(u, e)| format!("{u}: {e}")).collect();
+        result = Err(Error::AllUpstreamsFailed(all.join("; ")));
+    }
+    if let Ok(outcome) = &result {
+        if outcome.changed || shared.current().map(|v| v.manifest.id) != Some(outcome.view) {
+            if let Some(m) = cache.views.current()? {
+                shared.set_view(view::ServedView::load(m, &cache.store)?);
+            }
+        }
+    }
+    let micros = started.elapsed().as_micros() as u64;
+    let m = &shared.metrics;
+    m.sync_micros_total.fetch_add(micros, Ordering::Relaxed);
+    m.last_sync_micros.store(micros, Ordering::Relaxed);
+    if let Ok(mut s) = shared.sync.write() {
+        s.syncing = false;
+        s.last_sync_finished = Some(now_string());
+        s.upstream_errors = errors;
+        match &result {
+            Ok(o) => {
+                s.upstream_in_use = Some(o.source.clone());
+                s.last_sync_result = Some(if o.changed { "ok" } else { "unchanged" }.into());
+                s.last_success = s.last_sync_finished.clone();
+                s.last_success_at = Some(time::OffsetDateTime::now_utc());
+                s.last_error = None;
+                if o.changed {
+                    m.syncs_ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    m.syncs_unchanged.fetch_add(1, Ordering::Relaxed);
+                }
+                m.downloaded_bytes
+                    .fetch_add(o.downloaded_bytes, Ordering::Relaxed);
+            }
+            Err(e) => {
+                s.last_sync_result = Some("failed".into());
+                s.last_error = Some(e.to_string());
+                m.syncs_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    match &result {
+        Ok(o) if o.changed => tracing::info!(
+            upstream = %o.source, view = o.view, files = o.downloaded, bytes = o.downloaded_bytes, "new view in service"
+        ),
+        Ok(o) => tracing::debug!(upstream = %o.source, view = o.view, "unchanged"),
+        Err(e) => tracing::error!(error = %e, "sync failed; still serving the last good view"),
+    }
+    result
+}
+
+/// Run the relay: serve the cached view at once, then sync every `poll_interval` seconds, until
+/// `shutdown` resolves.
+pub async fn run(
+    config: RelayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let anchor = config.validate()?;
+    let cache = Cache::open(&config.cache)?;
+    let shared = Shared::new(config.offline_grace);
+    load_current(&cache, &shared)?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    tracing::info!(addr = %local, "relay listening");
+    println!(
+        "relay listening on {}://{local}",
+        if config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    );
+
+    let settings = config.sync_settings(anchor, true);
+    let offline = config.offline || config.upstreams.is_empty();
+    if offline && shared.current().is_none() {
+        return Err(Error::NoView(config.cache.clone()));
+    }
+    // The sync loop runs on its own thread: the TUF client and its HTTP client are blocking.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let sync_thread = if offline {
+        None
+    } else {
+        let (sync_shared, upstreams) = (shared.clone(), config.upstreams.clone());
+        let poll = Duration::from_secs(config.poll_interval);
+        let fetcher_config = config.clone();
+        let handle = std::thread::Builder::new()
+            .name("relay-sync".into())
+            .spawn(move || {
+                let fetcher = match fetcher(&fetcher_config) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot build the HTTP client; not syncing");
+                        return;
+                    }
+                };
+                loop {
+                    let _ = sync_cycle(&cache, &settings, &fetcher, &upstreams, &sync_shared);
+                    match stop_rx.recv_timeout(poll) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                        _ => break,
+                    }
+                }
+            })
+            .map_err(|e| Error::Other(format!("cannot start the sync thread: {e}")))?;
+        Some(handle)
+    };
+    let app = server::router(shared);
+    let serve_result = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => transport::serve_tls(listener, app, cert, key, shutdown).await,
+        _ => transport::serve_plain(listener, app, shutdown).await,
+    };
+    let _ = stop_tx.send(());
+    if let Some(h) = sync_thread {
+        // A sync in progress finishes its current step; the thread is not awaited on the runtime.
+        let _ = tokio::task::spawn_blocking(move || h.join()).await;
+    }
+    serve_result.map_err(Error::from)
+}

@@ -1,0 +1,452 @@
+//! The relay's HTTP server: the standard TUF layout (`/metadata/…` from memory with strong ETags,
+//! `/targets/…` streamed from the object store with Range support), `/healthz`, `/status` and
+//! `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::view::ServedView;
+
+/// Counters exported at `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub metadata_requests: AtomicU64,
+    pub metadata_not_modified: AtomicU64,
+    pub target_requests: AtomicU64,
+    pub target_partial: AtomicU64,
+    pub not_found: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub syncs_ok: AtomicU64,
+    pub syncs_unchanged: AtomicU64,
+    pub syncs_failed: AtomicU64,
+    pub sync_micros_total: AtomicU64,
+    pub last_sync_micros: AtomicU64,
+    pub downloaded_bytes: AtomicU64,
+}
+
+/// What `/status` reports besides the view.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct SyncStatus {
+    pub upstream_in_use: Option<String>,
+    pub last_sync_started: Option<String>,
+    pub last_sync_finished: Option<String>,
+    /// "ok", "unchanged" or "failed".
+    pub last_sync_result: Option<String>,
+    pub last_success: Option<String>,
+    #[serde(skip)]
+    pub last_success_at: Option<time::OffsetDateTime>,
+    pub last_error: Option<String>,
+    /// Errors of the upstreams tried in the last sync, in order.
+    pub upstream_errors: Vec<(String, String)>,
+    pub syncing: bool,
+}
+
+/// State shared by the server and the sync loop.
+#[derive(Debug)]
+pub struct Shared {
+    pub view: RwLock<Option<Arc<ServedView>>>,
+    pub sync: RwLock<SyncStatus>,
+    pub metrics: Metrics,
+    pub offline_grace_days: u64,
+}
+
+impl Shared {
+    pub fn new(offline_grace_days: u64) -> Arc<Self> {
+        Arc::new(Shared {
+            view: RwLock::new(None),
+            sync: RwLock::new(SyncStatus::default()),
+            metrics: Metrics::default(),
+            offline_grace_days,
+        })
+    }
+
+    pub fn current(&self) -> Option<Arc<ServedView>> {
+        self.view.read().ok().and_then(|v| v.clone())
+    }
+
+    /// Swap in a new view; requests already running keep the one they started with.
+    pub fn set_view(&self, view: ServedView) {
+        if let Ok(mut v) = self.view.write() {
+            *v = Some(Arc::new(view));
+        }
+    }
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metadata/{*name}", get(metadata))
+        .route("/targets/{*path}", get(target))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+fn cache_control(immutable: bool) -> HeaderValue {
+    if immutable {
+        HeaderValue::from_static("public, max-age=31536000, immutable")
+    } else {
+        HeaderValue::from_static("public, max-age=10")
+    }
+}
+
+fn not_found(shared: &Shared) -> Response {
+    shared.metrics.not_found.fetch_add(1, Ordering::Relaxed);
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+async fn metadata(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(view) = shared.current() else {
+        return not_found(&shared);
+    };
+    let Some(entry) = view.metadata.get(&name) else {
+        return not_found(&shared);
+    };
+    shared
+        .metrics
+        .metadata_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let etag = HeaderValue::from_str(&entry.etag).unwrap_or(HeaderValue::from_static("\"\""));
+    if etag_matches(&headers, &entry.etag) {
+        shared
+            .metrics
+            .metadata_not_modified
+            .fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, cache_control(entry.immutable)),
+            ],
+        )
+            .into_response();
+    }
+    shared
+        .metrics
+        .bytes_sent
+        .fetch_add(entry.bytes.len() as u64, Ordering::Relaxed);
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control(entry.immutable)),
+        ],
+        entry.bytes.clone(),
+    )
+        .into_response()
+}
+
+/// Parse a single `bytes=` range against a length. `None`: no usable range (serve everything);
+/// `Some(Err(()))`: unsatisfiable.
+fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // multiple ranges: answer with the whole file
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        if n == 0 {
+            return Some(Err(()));
+        }
+        (len.saturating_sub(n), len.checked_sub(1)?)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse::<u64>().ok()?.min(len.saturating_sub(1))
+        };
+        if start >= len || end < start {
+            return Some(Err(()));
+        }
+        (start, end)
+    };
+    Some(Ok(range))
+}
+
+async fn target(
+    State(shared): State<Arc<Shared>>,
+    Path(path): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let Some(view) = shared.current() else {
+        return not_found(&shared);
+    };
+    let Some(entry) = view.targets.get(&path).cloned() else {
+        return not_found(&shared);
+    };
+    shared
+        .metrics
+        .target_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let etag = HeaderValue::from_str(&entry.etag).unwrap_or(HeaderValue::from_static("\"\""));
+    if etag_matches(&headers, &entry.etag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    // If-Range with another validator: the file changed, send all of it.
+    let range_allowed = headers
+        .get(header::IF_RANGE)
+        .map(|v| v.to_str().map(|s| s.trim() == entry.etag).unwrap_or(false))
+        .unwrap_or(true);
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| range_allowed)
+        .and_then(|v| parse_range(v, entry.length));
+    let base = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        ),
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, cache_control(entry.immutable)),
+        (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+    ];
+    let (status, start, len, content_range) = match range {
+        Some(Err(())) => {
+            let cr = HeaderValue::from_str(&format!("bytes */{}", entry.length))
+                .unwrap_or(HeaderValue::from_static(""));
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, cr)],
+            )
+                .into_response();
+        }
+        Some(Ok((a, b))) => (
+            StatusCode::PARTIAL_CONTENT,
+            a,
+            b - a + 1,
+            Some(format!("bytes {a}-{b}/{}", entry.length)),
+        ),
+        None => (StatusCode::OK, 0, entry.length, None),
+    };
+    if status == StatusCode::PARTIAL_CONTENT {
+        shared
+            .metrics
+            .target_partial
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    let mut resp = if method == Method::HEAD {
+        Response::new(Body::empty())
+    } else {
+        let mut file = match tokio::fs::File::open(&entry.path).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(path = %entry.path.display(), error = %e, "stored object unreadable");
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "stored object unreadable\n",
+                )
+                    .into_response();
+            }
+        };
+        if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n").into_response();
+        }
+        shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+        Response::new(Body::from_stream(stream))
+    };
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    for (k, v) in base {
+        h.insert(k, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(cr) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::CONTENT_RANGE, cr);
+    }
+    resp
+}
+
+/// The `/status` document.
+pub fn status_json(shared: &Shared) -> serde_json::Value {
+    let view = shared.current();
+    let sync = shared.sync.read().map(|s| s.clone()).unwrap_or_default();
+    let lag = sync
+        .last_success_at
+        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
+    let mut warnings: Vec<String> = view
+        .as_ref()
+        .map(|v| v.manifest.warnings.clone())
+        .unwrap_or_default();
+    if let Some(v) = &view {
+        let now = time::OffsetDateTime::now_utc();
+        for (role, expires) in [
+            ("timestamp", &v.manifest.versions.timestamp_expires),
+            ("snapshot", &v.manifest.versions.snapshot_expires),
+        ] {
+            if let Ok(t) = tuf::metadata::parse_expires(role, expires) {
+                if t <= now {
+                    let days = (now - t).whole_days();
+                    let beyond = days >= shared.offline_grace_days as i64;
+                    warnings.push(format!(
+                        "{role} in service expired at {expires}{}",
+                        if beyond {
+                            "; clients will reject it: sync or import a newer bundle"
+                        } else {
+                            " (within the offline grace)"
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    if shared.offline_grace_days > 0 {
+        warnings.push(format!(
+            "offline grace: expired timestamp/snapshot are served up to {} day(s) past expiry",
+            shared.offline_grace_days
+        ));
+    }
+    serde_json::json!({
+        "view": view.as_ref().map(|v| serde_json::json!({
+            "id": v.manifest.id,
+            "created": v.manifest.created,
+            "source": v.manifest.source,
+            "targets": v.targets.len(),
+            "metadata_files": v.metadata.len(),
+        })),
+        "trusted_versions": view.as_ref().map(|v| &v.manifest.versions),
+        "upstream_in_use": sync.upstream_in_use,
+        "last_sync": {
+            "started": sync.last_sync_started,
+            "finished": sync.last_sync_finished,
+            "result": sync.last_sync_result,
+            "error": sync.last_error,
+            "upstream_errors": sync.upstream_errors,
+            "in_progress": sync.syncing,
+        },
+        "last_success": sync.last_success,
+        "lag_seconds": lag,
+        "warnings": warnings,
+    })
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let body = serde_json::to_vec_pretty(&status_json(&shared)).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let m = &shared.metrics;
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let view = shared.current();
+    let mut out = String::with_capacity(2048);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in samples {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    metric(
+        "updraft_relay_requests_total",
+        "counter",
+        "Requests served, by kind.",
+        &[
+            ("{kind=\"metadata\"}", g(&m.metadata_requests)),
+            (
+                "{kind=\"metadata_not_modified\"}",
+                g(&m.metadata_not_modified),
+            ),
+            ("{kind=\"target\"}", g(&m.target_requests)),
+            ("{kind=\"target_partial\"}", g(&m.target_partial)),
+            ("{kind=\"not_found\"}", g(&m.not_found)),
+        ],
+    );
+    metric(
+        "updraft_relay_sent_bytes_total",
+        "counter",
+        "Body bytes sent.",
+        &[("", g(&m.bytes_sent))],
+    );
+    metric(
+        "updraft_relay_syncs_total",
+        "counter",
+        "Sync cycles by result.",
+        &[
+            ("{result=\"ok\"}", g(&m.syncs_ok)),
+            ("{result=\"unchanged\"}", g(&m.syncs_unchanged)),
+            ("{result=\"failed\"}", g(&m.syncs_failed)),
+        ],
+    );
+    metric(
+        "updraft_relay_sync_duration_microseconds_total",
+        "counter",
+        "Time spent in sync cycles.",
+        &[("", g(&m.sync_micros_total))],
+    );
+    metric(
+        "updraft_relay_last_sync_duration_microseconds",
+        "gauge",
+        "Duration of the last sync cycle.",
+        &[("", g(&m.last_sync_micros))],
+    );
+    metric(
+        "updraft_relay_downloaded_bytes_total",
+        "counter",
+        "Verified target bytes mirrored from upstreams.",
+        &[("", g(&m.downloaded_bytes))],
+    );
+    let (id, targets) = view
+        .map(|v| (v.manifest.id, v.targets.len() as u64))
+        .unwrap_or((0, 0));
+    metric(
+        "updraft_relay_view_id",
+        "gauge",
+        "View in service.",
+        &[("", id)],
+    );
+    metric(
+        "updraft_relay_view_targets",
+        "gauge",
+        "Target paths in the view.",
+        &[("", targets)],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=50-1000", 100), Some(Ok((50, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=-0", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+        assert_eq!(parse_range("bytes=x-1", 100), None);
+    }
+}

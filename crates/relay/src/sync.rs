@@ -1,0 +1,308 @@
+//! One sync cycle: run the TUF client workflow against the first upstream that answers, store
+//! every listed target that is not stored yet (verified while downloading), and only then commit
+//! a new view. Any failure leaves the view in service untouched.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tuf::{Fetcher, TargetInfo, Updater, UpdaterConfig};
+
+use crate::error::{Error, Result};
+use crate::store::{ObjectId, Store};
+use crate::view::{Manifest, TargetEntry, Versions, Views, VIEW_FORMAT};
+
+/// The relay's cache directory: trusted metadata, object store and views.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub dir: PathBuf,
+    pub store: Store,
+    pub views: Views,
+}
+
+impl Cache {
+    /// Open (creating) a cache directory; fails early on a read-only or unusable directory.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // Probe writability now rather than at the first sync.
+        tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(Cache {
+            store: Store::open(&dir)?,
+            views: Views::open(&dir)?,
+            dir,
+        })
+    }
+
+    pub fn trusted_dir(&self) -> PathBuf {
+        self.dir.join("trusted")
+    }
+}
+
+/// What a sync needs to know.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// The relay's trust anchor (bytes of a root file shipped with the installation).
+    pub trusted_root: Vec<u8>,
+    pub keep_views: usize,
+    pub offline_grace: time::Duration,
+    pub max_roles: usize,
+    /// Show a progress bar (interactive terminal).
+    pub progress: bool,
+}
+
+/// Where to sync from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Label shown in status and views (an upstream URL or a bundle path).
+    pub label: String,
+    pub metadata_url: String,
+    pub targets_url: String,
+    /// Bundles may carry only some targets: missing ones are left out of the view.
+    pub allow_missing_targets: bool,
+}
+
+impl Source {
+    /// An upstream base URL under which `/metadata/` and `/targets/` live.
+    pub fn upstream(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        Source {
+            label: base.to_string(),
+            metadata_url: format!("{base}/metadata"),
+            targets_url: format!("{base}/targets"),
+            allow_missing_targets: false,
+        }
+    }
+}
+
+/// Outcome of a successful sync.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncOutcome {
+    pub source: String,
+    /// The view in service after the sync.
+    pub view: u64,
+    /// Whether a new view was committed.
+    pub changed: bool,
+    pub downloaded: u64,
+    pub downloaded_bytes: u64,
+    pub skipped_missing: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Test hook: `UPDRAFT_FAULT=<point>` aborts the process at that point of a sync, the way
+/// `kill -9` would, so that crash recovery can be tested deterministically.
+fn fault(point: &str) {
+    if std::env::var("UPDRAFT_FAULT").is_ok_and(|v| v == point) {
+        tracing::error!(point, "UPDRAFT_FAULT: aborting");
+        std::process::abort();
+    }
+}
+
+fn versions(set: &tuf::TrustedSet) -> Versions {
+    let mut targets = BTreeMap::new();
+    for role in set.targets_roles() {
+        if let Some(t) = set.targets(role) {
+            targets.insert(role.to_string(), t.version);
+        }
+    }
+    Versions {
+        root: set.root().version,
+        timestamp: set.timestamp().map(|t| t.version).unwrap_or(0),
+        snapshot: set.snapshot().map(|s| s.version).unwrap_or(0),
+        targets,
+        timestamp_expires: set
+            .timestamp()
+            .map(|t| t.expires.clone())
+            .unwrap_or_default(),
+        snapshot_expires: set
+            .snapshot()
+            .map(|s| s.expires.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// Sync once from `source`.
+pub fn sync_from(
+    cache: &Cache,
+    settings: &SyncSettings,
+    fetcher: Arc<dyn Fetcher>,
+    source: &Source,
+) -> Result<SyncOutcome> {
+    let config = UpdaterConfig {
+        keep_root_history: true,
+        offline_grace: settings.offline_grace,
+        ..UpdaterConfig::default()
+    };
+    let mut up = Updater::new(
+        cache.trusted_dir(),
+        &source.metadata_url,
+        settings.trusted_root.clone(),
+        fetcher,
+        config,
+    )?;
+    up.refresh()?;
+    fault("after-refresh");
+    let set = up
+        .trusted()
+        .ok_or_else(|| Error::Other("no trusted metadata after refresh".into()))?;
+    let versions = versions(set);
+    let ts_hash = set
+        .timestamp()
+        .map(|t| tuf::crypto::sha256_hex(t.raw()))
+        .unwrap_or_default();
+    let current = cache.views.current()?;
+    if let Some(cur) = &current {
+        let same_ts = cur
+            .metadata
+            .get("timestamp.json")
+            .is_some_and(|o| o.hex == ts_hash);
+        if same_ts && cur.versions == versions {
+            return Ok(SyncOutcome {
+                source: source.label.clone(),
+                view: cur.id,
+                changed: false,
+                downloaded: 0,
+                downloaded_bytes: 0,
+                skipped_missing: 0,
+                warnings: set.grace_warnings(),
+            });
+        }
+    }
+    let consistent = set.root().consistent_snapshot.unwrap_or(false);
+    let targets = up.all_targets(settings.max_roles)?;
+    let (downloaded, downloaded_bytes, missing) =
+        fetch_targets(cache, settings, &mut up, source, &targets)?;
+    fault("after-download");
+
+    let set = up
+        .trusted()
+        .ok_or_else(|| Error::Other("no trusted metadata after refresh".into()))?;
+    let mut metadata = BTreeMap::new();
+    let put = |bytes: &[u8]| cache.store.put_bytes(bytes);
+    for root in set.root_chain() {
+        metadata.insert(format!("{}.root.json", root.version), put(root.raw())?);
+    }
+    metadata.insert("root.json".to_string(), put(set.root().raw())?);
+    if let Some(ts) = set.timestamp() {
+        metadata.insert("timestamp.json".to_string(), put(ts.raw())?);
+    }
+    if let Some(s) = set.snapshot() {
+        let id = put(s.raw())?;
+        metadata.insert(format!("{}.snapshot.json", s.version), id.clone());
+        metadata.insert("snapshot.json".to_string(), id);
+    }
+    for role in set.targets_roles() {
+        if let Some(t) = set.targets(role) {
+            let id = put(t.raw())?;
+            metadata.insert(format!("{}.{role}.json", t.version), id.clone());
+            metadata.insert(format!("{role}.json"), id);
+        }
+    }
+    let mut served = BTreeMap::new();
+    for t in &targets {
+        let Some(id) = ObjectId::for_target(t) else {
+            continue;
+        };
+        if !cache.store.contains(&id) {
+            continue; // left out of a partial bundle
+        }
+        let entry = TargetEntry {
+            object: id,
+            length: t.length(),
+        };
+        served
+            .entry(t.file_name(consistent))
+            .or_insert_with(|| entry.clone());
+        served.entry(t.path().to_string()).or_insert(entry);
+    }
+    let manifest = Manifest {
+        format: VIEW_FORMAT,
+        id: cache.views.next_id()?,
+        created: tuf::metadata::format_expires(time::OffsetDateTime::now_utc()),
+        source: source.label.clone(),
+        versions,
+        metadata,
+        targets: served,
+        warnings: set.grace_warnings(),
+    };
+    fault("before-commit");
+    cache.views.commit(&manifest)?;
+    fault("after-commit");
+    let (gc_n, gc_bytes) = cache
+        .views
+        .collect_garbage(&cache.store, settings.keep_views)?;
+    if gc_n > 0 {
+        tracing::info!(
+            objects = gc_n,
+            bytes = gc_bytes,
+            "collected unreferenced objects"
+        );
+    }
+    Ok(SyncOutcome {
+        source: source.label.clone(),
+        view: manifest.id,
+        changed: true,
+        downloaded,
+        downloaded_bytes,
+        skipped_missing: missing,
+        warnings: manifest.warnings,
+    })
+}
+
+/// Download every target whose object is not stored yet. Returns (files, bytes, missing).
+fn fetch_targets(
+    cache: &Cache,
+    settings: &SyncSettings,
+    up: &mut Updater<Arc<dyn Fetcher>>,
+    source: &Source,
+    targets: &[TargetInfo],
+) -> Result<(u64, u64, u64)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = Vec::new();
+    for t in targets {
+        let Some(id) = ObjectId::for_target(t) else {
+            tracing::warn!(
+                target = t.path(),
+                "target lists neither sha256 nor sha512: not mirrored"
+            );
+            continue;
+        };
+        if seen.insert(id.clone()) && !cache.store.contains(&id) {
+            todo.push((t, id));
+        }
+    }
+    let total: u64 = todo.iter().map(|(t, _)| t.length()).sum();
+    let bar = crate::progress::bar(settings.progress, total, "mirroring targets");
+    let started = Instant::now();
+    let (mut n, mut bytes, mut missing) = (0u64, 0u64, 0u64);
+    for (t, id) in todo {
+        match up.download_target_to(t, &cache.store.path(&id), &source.targets_url) {
+            Ok(()) => {
+                n += 1;
+                bytes += t.length();
+                bar.inc(t.length());
+                fault("after-first-download");
+            }
+            Err(tuf::Error::Fetch(tuf::FetchError::NotFound { .. }))
+                if source.allow_missing_targets =>
+            {
+                missing += 1;
+            }
+            Err(e) => {
+                bar.abandon();
+                return Err(e.into());
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if n > 0 {
+        tracing::info!(
+            files = n,
+            bytes,
+            secs = started.elapsed().as_secs_f64(),
+            "targets mirrored and verified"
+        );
+    }
+    Ok((n, bytes, missing))
+}

@@ -1,0 +1,244 @@
+//! Views: a complete, verified state of the repository that the relay serves. A view is written
+//! as `views/<id>.json` only after every object it names is in the store; `current` names the
+//! view in service and is replaced atomically, so clients never see a half-synced state.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use axum::body::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::{ObjectId, Store};
+
+/// On-disk format version of view manifests.
+pub const VIEW_FORMAT: u32 = 1;
+
+/// Versions of the trusted metadata in a view.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Versions {
+    pub root: u64,
+    pub timestamp: u64,
+    pub snapshot: u64,
+    /// Version of every targets role (top-level and delegated).
+    pub targets: BTreeMap<String, u64>,
+    /// Expiry of timestamp and snapshot.
+    pub timestamp_expires: String,
+    pub snapshot_expires: String,
+}
+
+/// A target file served under `path` (below `/targets/`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TargetEntry {
+    pub object: ObjectId,
+    pub length: u64,
+}
+
+/// The manifest of a view.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub id: u64,
+    pub created: String,
+    /// Where the view came from (an upstream URL or a bundle).
+    pub source: String,
+    pub versions: Versions,
+    /// Served metadata file name (below `/metadata/`) → object.
+    pub metadata: BTreeMap<String, ObjectId>,
+    /// Served target path (below `/targets/`) → object.
+    pub targets: BTreeMap<String, TargetEntry>,
+    /// Warnings that apply to this view (e.g. metadata served under the offline grace).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Manifest {
+    pub fn objects(&self) -> impl Iterator<Item = &ObjectId> {
+        self.metadata
+            .values()
+            .chain(self.targets.values().map(|t| &t.object))
+    }
+}
+
+/// One metadata file held in memory with its strong ETag.
+#[derive(Debug, Clone)]
+pub struct MetaEntry {
+    pub bytes: Bytes,
+    pub etag: String,
+    /// Versioned (`N.role.json`) names never change and may be cached forever.
+    pub immutable: bool,
+}
+
+/// A target file on disk.
+#[derive(Debug, Clone)]
+pub struct FileEntry {
+    pub path: PathBuf,
+    pub length: u64,
+    pub etag: String,
+    pub immutable: bool,
+}
+
+/// A view ready to serve: metadata in memory, targets by path.
+#[derive(Debug)]
+pub struct ServedView {
+    pub manifest: Manifest,
+    pub metadata: HashMap<String, MetaEntry>,
+    pub targets: HashMap<String, FileEntry>,
+}
+
+fn is_versioned(name: &str) -> bool {
+    name.split_once('.').is_some_and(|(v, rest)| {
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty()
+    })
+}
+
+impl ServedView {
+    /// Load a manifest's metadata into memory (checking each object's hash) and index its targets.
+    pub fn load(manifest: Manifest, store: &Store) -> Result<Self> {
+        let mut metadata = HashMap::with_capacity(manifest.metadata.len());
+        for (name, id) in &manifest.metadata {
+            let bytes = store.read_verified(id)?;
+            metadata.insert(
+                name.clone(),
+                MetaEntry {
+                    bytes: Bytes::from(bytes),
+                    etag: format!("\"{}\"", id.hex),
+                    immutable: is_versioned(name),
+                },
+            );
+        }
+        let mut targets = HashMap::with_capacity(manifest.targets.len());
+        for (path, t) in &manifest.targets {
+            let file = store.path(&t.object);
+            if !file.is_file() {
+                return Err(Error::Other(format!(
+                    "view {} names {} but the object {} is missing",
+                    manifest.id,
+                    path,
+                    file.display()
+                )));
+            }
+            let file_name = path.rsplit('/').next().unwrap_or(path);
+            targets.insert(
+                path.clone(),
+                FileEntry {
+                    path: file,
+                    length: t.length,
+                    etag: format!("\"{}\"", t.object.hex),
+                    immutable: file_name.starts_with(&t.object.hex),
+                },
+            );
+        }
+        Ok(ServedView {
+            manifest,
+            metadata,
+            targets,
+        })
+    }
+}
+
+/// The views directory and the `current` pointer.
+#[derive(Debug, Clone)]
+pub struct Views {
+    dir: PathBuf,
+    current: PathBuf,
+}
+
+impl Views {
+    pub fn open(cache: &Path) -> Result<Self> {
+        let dir = cache.join("views");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(Views {
+            current: cache.join("current"),
+            dir,
+        })
+    }
+
+    fn path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("{id:012}.json"))
+    }
+
+    /// Ids of the views on disk, ascending.
+    pub fn ids(&self) -> Result<Vec<u64>> {
+        let mut ids: Vec<u64> = fs::read_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    pub fn read(&self, id: u64) -> Result<Manifest> {
+        let path = self.path(id);
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        if m.format != VIEW_FORMAT || m.id != id {
+            return Err(Error::Other(format!(
+                "{}: unsupported view format or id",
+                path.display()
+            )));
+        }
+        Ok(m)
+    }
+
+    /// The view in service, if any.
+    pub fn current(&self) -> Result<Option<Manifest>> {
+        let text = match fs::read_to_string(&self.current) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&self.current, e)),
+        };
+        let id: u64 = text
+            .trim()
+            .parse()
+            .map_err(|_| Error::Other(format!("{}: not a view id", self.current.display())))?;
+        self.read(id).map(Some)
+    }
+
+    pub fn next_id(&self) -> Result<u64> {
+        Ok(self.ids()?.last().copied().unwrap_or(0) + 1)
+    }
+
+    /// Write a manifest (all its objects must be stored) and make it the view in service.
+    pub fn commit(&self, manifest: &Manifest) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Other(e.to_string()))?;
+        tuf::fsutil::write_atomic(&self.path(manifest.id), &bytes)?;
+        tuf::fsutil::write_atomic(&self.current, format!("{}\n", manifest.id).as_bytes())?;
+        Ok(())
+    }
+
+    /// Keep the newest `keep` views (and the current one), delete older manifests, then delete
+    /// objects no kept view references.
+    pub fn collect_garbage(&self, store: &Store, keep: usize) -> Result<(u64, u64)> {
+        let ids = self.ids()?;
+        let current = self.current()?.map(|m| m.id);
+        let cut = ids.len().saturating_sub(keep.max(1));
+        let mut referenced = HashSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            if i < cut && Some(*id) != current {
+                let p = self.path(*id);
+                fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                continue;
+            }
+            referenced.extend(self.read(*id)?.objects().cloned());
+        }
+        store.collect_garbage(&referenced)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_versioned;
+
+    #[test]
+    fn versioned_names() {
+        assert!(is_versioned("12.root.json"));
+        assert!(is_versioned("3.a/b.json"));
+        assert!(!is_versioned("timestamp.json"));
+        assert!(!is_versioned("root.json"));
+        assert!(!is_versioned(".json"));
+    }
+}
