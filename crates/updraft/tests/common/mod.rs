@@ -62,16 +62,27 @@ pub fn download_args<'a>(
     ]
 }
 
-/// A running `updraft serve` process, killed on drop.
+/// A running `updraft serve` or `updraft relay` process, killed on drop.
 pub struct Server {
     child: Child,
     pub base: String,
 }
 
 impl Server {
+    /// `updraft serve DIR` on a free port.
     pub fn start(dir: &Path) -> Server {
+        Self::spawn(
+            &["serve", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+            &[],
+        )
+    }
+
+    /// Any `updraft` command that prints `… http(s)://ADDR…` on its first stdout line.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(bin())
-            .args(["serve", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -80,16 +91,31 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split('/').next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
+        let (scheme, rest) = match line.split("https://").nth(1) {
+            Some(r) => ("https", r),
+            None => (
+                "http",
+                line.split("http://")
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("no address in {line:?}")),
+            ),
+        };
+        let addr = rest
+            .split(['/', ' ', '\n'])
+            .next()
+            .unwrap()
+            .trim()
             .to_string();
         Server {
             child,
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
         }
+    }
+
+    /// Stop the process (kill -9) and wait for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -116,4 +142,206 @@ pub fn python() -> PathBuf {
         root.join(".venv/bin/python")
     })
     .clone()
+}
+
+/// A blocking HTTP client for assertions.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().build().unwrap()
+}
+
+/// GET a URL and parse JSON.
+pub fn get_json(url: &str) -> serde_json::Value {
+    serde_json::from_slice(&http().get(url).send().unwrap().bytes().unwrap()).unwrap()
+}
+
+/// Wait (bounded: 30 s) until `cond` holds for the relay's `/status`; panics with the last one.
+pub fn wait_status(
+    base: &str,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut last = serde_json::Value::Null;
+    while std::time::Instant::now() < deadline {
+        if let Ok(resp) = http().get(format!("{base}/status")).send() {
+            if let Ok(v) = resp
+                .bytes()
+                .map(|b| serde_json::from_slice::<serde_json::Value>(&b))
+            {
+                let Ok(v) = v else { continue };
+                if cond(&v) {
+                    return v;
+                }
+                last = v;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}; last status: {last:#}");
+}
+
+/// A repository made with `updraft repo` holding a pattern and a rules file.
+pub struct Repo {
+    pub dir: PathBuf,
+    pub root_v1: PathBuf,
+}
+
+impl Repo {
+    pub fn new(parent: &Path) -> Repo {
+        let dir = parent.join("repo");
+        ok(&["repo", "init", dir.to_str().unwrap()]);
+        let r = Repo {
+            root_v1: dir.join("metadata/1.root.json"),
+            dir,
+        };
+        r.add(
+            "antimalware.pattern",
+            "18.523.00",
+            "pattern",
+            b"pattern 18.523.00",
+        );
+        r.add("ips.rules", "2026.11.1", "rules", b"rules 2026.11.1");
+        r.publish();
+        r
+    }
+
+    /// Stage `body` as `content/<component>/<version>/<component>.dat`; returns the target path.
+    pub fn add(&self, component: &str, version: &str, kind: &str, body: &[u8]) -> String {
+        let file = self.dir.parent().unwrap().join(format!("{component}.dat"));
+        std::fs::write(&file, body).unwrap();
+        let (d, f) = (self.dir.to_str().unwrap(), file.to_str().unwrap());
+        ok(&[
+            "repo",
+            "add",
+            d,
+            f,
+            "--component",
+            component,
+            "--version",
+            version,
+            "--kind",
+            kind,
+        ]);
+        format!("content/{component}/{version}/{component}.dat")
+    }
+
+    pub fn publish(&self) {
+        ok(&["repo", "publish", self.dir.to_str().unwrap()]);
+    }
+
+    pub fn rotate(&self, role: &str, keys: &str, threshold: &str) {
+        let d = self.dir.to_str().unwrap();
+        ok(&[
+            "repo",
+            "rotate",
+            d,
+            "--role",
+            role,
+            "--keys",
+            keys,
+            "--threshold",
+            threshold,
+        ]);
+    }
+}
+
+/// `updraft relay --once`: one sync cycle; the outcome JSON, or the error output.
+pub fn relay_once(
+    upstreams: &[&str],
+    root: &Path,
+    cache: &Path,
+) -> Result<serde_json::Value, String> {
+    relay_once_env(upstreams, root, cache, &[])
+}
+
+pub fn relay_once_env(
+    upstreams: &[&str],
+    root: &Path,
+    cache: &Path,
+    env: &[(&str, &str)],
+) -> Result<serde_json::Value, String> {
+    let mut args = vec![
+        "relay",
+        "--once",
+        "--trusted-root",
+        root.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+    ];
+    for u in upstreams {
+        args.extend(["--upstream", u]);
+    }
+    let out = Command::new(bin())
+        .args(&args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(format!(
+            "status {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A relay serving its cache only (no sync), on a free port.
+pub fn relay_offline(root: &Path, cache: &Path) -> Server {
+    let (r, c) = (root.to_str().unwrap(), cache.to_str().unwrap());
+    Server::spawn(
+        &[
+            "relay",
+            "--offline",
+            "--trusted-root",
+            r,
+            "--cache",
+            c,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+}
+
+/// The file name `updraft tuf-client` gives a downloaded target.
+pub fn local_name(target: &str) -> String {
+    target
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Download one target through `base` with `updraft tuf-client` (metadata in `md`, initialised
+/// with `root` if new) into `dl`; returns its bytes, or the error output.
+pub fn client_download(
+    md: &Path,
+    root: &Path,
+    base: &str,
+    target: &str,
+    dl: &Path,
+) -> Result<Vec<u8>, String> {
+    if !md.join("root.json").exists() {
+        ok(&[
+            "tuf-client",
+            "--metadata-dir",
+            md.to_str().unwrap(),
+            "init",
+            root.to_str().unwrap(),
+        ]);
+    }
+    let (m, t) = (format!("{base}/metadata"), format!("{base}/targets"));
+    let out = run(&download_args(md, &m, &t, dl, target));
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(std::fs::read(dl.join(local_name(target))).unwrap())
 }
