@@ -251,13 +251,15 @@ pub fn relay_once(
     root: &Path,
     cache: &Path,
 ) -> Result<serde_json::Value, String> {
-    relay_once_env(upstreams, root, cache, &[])
+    relay_once_with(upstreams, root, cache, &[], &[])
 }
 
-pub fn relay_once_env(
+/// As [`relay_once`] with extra arguments and environment.
+pub fn relay_once_with(
     upstreams: &[&str],
     root: &Path,
     cache: &Path,
+    extra: &[&str],
     env: &[(&str, &str)],
 ) -> Result<serde_json::Value, String> {
     let mut args = vec![
@@ -271,6 +273,7 @@ pub fn relay_once_env(
     for u in upstreams {
         args.extend(["--upstream", u]);
     }
+    args.extend_from_slice(extra);
     let out = Command::new(bin())
         .args(&args)
         .envs(env.iter().copied())
