@@ -200,7 +200,10 @@ fn tampered_and_foreign_bundles_are_refused_and_change_nothing() {
     }
     let out = import(&isolated, &repo.root_v1, &escaping, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("escapes the bundle"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("escapes the bundle"),
+        "{out:?}"
+    );
     assert!(!isolated.join("evil").exists() && !tmp.path().join("evil").exists());
 }
 
