@@ -256,6 +256,10 @@ async fn target(
     }
     let mut resp = if method == Method::HEAD {
         Response::new(Body::empty())
+    } else if let Some(bytes) = &entry.memory {
+        shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        let (a, b) = (start as usize, (start + len) as usize);
+        Response::new(Body::from(bytes.slice(a..b.min(bytes.len()))))
     } else {
         let mut file = match tokio::fs::File::open(&entry.path).await {
             Ok(f) => f,

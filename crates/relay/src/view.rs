@@ -70,14 +70,20 @@ pub struct MetaEntry {
     pub immutable: bool,
 }
 
-/// A target file on disk.
+/// A target file on disk; small ones are also held in memory.
 #[derive(Debug, Clone)]
 pub struct FileEntry {
     pub path: PathBuf,
     pub length: u64,
     pub etag: String,
     pub immutable: bool,
+    pub memory: Option<Bytes>,
 }
+
+/// Targets up to this size are served from memory...
+pub const SMALL_TARGET_MAX: u64 = 256 * 1024;
+/// ...within this budget per view.
+pub const SMALL_TARGETS_BUDGET: u64 = 64 << 20;
 
 /// A view ready to serve: metadata in memory, targets by path.
 #[derive(Debug)]
@@ -109,6 +115,8 @@ impl ServedView {
             );
         }
         let mut targets = HashMap::with_capacity(manifest.targets.len());
+        let mut in_memory: HashMap<&ObjectId, Bytes> = HashMap::new();
+        let mut budget = SMALL_TARGETS_BUDGET;
         for (path, t) in &manifest.targets {
             let file = store.path(&t.object);
             if !file.is_file() {
@@ -120,6 +128,16 @@ impl ServedView {
                 )));
             }
             let file_name = path.rsplit('/').next().unwrap_or(path);
+            let memory = match in_memory.get(&t.object) {
+                Some(b) => Some(b.clone()),
+                None if t.length <= SMALL_TARGET_MAX && t.length <= budget => {
+                    let bytes = Bytes::from(store.read_verified(&t.object)?);
+                    budget -= t.length;
+                    in_memory.insert(&t.object, bytes.clone());
+                    Some(bytes)
+                }
+                None => None,
+            };
             targets.insert(
                 path.clone(),
                 FileEntry {
@@ -127,6 +145,7 @@ impl ServedView {
                     length: t.length,
                     etag: format!("\"{}\"", t.object.hex),
                     immutable: file_name.starts_with(&t.object.hex),
+                    memory,
                 },
             );
         }

@@ -55,7 +55,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn write_atomic_with(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+    // Published and cached files are readable by everyone (a web server may serve them);
+    // private keys are written elsewhere with 0600.
+    let mut tmp = public_tempfile(&dir)?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     if durable {
         tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
@@ -68,6 +70,29 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], durable: bool) -> Result<()>
 }
 
 /// The directory a path lives in (`.` for a bare file name).
+/// A temporary file readable by everyone, in `dir` (for files published or served later).
+pub fn public_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .permissions(public_permissions())
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(unix)]
+fn public_permissions() -> fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    fs::Permissions::from_mode(0o644)
+}
+
+#[cfg(not(unix))]
+fn public_permissions() -> fs::Permissions {
+    let mut p = fs::metadata(".")
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| unreachable!());
+    p.set_readonly(false);
+    p
+}
+
 pub fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

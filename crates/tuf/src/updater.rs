@@ -612,7 +612,7 @@ impl<F: Fetcher> Updater<F> {
         let reader = self.fetcher.fetch(&url)?;
         let dir = crate::fsutil::parent_dir(dest);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut tmp = crate::fsutil::public_tempfile(&dir)?;
         let mut v = StreamVerifier::new(&info.path, &info.hashes)?;
         let mut reader = reader.take(info.length + 1);
         let mut buf = vec![0u8; 256 * 1024];
