@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod agent_cmd;
 mod demo;
 mod relay_cmd;
 mod repo_cmd;
@@ -34,6 +35,8 @@ enum Command {
     Serve(ServeArgs),
     /// Mirror an upstream with full verification and serve it; export/import offline bundles
     Relay(relay_cmd::RelayArgs),
+    /// Keep this host's modules supplied with verified content and apply patches
+    Agent(agent_cmd::AgentArgs),
     /// The TUF conformance client-under-test command line (init, refresh, download)
     TufClient(tuf_client::TufClientArgs),
     /// Run a short demonstration on 127.0.0.1 in a temporary directory
@@ -108,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Repo(cmd) => repo_cmd::run(cmd),
         Command::Serve(args) => serve(args),
         Command::Relay(args) => relay_cmd::run(args),
+        Command::Agent(args) => agent_cmd::run(args),
         Command::TufClient(args) => tuf_client::run(args),
         Command::Demo(args) => demo::run(args),
     };

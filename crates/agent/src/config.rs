@@ -1,0 +1,180 @@
+//! The agent's TOML configuration. Unknown keys, missing files and an unusable root are errors
+//! that name the key or file, before anything runs.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Where the agent keeps its state (trusted metadata, staged versions, history, status).
+    pub state_dir: PathBuf,
+    /// Read-only trust anchor shipped with the install.
+    pub trusted_root: PathBuf,
+    /// Relay base URLs in order of preference.
+    #[serde(default)]
+    pub relays: Vec<String>,
+    /// The origin, used only when no relay answers and `allow_direct` is true.
+    #[serde(default)]
+    pub origin: Option<String>,
+    #[serde(default)]
+    pub allow_direct: bool,
+    /// Seconds between polls (a random jitter of up to 10 % is added).
+    #[serde(default = "default_poll")]
+    pub poll_interval: u64,
+    /// Platform of this host, matched against `platforms` of targets.
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    /// Extra CA certificate (PEM) for HTTPS relays, besides the system roots.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    #[serde(default, rename = "module")]
+    pub modules: Vec<ModuleConfig>,
+    #[serde(default, rename = "product")]
+    pub products: Vec<ProductConfig>,
+}
+
+/// A consumer of components, e.g. a virus scanner reading its signature directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleConfig {
+    pub name: String,
+    pub components: Vec<String>,
+    pub install_dir: PathBuf,
+    /// Shell command run after a change (e.g. `clamdscan --reload`).
+    #[serde(default)]
+    pub reload: Option<String>,
+}
+
+/// A product that receives patches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductConfig {
+    pub name: String,
+    /// The installed build, or `build_command` that prints it.
+    #[serde(default)]
+    pub build: Option<String>,
+    #[serde(default)]
+    pub build_command: Option<String>,
+    pub install_dir: PathBuf,
+    #[serde(default)]
+    pub restart: Option<String>,
+    /// Commands that must each exit 0 before a patch is applied.
+    #[serde(default)]
+    pub preflight: Vec<String>,
+}
+
+fn default_poll() -> u64 {
+    300
+}
+
+fn default_platform() -> String {
+    format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+impl AgentConfig {
+    /// Read and check a configuration file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let c: AgentConfig = toml::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message().trim())))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Check what can be checked before running; returns the trust anchor bytes.
+    pub fn validate(&self) -> Result<Vec<u8>> {
+        let root = std::fs::read(&self.trusted_root).map_err(|e| {
+            Error::Config(format!("trusted_root {}: {e}", self.trusted_root.display()))
+        })?;
+        tuf::TrustedSet::new(&root, time::OffsetDateTime::now_utc()).map_err(|e| {
+            Error::Config(format!("trusted_root {}: {e}", self.trusted_root.display()))
+        })?;
+        if self.relays.is_empty() && self.origin.is_none() {
+            return Err(Error::Config(
+                "relays is empty and there is no origin: nothing to update from".into(),
+            ));
+        }
+        if self.allow_direct && self.origin.is_none() {
+            return Err(Error::Config(
+                "allow_direct = true needs origin = URL".into(),
+            ));
+        }
+        for u in self.relays.iter().chain(self.origin.iter()) {
+            if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://"))
+            {
+                return Err(Error::Config(format!(
+                    "{u:?} is not an http://, https:// or file:// URL"
+                )));
+            }
+        }
+        if self.poll_interval == 0 {
+            return Err(Error::Config("poll_interval must be at least 1".into()));
+        }
+        let mut names = HashSet::new();
+        for m in &self.modules {
+            if !names.insert(format!("module {}", m.name)) {
+                return Err(Error::Config(format!(
+                    "module {:?} is configured twice",
+                    m.name
+                )));
+            }
+            if m.components.is_empty() {
+                return Err(Error::Config(format!(
+                    "module {:?}: components is empty",
+                    m.name
+                )));
+            }
+            for c in &m.components {
+                content::check_component(c)
+                    .map_err(|e| Error::Config(format!("module {:?}: {e}", m.name)))?;
+            }
+        }
+        for p in &self.products {
+            if !names.insert(format!("product {}", p.name)) {
+                return Err(Error::Config(format!(
+                    "product {:?} is configured twice",
+                    p.name
+                )));
+            }
+            match (&p.build, &p.build_command) {
+                (Some(b), None) => {
+                    b.parse::<content::Version>()
+                        .map_err(|e| Error::Config(format!("product {:?}: build: {e}", p.name)))?;
+                }
+                (None, Some(_)) => {}
+                _ => {
+                    return Err(Error::Config(format!(
+                        "product {:?}: give exactly one of build or build_command",
+                        p.name
+                    )))
+                }
+            }
+        }
+        std::fs::create_dir_all(&self.state_dir)
+            .map_err(|e| Error::Config(format!("state_dir {}: {e}", self.state_dir.display())))?;
+        tempfile::NamedTempFile::new_in(&self.state_dir).map_err(|e| {
+            Error::Config(format!(
+                "state_dir {} is not writable: {e}",
+                self.state_dir.display()
+            ))
+        })?;
+        Ok(root)
+    }
+
+    /// Update sources in the order they are tried: relays, then the origin if allowed.
+    pub fn sources(&self) -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = self.relays.iter().map(|r| (r.clone(), false)).collect();
+        if self.allow_direct || self.relays.is_empty() {
+            if let Some(o) = &self.origin {
+                v.push((o.clone(), true));
+            }
+        }
+        v
+    }
+}

@@ -1,0 +1,31 @@
+//! Errors of the agent, each naming what failed and where.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tuf(#[from] tuf::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Transport(#[from] transport::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

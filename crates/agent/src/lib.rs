@@ -1,0 +1,714 @@
+//! The Updraft agent: keeps the host's modules supplied with verified content, applies patches
+//! where the base build allows, records a hotfix history and says clearly what state the host is
+//! in. Every byte installed was verified against signed metadata by the `tuf` client.
+
+pub mod config;
+pub mod error;
+pub mod install;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use content::{ContentInfo, Kind, Requirement, Version};
+use tuf::{TargetInfo, TimestampUpdate, Updater, UpdaterConfig};
+
+pub use config::{AgentConfig, ModuleConfig, ProductConfig};
+pub use error::{Error, Result};
+use install::{fault, now, run_command};
+use state::{HistoryEntry, Journal, ModuleStatus, StateDir, Status};
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CycleReport {
+    pub source: Option<String>,
+    pub timestamp_unchanged: bool,
+    pub installed: Vec<(String, String)>,
+    pub patches: Vec<(String, String)>,
+    pub recovered: Option<String>,
+    pub status_written: bool,
+}
+
+/// An agent for one configuration.
+pub struct Agent {
+    pub config: AgentConfig,
+    anchor: Vec<u8>,
+    pub state: StateDir,
+    fetcher: Arc<dyn tuf::Fetcher>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A patch published for a product.
+struct PatchTarget {
+    info: ContentInfo,
+    target: TargetInfo,
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig) -> Result<Self> {
+        let anchor = config.validate()?;
+        let mut http = transport::HttpConfig {
+            connect_timeout: std::time::Duration::from_secs(5),
+            ..transport::HttpConfig::default()
+        };
+        if let Some(ca) = &config.ca {
+            http.extra_root_pem.push(
+                std::fs::read(ca)
+                    .map_err(|e| Error::Config(format!("ca {}: {e}", ca.display())))?,
+            );
+        }
+        let fetcher: Arc<dyn tuf::Fetcher> = Arc::new(transport::HttpFetcher::new(&http)?);
+        Ok(Agent {
+            state: StateDir::new(&config.state_dir),
+            config,
+            anchor,
+            fetcher,
+        })
+    }
+
+    fn updater(&self, base: &str) -> Result<Updater<Arc<dyn tuf::Fetcher>>> {
+        let config = UpdaterConfig {
+            keep_root_history: true,
+            ..UpdaterConfig::default()
+        };
+        Ok(Updater::new(
+            self.state.tuf_dir(),
+            &format!("{}/metadata", base.trim_end_matches('/')),
+            self.anchor.clone(),
+            self.fetcher.clone(),
+            config,
+        )?)
+    }
+
+    /// Refresh from the first source that answers. Returns the updater, its source and whether
+    /// the timestamp was unchanged; or every source's error.
+    fn refresh(
+        &self,
+    ) -> std::result::Result<
+        (Updater<Arc<dyn tuf::Fetcher>>, String, bool),
+        Vec<(String, tuf::Error)>,
+    > {
+        let mut errors = Vec::new();
+        for (base, _direct) in self.config.sources() {
+            let mut up = match self.updater(&base) {
+                Ok(u) => u,
+                Err(e) => {
+                    errors.push((base.clone(), tuf::Error::Repository(e.to_string())));
+                    continue;
+                }
+            };
+            match up.refresh() {
+                Ok(out) => return Ok((up, base, out.timestamp == TimestampUpdate::Unchanged)),
+                Err(e) => {
+                    tracing::warn!(source = %base, error = %e, "update source rejected; trying the next");
+                    errors.push((base, e));
+                }
+            }
+        }
+        Err(errors)
+    }
+
+    fn current_build(
+        &self,
+        p: &ProductConfig,
+        products: &state::Products,
+    ) -> std::result::Result<String, String> {
+        if let Some(b) = products.builds.get(&p.name) {
+            return Ok(b.clone());
+        }
+        if let Some(b) = &p.build {
+            return Ok(b.clone());
+        }
+        match &p.build_command {
+            Some(cmd) => {
+                run_command(cmd).map(|o| o.lines().next().unwrap_or("").trim().to_string())
+            }
+            None => Err("no build configured".into()),
+        }
+    }
+
+    /// One update cycle: recover from a crash, refresh, install what is newer, apply patches,
+    /// write the status (only when it changed).
+    pub fn cycle(&self) -> Result<CycleReport> {
+        let mut report = CycleReport {
+            recovered: install::recover(&self.state)?,
+            ..CycleReport::default()
+        };
+        if let Some(r) = &report.recovered {
+            tracing::warn!("{r}");
+        }
+        let previous = self.state.status()?;
+        let mut status = Status {
+            products: previous.products.clone(),
+            ..Status::default()
+        };
+        let refreshed = self.refresh();
+        let (mut up, source, unchanged) = match refreshed {
+            Ok(r) => r,
+            Err(errors) => {
+                let expired = errors
+                    .iter()
+                    .any(|(_, e)| matches!(e, tuf::Error::Expired { .. }));
+                status.last_result = "failed".into();
+                status.last_success = previous.last_success.clone();
+                status.errors = errors.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+                let reason = if expired {
+                    let since = previous.metadata_expired_since.clone().unwrap_or_else(now);
+                    status.metadata_expired_since = Some(since.clone());
+                    format!("signature metadata expired (since {since})")
+                } else {
+                    let since = previous.unreachable_since.clone().unwrap_or_else(now);
+                    status.unreachable_since = Some(since.clone());
+                    format!("update source unreachable since {since}")
+                };
+                status.modules = self.module_status(Some(&reason))?;
+                report.status_written = self.state.save_status(&status)?;
+                return Ok(report);
+            }
+        };
+        report.source = Some(source.clone());
+        report.timestamp_unchanged = unchanged;
+        status.source = Some(source.clone());
+        status.last_result = "ok".into();
+        status.last_success = previous.last_success.clone();
+        if unchanged && previous.last_result == "ok" && report.recovered.is_none() {
+            // Nothing changed upstream and the last cycle finished: nothing to do, nothing to write.
+            status.modules = self.module_status(None)?;
+            report.status_written = self.state.save_status(&status)?;
+            return Ok(report);
+        }
+        let targets = up.all_targets(10_000)?;
+        let targets_url = format!("{}/targets", source.trim_end_matches('/'));
+        let mut errors = Vec::new();
+        report.installed = self.update_modules(&mut up, &targets, &targets_url, &mut errors)?;
+        report.patches = self.update_products(&mut up, &targets, &targets_url, &mut errors)?;
+        let products = self.state.products()?;
+        for p in &self.config.products {
+            if let Ok(b) = self.current_build(p, &products) {
+                status.products.insert(p.name.clone(), b);
+            }
+        }
+        if !errors.is_empty() {
+            status.last_result = "failed".into();
+        }
+        status.errors = errors;
+        if !report.installed.is_empty()
+            || !report.patches.is_empty()
+            || previous.last_result != status.last_result
+        {
+            status.last_success = Some(now());
+        }
+        status.modules = self.module_status(None)?;
+        report.status_written = self.state.save_status(&status)?;
+        Ok(report)
+    }
+
+    /// Status of every module from what is installed; `source_problem` marks them offline.
+    fn module_status(&self, source_problem: Option<&str>) -> Result<Vec<ModuleStatus>> {
+        let installed = self.state.installed()?;
+        let failures = self.state.products()?.last_outcome;
+        let mut out = Vec::new();
+        for m in &self.config.modules {
+            let mut components = BTreeMap::new();
+            let mut reason = source_problem.map(str::to_string);
+            for c in &m.components {
+                let v = installed.components.get(c).map(|i| i.version.clone());
+                if v.is_none() && reason.is_none() {
+                    reason = Some(format!("component {c} never installed"));
+                }
+                if let Some(msg) = failures.get(&format!("reload:{}:{c}", m.name)) {
+                    reason = Some(msg.clone());
+                }
+                components.insert(c.clone(), v);
+            }
+            out.push(ModuleStatus {
+                name: m.name.clone(),
+                status: if reason.is_some() {
+                    "offline"
+                } else {
+                    "online"
+                }
+                .into(),
+                reason,
+                components,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Install the newest version of every component a module uses.
+    fn update_modules(
+        &self,
+        up: &mut Updater<Arc<dyn tuf::Fetcher>>,
+        targets: &[TargetInfo],
+        targets_url: &str,
+        errors: &mut Vec<String>,
+    ) -> Result<Vec<(String, String)>> {
+        // component -> version -> files
+        let mut by_component: HashMap<String, BTreeMap<String, (Version, Vec<&TargetInfo>)>> =
+            HashMap::new();
+        for t in targets {
+            let Some(info) = ContentInfo::from_custom(t.custom()) else {
+                continue;
+            };
+            if info.kind == Kind::Patch {
+                continue;
+            }
+            if !info.platforms.is_empty()
+                && !info.platforms.iter().any(|p| p == &self.config.platform)
+            {
+                continue;
+            }
+            let Ok(v) = info.version.parse::<Version>() else {
+                continue;
+            };
+            let entry = by_component.entry(info.component.clone()).or_default();
+            entry
+                .entry(info.version.clone())
+                .or_insert_with(|| (v, Vec::new()))
+                .1
+                .push(t);
+        }
+        let mut done = Vec::new();
+        for m in &self.config.modules {
+            let mut changed = false;
+            let mut previous_state = Vec::new();
+            for c in &m.components {
+                let Some(versions) = by_component.get(c) else {
+                    continue;
+                };
+                let Some((version, (_, files))) =
+                    versions.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0))
+                else {
+                    continue;
+                };
+                let installed = self.state.installed()?;
+                if installed
+                    .components
+                    .get(c)
+                    .is_some_and(|i| &i.version == version)
+                {
+                    continue;
+                }
+                let mut products = self.state.products()?;
+                let failed_key = format!("reload-failed:{c}:{version}");
+                if products.last_outcome.contains_key(&failed_key) {
+                    continue; // this version failed its reload: not retried every cycle
+                }
+                match self.install(up, m, c, version, files, targets_url) {
+                    Ok(()) => {
+                        previous_state.push((
+                            c.clone(),
+                            installed.components.get(c).cloned(),
+                            version.clone(),
+                        ));
+                        changed = true;
+                        done.push((c.clone(), version.clone()));
+                    }
+                    Err(e) => {
+                        tracing::error!(component = %c, version = %version, error = %e, "install failed");
+                        errors.push(format!("{c} {version}: {e}"));
+                    }
+                }
+                products
+                    .last_outcome
+                    .remove(&format!("reload:{}:{c}", m.name));
+                self.state.save_products(&products)?;
+            }
+            if changed {
+                if let Some(cmd) = &m.reload {
+                    if let Err(out) = run_command(cmd) {
+                        tracing::error!(module = %m.name, "reload failed; restoring the previous version");
+                        self.restore(m, &previous_state)?;
+                        let again = run_command(cmd)
+                            .err()
+                            .map(|e| format!(" (reload after restoring also failed: {e})"));
+                        let mut products = self.state.products()?;
+                        for (c, _, v) in &previous_state {
+                            products
+                                .last_outcome
+                                .insert(format!("reload-failed:{c}:{v}"), out.clone());
+                            products.last_outcome.insert(
+                                format!("reload:{}:{c}", m.name),
+                                format!(
+                                    "reload failed: {out}{}",
+                                    again.clone().unwrap_or_default()
+                                ),
+                            );
+                        }
+                        self.state.save_products(&products)?;
+                        done.retain(|(c, _)| !previous_state.iter().any(|(p, _, _)| p == c));
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Download the files of `version` into the versions store (verified), then swap them in.
+    fn install(
+        &self,
+        up: &mut Updater<Arc<dyn tuf::Fetcher>>,
+        m: &ModuleConfig,
+        component: &str,
+        version: &str,
+        files: &[&TargetInfo],
+        targets_url: &str,
+    ) -> Result<()> {
+        let vdir = self.state.version_dir(component, version);
+        let mut names = Vec::new();
+        for t in files {
+            let name = t.path().rsplit('/').next().unwrap_or(t.path()).to_string();
+            if name.is_empty() || name == "." || name == ".." || name.starts_with(".updraft-stage-")
+            {
+                return Err(Error::Other(format!(
+                    "target {} has no usable file name",
+                    t.path()
+                )));
+            }
+            let dest = vdir.join(&name);
+            if !Updater::<Arc<dyn tuf::Fetcher>>::is_cached(t, &dest) {
+                up.download_target_to(t, &dest, targets_url)?;
+            }
+            names.push(name);
+        }
+        fault("install-after-stage");
+        let installed = self.state.installed()?;
+        let prev = installed.components.get(component);
+        let remove = prev
+            .map(|p| {
+                p.files
+                    .iter()
+                    .filter(|f| !names.contains(f))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let journal = Journal::Install {
+            component: component.to_string(),
+            module: m.name.clone(),
+            install_dir: m.install_dir.clone(),
+            version: version.to_string(),
+            files: names,
+            remove,
+            previous: prev.map(|p| p.version.clone()),
+            previous_files: prev.map(|p| p.files.clone()).unwrap_or_default(),
+        };
+        self.state.set_journal(&journal)?;
+        install::apply_install(&self.state, &journal)?;
+        tracing::info!(component, version, module = %m.name, "installed");
+        // Keep only the current and previous versions in the store.
+        let keep: Vec<String> = [Some(version.to_string()), prev.map(|p| p.version.clone())]
+            .into_iter()
+            .flatten()
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(self.state.dir.join("versions").join(component)) {
+            for e in entries.flatten() {
+                if !keep.iter().any(|k| e.file_name().to_string_lossy() == *k) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Put back the versions installed before this cycle (after a failed reload).
+    fn restore(
+        &self,
+        m: &ModuleConfig,
+        changes: &[(String, Option<state::InstalledComponent>, String)],
+    ) -> Result<()> {
+        for (component, before, _) in changes {
+            let current = self.state.installed()?.components.get(component).cloned();
+            match before {
+                Some(b) => {
+                    let journal = Journal::Install {
+                        component: component.clone(),
+                        module: m.name.clone(),
+                        install_dir: m.install_dir.clone(),
+                        version: b.version.clone(),
+                        files: b.files.clone(),
+                        remove: current
+                            .map(|c| {
+                                c.files
+                                    .into_iter()
+                                    .filter(|f| !b.files.contains(f))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        previous: b.previous.clone(),
+                        previous_files: b.previous_files.clone(),
+                    };
+                    self.state.set_journal(&journal)?;
+                    install::apply_install(&self.state, &journal)?;
+                }
+                None => {
+                    if let Some(c) = current {
+                        for f in &c.files {
+                            tuf::fsutil::remove_if_exists(&m.install_dir.join(f))?;
+                        }
+                    }
+                    let mut installed = self.state.installed()?;
+                    installed.components.remove(component);
+                    self.state.save_installed(&installed)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        id: &str,
+        product: &str,
+        from: &str,
+        to: &str,
+        outcome: &str,
+        message: String,
+    ) -> Result<()> {
+        let mut products = self.state.products()?;
+        let key = format!("patch:{id}");
+        if products.last_outcome.get(&key) == Some(&message) {
+            return Ok(());
+        }
+        self.state.append_history(&HistoryEntry {
+            time: now(),
+            patch_id: id.to_string(),
+            product: product.to_string(),
+            from_build: from.to_string(),
+            to_build: to.to_string(),
+            outcome: outcome.to_string(),
+            message: message.clone(),
+        })?;
+        products.last_outcome.insert(key, message);
+        self.state.save_products(&products)
+    }
+
+    /// Apply every applicable patch of every configured product, oldest version first.
+    fn update_products(
+        &self,
+        up: &mut Updater<Arc<dyn tuf::Fetcher>>,
+        targets: &[TargetInfo],
+        targets_url: &str,
+        errors: &mut Vec<String>,
+    ) -> Result<Vec<(String, String)>> {
+        let mut applied = Vec::new();
+        for p in &self.config.products {
+            let mut patches: Vec<PatchTarget> = targets
+                .iter()
+                .filter_map(|t| {
+                    let info = ContentInfo::from_custom(t.custom())?;
+                    (info.kind == Kind::Patch && info.product.as_deref() == Some(p.name.as_str()))
+                        .then(|| PatchTarget {
+                            info,
+                            target: t.clone(),
+                        })
+                })
+                .filter(|pt| {
+                    pt.info.platforms.is_empty()
+                        || pt.info.platforms.contains(&self.config.platform)
+                })
+                .collect();
+            patches.sort_by(|a, b| {
+                let va = a.info.version.parse::<Version>().ok();
+                let vb = b.info.version.parse::<Version>().ok();
+                va.cmp(&vb)
+            });
+            for pt in patches {
+                match self.apply_patch(up, p, &pt, targets_url) {
+                    Ok(Some(id)) => applied.push((p.name.clone(), id)),
+                    Ok(None) => {}
+                    Err(e) => errors.push(format!("patch for {}: {e}", p.name)),
+                }
+            }
+        }
+        Ok(applied)
+    }
+
+    fn apply_patch(
+        &self,
+        up: &mut Updater<Arc<dyn tuf::Fetcher>>,
+        p: &ProductConfig,
+        pt: &PatchTarget,
+        targets_url: &str,
+    ) -> Result<Option<String>> {
+        let info = &pt.info;
+        let id = info.patch_id.clone().unwrap_or_default();
+        let to = info.build.clone().unwrap_or_default();
+        let products = self.state.products()?;
+        if products
+            .applied
+            .get(&p.name)
+            .is_some_and(|a| a.contains(&id))
+        {
+            return Ok(None); // already applied: success, no change
+        }
+        let build = match self.current_build(p, &products) {
+            Ok(b) => b,
+            Err(e) => {
+                self.record(
+                    &id,
+                    &p.name,
+                    "?",
+                    &to,
+                    "failed",
+                    format!("cannot determine the build: {e}"),
+                )?;
+                return Ok(None);
+            }
+        };
+        let req_text = info.requires_build.clone().unwrap_or_default();
+        let applicable = match (req_text.parse::<Requirement>(), build.parse::<Version>()) {
+            (Ok(req), Ok(v)) => req.matches(&v),
+            _ => false,
+        };
+        if !applicable {
+            let msg = format!("not applicable: build {build}, requires {req_text}");
+            self.record(&id, &p.name, &build, &to, "not applicable", msg)?;
+            return Ok(None);
+        }
+        for check in &p.preflight {
+            if let Err(out) = run_command(check) {
+                self.record(
+                    &id,
+                    &p.name,
+                    &build,
+                    &to,
+                    "preflight failed",
+                    format!("preflight failed: {out}"),
+                )?;
+                return Ok(None);
+            }
+        }
+        // Download (verified) and unpack into a staging directory.
+        let name = pt
+            .target
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or("patch")
+            .to_string();
+        let zstd = name.ends_with(".zst") || name.ends_with(".tzst");
+        let patches_dir = self.state.dir.join("patches");
+        let archive = patches_dir.join(format!("{id}.archive"));
+        if !Updater::<Arc<dyn tuf::Fetcher>>::is_cached(&pt.target, &archive) {
+            up.download_target_to(&pt.target, &archive, targets_url)?;
+        }
+        let stage = patches_dir.join(format!("{id}.stage"));
+        let files = match install::unpack_patch(&archive, zstd, &stage) {
+            Ok(f) => f,
+            Err(e) => {
+                self.record(
+                    &id,
+                    &p.name,
+                    &build,
+                    &to,
+                    "failed",
+                    format!("bad patch archive: {e}"),
+                )?;
+                return Ok(None);
+            }
+        };
+        // Back up what will be replaced.
+        let backup = patches_dir.join(format!("{id}.backup"));
+        if backup.exists() {
+            std::fs::remove_dir_all(&backup).map_err(|e| Error::io(&backup, e))?;
+        }
+        let (mut replaced, mut added) = (Vec::new(), Vec::new());
+        for rel in &files {
+            let current = p.install_dir.join(rel);
+            if current.is_file() {
+                let (dir, file) = split(&backup.join(rel));
+                install::place(&current, &dir, &file)?;
+                replaced.push(rel.clone());
+            } else {
+                added.push(rel.clone());
+            }
+        }
+        let journal = Journal::Patch {
+            patch_id: id.clone(),
+            product: p.name.clone(),
+            install_dir: p.install_dir.clone(),
+            backup_dir: backup.clone(),
+            replaced,
+            added,
+            from_build: build.clone(),
+            to_build: to.clone(),
+        };
+        self.state.set_journal(&journal)?;
+        fault("patch-after-backup");
+        for (i, rel) in files.iter().enumerate() {
+            let (dir, file) = split(&p.install_dir.join(rel));
+            install::place(&stage.join(rel), &dir, &file)?;
+            if i == 0 {
+                fault("patch-mid-swap");
+            }
+        }
+        let mut products = self.state.products()?;
+        products.builds.insert(p.name.clone(), to.clone());
+        products
+            .applied
+            .entry(p.name.clone())
+            .or_default()
+            .insert(id.clone());
+        self.state.save_products(&products)?;
+        fault("patch-before-restart");
+        if let Some(cmd) = &p.restart {
+            if let Err(out) = run_command(cmd) {
+                install::rollback_patch(&self.state, &journal)?;
+                let again = p.restart.as_deref().and_then(|c| run_command(c).err());
+                let msg = format!(
+                    "restart failed, backup restored: {out}{}",
+                    again
+                        .map(|e| format!(" (restart after restoring also failed: {e})"))
+                        .unwrap_or_default()
+                );
+                self.record(&id, &p.name, &build, &to, "failed", msg)?;
+                return Ok(None);
+            }
+        }
+        self.record(
+            &id,
+            &p.name,
+            &build,
+            &to,
+            "applied",
+            format!("{} {build} -> {to}", p.name),
+        )?;
+        self.state.clear_journal()?;
+        let _ = std::fs::remove_dir_all(&stage);
+        tracing::info!(patch = %id, product = %p.name, from = %build, to = %to, "patch applied");
+        Ok(Some(id))
+    }
+}
+
+fn split(path: &std::path::Path) -> (std::path::PathBuf, String) {
+    let dir = path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
+}
+
+/// Seconds to wait before the next poll: the interval plus up to 10 % random jitter.
+pub fn next_poll(interval: u64) -> std::time::Duration {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    let r = ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map(|()| u32::from_le_bytes(b))
+        .unwrap_or(0);
+    let jitter_ms = (interval * 100) as u128 * u128::from(r) / u128::from(u32::MAX);
+    std::time::Duration::from_secs(interval) + std::time::Duration::from_millis(jitter_ms as u64)
+}

@@ -1,0 +1,211 @@
+//! The agent's persistent state in `state_dir`, every file written atomically:
+//! `installed.json` (component versions and files), `products.json` (builds, applied patches),
+//! `status.json`, `history.jsonl` (append-only hotfix history), `journal.json` (an install or
+//! patch in progress, for crash recovery), `versions/<component>/<version>/` (verified files of
+//! the current and previous version) and `tuf/` (trusted metadata).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InstalledComponent {
+    pub module: String,
+    pub version: String,
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub previous: Option<String>,
+    #[serde(default)]
+    pub previous_files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Installed {
+    pub components: BTreeMap<String, InstalledComponent>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Products {
+    /// Builds changed by patches (override the configured `build`).
+    pub builds: BTreeMap<String, String>,
+    /// Patch ids applied per product.
+    pub applied: BTreeMap<String, BTreeSet<String>>,
+    /// Last recorded outcome per patch id (so that a repeated outcome is not recorded again).
+    pub last_outcome: BTreeMap<String, String>,
+}
+
+/// One entry of the hotfix history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub time: String,
+    pub patch_id: String,
+    pub product: String,
+    pub from_build: String,
+    pub to_build: String,
+    /// applied, not applicable, preflight failed, failed, rolled back.
+    pub outcome: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModuleStatus {
+    pub name: String,
+    /// "online" or "offline".
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub components: BTreeMap<String, Option<String>>,
+}
+
+/// `status.json`: what the host runs and why a module is offline.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// The relay (or origin) used by the last successful refresh.
+    pub source: Option<String>,
+    pub last_result: String,
+    pub last_success: Option<String>,
+    pub unreachable_since: Option<String>,
+    pub metadata_expired_since: Option<String>,
+    pub modules: Vec<ModuleStatus>,
+    pub products: BTreeMap<String, String>,
+    pub errors: Vec<String>,
+}
+
+/// A change in progress, replayed or undone after a crash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Journal {
+    /// Copy `files` of `version` from the versions store into `install_dir`, remove `remove`.
+    Install {
+        component: String,
+        module: String,
+        install_dir: PathBuf,
+        version: String,
+        files: Vec<String>,
+        remove: Vec<String>,
+        previous: Option<String>,
+        previous_files: Vec<String>,
+    },
+    /// A patch being swapped in; on recovery the backup is restored.
+    Patch {
+        patch_id: String,
+        product: String,
+        install_dir: PathBuf,
+        backup_dir: PathBuf,
+        /// Files the patch replaces (backed up) and adds (removed on rollback), relative.
+        replaced: Vec<String>,
+        added: Vec<String>,
+        from_build: String,
+        to_build: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub dir: PathBuf,
+}
+
+fn read_json<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match fs::read(path) {
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| Error::Other(e.to_string()))?;
+    tuf::fsutil::write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+impl StateDir {
+    pub fn new(dir: &Path) -> Self {
+        StateDir {
+            dir: dir.to_path_buf(),
+        }
+    }
+    pub fn tuf_dir(&self) -> PathBuf {
+        self.dir.join("tuf")
+    }
+    pub fn version_dir(&self, component: &str, version: &str) -> PathBuf {
+        self.dir.join("versions").join(component).join(version)
+    }
+    pub fn installed(&self) -> Result<Installed> {
+        read_json(&self.dir.join("installed.json"))
+    }
+    pub fn save_installed(&self, v: &Installed) -> Result<()> {
+        write_json(&self.dir.join("installed.json"), v)
+    }
+    pub fn products(&self) -> Result<Products> {
+        read_json(&self.dir.join("products.json"))
+    }
+    pub fn save_products(&self, v: &Products) -> Result<()> {
+        write_json(&self.dir.join("products.json"), v)
+    }
+    pub fn status(&self) -> Result<Status> {
+        read_json(&self.dir.join("status.json"))
+    }
+    /// Write `status.json` only when it changed (an unchanged poll writes nothing).
+    pub fn save_status(&self, v: &Status) -> Result<bool> {
+        if &self.status().unwrap_or_default() == v {
+            return Ok(false);
+        }
+        write_json(&self.dir.join("status.json"), v)?;
+        Ok(true)
+    }
+    pub fn journal(&self) -> Result<Option<Journal>> {
+        let path = self.dir.join("journal.json");
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+    pub fn set_journal(&self, j: &Journal) -> Result<()> {
+        write_json(&self.dir.join("journal.json"), j)
+    }
+    pub fn clear_journal(&self) -> Result<()> {
+        tuf::fsutil::remove_if_exists(&self.dir.join("journal.json"))?;
+        tuf::fsutil::sync_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Append one history entry (one JSON line, fsynced).
+    pub fn append_history(&self, e: &HistoryEntry) -> Result<()> {
+        let path = self.dir.join("history.jsonl");
+        let mut line = serde_json::to_vec(e).map_err(|e| Error::Other(e.to_string()))?;
+        line.push(b'\n');
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        f.write_all(&line).map_err(|e| Error::io(&path, e))?;
+        f.sync_all().map_err(|e| Error::io(&path, e))?;
+        Ok(())
+    }
+
+    /// The hotfix history. A line cut short by a crash while appending is skipped.
+    pub fn history(&self) -> Result<Vec<HistoryEntry>> {
+        let path = self.dir.join("history.jsonl");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+}

@@ -1,0 +1,137 @@
+//! `updraft agent …`: run the agent, or show its status and hotfix history.
+
+use std::path::PathBuf;
+
+use agent::{Agent, AgentConfig};
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    cmd: Option<AgentCommand>,
+    /// Agent configuration (TOML)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run one update cycle, print what it did as JSON, and exit
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Module status, installed versions, product builds and the last result
+    Status {
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The hotfix history (every patch outcome)
+    History {
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(args: &AgentArgs) -> Result<()> {
+    match &args.cmd {
+        Some(AgentCommand::Status { config, json }) => {
+            let c = AgentConfig::load(config)?;
+            let s = agent::state::StateDir::new(&c.state_dir).status()?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+                return Ok(());
+            }
+            println!(
+                "update source: {}",
+                s.source.as_deref().unwrap_or("none yet")
+            );
+            println!(
+                "last result:   {}",
+                if s.last_result.is_empty() {
+                    "never run"
+                } else {
+                    &s.last_result
+                }
+            );
+            if let Some(t) = &s.last_success {
+                println!("last change:   {t}");
+            }
+            for e in &s.errors {
+                println!("error:         {e}");
+            }
+            println!(
+                "\n{:<16} {:<8} {:<40} reason",
+                "module", "status", "components"
+            );
+            for m in &s.modules {
+                let comps: Vec<String> = m
+                    .components
+                    .iter()
+                    .map(|(c, v)| format!("{c} {}", v.as_deref().unwrap_or("-")))
+                    .collect();
+                println!(
+                    "{:<16} {:<8} {:<40} {}",
+                    m.name,
+                    m.status,
+                    comps.join(", "),
+                    m.reason.as_deref().unwrap_or("")
+                );
+            }
+            if !s.products.is_empty() {
+                println!("\n{:<16} build", "product");
+                for (p, b) in &s.products {
+                    println!("{p:<16} {b}");
+                }
+            }
+            Ok(())
+        }
+        Some(AgentCommand::History { config, json }) => {
+            let c = AgentConfig::load(config)?;
+            let h = agent::state::StateDir::new(&c.state_dir).history()?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&h)?);
+                return Ok(());
+            }
+            println!(
+                "{:<21} {:<10} {:<12} {:<12} {:<12} {:<17} message",
+                "time", "patch", "product", "from", "to", "outcome"
+            );
+            for e in &h {
+                println!(
+                    "{:<21} {:<10} {:<12} {:<12} {:<12} {:<17} {}",
+                    e.time, e.patch_id, e.product, e.from_build, e.to_build, e.outcome, e.message
+                );
+            }
+            Ok(())
+        }
+        None => {
+            let config = args
+                .config
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("--config FILE is required"))?;
+            let a = Agent::new(AgentConfig::load(config)?)?;
+            if args.once {
+                let report = a.cycle()?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(());
+            }
+            loop {
+                match a.cycle() {
+                    Ok(r) if !r.installed.is_empty() || !r.patches.is_empty() => {
+                        tracing::info!(installed = ?r.installed, patches = ?r.patches, source = ?r.source, "cycle done")
+                    }
+                    Ok(_) => tracing::debug!("cycle done, nothing changed"),
+                    Err(e) => tracing::error!(error = %e, "cycle failed"),
+                }
+                std::thread::sleep(agent::next_poll(a.config.poll_interval));
+            }
+        }
+    }
+}
