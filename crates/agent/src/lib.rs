@@ -185,10 +185,18 @@ impl Agent {
             return Ok(report);
         }
         let targets = up.all_targets(10_000)?;
-        let targets_url = format!("{}/targets", source.trim_end_matches('/'));
+        // Target bytes are verified against the metadata just refreshed, so any source will do:
+        // the one that answered first, then the others in order.
+        let mut targets_urls = vec![format!("{}/targets", source.trim_end_matches('/'))];
+        for (s, _) in self.config.sources() {
+            let u = format!("{}/targets", s.trim_end_matches('/'));
+            if !targets_urls.contains(&u) {
+                targets_urls.push(u);
+            }
+        }
         let mut errors = Vec::new();
-        report.installed = self.update_modules(&mut up, &targets, &targets_url, &mut errors)?;
-        report.patches = self.update_products(&mut up, &targets, &targets_url, &mut errors)?;
+        report.installed = self.update_modules(&mut up, &targets, &targets_urls, &mut errors)?;
+        report.patches = self.update_products(&mut up, &targets, &targets_urls, &mut errors)?;
         let products = self.state.products()?;
         for p in &self.config.products {
             if let Ok(b) = self.current_build(p, &products) {
@@ -199,6 +207,7 @@ impl Agent {
             status.last_result = "failed".into();
         }
         status.errors = errors;
+        status.rejected = REJECTED.with(|r| std::mem::take(&mut *r.borrow_mut()));
         if !report.installed.is_empty()
             || !report.patches.is_empty()
             || previous.last_result != status.last_result
@@ -248,7 +257,7 @@ impl Agent {
         &self,
         up: &mut Updater<Arc<dyn tuf::Fetcher>>,
         targets: &[TargetInfo],
-        targets_url: &str,
+        targets_urls: &[String],
         errors: &mut Vec<String>,
     ) -> Result<Vec<(String, String)>> {
         // component -> version -> files
@@ -302,7 +311,7 @@ impl Agent {
                 if products.last_outcome.contains_key(&failed_key) {
                     continue; // this version failed its reload: not retried every cycle
                 }
-                match self.install(up, m, c, version, files, targets_url) {
+                match self.install(up, m, c, version, files, targets_urls) {
                     Ok(()) => {
                         previous_state.push((
                             c.clone(),
@@ -360,7 +369,7 @@ impl Agent {
         component: &str,
         version: &str,
         files: &[&TargetInfo],
-        targets_url: &str,
+        targets_urls: &[String],
     ) -> Result<()> {
         let vdir = self.state.version_dir(component, version);
         let mut names = Vec::new();
@@ -374,9 +383,7 @@ impl Agent {
                 )));
             }
             let dest = vdir.join(&name);
-            if !Updater::<Arc<dyn tuf::Fetcher>>::is_cached(t, &dest) {
-                up.download_target_to(t, &dest, targets_url)?;
-            }
+            download(up, t, &dest, targets_urls)?;
             names.push(name);
         }
         fault("install-after-stage");
@@ -496,7 +503,7 @@ impl Agent {
         &self,
         up: &mut Updater<Arc<dyn tuf::Fetcher>>,
         targets: &[TargetInfo],
-        targets_url: &str,
+        targets_urls: &[String],
         errors: &mut Vec<String>,
     ) -> Result<Vec<(String, String)>> {
         let mut applied = Vec::new();
@@ -522,7 +529,7 @@ impl Agent {
                 va.cmp(&vb)
             });
             for pt in patches {
-                match self.apply_patch(up, p, &pt, targets_url) {
+                match self.apply_patch(up, p, &pt, targets_urls) {
                     Ok(Some(id)) => applied.push((p.name.clone(), id)),
                     Ok(None) => {}
                     Err(e) => errors.push(format!("patch for {}: {e}", p.name)),
@@ -537,7 +544,7 @@ impl Agent {
         up: &mut Updater<Arc<dyn tuf::Fetcher>>,
         p: &ProductConfig,
         pt: &PatchTarget,
-        targets_url: &str,
+        targets_urls: &[String],
     ) -> Result<Option<String>> {
         let info = &pt.info;
         let id = info.patch_id.clone().unwrap_or_default();
@@ -598,9 +605,7 @@ impl Agent {
         let zstd = name.ends_with(".zst") || name.ends_with(".tzst");
         let patches_dir = self.state.dir.join("patches");
         let archive = patches_dir.join(format!("{id}.archive"));
-        if !Updater::<Arc<dyn tuf::Fetcher>>::is_cached(&pt.target, &archive) {
-            up.download_target_to(&pt.target, &archive, targets_url)?;
-        }
+        download(up, &pt.target, &archive, targets_urls)?;
         let stage = patches_dir.join(format!("{id}.stage"));
         let files = match install::unpack_patch(&archive, zstd, &stage) {
             Ok(f) => f,
@@ -687,6 +692,44 @@ impl Agent {
         tracing::info!(patch = %id, product = %p.name, from = %build, to = %to, "patch applied");
         Ok(Some(id))
     }
+}
+
+thread_local! {
+    /// Sources rejected during this cycle's downloads (reported in the status).
+    static REJECTED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Download and verify a target into `dest` unless a verified copy is there, trying each source
+/// in order: a source serving wrong bytes is skipped.
+fn download(
+    up: &mut Updater<Arc<dyn tuf::Fetcher>>,
+    t: &TargetInfo,
+    dest: &std::path::Path,
+    urls: &[String],
+) -> Result<()> {
+    if Updater::<Arc<dyn tuf::Fetcher>>::is_cached(t, dest) {
+        return Ok(());
+    }
+    let mut errors = Vec::new();
+    for url in urls {
+        match up.download_target_to(t, dest, url) {
+            Ok(()) => {
+                if !errors.is_empty() {
+                    REJECTED.with(|r| r.borrow_mut().extend(errors));
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(target = t.path(), source = %url, error = %e, "download rejected; trying the next source");
+                errors.push(format!("rejected {url}: {e}"));
+            }
+        }
+    }
+    Err(Error::Other(format!(
+        "{}: every source failed: {}",
+        t.path(),
+        errors.join("; ")
+    )))
 }
 
 fn split(path: &std::path::Path) -> (std::path::PathBuf, String) {

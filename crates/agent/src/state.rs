@@ -74,6 +74,9 @@ pub struct Status {
     pub modules: Vec<ModuleStatus>,
     pub products: BTreeMap<String, String>,
     pub errors: Vec<String>,
+    /// Sources whose data was rejected in the last cycle (tampered, wrong length), with why.
+    #[serde(default)]
+    pub rejected: Vec<String>,
 }
 
 /// A change in progress, replayed or undone after a crash.

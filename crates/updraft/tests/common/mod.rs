@@ -348,3 +348,207 @@ pub fn client_download(
     }
     Ok(std::fs::read(dl.join(local_name(target))).unwrap())
 }
+
+/// An agent test bed: a repository served by `updraft serve`, an agent configuration and its
+/// state, module and product directories under one temporary directory.
+pub struct AgentBed {
+    pub tmp: tempfile::TempDir,
+    pub repo: Repo,
+    pub origin: Server,
+}
+
+/// Options of an agent configuration.
+#[derive(Clone)]
+pub struct AgentOpts {
+    pub relays: Vec<String>,
+    pub origin: Option<String>,
+    pub allow_direct: bool,
+    pub reload: Option<String>,
+    pub build: String,
+    pub restart: Option<String>,
+    pub preflight: Vec<String>,
+}
+
+impl AgentBed {
+    pub fn new() -> AgentBed {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repo::new(tmp.path());
+        let origin = Server::start(&repo.dir);
+        std::fs::create_dir_all(tmp.path().join("opt/bin")).unwrap();
+        std::fs::write(tmp.path().join("opt/bin/scanner"), b"scanner 9.5.1514\n").unwrap();
+        std::fs::write(tmp.path().join("opt/scanner.conf"), b"conf\n").unwrap();
+        AgentBed { tmp, repo, origin }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    pub fn opts(&self) -> AgentOpts {
+        AgentOpts {
+            relays: vec![self.origin.base.clone()],
+            origin: None,
+            allow_direct: false,
+            reload: None,
+            build: "9.5.1514".into(),
+            restart: None,
+            preflight: Vec::new(),
+        }
+    }
+
+    /// Write `agent.toml` and return its path.
+    pub fn config(&self, o: &AgentOpts) -> PathBuf {
+        let q = |s: &str| format!("{s:?}");
+        let mut t = format!(
+            "state_dir = {}\ntrusted_root = {}\nrelays = [{}]\nallow_direct = {}\npoll_interval = 300\n",
+            q(self.path("state").to_str().unwrap()),
+            q(self.repo.root_v1.to_str().unwrap()),
+            o.relays.iter().map(|r| q(r)).collect::<Vec<_>>().join(", "),
+            o.allow_direct
+        );
+        if let Some(origin) = &o.origin {
+            t.push_str(&format!("origin = {}\n", q(origin)));
+        }
+        t.push_str(&format!(
+            "\n[[module]]\nname = \"antimalware\"\ncomponents = [\"antimalware.pattern\"]\ninstall_dir = {}\n",
+            q(self.path("av").to_str().unwrap())
+        ));
+        if let Some(r) = &o.reload {
+            t.push_str(&format!("reload = {}\n", q(r)));
+        }
+        t.push_str(&format!(
+            "\n[[product]]\nname = \"scanner\"\nbuild = {}\ninstall_dir = {}\n",
+            q(&o.build),
+            q(self.path("opt").to_str().unwrap())
+        ));
+        if let Some(r) = &o.restart {
+            t.push_str(&format!("restart = {}\n", q(r)));
+        }
+        t.push_str(&format!(
+            "preflight = [{}]\n",
+            o.preflight
+                .iter()
+                .map(|p| q(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let path = self.path("agent.toml");
+        std::fs::write(&path, t).unwrap();
+        path
+    }
+
+    /// `updraft agent --once`; the report, or the error output.
+    pub fn once(&self, config: &Path) -> Result<serde_json::Value, String> {
+        self.once_env(config, &[])
+    }
+
+    pub fn once_env(
+        &self,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<serde_json::Value, String> {
+        let out = Command::new(bin())
+            .args(["agent", "--config", config.to_str().unwrap(), "--once"])
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(serde_json::from_slice(&out.stdout).unwrap())
+        } else {
+            Err(format!(
+                "status {:?}: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    pub fn status(&self, config: &Path) -> serde_json::Value {
+        serde_json::from_str(&ok(&[
+            "agent",
+            "status",
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+        ]))
+        .unwrap()
+    }
+
+    pub fn history(&self, config: &Path) -> Vec<serde_json::Value> {
+        serde_json::from_str(&ok(&[
+            "agent",
+            "history",
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+        ]))
+        .unwrap()
+    }
+
+    /// Publish a patch archive (tar, or tar.zst when the name ends in .zst) of `files`
+    /// (relative path, content) for product `scanner`.
+    pub fn publish_patch(
+        &self,
+        id: &str,
+        version: &str,
+        requires: &str,
+        build: &str,
+        name: &str,
+        files: &[(&str, &[u8])],
+    ) {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (rel, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_cksum();
+            tar.append_data(&mut h, rel, *data).unwrap();
+        }
+        let mut bytes = tar.into_inner().unwrap();
+        if name.ends_with(".zst") {
+            bytes = ruzstd::encoding::compress_to_vec(
+                bytes.as_slice(),
+                ruzstd::encoding::CompressionLevel::Fastest,
+            );
+        }
+        let file = self.path(name);
+        std::fs::write(&file, bytes).unwrap();
+        let d = self.repo.dir.to_str().unwrap();
+        ok(&[
+            "repo",
+            "add",
+            d,
+            file.to_str().unwrap(),
+            "--component",
+            "scanner",
+            "--version",
+            version,
+            "--kind",
+            "patch",
+            "--product",
+            "scanner",
+            "--requires-build",
+            requires,
+            "--build",
+            build,
+            "--patch-id",
+            id,
+        ]);
+        self.repo.publish();
+    }
+}
+
+/// Copy a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
