@@ -45,6 +45,15 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// What became of one patch in a cycle.
+enum PatchResult {
+    Applied(String),
+    /// Waiting for preflight checks: evaluated again next cycle.
+    Retry,
+    /// Nothing to do (applied before, not applicable, failed and recorded).
+    Done,
+}
+
 /// A patch published for a product.
 struct PatchTarget {
     info: ContentInfo,
@@ -196,7 +205,9 @@ impl Agent {
         }
         let mut errors = Vec::new();
         report.installed = self.update_modules(&mut up, &targets, &targets_urls, &mut errors)?;
-        report.patches = self.update_products(&mut up, &targets, &targets_urls, &mut errors)?;
+        let (patches, retry) =
+            self.update_products(&mut up, &targets, &targets_urls, &mut errors)?;
+        report.patches = patches;
         let products = self.state.products()?;
         for p in &self.config.products {
             if let Ok(b) = self.current_build(p, &products) {
@@ -205,6 +216,9 @@ impl Agent {
         }
         if !errors.is_empty() {
             status.last_result = "failed".into();
+        } else if retry {
+            // A patch waits for its preflight checks: evaluate again next cycle.
+            status.last_result = "retry".into();
         }
         status.errors = errors;
         status.rejected = REJECTED.with(|r| std::mem::take(&mut *r.borrow_mut()));
@@ -505,8 +519,9 @@ impl Agent {
         targets: &[TargetInfo],
         targets_urls: &[String],
         errors: &mut Vec<String>,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<(Vec<(String, String)>, bool)> {
         let mut applied = Vec::new();
+        let mut retry = false;
         for p in &self.config.products {
             let mut patches: Vec<PatchTarget> = targets
                 .iter()
@@ -530,13 +545,14 @@ impl Agent {
             });
             for pt in patches {
                 match self.apply_patch(up, p, &pt, targets_urls) {
-                    Ok(Some(id)) => applied.push((p.name.clone(), id)),
-                    Ok(None) => {}
+                    Ok(PatchResult::Applied(id)) => applied.push((p.name.clone(), id)),
+                    Ok(PatchResult::Retry) => retry = true,
+                    Ok(PatchResult::Done) => {}
                     Err(e) => errors.push(format!("patch for {}: {e}", p.name)),
                 }
             }
         }
-        Ok(applied)
+        Ok((applied, retry))
     }
 
     fn apply_patch(
@@ -545,7 +561,7 @@ impl Agent {
         p: &ProductConfig,
         pt: &PatchTarget,
         targets_urls: &[String],
-    ) -> Result<Option<String>> {
+    ) -> Result<PatchResult> {
         let info = &pt.info;
         let id = info.patch_id.clone().unwrap_or_default();
         let to = info.build.clone().unwrap_or_default();
@@ -555,7 +571,7 @@ impl Agent {
             .get(&p.name)
             .is_some_and(|a| a.contains(&id))
         {
-            return Ok(None); // already applied: success, no change
+            return Ok(PatchResult::Done); // already applied: success, no change
         }
         let build = match self.current_build(p, &products) {
             Ok(b) => b,
@@ -568,7 +584,7 @@ impl Agent {
                     "failed",
                     format!("cannot determine the build: {e}"),
                 )?;
-                return Ok(None);
+                return Ok(PatchResult::Done);
             }
         };
         let req_text = info.requires_build.clone().unwrap_or_default();
@@ -579,7 +595,7 @@ impl Agent {
         if !applicable {
             let msg = format!("not applicable: build {build}, requires {req_text}");
             self.record(&id, &p.name, &build, &to, "not applicable", msg)?;
-            return Ok(None);
+            return Ok(PatchResult::Done);
         }
         for check in &p.preflight {
             if let Err(out) = run_command(check) {
@@ -591,7 +607,7 @@ impl Agent {
                     "preflight failed",
                     format!("preflight failed: {out}"),
                 )?;
-                return Ok(None);
+                return Ok(PatchResult::Retry);
             }
         }
         // Download (verified) and unpack into a staging directory.
@@ -618,7 +634,7 @@ impl Agent {
                     "failed",
                     format!("bad patch archive: {e}"),
                 )?;
-                return Ok(None);
+                return Ok(PatchResult::Done);
             }
         };
         // Back up what will be replaced.
@@ -676,7 +692,7 @@ impl Agent {
                         .unwrap_or_default()
                 );
                 self.record(&id, &p.name, &build, &to, "failed", msg)?;
-                return Ok(None);
+                return Ok(PatchResult::Done);
             }
         }
         self.record(
@@ -690,7 +706,7 @@ impl Agent {
         self.state.clear_journal()?;
         let _ = std::fs::remove_dir_all(&stage);
         tracing::info!(patch = %id, product = %p.name, from = %build, to = %to, "patch applied");
-        Ok(Some(id))
+        Ok(PatchResult::Applied(id))
     }
 }
 
