@@ -187,7 +187,17 @@ impl Agent {
         status.source = Some(source.clone());
         status.last_result = "ok".into();
         status.last_success = previous.last_success.clone();
-        if unchanged && previous.last_result == "ok" && report.recovered.is_none() {
+        let ts_version = up
+            .trusted()
+            .and_then(|t| t.timestamp())
+            .map(|t| t.version)
+            .unwrap_or(0);
+        status.applied_timestamp = previous.applied_timestamp;
+        if unchanged
+            && previous.last_result == "ok"
+            && previous.applied_timestamp == ts_version
+            && report.recovered.is_none()
+        {
             // Nothing changed upstream and the last cycle finished: nothing to do, nothing to write.
             status.modules = self.module_status(None)?;
             report.status_written = self.state.save_status(&status)?;
@@ -219,6 +229,9 @@ impl Agent {
         } else if retry {
             // A patch waits for its preflight checks: evaluate again next cycle.
             status.last_result = "retry".into();
+        }
+        if errors.is_empty() && !retry {
+            status.applied_timestamp = ts_version;
         }
         status.errors = errors;
         status.rejected = REJECTED.with(|r| std::mem::take(&mut *r.borrow_mut()));

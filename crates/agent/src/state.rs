@@ -77,6 +77,10 @@ pub struct Status {
     /// Sources whose data was rejected in the last cycle (tampered, wrong length), with why.
     #[serde(default)]
     pub rejected: Vec<String>,
+    /// Version of the timestamp whose content was fully applied (a crash after a refresh but
+    /// before the installs leaves this behind, so the next cycle does the work).
+    #[serde(default)]
+    pub applied_timestamp: u64,
 }
 
 /// A change in progress, replayed or undone after a crash.
