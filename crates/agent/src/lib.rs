@@ -18,6 +18,9 @@ pub use error::{Error, Result};
 use install::{fault, now, run_command};
 use state::{HistoryEntry, Journal, ModuleStatus, StateDir, Status};
 
+/// A client refreshed from one source: the updater, the source, whether the timestamp was unchanged.
+type Refreshed = (Updater<Arc<dyn tuf::Fetcher>>, String, bool);
+
 /// What one cycle did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct CycleReport {
@@ -100,10 +103,7 @@ impl Agent {
     /// the timestamp was unchanged; or every source's error.
     fn refresh(
         &self,
-    ) -> std::result::Result<
-        (Updater<Arc<dyn tuf::Fetcher>>, String, bool),
-        Vec<(String, tuf::Error)>,
-    > {
+    ) -> std::result::Result<Refreshed, Vec<(String, tuf::Error)>> {
         let mut errors = Vec::new();
         for (base, _direct) in self.config.sources() {
             let mut up = match self.updater(&base) {
