@@ -101,9 +101,7 @@ impl Agent {
 
     /// Refresh from the first source that answers. Returns the updater, its source and whether
     /// the timestamp was unchanged; or every source's error.
-    fn refresh(
-        &self,
-    ) -> std::result::Result<Refreshed, Vec<(String, tuf::Error)>> {
+    fn refresh(&self) -> std::result::Result<Refreshed, Vec<(String, tuf::Error)>> {
         let mut errors = Vec::new();
         for (base, _direct) in self.config.sources() {
             let mut up = match self.updater(&base) {
