@@ -178,3 +178,51 @@ impl AgentConfig {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+state_dir = "/var/lib/updraft"
+trusted_root = "/etc/updraft/root.json"   # read-only trust anchor shipped with the install
+relays = ["http://relay-1:8080", "http://relay-2:8080"]   # in order of preference
+origin = "http://origin:8080"             # optional
+allow_direct = false                       # go to origin when no relay answers
+poll_interval = 300                        # seconds
+
+[[module]]
+name = "antimalware"
+components = ["antimalware.pattern", "antimalware.engine"]
+install_dir = "/var/lib/clamav"
+reload = "clamdscan --reload"             # optional; run after a change
+
+[[product]]
+name = "scanner"
+build = "9.5.1514"                         # or build_command = "..." that prints it
+install_dir = "/opt/scanner"
+restart = "systemctl restart scanner"      # optional
+preflight = ["systemctl is-active scanner"] # optional; each must exit 0
+"#;
+
+    #[test]
+    fn the_documented_minimal_configuration_parses() {
+        let c: AgentConfig = toml::from_str(MINIMAL).unwrap();
+        assert_eq!(c.relays.len(), 2);
+        assert!(!c.allow_direct);
+        assert_eq!(
+            c.modules[0].components,
+            ["antimalware.pattern", "antimalware.engine"]
+        );
+        assert_eq!(c.products[0].preflight, ["systemctl is-active scanner"]);
+        // Relays first; the origin only with allow_direct (or when there are no relays).
+        assert_eq!(c.sources().len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err =
+            toml::from_str::<AgentConfig>(&format!("{MINIMAL}\npoll_intervall = 5\n")).unwrap_err();
+        assert!(err.to_string().contains("poll_intervall"), "{err}");
+    }
+}
