@@ -232,10 +232,13 @@ pub async fn serve_plain(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Serve)
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(Error::Serve)
 }
 
 /// A rustls server configuration (ring provider) from PEM certificate chain and key files.
@@ -278,7 +281,7 @@ pub async fn serve_tls(
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             accepted = listener.accept() => {
-                let (tcp, _) = match accepted {
+                let (tcp, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -286,7 +289,9 @@ pub async fn serve_tls(
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let (acceptor, app) = (acceptor.clone(), app.clone());
+                // Handlers see the peer address as with plain serving.
+                let app = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let tls = match acceptor.accept(tcp).await {
                         Ok(t) => t,

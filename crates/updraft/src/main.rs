@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod agent_cmd;
 mod demo;
+mod manager_cmd;
 mod relay_cmd;
 mod repo_cmd;
 mod tuf_client;
@@ -37,6 +38,10 @@ enum Command {
     Relay(relay_cmd::RelayArgs),
     /// Keep this host's modules supplied with verified content and apply patches
     Agent(agent_cmd::AgentArgs),
+    /// Run the manager: enrolment, heartbeats, fleet questions, policy (HTTP API)
+    Manager(manager_cmd::ManagerArgs),
+    /// Administer the manager's database: tokens, groups, hosts, advisories, coverage, plans
+    Admin(manager_cmd::AdminArgs),
     /// The TUF conformance client-under-test command line (init, refresh, download)
     TufClient(tuf_client::TufClientArgs),
     /// Run a short demonstration on 127.0.0.1 in a temporary directory
@@ -112,6 +117,8 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args),
         Command::Relay(args) => relay_cmd::run(args),
         Command::Agent(args) => agent_cmd::run(args),
+        Command::Manager(args) => manager_cmd::run_manager(args),
+        Command::Admin(args) => manager_cmd::run_admin(args),
         Command::TufClient(args) => tuf_client::run(args),
         Command::Demo(args) => demo::run(args),
     };

@@ -1,0 +1,87 @@
+//! The Updraft manager: enrols hosts, records their state from heartbeats, answers the fleet
+//! questions (builds, advisories, patch coverage, upgrade order) and hands policy back.
+
+pub mod api;
+pub mod db;
+pub mod error;
+pub mod fleet;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use db::Db;
+pub use error::{Error, Result};
+
+/// Manager settings (flags, or the same keys in TOML).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerConfig {
+    #[serde(default = "default_db")]
+    pub db: String,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds without a heartbeat after which a host is shown offline.
+    #[serde(default = "default_offline")]
+    pub offline_after: u64,
+    /// Milliseconds added to each authentication failure from one address beyond the fifth
+    /// within a minute (at most 2 s per answer).
+    #[serde(default = "default_failure_delay")]
+    pub failure_delay_ms: u64,
+}
+
+fn default_failure_delay() -> u64 {
+    100
+}
+
+fn default_db() -> String {
+    "sqlite://updraft-manager.db".into()
+}
+fn default_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+fn default_offline() -> u64 {
+    900
+}
+
+/// Serve the API until `shutdown` resolves.
+pub async fn run(
+    config: ManagerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    if config.tls_cert.is_some() != config.tls_key.is_some() {
+        return Err(Error::Config("--tls-cert and --tls-key go together".into()));
+    }
+    let db = {
+        let url = config.db.clone();
+        tokio::task::spawn_blocking(move || Db::open(&url))
+            .await
+            .map_err(|e| Error::Other(e.to_string()))??
+    };
+    let state = api::AppState::new(
+        Arc::new(db),
+        config.offline_after,
+        std::time::Duration::from_millis(config.failure_delay_ms),
+    );
+    let app = api::router(state);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+    let local: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let tls = config.tls_cert.is_some();
+    println!(
+        "manager listening on {}://{local}",
+        if tls { "https" } else { "http" }
+    );
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => transport::serve_tls(listener, app, c, k, shutdown).await,
+        _ => transport::serve_plain(listener, app, shutdown).await,
+    }
+    .map_err(|e| Error::Other(e.to_string()))
+}
