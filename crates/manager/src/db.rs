@@ -307,7 +307,7 @@ impl Db {
             )
             .optional()
             .map_err(sql)?;
-        Ok(row.is_some_and(|(e, u)| !e.is_some_and(|e| e <= now()) && !u.is_some_and(|u| u <= 0)))
+        Ok(row.is_some_and(|(e, u)| e.is_none_or(|e| e > now()) && u.is_none_or(|u| u > 0)))
     }
 
     /// Enrol a host with an enrolment token; returns (host id, credential).
