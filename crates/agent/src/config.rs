@@ -32,6 +32,15 @@ pub struct AgentConfig {
     /// Extra CA certificate (PEM) for HTTPS relays, besides the system roots.
     #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// The manager's base URL: heartbeats after every cycle, policy from the replies.
+    #[serde(default)]
+    pub manager: Option<String>,
+    /// File holding an enrolment token, used once to obtain this host's credential.
+    #[serde(default)]
+    pub enroll_token_file: Option<PathBuf>,
+    /// Name reported to the manager (default: the system host name).
+    #[serde(default)]
+    pub hostname: Option<String>,
     #[serde(default, rename = "module")]
     pub modules: Vec<ModuleConfig>,
     #[serde(default, rename = "product")]
@@ -99,6 +108,19 @@ impl AgentConfig {
             return Err(Error::Config(
                 "relays is empty and there is no origin: nothing to update from".into(),
             ));
+        }
+        if self.enroll_token_file.is_some() && self.manager.is_none() {
+            return Err(Error::Config(
+                "enroll_token_file needs manager = URL".into(),
+            ));
+        }
+        if let Some(f) = &self.enroll_token_file {
+            if !f.is_file() && !self.state_dir.join("manager.json").is_file() {
+                return Err(Error::Config(format!(
+                    "enroll_token_file {}: not a readable file",
+                    f.display()
+                )));
+            }
         }
         if self.allow_direct && self.origin.is_none() {
             return Err(Error::Config(
@@ -169,8 +191,19 @@ impl AgentConfig {
 
     /// Update sources in the order they are tried: relays, then the origin if allowed.
     pub fn sources(&self) -> Vec<(String, bool)> {
-        let mut v: Vec<(String, bool)> = self.relays.iter().map(|r| (r.clone(), false)).collect();
-        if self.allow_direct || self.relays.is_empty() {
+        self.sources_with(None)
+    }
+
+    /// As [`AgentConfig::sources`], with the manager's policy (relay list, direct fallback)
+    /// taking precedence over the file.
+    pub fn sources_with(&self, policy: Option<&crate::manager::Policy>) -> Vec<(String, bool)> {
+        let relays = policy
+            .filter(|p| !p.relays.is_empty())
+            .map(|p| &p.relays)
+            .unwrap_or(&self.relays);
+        let allow_direct = policy.map(|p| p.allow_direct).unwrap_or(self.allow_direct);
+        let mut v: Vec<(String, bool)> = relays.iter().map(|r| (r.clone(), false)).collect();
+        if allow_direct || relays.is_empty() {
             if let Some(o) = &self.origin {
                 v.push((o.clone(), true));
             }

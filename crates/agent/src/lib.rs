@@ -5,6 +5,7 @@
 pub mod config;
 pub mod error;
 pub mod install;
+pub mod manager;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,8 @@ pub struct CycleReport {
     pub patches: Vec<(String, String)>,
     pub recovered: Option<String>,
     pub status_written: bool,
+    /// Why the heartbeat to the manager failed, if it did.
+    pub manager_error: Option<String>,
 }
 
 /// An agent for one configuration.
@@ -38,6 +41,7 @@ pub struct Agent {
     anchor: Vec<u8>,
     pub state: StateDir,
     fetcher: Arc<dyn tuf::Fetcher>,
+    http: transport::HttpFetcher,
 }
 
 impl std::fmt::Debug for Agent {
@@ -76,12 +80,14 @@ impl Agent {
                     .map_err(|e| Error::Config(format!("ca {}: {e}", ca.display())))?,
             );
         }
-        let fetcher: Arc<dyn tuf::Fetcher> = Arc::new(transport::HttpFetcher::new(&http)?);
+        let http = transport::HttpFetcher::new(&http)?;
+        let fetcher: Arc<dyn tuf::Fetcher> = Arc::new(http.clone());
         Ok(Agent {
             state: StateDir::new(&config.state_dir),
             config,
             anchor,
             fetcher,
+            http,
         })
     }
 
@@ -103,7 +109,7 @@ impl Agent {
     /// the timestamp was unchanged; or every source's error.
     fn refresh(&self) -> std::result::Result<Refreshed, Vec<(String, tuf::Error)>> {
         let mut errors = Vec::new();
-        for (base, _direct) in self.config.sources() {
+        for (base, _direct) in self.sources() {
             let mut up = match self.updater(&base) {
                 Ok(u) => u,
                 Err(e) => {
@@ -141,9 +147,110 @@ impl Agent {
         }
     }
 
+    /// Update sources: the manager's policy (relay list, direct fallback) over the file's.
+    fn sources(&self) -> Vec<(String, bool)> {
+        self.config
+            .sources_with(manager::policy(&self.state).as_ref())
+    }
+
+    /// Seconds until the next poll: the manager's policy, else the configuration.
+    pub fn poll_interval(&self) -> u64 {
+        manager::policy(&self.state)
+            .map(|p| p.poll_interval)
+            .filter(|p| *p > 0)
+            .unwrap_or(self.config.poll_interval)
+    }
+
+    /// One update cycle, then a heartbeat to the manager when one is configured.
+    pub fn cycle(&self) -> Result<CycleReport> {
+        let mut report = self.update_cycle()?;
+        if let Some(url) = self.config.manager.clone() {
+            match self.report(&url) {
+                Ok(true) => {
+                    // New policy (relays, pins): apply it at once, then report what was applied.
+                    let mut status = self.state.status()?;
+                    status.applied_timestamp = 0;
+                    self.state.save_status(&status)?;
+                    let again = self.update_cycle()?;
+                    report.installed.extend(again.installed);
+                    report.patches.extend(again.patches);
+                    report.source = again.source.or(report.source);
+                    if let Err(e) = self.report(&url) {
+                        report.manager_error = Some(e.to_string());
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(manager = %url, error = %e, "heartbeat failed");
+                    report.manager_error = Some(e.to_string());
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Heartbeat: enrol first if needed; store the policy in the reply. Returns whether the
+    /// policy changed.
+    fn report(&self, url: &str) -> Result<bool> {
+        let mut id = match manager::identity(&self.state)? {
+            Some(id) => id,
+            None => {
+                let token_file =
+                    self.config.enroll_token_file.as_ref().ok_or_else(|| {
+                        Error::Config("not enrolled and no enroll_token_file".into())
+                    })?;
+                manager::enroll(
+                    &self.http,
+                    &self.state,
+                    url,
+                    token_file,
+                    &self.hostname(),
+                    "agent",
+                )?
+            }
+        };
+        let status = self.state.status()?;
+        let installed = self.state.installed()?;
+        let history = self.state.history()?;
+        let new_history: Vec<&state::HistoryEntry> =
+            history.iter().skip(id.history_sent).take(1000).collect();
+        let mut builds = status.products.clone();
+        builds.insert("updraft".into(), env!("CARGO_PKG_VERSION").into());
+        let body = serde_json::json!({
+            "hostname": self.hostname(),
+            "role": "agent",
+            "upstream": status.source,
+            "builds": builds,
+            "components": installed.components.iter().map(|(c, i)| (c.clone(), i.version.clone())).collect::<BTreeMap<_, _>>(),
+            "modules": status.modules,
+            "history": new_history,
+            "last_result": status.last_result,
+            "applied_policy": manager::policy(&self.state),
+        });
+        let policy = manager::heartbeat(&self.http, url, &id, &body)?;
+        if !new_history.is_empty() {
+            id.history_sent += new_history.len();
+            manager::save_identity(&self.state, &id)?;
+        }
+        if let Some(p) = policy {
+            if manager::save_policy(&self.state, &p)? {
+                tracing::info!(group = %p.group, relays = ?p.relays, poll = p.poll_interval, "policy from the manager applied");
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn hostname(&self) -> String {
+        self.config
+            .hostname
+            .clone()
+            .unwrap_or_else(manager::hostname)
+    }
+
     /// One update cycle: recover from a crash, refresh, install what is newer, apply patches,
     /// write the status (only when it changed).
-    pub fn cycle(&self) -> Result<CycleReport> {
+    fn update_cycle(&self) -> Result<CycleReport> {
         let mut report = CycleReport {
             recovered: install::recover(&self.state)?,
             ..CycleReport::default()
@@ -205,7 +312,7 @@ impl Agent {
         // Target bytes are verified against the metadata just refreshed, so any source will do:
         // the one that answered first, then the others in order.
         let mut targets_urls = vec![format!("{}/targets", source.trim_end_matches('/'))];
-        for (s, _) in self.config.sources() {
+        for (s, _) in self.sources() {
             let u = format!("{}/targets", s.trim_end_matches('/'));
             if !targets_urls.contains(&u) {
                 targets_urls.push(u);
@@ -318,9 +425,13 @@ impl Agent {
                 let Some(versions) = by_component.get(c) else {
                     continue;
                 };
-                let Some((version, (_, files))) =
-                    versions.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0))
-                else {
+                // A version pinned by the manager's policy wins over the newest.
+                let pinned = manager::policy(&self.state).and_then(|p| p.pinned.get(c).cloned());
+                let chosen = match &pinned {
+                    Some(v) => versions.get_key_value(v),
+                    None => versions.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0)),
+                };
+                let Some((version, (_, files))) = chosen else {
                     continue;
                 };
                 let installed = self.state.installed()?;

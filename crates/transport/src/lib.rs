@@ -103,6 +103,34 @@ impl HttpFetcher {
     }
 }
 
+impl HttpFetcher {
+    /// POST a JSON body with a bearer credential; returns the status and at most `max` bytes of
+    /// the answer (for small API calls such as manager heartbeats).
+    pub fn post_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: Vec<u8>,
+        max: u64,
+    ) -> Result<(u16, Vec<u8>), FetchError> {
+        let mut req = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let resp = req.send().map_err(|e| FetchError::Transport {
+            url: url.to_string(),
+            reason: error_chain(&e),
+        })?;
+        let status = resp.status().as_u16();
+        let bytes = tuf::fetch::read_bounded(url, resp, max)?;
+        Ok((status, bytes))
+    }
+}
+
 impl tuf::Fetcher for HttpFetcher {
     fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
         if url.starts_with("file://") {

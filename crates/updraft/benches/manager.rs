@@ -14,7 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -25,20 +28,37 @@ fn main() {
     let url = format!("sqlite://{}", tmp.path().join("manager.db").display());
     let db = manager::Db::open(&url).unwrap();
     db.put_group(
-        &manager::db::Group { name: "fleet".into(), role: "agent".into(), poll_interval: 300, ..Default::default() },
+        &manager::db::Group {
+            name: "fleet".into(),
+            role: "agent".into(),
+            poll_interval: 300,
+            ..Default::default()
+        },
         "bench",
     )
     .unwrap();
     let t = Instant::now();
     let token = db.create_enroll_token("fleet", None, None).unwrap();
     let creds: Vec<String> = (0..hosts)
-        .map(|i| db.enroll(&token, &format!("host-{i:05}"), "agent").unwrap().unwrap().1)
+        .map(|i| {
+            db.enroll(&token, &format!("host-{i:05}"), "agent")
+                .unwrap()
+                .unwrap()
+                .1
+        })
         .collect();
-    println!("enrolled {hosts} hosts in {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "enrolled {hosts} hosts in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     drop(db);
 
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/updraft");
-    let bin = if bin.exists() { bin } else { Path::new(env!("CARGO_BIN_EXE_updraft")).to_path_buf() };
+    let bin = if bin.exists() {
+        bin
+    } else {
+        Path::new(env!("CARGO_BIN_EXE_updraft")).to_path_buf()
+    };
     let mut child = Command::new(&bin)
         .args(["manager", "--db", &url, "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
@@ -46,11 +66,16 @@ fn main() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let base = line.trim().rsplit(' ').next().unwrap().to_string();
     let creds = Arc::new(creds);
     let next = Arc::new(AtomicUsize::new(0));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (mut latencies, errors) = rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(seconds);

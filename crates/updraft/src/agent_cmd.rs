@@ -130,7 +130,7 @@ pub fn run(args: &AgentArgs) -> Result<()> {
                     Ok(_) => tracing::debug!("cycle done, nothing changed"),
                     Err(e) => tracing::error!(error = %e, "cycle failed"),
                 }
-                std::thread::sleep(agent::next_poll(a.config.poll_interval));
+                std::thread::sleep(agent::next_poll(a.poll_interval()));
             }
         }
     }

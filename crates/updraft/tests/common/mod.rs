@@ -367,6 +367,8 @@ pub struct AgentOpts {
     pub build: String,
     pub restart: Option<String>,
     pub preflight: Vec<String>,
+    /// (manager URL, enrolment token file, hostname)
+    pub manager: Option<(String, PathBuf, String)>,
 }
 
 impl AgentBed {
@@ -393,6 +395,7 @@ impl AgentBed {
             build: "9.5.1514".into(),
             restart: None,
             preflight: Vec::new(),
+            manager: None,
         }
     }
 
@@ -408,6 +411,14 @@ impl AgentBed {
         );
         if let Some(origin) = &o.origin {
             t.push_str(&format!("origin = {}\n", q(origin)));
+        }
+        if let Some((url, token, host)) = &o.manager {
+            t.push_str(&format!(
+                "manager = {}\nenroll_token_file = {}\nhostname = {}\n",
+                q(url),
+                q(token.to_str().unwrap()),
+                q(host)
+            ));
         }
         t.push_str(&format!(
             "\n[[module]]\nname = \"antimalware\"\ncomponents = [\"antimalware.pattern\"]\ninstall_dir = {}\n",
