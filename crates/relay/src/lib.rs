@@ -54,6 +54,16 @@ pub struct RelayConfig {
     /// Serve the cache only (an air-gapped relay fed by bundles): no upstream, no sync.
     #[serde(default)]
     pub offline: bool,
+    /// The manager's base URL: a heartbeat after every sync; the group's policy (upstreams,
+    /// poll interval) from the reply is applied from the next cycle on.
+    #[serde(default)]
+    pub manager: Option<String>,
+    /// File with an enrolment token, used once to obtain the relay's credential (kept 0600).
+    #[serde(default)]
+    pub enroll_token_file: Option<PathBuf>,
+    /// Name reported to the manager (default: the system host name).
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 fn default_listen() -> String {
@@ -99,6 +109,11 @@ impl RelayConfig {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Error::Config("--tls-cert and --tls-key go together".into()));
+        }
+        if self.enroll_token_file.is_some() && self.manager.is_none() {
+            return Err(Error::Config(
+                "--enroll-token-file needs --manager URL".into(),
+            ));
         }
         trust_anchor(&self.trusted_root)
     }
@@ -231,6 +246,44 @@ pub fn sync_cycle(
     result
 }
 
+/// Heartbeat to the manager (enrolling first if needed) and store the policy in the reply.
+fn report(
+    http: &transport::HttpFetcher,
+    cache: &Cache,
+    config: &RelayConfig,
+    url: &str,
+    shared: &Shared,
+    result: &Result<SyncOutcome>,
+) -> std::result::Result<(), transport::manager_client::ClientError> {
+    use transport::manager_client as mc;
+    let hostname = config.hostname.clone().unwrap_or_else(mc::hostname);
+    let id = match mc::identity(&cache.dir)? {
+        Some(id) => id,
+        None => {
+            let token = config
+                .enroll_token_file
+                .as_ref()
+                .ok_or_else(|| mc::ClientError("not enrolled and no --enroll-token-file".into()))?;
+            mc::enroll(http, &cache.dir, url, token, &hostname, "relay")?
+        }
+    };
+    let sync = shared.sync.read().map(|s| s.clone()).unwrap_or_default();
+    let body = serde_json::json!({
+        "hostname": hostname,
+        "role": "relay",
+        "upstream": sync.upstream_in_use,
+        "builds": {"updraft": env!("CARGO_PKG_VERSION")},
+        "last_result": match result { Ok(o) if o.changed => "ok".to_string(), Ok(_) => "unchanged".to_string(), Err(e) => format!("failed: {e}") },
+        "applied_policy": mc::policy(&cache.dir),
+    });
+    if let Some(p) = mc::heartbeat(http, url, &id, &body)? {
+        if mc::save_policy(&cache.dir, &p)? {
+            tracing::info!(group = %p.group, upstreams = ?p.relays, poll = p.poll_interval, "policy from the manager applied");
+        }
+    }
+    Ok(())
+}
+
 /// Run the relay: serve the cached view at once, then sync every `poll_interval` seconds, until
 /// `shutdown` resolves.
 pub async fn run(
@@ -280,8 +333,34 @@ pub async fn run(
                         return;
                     }
                 };
+                let http = match transport::HttpFetcher::new(&transport::HttpConfig::default()) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot build the HTTP client; not syncing");
+                        return;
+                    }
+                };
                 loop {
-                    let _ = sync_cycle(&cache, &settings, &fetcher, &upstreams, &sync_shared);
+                    // The manager's policy, once known, names the upstreams and the poll interval.
+                    let policy = transport::manager_client::policy(&cache.dir);
+                    let current: Vec<String> = policy
+                        .as_ref()
+                        .map(|p| p.relays.clone())
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or_else(|| upstreams.clone());
+                    let result = sync_cycle(&cache, &settings, &fetcher, &current, &sync_shared);
+                    if let Some(url) = &fetcher_config.manager {
+                        if let Err(e) =
+                            report(&http, &cache, &fetcher_config, url, &sync_shared, &result)
+                        {
+                            tracing::warn!(manager = %url, error = %e, "heartbeat failed");
+                        }
+                    }
+                    let poll = transport::manager_client::policy(&cache.dir)
+                        .map(|p| p.poll_interval)
+                        .filter(|p| *p > 0)
+                        .map(Duration::from_secs)
+                        .unwrap_or(poll);
                     match stop_rx.recv_timeout(poll) {
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                         _ => break,

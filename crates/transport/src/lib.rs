@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tuf::FetchError;
 
+pub mod manager_client;
+
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -89,6 +89,15 @@ struct RunArgs {
     /// Sync once, print the outcome as JSON and exit (no server)
     #[arg(long)]
     once: bool,
+    /// Manager base URL: heartbeats after every sync, policy (upstreams, poll interval) applied
+    #[arg(long)]
+    manager: Option<String>,
+    /// File with an enrolment token (used once; the credential is kept 0600 in the cache)
+    #[arg(long)]
+    enroll_token_file: Option<PathBuf>,
+    /// Name reported to the manager [default: the system host name]
+    #[arg(long)]
+    hostname: Option<String>,
 }
 
 fn config(a: &RunArgs) -> Result<RelayConfig> {
@@ -112,6 +121,9 @@ fn config(a: &RunArgs) -> Result<RelayConfig> {
             upstream_ca: None,
             offline_grace: 0,
             offline: false,
+            manager: None,
+            enroll_token_file: None,
+            hostname: None,
         },
     };
     if !a.upstreams.is_empty() {
@@ -145,6 +157,15 @@ fn config(a: &RunArgs) -> Result<RelayConfig> {
         c.offline_grace = v;
     }
     c.offline |= a.offline;
+    if a.manager.is_some() {
+        c.manager = a.manager.clone();
+    }
+    if a.enroll_token_file.is_some() {
+        c.enroll_token_file = a.enroll_token_file.clone();
+    }
+    if a.hostname.is_some() {
+        c.hostname = a.hostname.clone();
+    }
     Ok(c)
 }
 
