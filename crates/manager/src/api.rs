@@ -391,8 +391,10 @@ async fn heartbeat(
     match result {
         Ok((Some(g), parent)) => {
             // A relay group's upstreams are its parent group's relays.
+            // A relay group's upstreams are its parent group's relays; a root relay group keeps
+            // the upstreams it was configured with (the origin is not a group).
             let relays = if g.role == "relay" {
-                parent.map(|p| p.relays).unwrap_or(g.relays)
+                parent.map(|p| p.relays).unwrap_or_default()
             } else {
                 g.relays
             };

@@ -23,6 +23,14 @@ fn relay_reports_and_follows_the_policy_upstreams() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The relay belongs to "site", whose parent group "core" lists the upstream to use.
+    let r = http()
+        .put(format!("{}/api/v1/groups/site", mgr.base))
+        .bearer_auth(&admin)
+        .json(&json!({"role": "relay", "parent": "core", "poll_interval": 1}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let token = ok(&[
         "admin",
         "--db",
@@ -30,7 +38,7 @@ fn relay_reports_and_follows_the_policy_upstreams() {
         "enroll-token",
         "create",
         "--group",
-        "core",
+        "site",
     ]);
     let token_file = tmp.path().join("relay.token");
     std::fs::write(&token_file, token.trim()).unwrap();
