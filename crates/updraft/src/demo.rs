@@ -104,6 +104,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn add(
     repo: &Path,
     dir: &Path,
