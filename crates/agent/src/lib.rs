@@ -224,7 +224,12 @@ impl Agent {
             "components": installed.components.iter().map(|(c, i)| (c.clone(), i.version.clone())).collect::<BTreeMap<_, _>>(),
             "modules": status.modules,
             "history": new_history,
-            "last_result": status.last_result,
+            // The result, with what went wrong and which sources were rejected and why.
+            "last_result": std::iter::once(status.last_result.clone())
+                .chain(status.errors.iter().cloned())
+                .chain(status.rejected.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("; "),
             "applied_policy": manager::policy(&self.state),
         });
         let policy = manager::heartbeat(&self.http, url, &id, &body)?;
@@ -339,7 +344,14 @@ impl Agent {
             status.applied_timestamp = ts_version;
         }
         status.errors = errors;
-        status.rejected = REJECTED.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        let rejected = REJECTED.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        // Keep reporting rejected sources until a later cycle downloads something again.
+        status.rejected =
+            if rejected.is_empty() && report.installed.is_empty() && report.patches.is_empty() {
+                previous.rejected.clone()
+            } else {
+                rejected
+            };
         if !report.installed.is_empty()
             || !report.patches.is_empty()
             || previous.last_result != status.last_result
