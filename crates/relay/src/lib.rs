@@ -356,11 +356,15 @@ pub async fn run(
                             tracing::warn!(manager = %url, error = %e, "heartbeat failed");
                         }
                     }
-                    let poll = transport::manager_client::policy(&cache.dir)
+                    let mut poll = transport::manager_client::policy(&cache.dir)
                         .map(|p| p.poll_interval)
                         .filter(|p| *p > 0)
                         .map(Duration::from_secs)
                         .unwrap_or(poll);
+                    if result.is_err() {
+                        // A failed sync is retried sooner than a long poll interval.
+                        poll = poll.min(Duration::from_secs(10));
+                    }
                     match stop_rx.recv_timeout(poll) {
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                         _ => break,
