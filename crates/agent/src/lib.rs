@@ -121,6 +121,7 @@ impl Agent {
                 Ok(out) => return Ok((up, base, out.timestamp == TimestampUpdate::Unchanged)),
                 Err(e) => {
                     tracing::warn!(source = %base, error = %e, "update source rejected; trying the next");
+                    REJECTED.with(|r| r.borrow_mut().push(format!("rejected {base}: {e}")));
                     errors.push((base, e));
                 }
             }

@@ -181,27 +181,48 @@ fn a_malicious_relay_is_rejected_and_the_manager_shows_why() {
     ]);
     std::fs::write(bed.path("enroll.token"), token.trim()).unwrap();
     let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
-    // The evil relay serves the real metadata but a tampered pattern file.
+    let mut o = bed.opts();
+    o.manager = Some((mgr.base.clone(), bed.path("enroll.token"), "victim".into()));
+    // A relay stuck on an old repository state; the publisher then refreshes the timestamp and
+    // the agent, on a clean first cycle from the origin, trusts that newer one.
+    let old_dir = bed.path("old");
+    copy_dir(&bed.repo.dir, &old_dir);
+    let stale = Server::start(&old_dir);
+    ok(&["repo", "refresh", s(&bed.repo.dir)]);
+    bed.once(&bed.config(&o)).unwrap();
+    // The publisher moves on. A relay with the new metadata but a tampered new pattern file.
+    bed.repo.add(
+        "antimalware.pattern",
+        "18.524.00",
+        "pattern",
+        b"pattern 18.524.00",
+    );
+    bed.repo.publish();
     let evil_dir = bed.path("evil");
     copy_dir(&bed.repo.dir, &evil_dir);
-    let hash = tuf::crypto::sha256_hex(b"pattern 18.523.00");
+    let hash = tuf::crypto::sha256_hex(b"pattern 18.524.00");
     std::fs::write(
         evil_dir.join(format!(
-            "targets/content/antimalware.pattern/18.523.00/{hash}.antimalware.pattern.dat"
+            "targets/content/antimalware.pattern/18.524.00/{hash}.antimalware.pattern.dat"
         )),
         b"pattern 66.666.66",
     )
     .unwrap();
     let evil = Server::start(&evil_dir);
-    let mut o = bed.opts();
-    o.relays = vec![evil.base.clone(), bed.origin.base.clone()];
-    o.manager = Some((mgr.base.clone(), bed.path("enroll.token"), "victim".into()));
+    // A relay whose every answer is endless.
+    let endless = endless_server();
+    o.relays = vec![
+        stale.base.clone(),
+        endless.clone(),
+        evil.base.clone(),
+        bed.origin.base.clone(),
+    ];
     let cfg = bed.config(&o);
     bed.once(&cfg).unwrap();
     assert_eq!(
         std::fs::read(bed.path("av/antimalware.pattern.dat")).unwrap(),
-        b"pattern 18.523.00",
-        "nothing from the evil relay"
+        b"pattern 18.524.00",
+        "the verified file, from the origin; nothing from the bad relays"
     );
     let v: serde_json::Value = serde_json::from_slice(
         &http()
@@ -215,7 +236,36 @@ fn a_malicious_relay_is_rejected_and_the_manager_shows_why() {
     .unwrap();
     let last = v["hosts"][0]["last_result"].as_str().unwrap().to_string();
     assert!(
-        last.contains(&evil.base) && last.contains("hash"),
+        last.contains(&stale.base) && last.contains("rollback"),
         "the manager shows why: {last}"
     );
+    assert!(
+        last.contains(&endless) && last.contains("more than the allowed"),
+        "{last}"
+    );
+    assert!(last.contains(&evil.base) && last.contains("hash"), "{last}");
+}
+
+/// A server answering every request with an endless body (a bounded number of connections).
+fn endless_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+                let chunk = vec![b'{'; 64 * 1024];
+                for _ in 0..16 * 1024 {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
 }
