@@ -311,50 +311,11 @@ pub fn run_admin(a: &AdminArgs) -> Result<()> {
                 status: status.clone(),
             };
             let hosts = fleet::hosts(&db, &f, *offline_after)?;
-            print(a.json, &serde_json::to_value(&hosts)?, || {
-                println!(
-                    "{:<18} {:<6} {:<12} {:<8} {:<30} {:<40} modules",
-                    "host", "role", "group", "status", "builds", "components"
-                );
-                for h in &hosts {
-                    let b: Vec<String> = h
-                        .host
-                        .builds
-                        .iter()
-                        .map(|(k, v)| format!("{k} {v}"))
-                        .collect();
-                    let c: Vec<String> = h
-                        .host
-                        .components
-                        .iter()
-                        .map(|(k, v)| format!("{k} {v}"))
-                        .collect();
-                    let m: Vec<String> = h
-                        .host
-                        .modules
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|m| {
-                            format!(
-                                "{} {}",
-                                m["name"].as_str().unwrap_or("?"),
-                                m["status"].as_str().unwrap_or("?")
-                            )
-                        })
-                        .collect();
-                    println!(
-                        "{:<18} {:<6} {:<12} {:<8} {:<30} {:<40} {}",
-                        h.host.hostname,
-                        h.host.role,
-                        h.host.group,
-                        h.status,
-                        b.join(", "),
-                        c.join(", "),
-                        m.join(", ")
-                    );
-                }
-            })?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&hosts)?);
+            } else {
+                hosts_table(&db, &hosts)?;
+            }
         }
         AdminCommand::Advisory(AdvisoryCmd::Create {
             id,
@@ -446,6 +407,58 @@ pub fn run_admin(a: &AdminArgs) -> Result<()> {
                 }
             })?;
         }
+    }
+    Ok(())
+}
+
+/// The fleet table: host, role, group, status, builds, component versions, module status and the
+/// hotfix history (used by `updraft admin hosts` and the demo).
+pub fn hosts_table(db: &Db, hosts: &[fleet::HostView]) -> Result<()> {
+    println!(
+        "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} hotfix history",
+        "host", "role", "group", "status", "builds", "components", "modules"
+    );
+    let join = |it: &mut dyn Iterator<Item = String>| it.collect::<Vec<_>>().join(", ");
+    for h in hosts {
+        let builds = join(&mut h.host.builds.iter().map(|(k, v)| format!("{k} {v}")));
+        let comps = join(
+            &mut h
+                .host
+                .components
+                .iter()
+                .map(|(k, v)| format!("{} {v}", k.rsplit('.').next().unwrap_or(k))),
+        );
+        let mods = join(
+            &mut h.host.modules.as_array().into_iter().flatten().map(|m| {
+                format!(
+                    "{} {}",
+                    m["name"].as_str().unwrap_or("?"),
+                    m["status"].as_str().unwrap_or("?")
+                )
+            }),
+        );
+        let hist: Vec<String> = db
+            .history(Some(&h.host.id), None)?
+            .into_iter()
+            .map(|(_, e)| {
+                if e.outcome == "applied" {
+                    format!("{} applied", e.patch_id)
+                } else {
+                    format!("{} {}", e.patch_id, e.message)
+                }
+            })
+            .collect();
+        println!(
+            "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} {}",
+            h.host.hostname,
+            h.host.role,
+            h.host.group,
+            h.status,
+            builds,
+            comps,
+            mods,
+            hist.join("; ")
+        );
     }
     Ok(())
 }
