@@ -63,3 +63,52 @@ fn demo_runs_end_to_end_and_cleans_up() {
         "a process of the demo is still running"
     );
 }
+
+#[test]
+fn ctrl_c_stops_every_process_and_removes_the_directory() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(bin())
+        .args(["demo", "--keep-running"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut dir = None;
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.strip_prefix("1. publisher: repository in ") {
+            dir = Some(
+                std::path::PathBuf::from(rest.split_whitespace().next().unwrap())
+                    .parent()
+                    .unwrap()
+                    .to_path_buf(),
+            );
+        }
+        if line.contains("Ctrl-C stops it all") {
+            break;
+        }
+        line.clear();
+    }
+    let dir = dir.expect("the demo printed its directory");
+    assert!(dir.exists());
+    // Ctrl-C (SIGINT) to the demo process.
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(!dir.exists(), "{} removed", dir.display());
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        !ps.lines().any(|l| l.contains(dir.to_str().unwrap())),
+        "every process the demo started is gone"
+    );
+}
