@@ -42,6 +42,8 @@ pub struct Agent {
     pub state: StateDir,
     fetcher: Arc<dyn tuf::Fetcher>,
     http: transport::HttpFetcher,
+    /// Sources rejected during the current cycle, with why (reported in the status).
+    rejected: std::cell::RefCell<Vec<String>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -88,6 +90,7 @@ impl Agent {
             anchor,
             fetcher,
             http,
+            rejected: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -121,7 +124,9 @@ impl Agent {
                 Ok(out) => return Ok((up, base, out.timestamp == TimestampUpdate::Unchanged)),
                 Err(e) => {
                     tracing::warn!(source = %base, error = %e, "update source rejected; trying the next");
-                    REJECTED.with(|r| r.borrow_mut().push(format!("rejected {base}: {e}")));
+                    self.rejected
+                        .borrow_mut()
+                        .push(format!("rejected {base}: {e}"));
                     errors.push((base, e));
                 }
             }
@@ -257,6 +262,7 @@ impl Agent {
     /// One update cycle: recover from a crash, refresh, install what is newer, apply patches,
     /// write the status (only when it changed).
     fn update_cycle(&self) -> Result<CycleReport> {
+        self.rejected.borrow_mut().clear();
         let mut report = CycleReport {
             recovered: install::recover(&self.state)?,
             ..CycleReport::default()
@@ -345,7 +351,7 @@ impl Agent {
             status.applied_timestamp = ts_version;
         }
         status.errors = errors;
-        let rejected = REJECTED.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        let rejected = std::mem::take(&mut *self.rejected.borrow_mut());
         // Keep reporting rejected sources until a later cycle downloads something again.
         status.rejected =
             if rejected.is_empty() && report.installed.is_empty() && report.patches.is_empty() {
@@ -532,7 +538,7 @@ impl Agent {
                 )));
             }
             let dest = vdir.join(&name);
-            download(up, t, &dest, targets_urls)?;
+            download(&self.rejected, up, t, &dest, targets_urls)?;
             names.push(name);
         }
         fault("install-after-stage");
@@ -756,7 +762,7 @@ impl Agent {
         let zstd = name.ends_with(".zst") || name.ends_with(".tzst");
         let patches_dir = self.state.dir.join("patches");
         let archive = patches_dir.join(format!("{id}.archive"));
-        download(up, &pt.target, &archive, targets_urls)?;
+        download(&self.rejected, up, &pt.target, &archive, targets_urls)?;
         let stage = patches_dir.join(format!("{id}.stage"));
         let files = match install::unpack_patch(&archive, zstd, &stage) {
             Ok(f) => f,
@@ -845,14 +851,10 @@ impl Agent {
     }
 }
 
-thread_local! {
-    /// Sources rejected during this cycle's downloads (reported in the status).
-    static REJECTED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// Download and verify a target into `dest` unless a verified copy is there, trying each source
-/// in order: a source serving wrong bytes is skipped.
+/// in order: a source serving wrong bytes is skipped (and noted in `rejected`).
 fn download(
+    rejected: &std::cell::RefCell<Vec<String>>,
     up: &mut Updater<Arc<dyn tuf::Fetcher>>,
     t: &TargetInfo,
     dest: &std::path::Path,
@@ -865,9 +867,7 @@ fn download(
     for url in urls {
         match up.download_target_to(t, dest, url) {
             Ok(()) => {
-                if !errors.is_empty() {
-                    REJECTED.with(|r| r.borrow_mut().extend(errors));
-                }
+                rejected.borrow_mut().extend(errors);
                 return Ok(());
             }
             Err(e) => {
