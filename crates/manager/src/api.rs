@@ -139,6 +139,17 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Run `f` on the blocking pool and answer 200 with `to_json` of its result (or the error).
+async fn answer<T: Send + 'static>(
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+    to_json: impl FnOnce(T) -> serde_json::Value,
+) -> Response {
+    match blocking(f).await {
+        Ok(v) => json(StatusCode::OK, to_json(v)),
+        Err(r) => r,
+    }
+}
+
 /// Authenticate for `access`; failures are counted per address and slowed down.
 async fn authorize(
     state: &Arc<AppState>,
@@ -466,13 +477,11 @@ async fn list_hosts(
         return bad("query", "unknown or malformed filter");
     };
     let (db, off) = (s.db.clone(), s.offline_after);
-    match blocking(move || fleet::hosts(&db, &f, off)).await {
-        Ok(h) => json(
-            StatusCode::OK,
-            serde_json::json!({"count": h.len(), "hosts": h}),
-        ),
-        Err(r) => r,
-    }
+    answer(
+        move || fleet::hosts(&db, &f, off),
+        |h| serde_json::json!({"count": h.len(), "hosts": h}),
+    )
+    .await
 }
 
 async fn host_detail(
@@ -514,10 +523,7 @@ async fn list_groups(
 ) -> Response {
     admin!(s, peer, headers);
     let db = s.db.clone();
-    match blocking(move || db.groups()).await {
-        Ok(g) => json(StatusCode::OK, serde_json::json!({"groups": g})),
-        Err(r) => r,
-    }
+    answer(move || db.groups(), |g| serde_json::json!({"groups": g})).await
 }
 
 async fn put_group(
@@ -537,10 +543,11 @@ async fn put_group(
     }
     g.name = name;
     let db = s.db.clone();
-    match blocking(move || db.put_group(&g, &format!("admin {admin}"))).await {
-        Ok(()) => json(StatusCode::OK, serde_json::json!({"ok": true})),
-        Err(r) => r,
-    }
+    answer(
+        move || db.put_group(&g, &format!("admin {admin}")),
+        |_| serde_json::json!({"ok": true}),
+    )
+    .await
 }
 
 async fn list_advisories(
@@ -550,10 +557,11 @@ async fn list_advisories(
 ) -> Response {
     admin!(s, peer, headers);
     let db = s.db.clone();
-    match blocking(move || db.advisories()).await {
-        Ok(a) => json(StatusCode::OK, serde_json::json!({"advisories": a})),
-        Err(r) => r,
-    }
+    answer(
+        move || db.advisories(),
+        |a| serde_json::json!({"advisories": a}),
+    )
+    .await
 }
 
 async fn put_advisory(
@@ -570,10 +578,11 @@ async fn put_advisory(
     };
     a.id = id;
     let db = s.db.clone();
-    match blocking(move || db.put_advisory(&a, &format!("admin {admin}"))).await {
-        Ok(()) => json(StatusCode::OK, serde_json::json!({"ok": true})),
-        Err(r) => r,
-    }
+    answer(
+        move || db.put_advisory(&a, &format!("admin {admin}")),
+        |_| serde_json::json!({"ok": true}),
+    )
+    .await
 }
 
 async fn advisory_hosts(
@@ -584,10 +593,7 @@ async fn advisory_hosts(
 ) -> Response {
     admin!(s, peer, headers);
     let (db, off) = (s.db.clone(), s.offline_after);
-    match blocking(move || fleet::affected(&db, &id, off)).await {
-        Ok(v) => json(StatusCode::OK, v),
-        Err(r) => r,
-    }
+    answer(move || fleet::affected(&db, &id, off), |v| v).await
 }
 
 #[derive(Deserialize)]
@@ -609,12 +615,11 @@ async fn coverage(
         return bad("query", "product and requires_build are required");
     };
     let (db, off) = (s.db.clone(), s.offline_after);
-    match blocking(move || fleet::coverage(&db, &patch_id, &q.product, &q.requires_build, off))
-        .await
-    {
-        Ok(v) => json(StatusCode::OK, v),
-        Err(r) => r,
-    }
+    answer(
+        move || fleet::coverage(&db, &patch_id, &q.product, &q.requires_build, off),
+        |v| v,
+    )
+    .await
 }
 
 async fn upgrade_plan(
@@ -629,10 +634,7 @@ async fn upgrade_plan(
         Err(r) => return r,
     };
     let (db, off, build) = (s.db.clone(), s.offline_after, s.manager_build.clone());
-    match blocking(move || fleet::plan(&db, &req, &build, off)).await {
-        Ok(v) => json(StatusCode::OK, v),
-        Err(r) => r,
-    }
+    answer(move || fleet::plan(&db, &req, &build, off), |v| v).await
 }
 
 async fn audit(
@@ -642,8 +644,9 @@ async fn audit(
 ) -> Response {
     admin!(s, peer, headers);
     let db = s.db.clone();
-    match blocking(move || db.audit_log(1000)).await {
-        Ok(v) => json(StatusCode::OK, serde_json::json!({"audit": v})),
-        Err(r) => r,
-    }
+    answer(
+        move || db.audit_log(1000),
+        |v| serde_json::json!({"audit": v}),
+    )
+    .await
 }

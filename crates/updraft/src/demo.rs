@@ -254,82 +254,39 @@ fn demo(args: &DemoArgs, dir: &Path, procs: &Procs, started: Instant) -> Result<
     )?;
     println!("2. origin:  {origin}");
 
+    // The manager's database is set up through the manager library (what `updraft admin` calls).
     let db = format!("sqlite://{}", s(&d("manager.db")));
-    let admin = cmd(&["admin", "--db", &db, "token", "create", "--name", "demo"])?;
+    let db_handle = manager::Db::open(&db)?;
+    let admin = db_handle.create_admin_token("demo")?;
     let (parent_port, child_port) = (free_port()?, free_port()?);
     let (parent_url, child_url) = (
         format!("http://127.0.0.1:{parent_port}"),
         format!("http://127.0.0.1:{child_port}"),
     );
-    cmd(&[
-        "admin",
-        "--db",
-        &db,
-        "group",
-        "put",
-        "core",
-        "--role",
-        "relay",
-        "--relay",
-        &parent_url,
-        "--poll-interval",
-        "1",
-    ])?;
-    cmd(&[
-        "admin",
-        "--db",
-        &db,
-        "group",
-        "put",
-        "site",
-        "--role",
-        "relay",
-        "--parent",
-        "core",
-        "--relay",
-        &child_url,
-        "--poll-interval",
-        "1",
-    ])?;
-    cmd(&[
-        "admin",
-        "--db",
-        &db,
-        "group",
-        "put",
-        "agents-hq",
-        "--relay",
-        &parent_url,
-        "--poll-interval",
-        "1",
-    ])?;
-    cmd(&[
-        "admin",
-        "--db",
-        &db,
-        "group",
-        "put",
+    let group =
+        |name: &str, role: &str, parent: Option<&str>, relays: &[&String], allow_direct: bool| {
+            let g = manager::db::Group {
+                name: name.into(),
+                role: role.into(),
+                parent: parent.map(str::to_string),
+                relays: relays.iter().map(|r| r.to_string()).collect(),
+                poll_interval: 1,
+                allow_direct,
+                pinned: Default::default(),
+            };
+            db_handle.put_group(&g, "demo")
+        };
+    group("core", "relay", None, &[&parent_url], false)?;
+    group("site", "relay", Some("core"), &[&child_url], false)?;
+    group("agents-hq", "agent", None, &[&parent_url], false)?;
+    group(
         "agents-branch",
-        "--relay",
-        &child_url,
-        "--relay",
-        &parent_url,
-        "--poll-interval",
-        "1",
-    ])?;
-    cmd(&[
-        "admin",
-        "--db",
-        &db,
-        "group",
-        "put",
-        "agents-roaming",
-        "--relay",
-        &child_url,
-        "--poll-interval",
-        "1",
-        "--allow-direct",
-    ])?;
+        "agent",
+        None,
+        &[&child_url, &parent_url],
+        false,
+    )?;
+    group("agents-roaming", "agent", None, &[&child_url], true)?;
     let manager = spawn(
         procs,
         &[
@@ -349,17 +306,7 @@ fn demo(args: &DemoArgs, dir: &Path, procs: &Procs, started: Instant) -> Result<
     );
 
     let token = |group: &str, file: &str| -> Result<PathBuf> {
-        let t = cmd(&[
-            "admin",
-            "--db",
-            &db,
-            "enroll-token",
-            "create",
-            "--group",
-            group,
-            "--uses",
-            "5",
-        ])?;
+        let t = db_handle.create_enroll_token(group, None, Some(5))?;
         let p = d(file);
         std::fs::write(&p, t)?;
         Ok(p)
@@ -443,7 +390,6 @@ fn demo(args: &DemoArgs, dir: &Path, procs: &Procs, started: Instant) -> Result<
     }
     println!("5. agents:  agent-hq-1/2 behind the parent relay; agent-branch-1 and agent-legacy (build 9.5.1200) behind the child; agent-roaming behind the child with allow_direct");
 
-    let db_handle = manager::Db::open(&db)?;
     wait(
         &db_handle,
         "every agent has the first content",
