@@ -139,3 +139,31 @@ fn agent_enrols_reports_and_applies_policy() {
         b"pattern 18.600.00"
     );
 }
+
+#[test]
+fn an_unreachable_manager_never_stops_updates() {
+    let bed = AgentBed::new();
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    std::fs::write(bed.path("enroll.token"), "upd_enroll_x").unwrap();
+    let mut o = bed.opts();
+    o.manager = Some((dead.clone(), bed.path("enroll.token"), "lonely".into()));
+    let cfg = bed.config(&o);
+    let r = bed.once(&cfg).unwrap();
+    assert_eq!(
+        std::fs::read(bed.path("av/antimalware.pattern.dat")).unwrap(),
+        b"pattern 18.523.00"
+    );
+    let err = r["manager_error"].as_str().unwrap();
+    assert!(err.contains(&dead), "{err}");
+    assert!(
+        !bed.path("state/manager.json").exists(),
+        "no identity without a successful enrolment"
+    );
+}
