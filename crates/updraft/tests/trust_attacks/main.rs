@@ -1,0 +1,15 @@
+//! Attacks on the trust promises, run against the real `updraft` binaries (agent, relay,
+//! publisher) with hostile repositories, sources and archives built by code. Each module is named
+//! after the property it protects; see `docs/threat-model.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod content_identity;
+mod delegation_scope;
+mod lagging_relay;
+mod patch_safety;
+mod publisher_safety;
+mod rollback_after_rotation;
+mod slow_retrieval;
