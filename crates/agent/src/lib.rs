@@ -63,10 +63,51 @@ enum PatchResult {
     Done,
 }
 
-/// A patch published for a product.
-struct PatchTarget {
+/// A target the delegation search authorised, with its content description bound to its path.
+struct ContentTarget {
     info: ContentInfo,
     target: TargetInfo,
+}
+
+/// A patch published for a product.
+type PatchTarget = ContentTarget;
+
+/// At most this many ignored targets are named in the status (the rest are counted).
+const IGNORED_SHOWN: usize = 20;
+
+/// The Updraft content the agent may act on: targets the delegation search authorised whose
+/// `custom.updraft` agrees with their path. Everything else is returned as "ignored" lines for
+/// the status (at most [`IGNORED_SHOWN`] named).
+fn authorised_content(listing: tuf::TargetListing) -> (Vec<ContentTarget>, Vec<String>) {
+    let mut ignored: Vec<String> = listing
+        .refused
+        .iter()
+        .map(|r| {
+            format!(
+                "ignored {} (listed by {}): {}",
+                r.path,
+                r.listed_by.join(", "),
+                r.reason
+            )
+        })
+        .collect();
+    let mut content = Vec::new();
+    for target in listing.targets {
+        match ContentInfo::for_target(target.path(), target.custom()) {
+            Ok(Some(info)) => content.push(ContentTarget { info, target }),
+            Ok(None) => {}
+            Err(e) => ignored.push(format!("ignored (signed by {}): {e}", target.role())),
+        }
+    }
+    for line in &ignored {
+        tracing::warn!("{line}");
+    }
+    if ignored.len() > IGNORED_SHOWN {
+        let more = ignored.len() - IGNORED_SHOWN;
+        ignored.truncate(IGNORED_SHOWN);
+        ignored.push(format!("{more} more targets ignored"));
+    }
+    (content, ignored)
 }
 
 impl Agent {
@@ -234,6 +275,7 @@ impl Agent {
             "last_result": std::iter::once(status.last_result.clone())
                 .chain(status.errors.iter().cloned())
                 .chain(status.rejected.iter().cloned())
+                .chain(status.ignored.iter().cloned())
                 .collect::<Vec<_>>()
                 .join("; "),
             "applied_policy": manager::policy(&self.state),
@@ -273,6 +315,7 @@ impl Agent {
         let previous = self.state.status()?;
         let mut status = Status {
             products: previous.products.clone(),
+            ignored: previous.ignored.clone(),
             ..Status::default()
         };
         let refreshed = self.refresh();
@@ -320,7 +363,8 @@ impl Agent {
             report.status_written = self.state.save_status(&status)?;
             return Ok(report);
         }
-        let targets = up.all_targets(10_000)?;
+        let (targets, ignored) = authorised_content(up.all_targets(10_000)?);
+        status.ignored = ignored;
         // Target bytes are verified against the metadata just refreshed, so any source will do:
         // the one that answered first, then the others in order.
         let mut targets_urls = vec![format!("{}/targets", source.trim_end_matches('/'))];
@@ -407,17 +451,14 @@ impl Agent {
     fn update_modules(
         &self,
         up: &mut Updater<Arc<dyn tuf::Fetcher>>,
-        targets: &[TargetInfo],
+        targets: &[ContentTarget],
         targets_urls: &[String],
         errors: &mut Vec<String>,
     ) -> Result<Vec<(String, String)>> {
         // component -> version -> files
         let mut by_component: HashMap<String, BTreeMap<String, (Version, Vec<&TargetInfo>)>> =
             HashMap::new();
-        for t in targets {
-            let Some(info) = ContentInfo::from_custom(t.custom()) else {
-                continue;
-            };
+        for ContentTarget { info, target: t } in targets {
             if info.kind == Kind::Patch {
                 continue;
             }
@@ -657,7 +698,7 @@ impl Agent {
     fn update_products(
         &self,
         up: &mut Updater<Arc<dyn tuf::Fetcher>>,
-        targets: &[TargetInfo],
+        targets: &[ContentTarget],
         targets_urls: &[String],
         errors: &mut Vec<String>,
     ) -> Result<(Vec<(String, String)>, bool)> {
@@ -666,13 +707,13 @@ impl Agent {
         for p in &self.config.products {
             let mut patches: Vec<PatchTarget> = targets
                 .iter()
-                .filter_map(|t| {
-                    let info = ContentInfo::from_custom(t.custom())?;
-                    (info.kind == Kind::Patch && info.product.as_deref() == Some(p.name.as_str()))
-                        .then(|| PatchTarget {
-                            info,
-                            target: t.clone(),
-                        })
+                .filter(|t| {
+                    t.info.kind == Kind::Patch
+                        && t.info.product.as_deref() == Some(p.name.as_str())
+                })
+                .map(|t| PatchTarget {
+                    info: t.info.clone(),
+                    target: t.target.clone(),
                 })
                 .filter(|pt| {
                     pt.info.platforms.is_empty()

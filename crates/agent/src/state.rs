@@ -77,6 +77,10 @@ pub struct Status {
     /// Sources whose data was rejected in the last cycle (tampered, wrong length), with why.
     #[serde(default)]
     pub rejected: Vec<String>,
+    /// Targets the last cycle ignored: not authorised by the delegation search (outside their
+    /// role's scope), or whose `custom.updraft` disagrees with their path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
     /// Version of the timestamp whose content was fully applied (a crash after a refresh but
     /// before the installs leaves this behind, so the next cycle does the work).
     #[serde(default)]

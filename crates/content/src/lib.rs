@@ -28,6 +28,19 @@ pub enum Error {
     PatchField(&'static str),
     #[error("{0} is only meaningful for patches")]
     NotPatch(&'static str),
+    #[error("a patch's product ({product:?}) must be its component ({component:?}): the target path content/<product>/<build>/<file> names what it patches")]
+    PatchProduct { product: String, component: String },
+    #[error("target {path:?} is not content/<component>/<version>/<file>")]
+    Path { path: String },
+    #[error("target {path:?}: custom.updraft.{field} is {custom:?} but the path says {from_path:?}; the path is the identity, so the target is ignored")]
+    Disagrees {
+        path: String,
+        field: &'static str,
+        custom: String,
+        from_path: String,
+    },
+    #[error("target {path:?}: custom.updraft is not a valid content description: {reason}")]
+    Custom { path: String, reason: String },
 }
 
 /// What a component is.
@@ -259,6 +272,12 @@ impl ContentInfo {
             if self.patch_id.is_none() {
                 return Err(Error::PatchField("--patch-id"));
             }
+            if self.product.as_deref() != Some(self.component.as_str()) {
+                return Err(Error::PatchProduct {
+                    product: self.product.clone().unwrap_or_default(),
+                    component: self.component.clone(),
+                });
+            }
         } else {
             if self.requires_build.is_some() {
                 return Err(Error::NotPatch("--requires-build"));
@@ -290,16 +309,88 @@ impl ContentInfo {
         serde_json::json!({ "updraft": self })
     }
 
-    /// Read the `updraft` object from a target's `custom` field, if it has a valid one.
-    pub fn from_custom(custom: Option<&serde_json::Value>) -> Option<Self> {
-        let info: ContentInfo = serde_json::from_value(custom?.get("updraft")?.clone()).ok()?;
-        info.validate().ok().map(|()| info)
+    /// The content description of the target at `path`, bound to the path: the component and
+    /// version an agent acts on are those of `content/<component>/<version>/<file>`, and the
+    /// `custom.updraft` object must agree with them (a patch's product is its component, so it
+    /// is bound too). `Ok(None)`: the target carries no `updraft` object (not Updraft content).
+    /// An error says why the target must be ignored; report it.
+    pub fn for_target(
+        path: &str,
+        custom: Option<&serde_json::Value>,
+    ) -> Result<Option<Self>, Error> {
+        let Some(obj) = custom.and_then(|c| c.get("updraft")) else {
+            return Ok(None);
+        };
+        let bad = |reason: String| Error::Custom {
+            path: path.to_string(),
+            reason,
+        };
+        let info: ContentInfo =
+            serde_json::from_value(obj.clone()).map_err(|e| bad(e.to_string()))?;
+        info.validate().map_err(|e| bad(e.to_string()))?;
+        let (component, version) = match path.split('/').collect::<Vec<_>>()[..] {
+            ["content", c, v, f] if !f.is_empty() => (c, v),
+            _ => {
+                return Err(Error::Path {
+                    path: path.to_string(),
+                })
+            }
+        };
+        for (field, custom, from_path) in [
+            ("component", info.component.as_str(), component),
+            ("version", info.version.as_str(), version),
+        ] {
+            if custom != from_path {
+                return Err(Error::Disagrees {
+                    path: path.to_string(),
+                    field,
+                    custom: custom.to_string(),
+                    from_path: from_path.to_string(),
+                });
+            }
+        }
+        Ok(Some(info))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_identity_is_bound_to_the_path() {
+        let info = |component: &str, version: &str| ContentInfo {
+            kind: Kind::Pattern,
+            component: component.into(),
+            version: version.into(),
+            product: None,
+            requires_build: None,
+            build: None,
+            patch_id: None,
+            platforms: vec![],
+        };
+        let custom = info("ips.rules", "2.0.0").to_custom();
+        let ok = ContentInfo::for_target("content/ips.rules/2.0.0/p.dat", Some(&custom));
+        assert_eq!(ok.unwrap().unwrap().component, "ips.rules");
+        let lie = info("antimalware.pattern", "77.0.0").to_custom();
+        let e = ContentInfo::for_target("content/ips.rules/2.0.0/p.dat", Some(&lie)).unwrap_err();
+        assert!(matches!(e, Error::Disagrees { field: "component", .. }), "{e}");
+        let v = info("ips.rules", "2.0").to_custom();
+        let e = ContentInfo::for_target("content/ips.rules/2.0.0/p.dat", Some(&v)).unwrap_err();
+        assert!(matches!(e, Error::Disagrees { field: "version", .. }), "{e}");
+        for path in ["ips.rules/2.0.0/p.dat", "content/ips.rules/2.0.0/d/p.dat", "content/ips.rules/2.0.0/"] {
+            assert!(matches!(
+                ContentInfo::for_target(path, Some(&custom)),
+                Err(Error::Path { .. })
+            ));
+        }
+        assert_eq!(ContentInfo::for_target("content/x/1/f", None), Ok(None));
+        let junk = serde_json::json!({"updraft": {"kind": "virus"}});
+        assert!(matches!(
+            ContentInfo::for_target("content/x/1/f", Some(&junk)),
+            Err(Error::Custom { .. })
+        ));
+    }
 
     fn v(s: &str) -> Version {
         s.parse().unwrap()
@@ -346,8 +437,13 @@ mod tests {
             "content/scanner/9.5.1519/cp.tar"
         );
         assert!(c.target_path("../x").is_err());
-        let back = ContentInfo::from_custom(Some(&c.to_custom())).unwrap();
+        let back = ContentInfo::for_target("content/scanner/9.5.1519/cp.tar", Some(&c.to_custom()))
+            .unwrap()
+            .unwrap();
         assert_eq!(back, c);
+        c.product = Some("agent".into());
+        assert!(matches!(c.validate(), Err(Error::PatchProduct { .. })));
+        c.product = Some("scanner".into());
         c.patch_id = None;
         assert_eq!(c.validate(), Err(Error::PatchField("--patch-id")));
         c.kind = Kind::Pattern;

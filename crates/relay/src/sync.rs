@@ -170,7 +170,9 @@ pub fn sync_from(
         }
     }
     let consistent = set.root().consistent_snapshot.unwrap_or(false);
-    let targets = up.all_targets(settings.max_roles)?;
+    let listing = up.all_targets(settings.max_roles)?;
+    let targets = listing.targets;
+    let refused = refused_warnings(&listing.refused);
     let (downloaded, downloaded_bytes, missing) =
         fetch_targets(cache, settings, &mut up, source, &targets)?;
     fault("after-download");
@@ -224,7 +226,7 @@ pub fn sync_from(
         versions,
         metadata,
         targets: served,
-        warnings: set.grace_warnings(),
+        warnings: set.grace_warnings().into_iter().chain(refused).collect(),
     };
     fault("before-commit");
     cache.views.commit(&manifest)?;
@@ -248,6 +250,31 @@ pub fn sync_from(
         skipped_missing: missing,
         warnings: manifest.warnings,
     })
+}
+
+/// Warnings (shown in `/status`) for targets the delegation search did not authorise: they are
+/// not mirrored. At most 20 are named.
+fn refused_warnings(refused: &[tuf::RefusedTarget]) -> Vec<String> {
+    const SHOWN: usize = 20;
+    let mut out: Vec<String> = refused
+        .iter()
+        .take(SHOWN)
+        .map(|r| {
+            format!(
+                "target {} (listed by {}) not mirrored: {}",
+                r.path,
+                r.listed_by.join(", "),
+                r.reason
+            )
+        })
+        .collect();
+    if refused.len() > SHOWN {
+        out.push(format!(
+            "{} more unauthorised targets not mirrored",
+            refused.len() - SHOWN
+        ));
+    }
+    out
 }
 
 /// Download every target whose object is not stored yet. Returns (files, bytes, missing).

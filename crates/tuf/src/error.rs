@@ -64,6 +64,12 @@ pub enum Error {
     TooLarge { what: String, max: u64 },
     #[error("{what}: not listed in {listed_in}")]
     NotListed { what: String, listed_in: String },
+    #[error("{role} (delegated by {delegator}): not trusted through this delegation: {reason}")]
+    Delegation {
+        role: String,
+        delegator: String,
+        reason: String,
+    },
     #[error("{role}: {reason}")]
     Order { role: String, reason: String },
     #[error(transparent)]

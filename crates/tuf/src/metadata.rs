@@ -245,8 +245,9 @@ impl TargetMap {
         TargetMap { raw: None, parsed }
     }
 
-    /// The entries; an error names the malformed entry.
-    pub fn map(&self) -> std::result::Result<&BTreeMap<String, TargetFile>, String> {
+    /// The entries; an error names the malformed entry. Crate-private: outside this crate,
+    /// targets are read only through the delegation search, which checks each role's scope.
+    pub(crate) fn map(&self) -> std::result::Result<&BTreeMap<String, TargetFile>, String> {
         self.parsed
             .get_or_init(|| {
                 let Some(raw) = &self.raw else {
@@ -266,7 +267,7 @@ impl TargetMap {
     }
 
     /// The entries, for editing.
-    pub fn map_mut(&mut self) -> std::result::Result<&mut BTreeMap<String, TargetFile>, String> {
+    pub(crate) fn map_mut(&mut self) -> std::result::Result<&mut BTreeMap<String, TargetFile>, String> {
         self.map()?;
         self.raw = None;
         match self.parsed.get_mut() {
@@ -277,7 +278,7 @@ impl TargetMap {
     }
 
     /// One entry.
-    pub fn get(&self, path: &str) -> std::result::Result<Option<&TargetFile>, String> {
+    pub(crate) fn get(&self, path: &str) -> std::result::Result<Option<&TargetFile>, String> {
         Ok(self.map()?.get(path))
     }
 }

@@ -48,6 +48,13 @@ impl<T> std::ops::Deref for Verified<T> {
     }
 }
 
+/// Targets metadata loaded in a cycle and the delegating roles through which it was verified.
+#[derive(Debug)]
+struct LoadedTargets {
+    meta: Verified<Targets>,
+    via: Vec<String>,
+}
+
 /// Result of offering a new timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampUpdate {
@@ -67,11 +74,13 @@ pub struct TrustedSet {
     /// (version matching the timestamp, not expired) and may be used to load targets.
     snapshot: Option<Verified<Snapshot>>,
     snapshot_final: bool,
-    targets: BTreeMap<String, Verified<Targets>>,
-    /// Set when a root update changed the timestamp or snapshot keys (5.3.11).
-    fast_forward_reset: bool,
-    /// Every root verified in this cycle, starting with the trusted one.
+    /// Targets roles loaded in this cycle, each with the delegating roles whose keys signed it.
+    targets: BTreeMap<String, LoadedTargets>,
+    /// Every root verified in this cycle, starting with the caller's trust anchor.
     root_chain: Vec<Verified<Root>>,
+    /// Index in `root_chain` of the root that was trusted before this refresh began: the anchor,
+    /// or the newest root an earlier refresh verified (see [`TrustedSet::resume_root`]).
+    refresh_start: usize,
     /// How long past expiry a timestamp or snapshot is still accepted (an explicit offline policy
     /// for air-gapped sites; zero by default), and the warnings issued under it.
     expiry_grace: time::Duration,
@@ -111,7 +120,7 @@ impl TrustedSet {
             snapshot: None,
             snapshot_final: false,
             targets: BTreeMap::new(),
-            fast_forward_reset: false,
+            refresh_start: 0,
         })
     }
 
@@ -128,13 +137,34 @@ impl TrustedSet {
     pub fn snapshot(&self) -> Option<&Verified<Snapshot>> {
         self.snapshot.as_ref().filter(|_| self.snapshot_final)
     }
-    /// Verified top-level or delegated targets metadata by role name.
+    /// Verified top-level or delegated targets metadata by role name, whichever delegating role
+    /// it was verified through. Its target entries are not readable outside this crate: targets
+    /// are obtained only through the delegation search of [`crate::Updater`], which checks scope.
     pub fn targets(&self, role: &str) -> Option<&Verified<Targets>> {
-        self.targets.get(role)
+        self.targets.get(role).map(|l| &l.meta)
     }
-    /// Whether a root update in this cycle rotated the timestamp or snapshot keys (5.3.11).
+
+    /// Targets metadata for `role` only if it was verified with the keys `parent` delegates to
+    /// it ("root" for the top-level targets role). A role reached through a delegating role
+    /// whose keys did not sign it is not trusted on that path, even if another delegator's did.
+    pub fn targets_via(&self, role: &str, parent: &str) -> Option<&Verified<Targets>> {
+        self.targets
+            .get(role)
+            .filter(|l| l.via.iter().any(|p| p == parent))
+            .map(|l| &l.meta)
+    }
+
+    /// 5.3.11: whether the timestamp or snapshot keys (or thresholds) of the root trusted now
+    /// differ from those of the root trusted before this refresh began. Roots resumed from
+    /// earlier refreshes are never "new", so this fires once, in the refresh that trusts the
+    /// rotation, and never again (which would let a stale source roll the client back).
     pub fn fast_forward_reset(&self) -> bool {
-        self.fast_forward_reset
+        let Some(before) = self.root_chain.get(self.refresh_start) else {
+            return false;
+        };
+        ["timestamp", "snapshot"]
+            .iter()
+            .any(|role| role_key_material(before, role) != role_key_material(&self.root, role))
     }
 
     /// Accept timestamp and snapshot metadata up to `grace` past their expiry, each time with a
@@ -188,6 +218,22 @@ impl TrustedSet {
         Ok(())
     }
 
+    /// Resume the root chain that earlier refreshes verified (e.g. a local root history):
+    /// version N+1 is verified exactly like [`TrustedSet::update_root`], but it counts as trusted
+    /// *before* this refresh, so it never triggers fast-forward recovery (5.3.11). Only allowed
+    /// before any root of this refresh was accepted.
+    pub fn resume_root(&mut self, bytes: &[u8]) -> Result<&Verified<Root>> {
+        if self.refresh_start + 1 != self.root_chain.len() {
+            return Err(Error::Order {
+                role: "root".into(),
+                reason: "cannot resume earlier roots after a new root was accepted".into(),
+            });
+        }
+        self.update_root(bytes)?;
+        self.refresh_start = self.root_chain.len() - 1;
+        Ok(&self.root)
+    }
+
     /// Update the trusted root with version N+1.
     pub fn update_root(&mut self, bytes: &[u8]) -> Result<&Verified<Root>> {
         if self.timestamp.is_some() {
@@ -217,13 +263,8 @@ impl TrustedSet {
         }
         // 5.3.6 "Note that the expiration of the new (intermediate) root metadata file does not
         // matter yet, because we will check for it in step 5.3.10."
-        // 5.3.11 "If the timestamp and / or snapshot keys have been rotated, then delete the
-        // trusted timestamp and snapshot metadata files."
-        for role in ["timestamp", "snapshot"] {
-            if role_key_material(&self.root, role) != role_key_material(&new_root, role) {
-                self.fast_forward_reset = true;
-            }
-        }
+        // 5.3.11 (rotation of timestamp/snapshot keys) is decided against the root trusted before
+        // this refresh: see `fast_forward_reset`.
         // 5.3.7 "Set the trusted root metadata file to the new root metadata file."
         self.root = Verified::new(new_root, bytes);
         self.root_chain.push(self.root.clone());
@@ -417,6 +458,14 @@ impl TrustedSet {
         parent: &str,
     ) -> Result<&Verified<Targets>> {
         self.final_timestamp()?;
+        if let Some(loaded) = self.targets.get(role) {
+            if loaded.meta.raw() != bytes {
+                return Err(Error::Order {
+                    role: role.into(),
+                    reason: "already loaded in this cycle with different bytes".into(),
+                });
+            }
+        }
         let meta = self.targets_meta(role)?.clone();
         if let Some(s) = &self.snapshot {
             self.expired("snapshot", &s.expires)?;
@@ -457,11 +506,43 @@ impl TrustedSet {
         // file MUST be higher than the fixed update start time."
         self.expired(role, &new_targets.expires)?;
         // 5.6.6 "Persist targets metadata" (by the caller).
-        self.targets
-            .insert(role.to_string(), Verified::new(new_targets, bytes));
-        self.targets
-            .get(role)
-            .ok_or_else(|| Error::Repository("unreachable".into()))
+        let loaded = self
+            .targets
+            .entry(role.to_string())
+            .or_insert(LoadedTargets {
+                meta: Verified::new(new_targets, bytes),
+                via: Vec::new(),
+            });
+        if !loaded.via.iter().any(|p| p == parent) {
+            loaded.via.push(parent.to_string());
+        }
+        Ok(&loaded.meta)
+    }
+
+    /// A role already loaded in this cycle (through another delegating role) reached again
+    /// through `parent`: its bytes, pinned by the snapshot, are not fetched again, but 5.6.3 is
+    /// checked again with the keys *this* delegator lists for it, so that a role signed only for
+    /// one delegator is never trusted for paths delegated by another. `Ok(None)`: not loaded yet.
+    pub fn trust_loaded_via(
+        &mut self,
+        role: &str,
+        parent: &str,
+    ) -> Result<Option<&Verified<Targets>>> {
+        let Some(loaded) = self.targets.get(role) else {
+            return Ok(None);
+        };
+        if !loaded.via.iter().any(|p| p == parent) {
+            let raw = loaded.meta.raw.clone();
+            self.verify_targets_signatures(&raw, role, parent)?;
+        }
+        let loaded = self
+            .targets
+            .get_mut(role)
+            .ok_or_else(|| Error::Repository("unreachable".into()))?;
+        if !loaded.via.iter().any(|p| p == parent) {
+            loaded.via.push(parent.to_string());
+        }
+        Ok(Some(&loaded.meta))
     }
 
     /// Parse targets metadata for `role` and check its signatures against the keys `parent`
@@ -480,7 +561,7 @@ impl TrustedSet {
             }
             verify_by_root(&self.root, "targets", &env)?;
         } else {
-            let parent_meta = self.targets.get(parent).ok_or_else(|| Error::Order {
+            let parent_meta = self.targets(parent).ok_or_else(|| Error::Order {
                 role: role.into(),
                 reason: format!("delegating role {parent} is not loaded"),
             })?;

@@ -2,7 +2,7 @@
 //! [`Fetcher`] and persisting every verified file (exact bytes, atomic writes) in a metadata
 //! directory under unversioned names (`root.json`, `timestamp.json`, `<role>.json`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 
@@ -125,16 +125,64 @@ impl TargetInfo {
     }
 }
 
+/// Every role a targets role delegates to, in order (named roles, or all TAP 15 bins).
+fn child_roles(d: Option<&crate::metadata::Delegations>, max_roles: usize) -> Result<Vec<String>> {
+    let Some(d) = d else {
+        return Ok(Vec::new());
+    };
+    let mut children: Vec<String> = d.roles.iter().flatten().map(|r| r.name.clone()).collect();
+    if let Some(s) = &d.succinct_roles {
+        let bins = 1u64.checked_shl(s.bit_length).unwrap_or(u64::MAX);
+        if bins > max_roles as u64 {
+            return Err(Error::Repository(format!(
+                "{bins} hash bins exceed {max_roles} roles"
+            )));
+        }
+        for b in 0..bins {
+            children.push(crate::delegation::succinct_bin_name(s, b as u32));
+        }
+    }
+    Ok(children)
+}
+
 /// A TUF client for one repository.
 pub struct Updater<F: Fetcher> {
     config: UpdaterConfig,
     fetcher: F,
     metadata_dir: PathBuf,
     metadata_url: String,
-    /// The newest root verified so far (the caller's trust anchor at first).
-    root_bytes: Vec<u8>,
+    /// The caller's trust anchor: every refresh verifies the root chain from it.
+    anchor: Vec<u8>,
+    /// Roots verified by earlier refreshes of this client, by version (with `root_history`
+    /// on disk, the same survives restarts).
+    known_roots: BTreeMap<u64, Vec<u8>>,
     trusted: Option<TrustedSet>,
+    /// Delegations (role, delegating role) that failed verification in this refresh, and why:
+    /// the search does not fetch or verify them again.
+    failed: HashMap<(String, String), String>,
     fetched: Vec<String>,
+}
+
+/// The targets a client may act on: for every path some reachable targets role lists, exactly
+/// the answer of a lookup of that path (5.6.7); nothing else. Built only by
+/// [`Updater::all_targets`].
+#[derive(Debug, Clone, Default)]
+pub struct TargetListing {
+    /// Authorised targets, one per path, in path order.
+    pub targets: Vec<TargetInfo>,
+    /// Paths listed by some role that the delegation search does not authorise.
+    pub refused: Vec<RefusedTarget>,
+}
+
+/// A path listed by targets metadata that a lookup does not authorise (outside the scope of the
+/// role that lists it, shadowed by a terminating delegation, or a role that failed verification
+/// through the delegation that leads to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedTarget {
+    pub path: String,
+    /// The roles whose metadata lists the path.
+    pub listed_by: Vec<String>,
+    pub reason: String,
 }
 
 impl<F: Fetcher> std::fmt::Debug for Updater<F> {
@@ -173,8 +221,10 @@ impl<F: Fetcher> Updater<F> {
             fetcher,
             metadata_dir,
             metadata_url: metadata_url.trim_end_matches('/').to_string(),
-            root_bytes: trusted_root,
+            anchor: trusted_root,
+            known_roots: BTreeMap::new(),
             trusted: None,
+            failed: HashMap::new(),
             fetched: Vec::new(),
         })
     }
@@ -219,13 +269,20 @@ impl<F: Fetcher> Updater<F> {
     /// As [`Updater::refresh`] with an explicit update start time (5.1).
     pub fn refresh_at(&mut self, now: OffsetDateTime) -> Result<RefreshOutcome> {
         self.fetched.clear();
+        self.failed.clear();
         self.trusted = None;
         // 5.1 "Record the time at which the update began as the fixed update start time."
-        // 5.2 "Load the trusted root metadata file."
-        let mut set = TrustedSet::new(&self.root_bytes, now)?;
+        // 5.2 "Load the trusted root metadata file." The trusted root is the newest one an
+        // earlier refresh verified along the chain from the caller's anchor.
+        let mut set = TrustedSet::new(&self.anchor, now)?;
         set.set_expiry_grace(self.config.offline_grace);
+        self.resume_roots(&mut set);
         let result = self.run_refresh(&mut set);
-        self.root_bytes = set.root().raw().to_vec();
+        for root in set.root_chain().iter().skip(1) {
+            self.known_roots
+                .entry(root.version)
+                .or_insert_with(|| root.raw().to_vec());
+        }
         self.trusted = Some(set);
         let (timestamp, fetched) = (result?, std::mem::take(&mut self.fetched));
         let set = self
@@ -250,6 +307,30 @@ impl<F: Fetcher> Updater<F> {
         Ok(ts)
     }
 
+    /// Walk the roots earlier refreshes verified (in memory, then `root_history/`), each checked
+    /// along the chain from the anchor like a download. They were trusted before this refresh:
+    /// fast-forward recovery (5.3.11) compares against the newest of them.
+    fn resume_roots(&self, set: &mut TrustedSet) {
+        let history = self.metadata_dir.join("root_history");
+        while let Some(next) = set.root().version.checked_add(1) {
+            let bytes = match self.known_roots.get(&next) {
+                Some(b) => b.clone(),
+                None if self.config.keep_root_history => {
+                    let local = history.join(format!("{next}.root.json"));
+                    match read_bounded(&local, self.config.root_max_length) {
+                        Some(b) => b,
+                        None => break,
+                    }
+                }
+                None => break,
+            };
+            if let Err(e) = set.resume_root(&bytes) {
+                tracing::warn!(version = next, error = %e, "local root history not usable from here on");
+                break;
+            }
+        }
+    }
+
     /// 5.3 "Update the root metadata file."
     fn update_root(&mut self, set: &mut TrustedSet) -> Result<()> {
         let start = set.root().version;
@@ -259,15 +340,10 @@ impl<F: Fetcher> Updater<F> {
         // bytes ... If this file is not available, or we have downloaded more than Y number of
         // root metadata files (because the exact number is as yet unknown), then go to step 5.3.10."
         for _ in 0..self.config.max_root_rotations {
-            let next = set.root().version + 1;
+            let Some(next) = set.root().version.checked_add(1) else {
+                break;
+            };
             let local = history.join(format!("{next}.root.json"));
-            if self.config.keep_root_history {
-                if let Some(bytes) = read_bounded(&local, self.config.root_max_length) {
-                    if set.update_root(&bytes).is_ok() {
-                        continue;
-                    }
-                }
-            }
             let url = format!("{}/{next}.root.json", self.metadata_url);
             let bytes = match self.fetch_bounded(url, self.config.root_max_length) {
                 Ok(b) => b,
@@ -276,6 +352,11 @@ impl<F: Fetcher> Updater<F> {
             };
             // 5.3.4 – 5.3.7 (signatures of old and new root, version N+1, set trusted).
             set.update_root(&bytes)?;
+            // 5.3.11 is applied before the new root is persisted, so that a crash in between
+            // cannot leave the rotated root trusted with the old timestamp/snapshot kept.
+            if set.fast_forward_reset() {
+                self.discard_timestamp_and_snapshot()?;
+            }
             // 5.3.8 "Persist root metadata. The client MUST write the file to non-volatile storage
             // as FILENAME.EXT (e.g. root.json)."
             self.persist("root", &bytes)?;
@@ -292,15 +373,21 @@ impl<F: Fetcher> Updater<F> {
         set.check_final_root()?;
         // 5.3.11 "If the timestamp and / or snapshot keys have been rotated, then delete the
         // trusted timestamp and snapshot metadata files."
+        // Only a root trusted in *this* refresh can have rotated them (see
+        // `TrustedSet::fast_forward_reset`).
         if set.fast_forward_reset() {
             tracing::info!(
                 "timestamp or snapshot keys rotated: discarding trusted timestamp and snapshot"
             );
-            remove_if_exists(&self.role_path("timestamp"))?;
-            remove_if_exists(&self.role_path("snapshot"))?;
+            self.discard_timestamp_and_snapshot()?;
         }
         // 5.3.12 "Set whether consistent snapshots are used as per the trusted root metadata file."
         Ok(())
+    }
+
+    fn discard_timestamp_and_snapshot(&self) -> Result<()> {
+        remove_if_exists(&self.role_path("timestamp"))?;
+        remove_if_exists(&self.role_path("snapshot"))
     }
 
     /// 5.4 "Download the timestamp metadata file."
@@ -360,8 +447,32 @@ impl<F: Fetcher> Updater<F> {
     }
 
     /// 5.6 (top-level targets) and the loading step of 5.6.7.2 for delegated roles.
+    /// Trust `role` through the delegation from `parent`, loading it if needed. A delegation
+    /// that failed verification in this refresh fails again at once (it is not fetched again).
     fn load_targets(&mut self, set: &mut TrustedSet, role: &str, parent: &str) -> Result<()> {
-        if set.targets(role).is_some() {
+        if set.targets_via(role, parent).is_some() {
+            return Ok(());
+        }
+        let key = (role.to_string(), parent.to_string());
+        if let Some(reason) = self.failed.get(&key) {
+            return Err(Error::Delegation {
+                role: role.into(),
+                delegator: parent.into(),
+                reason: reason.clone(),
+            });
+        }
+        let result = self.load_targets_via(set, role, parent);
+        if let Err(e) = &result {
+            if !matches!(e, Error::Fetch(_)) {
+                self.failed.insert(key, e.to_string());
+            }
+        }
+        result
+    }
+
+    fn load_targets_via(&mut self, set: &mut TrustedSet, role: &str, parent: &str) -> Result<()> {
+        // Already loaded through another delegator: check this delegator's keys on the same bytes.
+        if set.trust_loaded_via(role, parent)?.is_some() {
             return Ok(());
         }
         let max_default = self.config.targets_max_length;
@@ -425,7 +536,7 @@ impl<F: Fetcher> Updater<F> {
             // go to step 5.7." (the role is loaded and verified like targets in 5.6 first)
             self.load_targets(set, &role, &parent)?;
             let targets = set
-                .targets(&role)
+                .targets_via(&role, &parent)
                 .ok_or_else(|| Error::Repository("unreachable".into()))?
                 .clone();
             let entry = targets
@@ -475,72 +586,104 @@ impl<F: Fetcher> Updater<F> {
         Ok(None)
     }
 
-    /// Load every targets role reachable from the top-level targets role (each once, at most
-    /// `max_roles`, in pre-order) and return every target entry of every role, as a mirror needs.
-    /// A path listed by several roles appears once per role.
-    pub fn all_targets(&mut self, max_roles: usize) -> Result<Vec<TargetInfo>> {
+    /// Every target the client may act on: for each path that some reachable targets role lists,
+    /// the entry a lookup of that path returns ([`Updater::target_info`], 5.6.7: pre-order search,
+    /// path patterns along the whole delegation chain, terminating roles, first match wins), and
+    /// nothing else. This is the only listing the crate offers. Paths listed but not authorised
+    /// are returned in [`TargetListing::refused`]. At most `max_roles` targets roles are loaded.
+    pub fn all_targets(&mut self, max_roles: usize) -> Result<TargetListing> {
         let mut set = self.trusted.take().ok_or_else(|| Error::Order {
             role: "targets".into(),
             reason: "refresh() must succeed before listing targets".into(),
         })?;
-        let result = self.walk_all(&mut set, max_roles);
+        let result = self
+            .listed_paths(&mut set, max_roles)
+            .and_then(|listed| self.authorise(&mut set, listed));
         self.trusted = Some(set);
         result
     }
 
-    fn walk_all(&mut self, set: &mut TrustedSet, max_roles: usize) -> Result<Vec<TargetInfo>> {
-        let mut out = Vec::new();
+    /// Load every targets role reachable from the top-level targets role (through every
+    /// delegation that leads to it, so that the search below never fetches) and collect the
+    /// paths each lists, with the roles listing them. Verification failures are remembered per
+    /// delegation and surface in the search of the paths they affect; fetch failures abort.
+    fn listed_paths(
+        &mut self,
+        set: &mut TrustedSet,
+        max_roles: usize,
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut listed: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
-        let mut visited: HashSet<String> = HashSet::new();
+        let mut tried: HashSet<(String, String)> = HashSet::new();
+        let mut expanded: HashSet<String> = HashSet::new();
         while let Some((role, parent)) = to_visit.pop() {
-            if !visited.insert(role.clone()) {
+            if !tried.insert((role.clone(), parent.clone())) {
                 continue;
             }
-            if visited.len() > max_roles {
+            if tried.len() > max_roles.saturating_mul(2) {
+                return Err(Error::Repository(format!(
+                    "more than {} delegations to {max_roles} roles",
+                    max_roles.saturating_mul(2)
+                )));
+            }
+            match self.load_targets(set, &role, &parent) {
+                Ok(()) => {}
+                Err(e @ Error::Fetch(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(role, delegator = parent, error = %e, "delegated role not trusted through this delegation");
+                    continue;
+                }
+            }
+            if !expanded.insert(role.clone()) {
+                continue;
+            }
+            if expanded.len() > max_roles {
                 return Err(Error::Repository(format!(
                     "more than {max_roles} targets roles"
                 )));
             }
-            self.load_targets(set, &role, &parent)?;
             let targets = set
-                .targets(&role)
+                .targets_via(&role, &parent)
                 .ok_or_else(|| Error::Repository("unreachable".into()))?
                 .clone();
-            let map = targets
-                .targets
-                .map()
-                .map_err(|e| Error::malformed(&role, e))?;
-            for (path, t) in map {
-                out.push(TargetInfo {
-                    path: path.clone(),
-                    length: t.length,
-                    hashes: t.hashes.clone(),
-                    custom: t.custom.clone(),
-                    role: role.clone(),
-                });
-            }
-            if let Some(d) = &targets.delegations {
-                let mut children: Vec<(String, String)> = Vec::new();
-                for r in d.roles.iter().flatten() {
-                    children.push((r.name.clone(), role.clone()));
-                }
-                if let Some(s) = &d.succinct_roles {
-                    let bins = 1u64 << s.bit_length;
-                    if bins as usize > max_roles {
-                        return Err(Error::Repository(format!(
-                            "{bins} hash bins exceed {max_roles} roles"
-                        )));
-                    }
-                    for b in 0..bins {
-                        children.push((
-                            crate::delegation::succinct_bin_name(s, b as u32),
-                            role.clone(),
-                        ));
+            match targets.targets.map() {
+                Ok(map) => {
+                    for path in map.keys() {
+                        listed.entry(path.clone()).or_default().push(role.clone());
                     }
                 }
-                children.reverse();
-                to_visit.extend(children);
+                Err(e) => tracing::warn!(role, error = %e, "malformed targets: none of them used"),
             }
+            let mut children = child_roles(targets.delegations.as_ref(), max_roles)?;
+            children.reverse();
+            to_visit.extend(children.into_iter().map(|c| (c, role.clone())));
+        }
+        Ok(listed)
+    }
+
+    /// Look up every listed path; keep what the search authorises, report the rest.
+    fn authorise(
+        &mut self,
+        set: &mut TrustedSet,
+        listed: BTreeMap<String, Vec<String>>,
+    ) -> Result<TargetListing> {
+        let mut out = TargetListing::default();
+        for (path, listed_by) in listed {
+            let reason = match self.search(set, &path) {
+                Ok(Some(info)) => {
+                    out.targets.push(info);
+                    continue;
+                }
+                Ok(None) => "outside the scope delegated to every role that lists it".to_string(),
+                Err(e @ Error::Fetch(_)) => return Err(e),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(path, roles = ?listed_by, reason, "target not authorised by the delegation search: ignored");
+            out.refused.push(RefusedTarget {
+                path,
+                listed_by,
+                reason,
+            });
         }
         Ok(out)
     }
