@@ -708,8 +708,7 @@ impl Agent {
             let mut patches: Vec<PatchTarget> = targets
                 .iter()
                 .filter(|t| {
-                    t.info.kind == Kind::Patch
-                        && t.info.product.as_deref() == Some(p.name.as_str())
+                    t.info.kind == Kind::Patch && t.info.product.as_deref() == Some(p.name.as_str())
                 })
                 .map(|t| PatchTarget {
                     info: t.info.clone(),

@@ -374,11 +374,33 @@ mod tests {
         assert_eq!(ok.unwrap().unwrap().component, "ips.rules");
         let lie = info("antimalware.pattern", "77.0.0").to_custom();
         let e = ContentInfo::for_target("content/ips.rules/2.0.0/p.dat", Some(&lie)).unwrap_err();
-        assert!(matches!(e, Error::Disagrees { field: "component", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Disagrees {
+                    field: "component",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let v = info("ips.rules", "2.0").to_custom();
         let e = ContentInfo::for_target("content/ips.rules/2.0.0/p.dat", Some(&v)).unwrap_err();
-        assert!(matches!(e, Error::Disagrees { field: "version", .. }), "{e}");
-        for path in ["ips.rules/2.0.0/p.dat", "content/ips.rules/2.0.0/d/p.dat", "content/ips.rules/2.0.0/"] {
+        assert!(
+            matches!(
+                e,
+                Error::Disagrees {
+                    field: "version",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        for path in [
+            "ips.rules/2.0.0/p.dat",
+            "content/ips.rules/2.0.0/d/p.dat",
+            "content/ips.rules/2.0.0/",
+        ] {
             assert!(matches!(
                 ContentInfo::for_target(path, Some(&custom)),
                 Err(Error::Path { .. })

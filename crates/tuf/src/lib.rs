@@ -16,4 +16,6 @@ pub mod updater;
 pub use error::{Error, FetchError, Result};
 pub use fetch::{Fetcher, FileFetcher};
 pub use trusted::{TimestampUpdate, TrustedSet, Verified};
-pub use updater::{RefreshOutcome, RefusedTarget, TargetInfo, TargetListing, Updater, UpdaterConfig};
+pub use updater::{
+    RefreshOutcome, RefusedTarget, TargetInfo, TargetListing, Updater, UpdaterConfig,
+};

@@ -267,7 +267,9 @@ impl TargetMap {
     }
 
     /// The entries, for editing.
-    pub(crate) fn map_mut(&mut self) -> std::result::Result<&mut BTreeMap<String, TargetFile>, String> {
+    pub(crate) fn map_mut(
+        &mut self,
+    ) -> std::result::Result<&mut BTreeMap<String, TargetFile>, String> {
         self.map()?;
         self.raw = None;
         match self.parsed.get_mut() {

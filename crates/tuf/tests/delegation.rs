@@ -277,3 +277,208 @@ fn delegated_metadata_needs_delegated_keys_and_matching_snapshot_entry() {
         "hash",
     );
 }
+
+/// Regression (issue 9.5): `release` is delegated by `parent-a` (paths `team-a/*`) and by
+/// `parent-b` (`team-b/*`) with different keys, and signed only with parent A's key. A role
+/// verified through one delegator is not trusted when reached through another whose keys did
+/// not sign it: not after a lookup through A, and not in the listing.
+#[test]
+fn diamond_delegation_trusts_a_role_only_through_delegators_whose_keys_signed_it() {
+    let mut env = Env::new();
+    let r = &mut env.repo;
+    for (parent, pat) in [("parent-a", "team-a/*"), ("parent-b", "team-b/*")] {
+        r.add_delegation("targets", parent, Some(vec![pat.into()]), None, false, 1, 1)
+            .unwrap();
+    }
+    r.add_delegation(
+        "parent-a",
+        "release",
+        Some(vec!["team-a/*".into()]),
+        None,
+        false,
+        1,
+        1,
+    )
+    .unwrap();
+    r.add_target_bytes("release", "team-a/x", b"a", None)
+        .unwrap();
+    r.add_target_bytes("release", "team-b/y", b"b", None)
+        .unwrap();
+    r.publish().unwrap();
+    // parent-b delegates `release` too, to parent-b's own key (which did not sign release).
+    let b_key = env
+        .repo
+        .targets("targets")
+        .unwrap()
+        .delegations
+        .clone()
+        .unwrap();
+    let b_role = b_key
+        .roles
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|x| x.name == "parent-b")
+        .unwrap();
+    let kid = b_role.keyids[0].clone();
+    let key = serde_json::to_value(&b_key.keys[&kid]).unwrap();
+    let v = env.version("parent-b");
+    env.resign(&format!("{v}.parent-b.json"), "parent-b", |s| {
+        s["delegations"] = json!({
+            "keys": {kid.clone(): key},
+            "roles": [{"name": "release", "keyids": [kid], "threshold": 1,
+                       "paths": ["team-b/*"], "terminating": false}]
+        });
+    });
+    env.rechain_snapshot("parent-b", v);
+
+    let mut up = env.updater();
+    up.refresh().unwrap();
+    let a = up.target_info("team-a/x").unwrap().unwrap();
+    assert_eq!(a.role(), "release");
+    assert_err(
+        up.target_info("team-b/y"),
+        |e| {
+            matches!(
+                e,
+                tuf::Error::Threshold { .. } | tuf::Error::Delegation { .. }
+            )
+        },
+        "team-b/y through parent-b",
+    );
+    // The listing gives the same answers, in either order of discovery.
+    let listing = env.updater_refreshed().all_targets(100).unwrap();
+    let paths: Vec<&str> = listing.targets.iter().map(|t| t.path()).collect();
+    assert!(paths.contains(&"team-a/x"), "{paths:?}");
+    assert!(!paths.contains(&"team-b/y"), "{paths:?}");
+    let refused = listing
+        .refused
+        .iter()
+        .find(|r| r.path == "team-b/y")
+        .unwrap();
+    assert_eq!(refused.listed_by, vec!["release".to_string()]);
+    // A fresh client that asks for team-b/y first does not trust it either, and then still
+    // trusts release for team-a/x.
+    let mut up = env.updater_refreshed();
+    assert!(up.target_info("team-b/y").is_err());
+    assert_eq!(
+        up.target_info("team-a/x").unwrap().unwrap().role(),
+        "release"
+    );
+}
+
+/// Regression (issue 9.2): a target listed by a role outside the paths delegated to it is not
+/// in the listing that agents, relays and bundles use, exactly as a lookup refuses it.
+#[test]
+fn listing_leaves_out_targets_outside_their_roles_scope() {
+    let mut env = Env::new();
+    let r = &mut env.repo;
+    r.add_delegation(
+        "targets",
+        "ips-team",
+        Some(vec!["content/ips.rules/*/*".into()]),
+        None,
+        false,
+        1,
+        1,
+    )
+    .unwrap();
+    r.add_target_bytes("ips-team", "content/ips.rules/2.0/r.dat", b"rules", None)
+        .unwrap();
+    r.add_target_bytes(
+        "ips-team",
+        "content/antimalware.pattern/99.0.0/p.dat",
+        b"evil",
+        None,
+    )
+    .unwrap();
+    r.publish().unwrap();
+    let mut up = env.updater_refreshed();
+    let listing = up.all_targets(100).unwrap();
+    let paths: Vec<&str> = listing.targets.iter().map(|t| t.path()).collect();
+    assert_eq!(paths, vec![TARGET, "content/ips.rules/2.0/r.dat"]);
+    assert_eq!(listing.refused.len(), 1);
+    assert_eq!(
+        listing.refused[0].path,
+        "content/antimalware.pattern/99.0.0/p.dat"
+    );
+    assert!(up
+        .target_info("content/antimalware.pattern/99.0.0/p.dat")
+        .unwrap()
+        .is_none());
+}
+
+mod listing_equals_lookup {
+    //! Property: over random delegation trees (order, path patterns, terminating flags, targets
+    //! listed in and out of scope), listing all targets gives, for every path, exactly the
+    //! answer of looking that path up.
+    use super::*;
+    use proptest::prelude::*;
+
+    const PATHS: [&str; 6] = ["a/x", "a/y", "b/x", "b/yy", "c/x", "a/b/x"];
+    const PATTERNS: [&str; 7] = ["a/*", "*/x", "b/?", "*", "a/x", "*/*", "?/y*"];
+
+    #[derive(Debug, Clone)]
+    struct RoleSpec {
+        parent: usize,
+        patterns: Vec<usize>,
+        terminating: bool,
+        listed: Vec<usize>,
+    }
+
+    fn role_spec() -> impl Strategy<Value = RoleSpec> {
+        (
+            0usize..8,
+            proptest::collection::vec(0..PATTERNS.len(), 1..3),
+            any::<bool>(),
+            proptest::collection::vec(0..PATHS.len(), 0..4),
+        )
+            .prop_map(|(parent, patterns, terminating, listed)| RoleSpec {
+                parent,
+                patterns,
+                terminating,
+                listed,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #[test]
+        fn listing_is_lookup_for_every_path(
+            roles in proptest::collection::vec(role_spec(), 1..6),
+            top in proptest::collection::vec(0..PATHS.len(), 0..3),
+        ) {
+            let mut env = Env::new();
+            let names: Vec<String> = (0..roles.len()).map(|i| format!("r{i}")).collect();
+            for (i, spec) in roles.iter().enumerate() {
+                // The parent is the top-level targets role or an earlier role (a tree).
+                let parent = match spec.parent % (i + 1) {
+                    0 => "targets".to_string(),
+                    p => names[p - 1].clone(),
+                };
+                let pats = spec.patterns.iter().map(|p| PATTERNS[*p].to_string()).collect();
+                env.repo
+                    .add_delegation(&parent, &names[i], Some(pats), None, spec.terminating, 1, 1)
+                    .unwrap();
+                for p in &spec.listed {
+                    env.repo
+                        .add_target_bytes(&names[i], PATHS[*p], names[i].as_bytes(), None)
+                        .unwrap();
+                }
+            }
+            for p in &top {
+                env.repo.add_target_bytes("targets", PATHS[*p], b"top", None).unwrap();
+            }
+            env.repo.publish().unwrap();
+            let listing = env.updater_refreshed().all_targets(100).unwrap();
+            for path in PATHS.iter().chain(std::iter::once(&TARGET)) {
+                // A separate client per lookup: the answer cannot depend on earlier loads.
+                let looked_up = env.updater_refreshed().target_info(path).unwrap();
+                let listed = listing.targets.iter().find(|t| t.path() == *path);
+                prop_assert_eq!(listed, looked_up.as_ref(), "path {}", path);
+                let refused = listing.refused.iter().any(|r| r.path == *path);
+                prop_assert!(!(refused && listed.is_some()), "path {} both listed and refused", path);
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use tuf::{Error, TimestampUpdate};
+use tuf::{Error, FileFetcher, TimestampUpdate, Updater, UpdaterConfig};
 
 #[test]
 fn timestamp_version_rollback_is_rejected_and_trusted_copy_kept() {
@@ -141,4 +141,77 @@ fn root_version_must_be_exactly_n_plus_one() {
         |e| matches!(e, Error::VersionMismatch { .. }),
         "root v1 as 2",
     );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// Regression (issue 9.1): a client rebuilt from its anchor each cycle replayed its local root
+/// history as if new, so fast-forward recovery (5.3.11) discarded the trusted timestamp and
+/// snapshot on every cycle after a rotation, and a stale but validly signed copy of the
+/// repository rolled it back. The trusted state is what the last refresh verified.
+#[test]
+fn no_rollback_after_rotating_any_role_across_restarts_and_sources() {
+    let config = UpdaterConfig {
+        keep_root_history: true,
+        ..UpdaterConfig::default()
+    };
+    for (role, keys, threshold) in [
+        ("timestamp", 1, 1),
+        ("snapshot", 2, 2),
+        ("targets", 2, 1),
+        ("root", 3, 2),
+    ] {
+        let mut env = Env::new();
+        env.updater_with(config.clone()).refresh().unwrap();
+        env.repo.rotate(role, keys, threshold).unwrap();
+        env.repo
+            .add_target_bytes("targets", "content/p/2.0/f", b"2.0", None)
+            .unwrap();
+        env.repo.publish().unwrap();
+        let stale = env.tmp.path().join("stale");
+        copy_dir(&env.repo.metadata_dir(), &stale);
+        env.repo
+            .add_target_bytes("targets", "content/p/3.0/f", b"3.0", None)
+            .unwrap();
+        env.repo.publish().unwrap();
+        let current = env.updater_with(config.clone()).refresh().unwrap();
+        assert_eq!(current.timestamp_version, env.version("timestamp"));
+        // A restart (a new client from the anchor), then the stale source: refused.
+        let mut up = Updater::new(
+            env.client_dir(),
+            stale.to_str().unwrap(),
+            env.root_v1.clone(),
+            FileFetcher,
+            config.clone(),
+        )
+        .unwrap();
+        assert_err(
+            up.refresh(),
+            |e| matches!(e, Error::Rollback { .. }),
+            &format!("stale copy after rotating {role}"),
+        );
+        // The same client object again (no restart): still refused.
+        assert_err(
+            up.refresh(),
+            |e| matches!(e, Error::Rollback { .. }),
+            &format!("stale copy, second cycle, after rotating {role}"),
+        );
+        // The trusted state did not move: the real source is unchanged for the client.
+        let again = env.updater_with(config.clone()).refresh().unwrap();
+        assert_eq!(again.timestamp, TimestampUpdate::Unchanged, "{role}");
+        assert_eq!(again.timestamp_version, current.timestamp_version);
+        // Only the refresh that first trusted the new root fetched it: resumed roots are not
+        // downloaded again (so they are not "new" either).
+        assert!(
+            !again.fetched.iter().any(|u| u.ends_with("/2.root.json")),
+            "{role}: {:?}",
+            again.fetched
+        );
+    }
 }

@@ -63,6 +63,21 @@ impl Env {
         .unwrap()
     }
 
+    /// A client in a new directory of its own, refreshed.
+    pub fn updater_refreshed(&self) -> Updater<FileFetcher> {
+        let dir = tempfile::tempdir_in(self.tmp.path()).unwrap().keep();
+        let mut up = Updater::new(
+            dir,
+            &self.meta_url(),
+            self.root_v1.clone(),
+            FileFetcher,
+            UpdaterConfig::default(),
+        )
+        .unwrap();
+        up.refresh().unwrap();
+        up
+    }
+
     pub fn meta_path(&self, name: &str) -> PathBuf {
         self.repo.metadata_dir().join(name)
     }
