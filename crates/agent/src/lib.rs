@@ -358,7 +358,14 @@ impl Agent {
             && previous.applied_timestamp == ts_version
             && report.recovered.is_none()
         {
-            // Nothing changed upstream and the last cycle finished: nothing to do, nothing to write.
+            // Nothing changed upstream and the last cycle finished: nothing to do, nothing to write
+            // (unless a source was rejected on the way: that is reported).
+            let rejected = std::mem::take(&mut *self.rejected.borrow_mut());
+            status.rejected = if rejected.is_empty() {
+                previous.rejected.clone()
+            } else {
+                rejected
+            };
             status.modules = self.module_status(None)?;
             report.status_written = self.state.save_status(&status)?;
             return Ok(report);
