@@ -1,1 +1,122 @@
-//! (tests to come)
+//! Delegation scope (issue 9.2): a delegated role signs a target outside the paths delegated to
+//! it. `tuf-client download` refused it, but the agent installed it and the relay mirrored it,
+//! because their listing skipped the delegation search. Now every consumer sees exactly what a
+//! lookup authorises.
+
+use crate::common::*;
+
+const EVIL: &str = "content/antimalware.pattern/99.0.0/antimalware.pattern.dat";
+
+/// `ips-team` is delegated `content/ips.rules/*/*` and signs a rules file (in scope) and an
+/// antimalware pattern 99.0.0 (out of scope).
+fn delegate_ips_team(repo: &Repo) {
+    let d = repo.dir.to_str().unwrap();
+    ok(&[
+        "repo",
+        "delegate",
+        d,
+        "--name",
+        "ips-team",
+        "--path",
+        "content/ips.rules/*/*",
+    ]);
+    repo.publish();
+    let tmp = repo.dir.parent().unwrap();
+    for (component, version, kind, body) in [
+        ("ips.rules", "2026.12.1", "rules", &b"team rules"[..]),
+        (
+            "antimalware.pattern",
+            "99.0.0",
+            "pattern",
+            &b"evil pattern"[..],
+        ),
+    ] {
+        let file = tmp.join(version).join(format!("{component}.dat"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, body).unwrap();
+        let f = file.to_str().unwrap();
+        let mut args = vec![
+            "repo",
+            "add",
+            d,
+            f,
+            "--component",
+            component,
+            "--version",
+            version,
+        ];
+        args.extend(["--kind", kind, "--role", "ips-team"]);
+        ok(&args);
+    }
+    repo.publish();
+}
+
+#[test]
+fn agent_does_not_install_a_target_outside_its_roles_scope() {
+    let bed = AgentBed::new();
+    delegate_ips_team(&bed.repo);
+    let cfg = bed.config(&bed.opts());
+    bed.once(&cfg).unwrap();
+    assert_eq!(
+        std::fs::read(bed.path("av/antimalware.pattern.dat")).unwrap(),
+        b"pattern 18.523.00"
+    );
+    let st = bed.status(&cfg);
+    assert_eq!(
+        st["modules"][0]["components"]["antimalware.pattern"],
+        "18.523.00"
+    );
+    let ignored = st["ignored"].to_string();
+    assert!(
+        ignored.contains(EVIL) && ignored.contains("ips-team"),
+        "{st:#}"
+    );
+    // The same answer as the conformance client's lookup.
+    let tmp = bed.path("client");
+    let err = client_download(
+        &tmp.join("md"),
+        &bed.repo.root_v1,
+        &bed.origin.base,
+        EVIL,
+        &tmp.join("dl"),
+    )
+    .unwrap_err();
+    assert!(err.contains("not listed"), "{err}");
+}
+
+#[test]
+fn relay_does_not_mirror_a_target_outside_its_roles_scope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::new(tmp.path());
+    delegate_ips_team(&repo);
+    let origin = Server::start(&repo.dir);
+    let cache = tmp.path().join("cache");
+    relay_once(&[&origin.base], &repo.root_v1, &cache).unwrap();
+    let relay = relay_offline(&repo.root_v1, &cache);
+    let get = |path: &str| {
+        http()
+            .get(format!("{}/targets/{path}", relay.base))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(get(EVIL).status(), 404);
+    let rules = get("content/ips.rules/2026.12.1/ips.rules.dat");
+    assert_eq!(rules.status(), 200);
+    assert_eq!(rules.bytes().unwrap().as_ref(), b"team rules");
+    let st = get_json(&format!("{}/status", relay.base));
+    assert!(st.to_string().contains(EVIL), "{st:#}");
+    // A bundle exported from the relay does not carry it either.
+    let bundle = tmp.path().join("b.tar");
+    let c = cache.to_str().unwrap();
+    ok(&[
+        "relay",
+        "export",
+        "--cache",
+        c,
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    let listing = String::from_utf8_lossy(&std::fs::read(&bundle).unwrap()).into_owned();
+    assert!(!listing.contains("evil pattern"));
+    assert!(listing.contains("team rules"));
+}

@@ -9,7 +9,12 @@ use crate::common::*;
 
 /// Publish pattern 18.600.00 after rotating `role`, copy the repository aside (stale but validly
 /// signed), then publish 18.700.00. Returns the stale copy's directory.
-fn rotate_then_publish_twice(repo: &Repo, role: &str, keys: &str, threshold: &str) -> std::path::PathBuf {
+fn rotate_then_publish_twice(
+    repo: &Repo,
+    role: &str,
+    keys: &str,
+    threshold: &str,
+) -> std::path::PathBuf {
     repo.rotate(role, keys, threshold);
     repo.add("antimalware.pattern", "18.600.00", "pattern", b"pattern 2");
     repo.publish();
@@ -47,7 +52,12 @@ fn agent_refuses_a_stale_copy_after_a_timestamp_rotation() {
     }
     // Back on the real source: an unchanged repository, and no root is "updated" again.
     let out = Command::new(bin())
-        .args(["agent", "--config", bed.config(&bed.opts()).to_str().unwrap(), "--once"])
+        .args([
+            "agent",
+            "--config",
+            bed.config(&bed.opts()).to_str().unwrap(),
+            "--once",
+        ])
         .env("RUST_LOG", "info")
         .output()
         .unwrap();
@@ -76,7 +86,11 @@ fn agent_refuses_stale_copies_after_root_and_snapshot_rotations_with_threshold_c
         b"pattern 3"
     );
     let st = bed.status(&cfg);
-    assert_eq!(st["source"].as_str(), Some(bed.origin.base.as_str()), "{st:#}");
+    assert_eq!(
+        st["source"].as_str(),
+        Some(bed.origin.base.as_str()),
+        "{st:#}"
+    );
     assert!(st["rejected"].to_string().contains("rollback"), "{st:#}");
 }
 
