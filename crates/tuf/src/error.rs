@@ -32,6 +32,12 @@ pub enum Error {
         valid: usize,
         threshold: u64,
     },
+    /// Two entries of the `signatures` array name the same key id (hex compared without regard
+    /// to case). The specification requires unique key ids; such metadata is invalid as a whole.
+    #[error(
+        "{role}: key id {keyid} appears more than once in \"signatures\" (key ids in signatures must be unique); the metadata is invalid, ask the publisher to re-sign it"
+    )]
+    DuplicateSignature { role: String, keyid: String },
     #[error(
         "{role}: version {got} is lower than the trusted version {trusted} (rollback attack?)"
     )]

@@ -454,12 +454,17 @@ impl Repository {
             .ok_or_else(|| Error::Repository(format!("unknown role {role:?}")))
     }
 
-    /// Sign a signed object with the given keys and serialize the metadata file.
+    /// Sign a signed object with the given keys and serialize the metadata file. A key given
+    /// twice signs once: "The keyid MUST be unique in the "signatures" array: multiple
+    /// signatures with the same keyid are not allowed."
     pub fn sign_with(keys: &[&PrivateKey], signed: &Value) -> Result<Vec<u8>> {
-        let sigs: Vec<Signature> = keys
-            .iter()
-            .map(|k| k.sign_value(signed))
-            .collect::<Result<_>>()?;
+        let mut sigs: Vec<Signature> = Vec::with_capacity(keys.len());
+        let mut ids = BTreeSet::new();
+        for key in keys {
+            if ids.insert(key.key_id()?) {
+                sigs.push(key.sign_value(signed)?);
+            }
+        }
         Ok(envelope_bytes(signed, &sigs))
     }
 
