@@ -510,7 +510,7 @@ mod tests {
         let err = check(
             &signed,
             &[sig.clone(), sig.clone()],
-            &[id.clone()],
+            std::slice::from_ref(&id),
             1,
             &keys,
         )
@@ -522,7 +522,7 @@ mod tests {
         // The same key id in another hex case is the same key id.
         let mut upper = sig.clone();
         upper.keyid = id.to_ascii_uppercase();
-        let err = check(&signed, &[sig, upper], &[id.clone()], 1, &keys).unwrap_err();
+        let err = check(&signed, &[sig, upper], std::slice::from_ref(&id), 1, &keys).unwrap_err();
         assert!(
             matches!(&err, Error::DuplicateSignature { keyid, .. } if *keyid == id.to_ascii_uppercase()),
             "{err}"
