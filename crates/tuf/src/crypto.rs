@@ -51,6 +51,10 @@ pub(crate) fn check_key_ids(role: &str, keys: &BTreeMap<String, Key>) -> Result<
     Ok(())
 }
 
+/// A decoded public key: the algorithm and the key material it verifies with. Two keys are the
+/// same key exactly when their `Verifier`s are equal, whatever their JSON spelling (hex case, PEM
+/// line breaks, SPKI or raw point, extra fields) and their key ids.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum Verifier {
     Ed25519(Vec<u8>),
     EcdsaP256(Vec<u8>),
@@ -167,8 +171,13 @@ impl<'a> SignedMessage<'a> {
 }
 
 /// Verify that the signed object carries valid signatures from at least `threshold` distinct keys
-/// of `keyids`. A key id listed twice, a key listed under two ids, or two signatures by the same
-/// key count once. Keys of unsupported types simply contribute no valid signature.
+/// of `keyids`.
+///
+/// Distinct keys are distinct key *material*: each key is decoded (ed25519 bytes, the P-256 point,
+/// the RSA public key) and a key listed under several ids or spelled several ways (hex case, PEM
+/// or hex SPKI, extra fields) counts once. Two signatures in `signatures` with the same key id
+/// (hex compared without regard to case) make the metadata invalid ([`Error::DuplicateSignature`]).
+/// Keys of unsupported types simply contribute no valid signature.
 pub(crate) fn verify_threshold(
     role: &str,
     msg: &SignedMessage<'_>,
@@ -177,12 +186,24 @@ pub(crate) fn verify_threshold(
     threshold: u64,
     keys: &BTreeMap<String, Key>,
 ) -> Result<()> {
-    let mut counted_ids = BTreeSet::new();
-    let mut counted_material: BTreeSet<(&str, &str)> = BTreeSet::new();
-    for keyid in keyids {
-        if counted_ids.contains(keyid) {
-            continue;
+    // "KEYID: The identifier of the key signing the ROLE object ... The keyid MUST be unique in
+    // the "signatures" array: multiple signatures with the same keyid are not allowed."
+    // (section "File formats: general principles"). Key ids are hex digests, so `ABCD…` and
+    // `abcd…` name the same key id.
+    let mut signature_ids = BTreeSet::new();
+    for s in signatures {
+        if !signature_ids.insert(s.keyid.to_ascii_lowercase()) {
+            return Err(Error::DuplicateSignature {
+                role: role.to_string(),
+                keyid: s.keyid.clone(),
+            });
         }
+    }
+    // "THRESHOLD: An integer number of keys of that role whose signatures are required in order
+    // to consider a file as being properly signed by that role." A key is its material, not the
+    // string that names it: count each decoded key once.
+    let mut counted: BTreeSet<Verifier> = BTreeSet::new();
+    for keyid in keyids {
         let Some(key) = keys.get(keyid) else { continue };
         let Ok(verifier) = Verifier::from_key(key) else {
             tracing::debug!(
@@ -192,17 +213,19 @@ pub(crate) fn verify_threshold(
             );
             continue;
         };
+        if counted.contains(&verifier) {
+            continue;
+        }
         let valid = signatures
             .iter()
             .filter(|s| &s.keyid == keyid)
             .filter_map(|s| hex::decode(&s.sig).ok())
             .any(|sig| msg.verified_by(&verifier, &sig));
         if valid {
-            counted_ids.insert(keyid.clone());
-            counted_material.insert((key.keytype.as_str(), key.keyval.public.trim()));
+            counted.insert(verifier);
         }
     }
-    let valid = counted_material.len();
+    let valid = counted.len();
     if (valid as u64) < threshold {
         return Err(Error::Threshold {
             role: role.to_string(),
@@ -478,21 +501,61 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_signatures_count_once() {
+    fn duplicate_signature_key_ids_make_metadata_invalid() {
         let k = PrivateKey::generate(KeyKind::Ed25519).unwrap();
         let (id, keys) = keymap(&k);
         let signed = json!({"x": "y"});
         let sig = k.sign_value(&signed).unwrap();
-        let ids = vec![id.clone(), id];
-        let err = check(&signed, &[sig.clone(), sig], &ids, 2, &keys).unwrap_err();
-        assert!(matches!(
-            err,
-            Error::Threshold {
-                valid: 1,
-                threshold: 2,
-                ..
-            }
-        ));
+        // Even with a threshold of 1 that the first signature meets.
+        let err = check(
+            &signed,
+            &[sig.clone(), sig.clone()],
+            std::slice::from_ref(&id),
+            1,
+            &keys,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::DuplicateSignature { role, keyid } if role == "r" && *keyid == id),
+            "{err}"
+        );
+        // The same key id in another hex case is the same key id.
+        let mut upper = sig.clone();
+        upper.keyid = id.to_ascii_uppercase();
+        let err = check(&signed, &[sig, upper], std::slice::from_ref(&id), 1, &keys).unwrap_err();
+        assert!(
+            matches!(&err, Error::DuplicateSignature { keyid, .. } if *keyid == id.to_ascii_uppercase()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn one_key_spelled_two_ways_counts_once() {
+        // ed25519: hex in upper and lower case.
+        let k = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+        let mut upper = k.public.clone();
+        upper.keyval.public = upper.keyval.public.to_ascii_uppercase();
+        // ECDSA: PEM and hex SPKI of the same point.
+        let e = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
+        let mut hex_spki = e.public.clone();
+        hex_spki.keyval.public = hex::encode(spki_der(&e.public.keyval.public).unwrap());
+        for (signer, a, b) in [
+            (&k, k.public.clone(), upper),
+            (&e, e.public.clone(), hex_spki),
+        ] {
+            let (id_a, id_b) = (key_id(&a).unwrap(), key_id(&b).unwrap());
+            assert_ne!(id_a, id_b);
+            let keys = BTreeMap::from([(id_a.clone(), a), (id_b.clone(), b)]);
+            let signed = json!({"v": 1});
+            let mut sig_a = signer.sign_value(&signed).unwrap();
+            sig_a.keyid = id_a.clone();
+            let mut sig_b = signer.sign_value(&signed).unwrap();
+            sig_b.keyid = id_b.clone();
+            let ids = [id_a, id_b];
+            let err = check(&signed, &[sig_a.clone(), sig_b.clone()], &ids, 2, &keys).unwrap_err();
+            assert!(matches!(err, Error::Threshold { valid: 1, .. }), "{err}");
+            check(&signed, &[sig_a, sig_b], &ids, 1, &keys).unwrap();
+        }
     }
 
     #[test]

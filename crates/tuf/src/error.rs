@@ -32,6 +32,12 @@ pub enum Error {
         valid: usize,
         threshold: u64,
     },
+    /// Two entries of the `signatures` array name the same key id (hex compared without regard
+    /// to case). The specification requires unique key ids; such metadata is invalid as a whole.
+    #[error(
+        "{role}: key id {keyid} appears more than once in \"signatures\" (key ids in signatures must be unique); the metadata is invalid, ask the publisher to re-sign it"
+    )]
+    DuplicateSignature { role: String, keyid: String },
     #[error(
         "{role}: version {got} is lower than the trusted version {trusted} (rollback attack?)"
     )]
@@ -79,6 +85,16 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A key rotation would make a role's threshold 0 or larger than its number of keys.
+    #[error("{role}: threshold {threshold} must be between 1 and the number of keys ({keys}); choose a threshold (--threshold) of at most the number of keys (--keys)")]
+    ThresholdAboveKeys {
+        role: String,
+        threshold: u64,
+        keys: usize,
+    },
+    /// A key rotation would lower a role's threshold without being told to.
+    #[error("{role}: rotation would lower the threshold from {from} to {to}, which weakens the role; pass --allow-lower-threshold if that is intended (or keep --threshold {from})")]
+    ThresholdLowered { role: String, from: u64, to: u64 },
     #[error("repository: {0}")]
     Repository(String),
     #[error("key: {0}")]

@@ -72,6 +72,39 @@ impl Default for InitOptions {
     }
 }
 
+/// What a key rotation makes of a role. A count left out keeps the role's current one, so that
+/// rotating keys never weakens a role by accident: "rotate the timestamp keys" of a 2-of-3 role
+/// gives a 2-of-3 role with three new keys.
+#[derive(Debug, Clone, Default)]
+pub struct RotateOptions {
+    /// Number of new keys; `None` keeps the role's current number of keys.
+    pub keys: Option<usize>,
+    /// Threshold after the rotation; `None` keeps the role's current threshold.
+    pub threshold: Option<u64>,
+    /// Allow a threshold below the current one (a weaker role). Without it such a rotation is
+    /// refused with [`Error::ThresholdLowered`].
+    pub allow_lower_threshold: bool,
+}
+
+/// The outcome of a key rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// Ids of the new keys, now the role's only keys.
+    pub new_keyids: Vec<String>,
+    /// Number of keys and threshold before the rotation.
+    pub previous_keys: usize,
+    pub previous_threshold: u64,
+    /// Threshold after the rotation.
+    pub threshold: u64,
+}
+
+impl Rotation {
+    /// Whether the rotation lowered the role's threshold (only with `allow_lower_threshold`).
+    pub fn lowered_threshold(&self) -> bool {
+        self.threshold < self.previous_threshold
+    }
+}
+
 /// Settings stored in `DIR/repository.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Settings {
@@ -454,12 +487,17 @@ impl Repository {
             .ok_or_else(|| Error::Repository(format!("unknown role {role:?}")))
     }
 
-    /// Sign a signed object with the given keys and serialize the metadata file.
+    /// Sign a signed object with the given keys and serialize the metadata file. A key given
+    /// twice signs once: "The keyid MUST be unique in the "signatures" array: multiple
+    /// signatures with the same keyid are not allowed."
     pub fn sign_with(keys: &[&PrivateKey], signed: &Value) -> Result<Vec<u8>> {
-        let sigs: Vec<Signature> = keys
-            .iter()
-            .map(|k| k.sign_value(signed))
-            .collect::<Result<_>>()?;
+        let mut sigs: Vec<Signature> = Vec::with_capacity(keys.len());
+        let mut ids = BTreeSet::new();
+        for key in keys {
+            if ids.insert(key.key_id()?) {
+                sigs.push(key.sign_value(signed)?);
+            }
+        }
         Ok(envelope_bytes(signed, &sigs))
     }
 
@@ -697,15 +735,56 @@ impl Repository {
         Ok(bins)
     }
 
-    /// Replace the keys of `role` with `nkeys` new keys and set its threshold, then publish:
-    /// a new root (signed by the old and the new root keys) for top-level roles, re-signed
-    /// metadata for the rotated role, snapshot and timestamp.
+    /// Replace the keys of `role` with exactly `nkeys` new keys and threshold `threshold`, then
+    /// publish. The caller states both counts, so this may lower the threshold; code that takes
+    /// counts from a user should use [`Repository::rotate_with`], which keeps what is not given
+    /// and refuses to lower a threshold unless told to.
     pub fn rotate(&mut self, role: &str, nkeys: usize, threshold: u64) -> Result<Vec<String>> {
-        if threshold < 1 || threshold as usize > nkeys {
-            return Err(Error::Repository(format!(
-                "threshold {threshold} must be between 1 and the number of keys ({nkeys})"
-            )));
+        let opts = RotateOptions {
+            keys: Some(nkeys),
+            threshold: Some(threshold),
+            allow_lower_threshold: true,
+        };
+        Ok(self.rotate_with(role, &opts)?.new_keyids)
+    }
+
+    /// Replace the keys of `role` with new keys and publish: a new root (signed by the old and
+    /// the new root keys) for top-level roles, re-signed metadata for the rotated role, snapshot
+    /// and timestamp.
+    ///
+    /// The number of keys and the threshold default to the role's current ones. A threshold
+    /// below the current one is refused unless `allow_lower_threshold` is set; a threshold of 0 or
+    /// above the number of keys is always refused. Nothing is changed when the rotation is
+    /// refused.
+    pub fn rotate_with(&mut self, role: &str, opts: &RotateOptions) -> Result<Rotation> {
+        let (current_ids, previous_threshold) = self.role_keyids(role)?;
+        let previous_keys = current_ids.len();
+        let nkeys = opts.keys.unwrap_or(previous_keys);
+        let threshold = opts.threshold.unwrap_or(previous_threshold);
+        if threshold < 1 || usize::try_from(threshold).map_or(true, |t| t > nkeys) {
+            return Err(Error::ThresholdAboveKeys {
+                role: role.to_string(),
+                threshold,
+                keys: nkeys,
+            });
         }
+        if threshold < previous_threshold && !opts.allow_lower_threshold {
+            return Err(Error::ThresholdLowered {
+                role: role.to_string(),
+                from: previous_threshold,
+                to: threshold,
+            });
+        }
+        let new_ids = self.rotate_keys(role, nkeys, threshold)?;
+        Ok(Rotation {
+            new_keyids: new_ids,
+            previous_keys,
+            previous_threshold,
+            threshold,
+        })
+    }
+
+    fn rotate_keys(&mut self, role: &str, nkeys: usize, threshold: u64) -> Result<Vec<String>> {
         let new_ids = self.new_keys(nkeys)?;
         let old_ids: Vec<String>;
         if TOP_LEVEL_ROLES.contains(&role) {

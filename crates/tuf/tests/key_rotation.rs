@@ -150,3 +150,72 @@ fn without_rotation_a_fast_forwarded_timestamp_blocks_updates() {
         "no recovery without rotation",
     );
 }
+
+/// Attack (publisher safety): a rotation that does not say how many keys and which threshold
+/// keeps the role's; lowering a threshold or a threshold above the keys is refused before
+/// anything changes.
+#[test]
+fn rotation_keeps_counts_unless_told_and_never_lowers_silently() {
+    use tuf::repo::RotateOptions;
+    let mut env = Env::new();
+    env.repo.rotate("timestamp", 3, 2).unwrap();
+    let r = env
+        .repo
+        .rotate_with("timestamp", &RotateOptions::default())
+        .unwrap();
+    assert_eq!((r.new_keyids.len(), r.previous_keys), (3, 3));
+    assert_eq!((r.threshold, r.previous_threshold), (2, 2));
+    assert!(!r.lowered_threshold());
+    assert_eq!(
+        env.repo.role_keyids("timestamp").unwrap(),
+        (r.new_keyids, 2)
+    );
+
+    let root_version = env.version("root");
+    let lower = RotateOptions {
+        threshold: Some(1),
+        ..Default::default()
+    };
+    assert_err(
+        env.repo.rotate_with("timestamp", &lower),
+        |e| matches!(e, Error::ThresholdLowered { role, from: 2, to: 1 } if role == "timestamp"),
+        "lowered",
+    );
+    let too_few = RotateOptions {
+        keys: Some(1),
+        ..Default::default()
+    };
+    assert_err(
+        env.repo.rotate_with("timestamp", &too_few),
+        |e| {
+            matches!(
+                e,
+                Error::ThresholdAboveKeys {
+                    threshold: 2,
+                    keys: 1,
+                    ..
+                }
+            )
+        },
+        "above keys",
+    );
+    assert_eq!(
+        env.version("root"),
+        root_version,
+        "a refused rotation changed root"
+    );
+
+    let r = env
+        .repo
+        .rotate_with(
+            "timestamp",
+            &RotateOptions {
+                allow_lower_threshold: true,
+                ..lower
+            },
+        )
+        .unwrap();
+    assert!(r.lowered_threshold());
+    assert_eq!(env.repo.role_keyids("timestamp").unwrap().1, 1);
+    env.updater().refresh().unwrap();
+}

@@ -3,7 +3,8 @@
 //!    cold and unchanged refresh with `crates/tuf`, and with python-tuf's ngclient (if the venv
 //!    made by scripts/setup-python.sh exists);
 //! 2. verification rate of a 256 MiB target (SHA-256 while streaming), in memory and end to end
-//!    from a file fetcher into the download directory.
+//!    from a file fetcher into the download directory;
+//! 3. one delegation path match with a pathological pattern (`*a` × 12 then `b` against 46 `a`s).
 //!
 //! Run: `cargo bench -p updraft --bench trust_core` (set UPDRAFT_BENCH_TARGETS to change 10000).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -211,5 +212,14 @@ fn main() {
     println!(
         "download + verify + fsync 256 MiB from a file mirror: {:.2} GB/s",
         size as f64 / t.elapsed().as_secs_f64() / 1e9
+    );
+
+    let pattern = format!("content/{}b", "*a".repeat(12));
+    let name = format!("content/{}", "a".repeat(46));
+    let t = Instant::now();
+    let matched = tuf::delegation::path_matches(&pattern, &name);
+    println!(
+        "delegation pattern with 12 stars against 46 characters: {:.3} ms (matched: {matched})",
+        ms(t.elapsed())
     );
 }

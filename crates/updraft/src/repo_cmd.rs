@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use content::{ContentInfo, Kind};
 use tuf::crypto::KeyKind;
-use tuf::repo::{InitOptions, Repository};
+use tuf::repo::{InitOptions, Repository, RotateOptions};
 
 use crate::KeyType;
 
@@ -31,18 +31,27 @@ pub enum RepoCommand {
     Remove { dir: PathBuf, target: String },
     /// Sign new versions of changed targets roles, snapshot and timestamp
     Publish { dir: PathBuf },
-    /// Replace the keys of a role (a new root is signed by the old and the new root keys) and publish
+    /// Replace the keys of a role with new keys and publish (a new root is signed by the old and
+    /// the new root keys)
+    ///
+    /// The role keeps its number of keys and its threshold unless --keys or --threshold say
+    /// otherwise: rotating a 2-of-3 role gives a 2-of-3 role with three new keys. A threshold
+    /// below the current one weakens the role and needs --allow-lower-threshold (a warning is
+    /// printed); a threshold above the number of keys is refused.
     Rotate {
         dir: PathBuf,
         /// root, targets, snapshot, timestamp or a delegated role
         #[arg(long)]
         role: String,
-        /// Signature threshold after rotation
-        #[arg(long, default_value_t = 1)]
-        threshold: u64,
-        /// Number of new keys
-        #[arg(long, default_value_t = 1)]
-        keys: usize,
+        /// Signature threshold after rotation [default: the role's current threshold]
+        #[arg(long)]
+        threshold: Option<u64>,
+        /// Number of new keys [default: the role's current number of keys]
+        #[arg(long)]
+        keys: Option<usize>,
+        /// Allow --threshold to be lower than the role's current threshold
+        #[arg(long)]
+        allow_lower_threshold: bool,
     },
     /// Delegate target paths to a new role with its own keys (staged)
     Delegate {
@@ -201,15 +210,33 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
             role,
             threshold,
             keys,
+            allow_lower_threshold,
         } => {
             let mut repo = Repository::open(dir)?;
-            let ids = repo.rotate(role, *keys, *threshold)?;
+            let rotation = repo.rotate_with(
+                role,
+                &RotateOptions {
+                    keys: *keys,
+                    threshold: *threshold,
+                    allow_lower_threshold: *allow_lower_threshold,
+                },
+            )?;
+            if rotation.lowered_threshold() {
+                eprintln!(
+                    "warning: {role}: threshold lowered from {} to {} (--allow-lower-threshold); \
+                     fewer keys now suffice to sign for this role",
+                    rotation.previous_threshold, rotation.threshold
+                );
+            }
             println!(
-                "rotated {role}: {} new key(s), threshold {threshold}; root is now v{}",
-                ids.len(),
+                "rotated {role}: {} new key(s), threshold {} (was {} key(s), threshold {}); root is now v{}",
+                rotation.new_keyids.len(),
+                rotation.threshold,
+                rotation.previous_keys,
+                rotation.previous_threshold,
                 repo.root().version
             );
-            for id in ids {
+            for id in rotation.new_keyids {
                 println!("  {id}");
             }
         }

@@ -229,6 +229,7 @@ impl Repo {
         ok(&["repo", "publish", self.dir.to_str().unwrap()]);
     }
 
+    /// Rotate `role` to exactly `keys` new keys and `threshold` (lowering it if asked to).
     pub fn rotate(&self, role: &str, keys: &str, threshold: &str) {
         let d = self.dir.to_str().unwrap();
         ok(&[
@@ -241,6 +242,7 @@ impl Repo {
             keys,
             "--threshold",
             threshold,
+            "--allow-lower-threshold",
         ]);
     }
 }
