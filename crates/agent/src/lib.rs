@@ -11,7 +11,7 @@ pub mod state;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use content::{ContentInfo, Kind, Requirement, Version};
+use content::{ContentInfo, Kind, PatchId, Requirement, Version};
 use tuf::{TargetInfo, TimestampUpdate, Updater, UpdaterConfig};
 
 pub use config::{AgentConfig, ModuleConfig, ProductConfig};
@@ -653,6 +653,53 @@ impl Agent {
         self.state.save_products(&products)
     }
 
+    /// Record, once, that a signed patch target for `p` is refused because its description is
+    /// invalid (e.g. a patch id that is a path): it is never downloaded or applied.
+    fn refuse(
+        &self,
+        p: &ProductConfig,
+        target: &str,
+        info: &ContentInfo,
+        why: &content::Error,
+    ) -> Result<()> {
+        // The id as published, bounded: it is only reported, never used as a name.
+        let id: String = info
+            .patch_id
+            .as_deref()
+            .unwrap_or("?")
+            .chars()
+            .take(content::MAX_PATCH_ID_LEN.saturating_mul(2))
+            .collect();
+        let products = self.state.products()?;
+        let build = self
+            .current_build(p, &products)
+            .unwrap_or_else(|_| "?".into());
+        tracing::error!(target, product = %p.name, error = %why, "patch target refused");
+        self.record(
+            &id,
+            &p.name,
+            &build,
+            info.build.as_deref().unwrap_or("?"),
+            "refused",
+            format!(
+                "refused {target}: {why}; it is not applied (the publisher must publish it again with valid fields)"
+            ),
+        )
+    }
+
+    /// Refuse (see [`Agent::refuse`]) every patch target for `p` whose `custom.updraft`
+    /// description fails validation.
+    fn refuse_invalid_patches(&self, p: &ProductConfig, targets: &[TargetInfo]) -> Result<()> {
+        for t in targets {
+            if let Some(Err((info, why))) = ContentInfo::parse_custom(t.custom()) {
+                if info.kind == Kind::Patch && info.product.as_deref() == Some(p.name.as_str()) {
+                    self.refuse(p, t.path(), &info, &why)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Apply every applicable patch of every configured product, oldest version first.
     fn update_products(
         &self,
@@ -664,6 +711,7 @@ impl Agent {
         let mut applied = Vec::new();
         let mut retry = false;
         for p in &self.config.products {
+            self.refuse_invalid_patches(p, targets)?;
             let mut patches: Vec<PatchTarget> = targets
                 .iter()
                 .filter_map(|t| {
@@ -704,8 +752,16 @@ impl Agent {
         targets_urls: &[String],
     ) -> Result<PatchResult> {
         let info = &pt.info;
-        let id = info.patch_id.clone().unwrap_or_default();
         let to = info.build.clone().unwrap_or_default();
+        // A patch id is a name: it names the working files under `patches/`, never a path.
+        let pid = match info.patch_id.as_deref().unwrap_or("").parse::<PatchId>() {
+            Ok(pid) => pid,
+            Err(e) => {
+                self.refuse(p, pt.target.path(), info, &e)?;
+                return Ok(PatchResult::Done);
+            }
+        };
+        let id = pid.to_string();
         let products = self.state.products()?;
         if products
             .applied
@@ -760,35 +816,31 @@ impl Agent {
             .unwrap_or("patch")
             .to_string();
         let zstd = name.ends_with(".zst") || name.ends_with(".tzst");
-        let patches_dir = self.state.dir.join("patches");
-        let archive = patches_dir.join(format!("{id}.archive"));
-        download(&self.rejected, up, &pt.target, &archive, targets_urls)?;
-        let stage = patches_dir.join(format!("{id}.stage"));
-        let files = match install::unpack_patch(&archive, zstd, &stage) {
+        let paths = self.state.patch_paths(&pid);
+        let (archive, stage, backup) = (&paths.archive, &paths.stage, &paths.backup);
+        download(&self.rejected, up, &pt.target, archive, targets_urls)?;
+        let files = match install::unpack_patch(archive, zstd, stage, &self.config.patch_limits) {
             Ok(f) => f,
             Err(e) => {
-                self.record(
-                    &id,
-                    &p.name,
-                    &build,
-                    &to,
-                    "failed",
-                    format!("bad patch archive: {e}"),
-                )?;
+                let msg = match &e {
+                    Error::PatchArchive { .. } => e.to_string(),
+                    _ => format!("bad patch archive: {e}"),
+                };
+                tracing::error!(patch = %id, product = %p.name, error = %e, "patch archive refused");
+                self.record(&id, &p.name, &build, &to, "failed", msg)?;
                 return Ok(PatchResult::Done);
             }
         };
-        // Back up what will be replaced.
-        let backup = patches_dir.join(format!("{id}.backup"));
+        // Back up what will be replaced, modes included.
         if backup.exists() {
-            std::fs::remove_dir_all(&backup).map_err(|e| Error::io(&backup, e))?;
+            std::fs::remove_dir_all(backup).map_err(|e| Error::io(backup, e))?;
         }
         let (mut replaced, mut added) = (Vec::new(), Vec::new());
         for rel in &files {
             let current = p.install_dir.join(rel);
             if current.is_file() {
                 let (dir, file) = split(&backup.join(rel));
-                install::place(&current, &dir, &file)?;
+                install::place_keeping_mode(&current, &dir, &file)?;
                 replaced.push(rel.clone());
             } else {
                 added.push(rel.clone());
@@ -798,7 +850,7 @@ impl Agent {
             patch_id: id.clone(),
             product: p.name.clone(),
             install_dir: p.install_dir.clone(),
-            backup_dir: backup.clone(),
+            backup_dir: backup.to_path_buf(),
             replaced,
             added,
             from_build: build.clone(),
@@ -808,7 +860,7 @@ impl Agent {
         fault("patch-after-backup");
         for (i, rel) in files.iter().enumerate() {
             let (dir, file) = split(&p.install_dir.join(rel));
-            install::place(&stage.join(rel), &dir, &file)?;
+            install::place_keeping_mode(&stage.join(rel), &dir, &file)?;
             if i == 0 {
                 fault("patch-mid-swap");
             }
@@ -833,6 +885,7 @@ impl Agent {
                         .unwrap_or_default()
                 );
                 self.record(&id, &p.name, &build, &to, "failed", msg)?;
+                remove_stage(stage);
                 return Ok(PatchResult::Done);
             }
         }
@@ -845,7 +898,7 @@ impl Agent {
             format!("{} {build} -> {to}", p.name),
         )?;
         self.state.clear_journal()?;
-        let _ = std::fs::remove_dir_all(&stage);
+        remove_stage(stage);
         tracing::info!(patch = %id, product = %p.name, from = %build, to = %to, "patch applied");
         Ok(PatchResult::Applied(id))
     }
@@ -881,6 +934,15 @@ fn download(
         t.path(),
         errors.join("; ")
     )))
+}
+
+/// Remove a patch's staging directory once it is no longer needed (a leftover is only noted).
+fn remove_stage(stage: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(stage) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(dir = %stage.display(), error = %e, "could not remove a patch staging directory");
+        }
+    }
 }
 
 fn split(path: &std::path::Path) -> (std::path::PathBuf, String) {
