@@ -429,3 +429,113 @@ fn unpack_into(
     }
     Ok(files)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tar_of(members: &[(&str, u32, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (rel, m, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(*m);
+            h.set_cksum();
+            tar.append_data(&mut h, rel, *data).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    fn unpack(bytes: &[u8], limits: PatchLimits) -> (tempfile::TempDir, Result<Vec<String>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("p.archive");
+        fs::write(&archive, bytes).unwrap();
+        let r = unpack_patch(&archive, false, &dir.path().join("stage"), &limits);
+        (dir, r)
+    }
+
+    #[test]
+    fn modes_keep_execute_bits_and_drop_special_and_group_world_write() {
+        assert_eq!(patch_file_mode(0o755), 0o755);
+        assert_eq!(patch_file_mode(0o644), 0o644);
+        assert_eq!(patch_file_mode(0o4777), 0o755);
+        assert_eq!(patch_file_mode(0o2775), 0o755);
+        assert_eq!(patch_file_mode(0o1666), 0o644);
+        assert_eq!(patch_file_mode(0o600), 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let (dir, r) = unpack(
+                &tar_of(&[("bin/x", 0o4777, b"x"), ("etc/y", 0o640, b"y")]),
+                PatchLimits::default(),
+            );
+            assert_eq!(r.unwrap(), ["bin/x", "etc/y"]);
+            let mode = |p: &str| {
+                fs::metadata(dir.path().join("stage").join(p))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o7777
+            };
+            assert_eq!((mode("bin/x"), mode("etc/y")), (0o755, 0o640));
+        }
+    }
+
+    #[test]
+    fn the_decompressed_stream_is_cut_at_the_bound_even_in_headers() {
+        // A 100 KB member name (a GNU long-name record the tar reader keeps in memory) is
+        // header data, not file data: the stream bound stops it.
+        let long = format!("{}f", "a/".repeat(50_000));
+        let limits = PatchLimits {
+            max_unpacked_bytes: 1,
+            max_members: 1,
+        };
+        let (dir, r) = unpack(&tar_of(&[(&long, 0o644, b"x")]), limits);
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("the decompressed archive exceeds 24577 bytes")
+                && e.contains("patch_limits.max_unpacked_bytes = 1"),
+            "{e}"
+        );
+        assert!(!dir.path().join("stage").exists(), "staging removed");
+    }
+
+    #[test]
+    fn sizes_and_members_are_bounded_and_duplicates_refused() {
+        let limits = PatchLimits {
+            max_unpacked_bytes: 10,
+            max_members: 3,
+        };
+        let (_d, r) = unpack(
+            &tar_of(&[("a", 0o644, b"12345"), ("b", 0o644, b"12345")]),
+            limits,
+        );
+        assert_eq!(r.unwrap(), ["a", "b"], "exactly at the bound");
+        let (d, r) = unpack(
+            &tar_of(&[("a", 0o644, b"12345"), ("b", 0o644, b"123456")]),
+            limits,
+        );
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("member b (6 bytes)") && e.contains("max_unpacked_bytes = 10"),
+            "{e}"
+        );
+        assert!(!d.path().join("stage").exists());
+        let (_d, r) = unpack(
+            &tar_of(&[
+                ("a", 0o644, b""),
+                ("b", 0o644, b""),
+                ("c", 0o644, b""),
+                ("d", 0o644, b""),
+            ]),
+            limits,
+        );
+        assert!(r.unwrap_err().to_string().contains("more than 3 members"));
+        let (_d, r) = unpack(&tar_of(&[("a", 0o644, b"1"), ("./a", 0o644, b"2")]), limits);
+        assert!(r
+            .unwrap_err()
+            .to_string()
+            .contains("member a appears twice"));
+    }
+}
