@@ -45,6 +45,40 @@ pub struct AgentConfig {
     pub modules: Vec<ModuleConfig>,
     #[serde(default, rename = "product")]
     pub products: Vec<ProductConfig>,
+    /// Bounds on what one patch archive may unpack to.
+    #[serde(default)]
+    pub patch_limits: PatchLimits,
+}
+
+/// Bounds on what one patch archive may unpack to, enforced while it is unpacked: the agent
+/// never writes more than `max_unpacked_bytes` of files nor more than `max_members` members,
+/// and refuses (recording why in the hotfix history) an archive that would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchLimits {
+    /// Total size of the files of one patch, unpacked, in bytes (default 1 GiB).
+    #[serde(default = "default_max_unpacked_bytes")]
+    pub max_unpacked_bytes: u64,
+    /// Members (files and directories) of one patch archive (default 10,000).
+    #[serde(default = "default_max_members")]
+    pub max_members: u64,
+}
+
+impl Default for PatchLimits {
+    fn default() -> Self {
+        PatchLimits {
+            max_unpacked_bytes: default_max_unpacked_bytes(),
+            max_members: default_max_members(),
+        }
+    }
+}
+
+fn default_max_unpacked_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_max_members() -> u64 {
+    10_000
 }
 
 /// A consumer of components, e.g. a virus scanner reading its signature directory.
@@ -134,6 +168,16 @@ impl AgentConfig {
                     "{u:?} is not an http://, https:// or file:// URL"
                 )));
             }
+        }
+        if self.patch_limits.max_unpacked_bytes == 0 {
+            return Err(Error::Config(
+                "patch_limits.max_unpacked_bytes must be at least 1".into(),
+            ));
+        }
+        if self.patch_limits.max_members == 0 {
+            return Err(Error::Config(
+                "patch_limits.max_members must be at least 1".into(),
+            ));
         }
         if self.poll_interval == 0 {
             return Err(Error::Config("poll_interval must be at least 1".into()));
@@ -236,6 +280,10 @@ build = "9.5.1514"                         # or build_command = "..." that print
 install_dir = "/opt/scanner"
 restart = "systemctl restart scanner"      # optional
 preflight = ["systemctl is-active scanner"] # optional; each must exit 0
+
+[patch_limits]                             # optional; these are the defaults
+max_unpacked_bytes = 1073741824            # files of one patch, unpacked (1 GiB)
+max_members = 10000                        # members of one patch archive
 "#;
 
     #[test]
@@ -248,8 +296,26 @@ preflight = ["systemctl is-active scanner"] # optional; each must exit 0
             ["antimalware.pattern", "antimalware.engine"]
         );
         assert_eq!(c.products[0].preflight, ["systemctl is-active scanner"]);
+        assert_eq!(c.patch_limits, PatchLimits::default());
+        assert_eq!(c.patch_limits.max_unpacked_bytes, 1 << 30);
+        assert_eq!(c.patch_limits.max_members, 10_000);
         // Relays first; the origin only with allow_direct (or when there are no relays).
         assert_eq!(c.sources().len(), 2);
+    }
+
+    #[test]
+    fn patch_limits_default_when_absent_and_unknown_limits_are_named() {
+        let without = MINIMAL.split("[patch_limits]").next().unwrap();
+        let c: AgentConfig = toml::from_str(without).unwrap();
+        assert_eq!(c.patch_limits, PatchLimits::default());
+        let c: AgentConfig =
+            toml::from_str(&format!("{without}\n[patch_limits]\nmax_members = 3\n")).unwrap();
+        assert_eq!(c.patch_limits.max_members, 3);
+        assert_eq!(c.patch_limits.max_unpacked_bytes, 1 << 30);
+        let err =
+            toml::from_str::<AgentConfig>(&format!("{without}\n[patch_limits]\nmax_bytes = 3\n"))
+                .unwrap_err();
+        assert!(err.to_string().contains("max_bytes"), "{err}");
     }
 
     #[test]

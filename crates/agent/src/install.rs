@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
+use crate::config::PatchLimits;
 use crate::error::{Error, Result};
 use crate::state::{HistoryEntry, InstalledComponent, Journal, StateDir};
 
@@ -23,25 +24,50 @@ pub(crate) fn now() -> String {
     tuf::metadata::format_expires(time::OffsetDateTime::now_utc())
 }
 
-/// Copy `src` to `dir/name`: staged next to the destination, fsynced, renamed over it.
+/// Copy `src` to `dir/name`: staged next to the destination, fsynced, renamed over it. The file
+/// gets mode 0644 (module content: data read by the module, never run).
 pub fn place(src: &Path, dir: &Path, name: &str) -> Result<()> {
+    place_with_mode(src, dir, name, Some(0o644))
+}
+
+/// As [`place`], giving the copy exactly the permission bits of `src`. Patches use it for every
+/// copy: into the backup, from the staging directory (whose modes were set from the archive,
+/// see [`patch_file_mode`]) into the product, and from the backup back into the product, so a
+/// rollback restores the original mode exactly.
+pub fn place_keeping_mode(src: &Path, dir: &Path, name: &str) -> Result<()> {
+    place_with_mode(src, dir, name, None)
+}
+
+/// `mode`: the permission bits to set, or `None` for those of `src`.
+fn place_with_mode(src: &Path, dir: &Path, name: &str, mode: Option<u32>) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let dest = dir.join(name);
     let mut tmp = tempfile::Builder::new()
         .prefix(".updraft-stage-")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     let mut from = File::open(src).map_err(|e| Error::io(src, e))?;
-    std::io::copy(&mut from, tmp.as_file_mut()).map_err(|e| Error::io(dir.join(name), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(dir.join(name), e))?;
+    std::io::copy(&mut from, tmp.as_file_mut()).map_err(|e| Error::io(&dest, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(&dest, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644));
+        let mode = match mode {
+            Some(m) => m,
+            None => {
+                from.metadata()
+                    .map_err(|e| Error::io(src, e))?
+                    .permissions()
+                    .mode()
+                    & 0o7777
+            }
+        };
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(&dest, e))?;
     }
-    tmp.persist(dir.join(name))
-        .map_err(|e| Error::io(dir.join(name), e.error))?;
+    #[cfg(not(unix))]
+    let _ = mode;
+    tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
     Ok(())
 }
 
@@ -122,7 +148,7 @@ pub fn rollback_patch(state: &StateDir, j: &Journal) -> Result<()> {
     };
     for rel in replaced {
         let (dir, name) = split_rel(install_dir, rel);
-        place(&backup_dir.join(rel), &dir, &name)?;
+        place_keeping_mode(&backup_dir.join(rel), &dir, &name)?;
     }
     for rel in added {
         tuf::fsutil::remove_if_exists(&install_dir.join(rel))?;
@@ -190,35 +216,138 @@ pub fn recover(state: &StateDir) -> Result<Option<String>> {
     }
 }
 
+/// The permission bits a patched file gets: those the archive gives the member, masked with
+/// [`PATCH_MODE_MASK`]. Executable bits are kept; setuid, setgid, sticky and group or world write
+/// are never set, whatever the archive says.
+pub fn patch_file_mode(archive_mode: u32) -> u32 {
+    archive_mode & PATCH_MODE_MASK
+}
+
+/// See [`patch_file_mode`].
+pub const PATCH_MODE_MASK: u32 = 0o755;
+
+/// Room for tar headers, padding and long-name or PAX records allowed per member, beyond the
+/// file data, when bounding the decompressed stream.
+const HEADER_ALLOWANCE_PER_MEMBER: u64 = 8 << 10;
+
+/// A reader that fails once more than `left` bytes would be read (and says so in `exceeded`).
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    exceeded: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // At the bound: one more byte means the stream is too long.
+            let mut one = [0u8; 1];
+            if self.inner.read(&mut one)? == 0 {
+                return Ok(0);
+            }
+            self.exceeded.set(true);
+            return Err(std::io::Error::other(
+                "decompressed patch archive too large",
+            ));
+        }
+        let want = usize::try_from(self.left).map_or(buf.len(), |l| l.min(buf.len()));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
+    }
+}
+
 /// Unpack a patch archive (tar, or tar.zst when `zstd`) into `dest`, refusing anything but
-/// regular files and directories at relative paths inside it. Returns the files, relative.
-pub fn unpack_patch(archive: &Path, zstd: bool, dest: &Path) -> Result<Vec<String>> {
+/// regular files and directories at relative paths inside it, and stopping (before writing
+/// past them) at the `limits`: the files' total size, checked against each member's size
+/// before it is written and counted while it is, and the number of members; the decompressed
+/// stream itself is cut at the size limit plus 8 KiB of headers per allowed member. Each file
+/// gets [`patch_file_mode`] of its member's mode. Returns the files, relative. On any error
+/// `dest` is removed.
+pub fn unpack_patch(
+    archive: &Path,
+    zstd: bool,
+    dest: &Path,
+    limits: &PatchLimits,
+) -> Result<Vec<String>> {
     if dest.exists() {
         fs::remove_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     }
+    let result = unpack_into(archive, zstd, dest, limits);
+    if result.is_err() {
+        if let Err(e) = fs::remove_dir_all(dest) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %dest.display(), error = %e, "could not remove a patch staging directory");
+            }
+        }
+    }
+    result
+}
+
+fn unpack_into(
+    archive: &Path,
+    zstd: bool,
+    dest: &Path,
+    limits: &PatchLimits,
+) -> Result<Vec<String>> {
+    let refuse = |reason: String| Error::PatchArchive {
+        archive: archive.to_path_buf(),
+        reason,
+    };
     fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let file = File::open(archive).map_err(|e| Error::io(archive, e))?;
     let reader: Box<dyn Read> = if zstd {
         Box::new(
             ruzstd::decoding::StreamingDecoder::new(file)
-                .map_err(|e| Error::Other(format!("{}: not zstd: {e}", archive.display())))?,
+                .map_err(|e| refuse(format!("not zstd: {e}")))?,
         )
     } else {
         Box::new(file)
     };
-    let mut tar = tar::Archive::new(reader);
+    let max_bytes = limits.max_unpacked_bytes;
+    let max_members = limits.max_members;
+    let exceeded = std::rc::Rc::new(std::cell::Cell::new(false));
+    let stream_bound = max_bytes.saturating_add(
+        max_members
+            .saturating_add(2)
+            .saturating_mul(HEADER_ALLOWANCE_PER_MEMBER),
+    );
+    let bounded = Bounded {
+        inner: reader,
+        left: stream_bound,
+        exceeded: exceeded.clone(),
+    };
+    // An I/O error while reading the archive: the stream bound, or a broken archive.
+    let read_error = |e: std::io::Error| {
+        if exceeded.get() {
+            refuse(format!(
+                "the decompressed archive exceeds {stream_bound} bytes (patch_limits.max_unpacked_bytes = {max_bytes} plus {HEADER_ALLOWANCE_PER_MEMBER} bytes of headers per member allowed by patch_limits.max_members = {max_members} in the agent configuration); ask the publisher for a smaller patch or raise the limit"
+            ))
+        } else {
+            refuse(format!("unreadable: {e}"))
+        }
+    };
+    let mut tar = tar::Archive::new(bounded);
     let mut files = Vec::new();
-    for entry in tar.entries().map_err(|e| Error::io(archive, e))? {
-        let mut entry = entry.map_err(|e| Error::io(archive, e))?;
-        let path = entry
-            .path()
-            .map_err(|e| Error::io(archive, e))?
-            .into_owned();
+    let mut members: u64 = 0;
+    let mut total: u64 = 0;
+    for entry in tar.entries().map_err(read_error)? {
+        let mut entry = entry.map_err(read_error)?;
+        members = members.saturating_add(1);
+        if members > max_members {
+            return Err(refuse(format!(
+                "it has more than {max_members} members (patch_limits.max_members = {max_members} in the agent configuration); ask the publisher for a smaller patch or raise the limit"
+            )));
+        }
+        let path = entry.path().map_err(read_error)?.into_owned();
         let safe = path
             .components()
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
         if !safe {
-            return Err(Error::Other(format!(
+            return Err(refuse(format!(
                 "patch member {} is not a relative path inside the product",
                 path.display()
             )));
@@ -227,7 +356,7 @@ pub fn unpack_patch(archive: &Path, zstd: bool, dest: &Path) -> Result<Vec<Strin
             tar::EntryType::Directory => continue,
             tar::EntryType::Regular => {}
             other => {
-                return Err(Error::Other(format!(
+                return Err(refuse(format!(
                     "patch member {} is a {other:?}, not a file",
                     path.display()
                 )));
@@ -237,19 +366,176 @@ pub fn unpack_patch(archive: &Path, zstd: bool, dest: &Path) -> Result<Vec<Strin
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
             .collect();
+        if rel.as_os_str().is_empty() {
+            return Err(refuse(format!(
+                "patch member {} names no file",
+                path.display()
+            )));
+        }
+        let size = entry.size();
+        let left = max_bytes.saturating_sub(total);
+        if size > left {
+            return Err(refuse(format!(
+                "member {} ({size} bytes) would bring the unpacked files to more than {max_bytes} bytes (patch_limits.max_unpacked_bytes = {max_bytes} in the agent configuration); ask the publisher for a smaller patch or raise the limit",
+                rel.display()
+            )));
+        }
+        let archive_mode = entry
+            .header()
+            .mode()
+            .map_err(|e| refuse(format!("member {}: unreadable mode: {e}", rel.display())))?;
         let out = dest.join(&rel);
         if let Some(p) = out.parent() {
             fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
         }
-        let mut f = File::create(&out).map_err(|e| Error::io(&out, e))?;
-        std::io::copy(&mut entry, &mut f).map_err(|e| Error::io(&out, e))?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&out).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                refuse(format!("member {} appears twice", rel.display()))
+            } else {
+                Error::io(&out, e)
+            }
+        })?;
+        // Never more than the room left, whatever the member's reader yields.
+        let copied = std::io::copy(&mut (&mut entry).take(left), &mut f).map_err(|e| {
+            if exceeded.get() {
+                read_error(e)
+            } else {
+                Error::io(&out, e)
+            }
+        })?;
+        total = total.saturating_add(copied);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(
+                &out,
+                fs::Permissions::from_mode(patch_file_mode(archive_mode)),
+            )
+            .map_err(|e| Error::io(&out, e))?;
+        }
+        #[cfg(not(unix))]
+        let _ = archive_mode;
         files.push(rel.to_string_lossy().into_owned());
     }
     if files.is_empty() {
-        return Err(Error::Other(format!(
-            "patch archive {} holds no files",
-            archive.display()
-        )));
+        return Err(refuse("it holds no files".into()));
     }
     Ok(files)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tar_of(members: &[(&str, u32, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (rel, m, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(*m);
+            h.set_cksum();
+            tar.append_data(&mut h, rel, *data).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    fn unpack(bytes: &[u8], limits: PatchLimits) -> (tempfile::TempDir, Result<Vec<String>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("p.archive");
+        fs::write(&archive, bytes).unwrap();
+        let r = unpack_patch(&archive, false, &dir.path().join("stage"), &limits);
+        (dir, r)
+    }
+
+    #[test]
+    fn modes_keep_execute_bits_and_drop_special_and_group_world_write() {
+        assert_eq!(patch_file_mode(0o755), 0o755);
+        assert_eq!(patch_file_mode(0o644), 0o644);
+        assert_eq!(patch_file_mode(0o4777), 0o755);
+        assert_eq!(patch_file_mode(0o2775), 0o755);
+        assert_eq!(patch_file_mode(0o1666), 0o644);
+        assert_eq!(patch_file_mode(0o600), 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let (dir, r) = unpack(
+                &tar_of(&[("bin/x", 0o4777, b"x"), ("etc/y", 0o640, b"y")]),
+                PatchLimits::default(),
+            );
+            assert_eq!(r.unwrap(), ["bin/x", "etc/y"]);
+            let mode = |p: &str| {
+                fs::metadata(dir.path().join("stage").join(p))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o7777
+            };
+            assert_eq!((mode("bin/x"), mode("etc/y")), (0o755, 0o640));
+        }
+    }
+
+    #[test]
+    fn the_decompressed_stream_is_cut_at_the_bound_even_in_headers() {
+        // A 100 KB member name (a GNU long-name record the tar reader keeps in memory) is
+        // header data, not file data: the stream bound stops it.
+        let long = format!("{}f", "a/".repeat(50_000));
+        let limits = PatchLimits {
+            max_unpacked_bytes: 1,
+            max_members: 1,
+        };
+        let (dir, r) = unpack(&tar_of(&[(&long, 0o644, b"x")]), limits);
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("the decompressed archive exceeds 24577 bytes")
+                && e.contains("patch_limits.max_unpacked_bytes = 1"),
+            "{e}"
+        );
+        assert!(!dir.path().join("stage").exists(), "staging removed");
+    }
+
+    #[test]
+    fn sizes_and_members_are_bounded_and_duplicates_refused() {
+        let limits = PatchLimits {
+            max_unpacked_bytes: 10,
+            max_members: 3,
+        };
+        let (_d, r) = unpack(
+            &tar_of(&[("a", 0o644, b"12345"), ("b", 0o644, b"12345")]),
+            limits,
+        );
+        assert_eq!(r.unwrap(), ["a", "b"], "exactly at the bound");
+        let (d, r) = unpack(
+            &tar_of(&[("a", 0o644, b"12345"), ("b", 0o644, b"123456")]),
+            limits,
+        );
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("member b (6 bytes)") && e.contains("max_unpacked_bytes = 10"),
+            "{e}"
+        );
+        assert!(!d.path().join("stage").exists());
+        let (_d, r) = unpack(
+            &tar_of(&[
+                ("a", 0o644, b""),
+                ("b", 0o644, b""),
+                ("c", 0o644, b""),
+                ("d", 0o644, b""),
+            ]),
+            limits,
+        );
+        assert!(r.unwrap_err().to_string().contains("more than 3 members"));
+        let (_d, r) = unpack(&tar_of(&[("a", 0o644, b"1"), ("./a", 0o644, b"2")]), limits);
+        assert!(r
+            .unwrap_err()
+            .to_string()
+            .contains("member a appears twice"));
+    }
 }

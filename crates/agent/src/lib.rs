@@ -11,7 +11,7 @@ pub mod state;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use content::{ContentInfo, Kind, Requirement, Version};
+use content::{ContentInfo, Kind, PatchId, Requirement, Version};
 use tuf::{TargetInfo, TimestampUpdate, Updater, UpdaterConfig};
 
 pub use config::{AgentConfig, ModuleConfig, ProductConfig};
@@ -75,10 +75,20 @@ type PatchTarget = ContentTarget;
 /// At most this many ignored targets are named in the status (the rest are counted).
 const IGNORED_SHOWN: usize = 20;
 
+/// What the agent makes of one listing.
+#[derive(Default)]
+struct Content {
+    /// Authorised targets whose `custom.updraft` is valid and agrees with their path.
+    usable: Vec<ContentTarget>,
+    /// Authorised targets with an invalid or disagreeing description, and why.
+    invalid: Vec<(TargetInfo, content::Error)>,
+    /// Lines for the status: everything not used (at most [`IGNORED_SHOWN`] named).
+    ignored: Vec<String>,
+}
+
 /// The Updraft content the agent may act on: targets the delegation search authorised whose
-/// `custom.updraft` agrees with their path. Everything else is returned as "ignored" lines for
-/// the status (at most [`IGNORED_SHOWN`] named).
-fn authorised_content(listing: tuf::TargetListing) -> (Vec<ContentTarget>, Vec<String>) {
+/// `custom.updraft` agrees with their path. Everything else is ignored and reported.
+fn authorised_content(listing: tuf::TargetListing) -> Content {
     let mut ignored: Vec<String> = listing
         .refused
         .iter()
@@ -91,12 +101,15 @@ fn authorised_content(listing: tuf::TargetListing) -> (Vec<ContentTarget>, Vec<S
             )
         })
         .collect();
-    let mut content = Vec::new();
+    let mut content = Content::default();
     for target in listing.targets {
         match ContentInfo::for_target(target.path(), target.custom()) {
-            Ok(Some(info)) => content.push(ContentTarget { info, target }),
+            Ok(Some(info)) => content.usable.push(ContentTarget { info, target }),
             Ok(None) => {}
-            Err(e) => ignored.push(format!("ignored (signed by {}): {e}", target.role())),
+            Err(e) => {
+                ignored.push(format!("ignored (signed by {}): {e}", target.role()));
+                content.invalid.push((target, e));
+            }
         }
     }
     for line in &ignored {
@@ -107,7 +120,8 @@ fn authorised_content(listing: tuf::TargetListing) -> (Vec<ContentTarget>, Vec<S
         ignored.truncate(IGNORED_SHOWN);
         ignored.push(format!("{more} more targets ignored"));
     }
-    (content, ignored)
+    content.ignored = ignored;
+    content
 }
 
 impl Agent {
@@ -370,8 +384,8 @@ impl Agent {
             report.status_written = self.state.save_status(&status)?;
             return Ok(report);
         }
-        let (targets, ignored) = authorised_content(up.all_targets(10_000)?);
-        status.ignored = ignored;
+        let content = authorised_content(up.all_targets(10_000)?);
+        status.ignored = content.ignored.clone();
         // Target bytes are verified against the metadata just refreshed, so any source will do:
         // the one that answered first, then the others in order.
         let mut targets_urls = vec![format!("{}/targets", source.trim_end_matches('/'))];
@@ -382,9 +396,10 @@ impl Agent {
             }
         }
         let mut errors = Vec::new();
-        report.installed = self.update_modules(&mut up, &targets, &targets_urls, &mut errors)?;
+        report.installed =
+            self.update_modules(&mut up, &content.usable, &targets_urls, &mut errors)?;
         let (patches, retry) =
-            self.update_products(&mut up, &targets, &targets_urls, &mut errors)?;
+            self.update_products(&mut up, &content, &targets_urls, &mut errors)?;
         report.patches = patches;
         let products = self.state.products()?;
         for p in &self.config.products {
@@ -701,18 +716,73 @@ impl Agent {
         self.state.save_products(&products)
     }
 
+    /// Record, once, that a signed patch target for `p` is refused because its description is
+    /// invalid (e.g. a patch id that is a path): it is never downloaded or applied.
+    fn refuse(
+        &self,
+        p: &ProductConfig,
+        target: &str,
+        info: &ContentInfo,
+        why: &content::Error,
+    ) -> Result<()> {
+        // The id as published, bounded: it is only reported, never used as a name.
+        let id: String = info
+            .patch_id
+            .as_deref()
+            .unwrap_or("?")
+            .chars()
+            .take(content::MAX_PATCH_ID_LEN.saturating_mul(2))
+            .collect();
+        let products = self.state.products()?;
+        let build = self
+            .current_build(p, &products)
+            .unwrap_or_else(|_| "?".into());
+        tracing::error!(target, product = %p.name, error = %why, "patch target refused");
+        self.record(
+            &id,
+            &p.name,
+            &build,
+            info.build.as_deref().unwrap_or("?"),
+            "refused",
+            format!(
+                "refused {target}: {why}; it is not applied (the publisher must publish it again with valid fields)"
+            ),
+        )
+    }
+
+    /// Refuse (see [`Agent::refuse`]) every patch target for `p` whose `custom.updraft`
+    /// description fails validation or disagrees with its path.
+    fn refuse_invalid_patches(
+        &self,
+        p: &ProductConfig,
+        invalid: &[(TargetInfo, content::Error)],
+    ) -> Result<()> {
+        for (t, why) in invalid {
+            let info = match ContentInfo::parse_custom(t.custom()) {
+                Some(Ok(info) | Err((info, _))) => info,
+                None => continue,
+            };
+            if info.kind == Kind::Patch && info.product.as_deref() == Some(p.name.as_str()) {
+                self.refuse(p, t.path(), &info, why)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Apply every applicable patch of every configured product, oldest version first.
     fn update_products(
         &self,
         up: &mut Updater<Arc<dyn tuf::Fetcher>>,
-        targets: &[ContentTarget],
+        content: &Content,
         targets_urls: &[String],
         errors: &mut Vec<String>,
     ) -> Result<(Vec<(String, String)>, bool)> {
         let mut applied = Vec::new();
         let mut retry = false;
         for p in &self.config.products {
-            let mut patches: Vec<PatchTarget> = targets
+            self.refuse_invalid_patches(p, &content.invalid)?;
+            let mut patches: Vec<PatchTarget> = content
+                .usable
                 .iter()
                 .filter(|t| {
                     t.info.kind == Kind::Patch && t.info.product.as_deref() == Some(p.name.as_str())
@@ -751,8 +821,16 @@ impl Agent {
         targets_urls: &[String],
     ) -> Result<PatchResult> {
         let info = &pt.info;
-        let id = info.patch_id.clone().unwrap_or_default();
         let to = info.build.clone().unwrap_or_default();
+        // A patch id is a name: it names the working files under `patches/`, never a path.
+        let pid = match info.patch_id.as_deref().unwrap_or("").parse::<PatchId>() {
+            Ok(pid) => pid,
+            Err(e) => {
+                self.refuse(p, pt.target.path(), info, &e)?;
+                return Ok(PatchResult::Done);
+            }
+        };
+        let id = pid.to_string();
         let products = self.state.products()?;
         if products
             .applied
@@ -807,35 +885,31 @@ impl Agent {
             .unwrap_or("patch")
             .to_string();
         let zstd = name.ends_with(".zst") || name.ends_with(".tzst");
-        let patches_dir = self.state.dir.join("patches");
-        let archive = patches_dir.join(format!("{id}.archive"));
-        download(&self.rejected, up, &pt.target, &archive, targets_urls)?;
-        let stage = patches_dir.join(format!("{id}.stage"));
-        let files = match install::unpack_patch(&archive, zstd, &stage) {
+        let paths = self.state.patch_paths(&pid);
+        let (archive, stage, backup) = (&paths.archive, &paths.stage, &paths.backup);
+        download(&self.rejected, up, &pt.target, archive, targets_urls)?;
+        let files = match install::unpack_patch(archive, zstd, stage, &self.config.patch_limits) {
             Ok(f) => f,
             Err(e) => {
-                self.record(
-                    &id,
-                    &p.name,
-                    &build,
-                    &to,
-                    "failed",
-                    format!("bad patch archive: {e}"),
-                )?;
+                let msg = match &e {
+                    Error::PatchArchive { .. } => e.to_string(),
+                    _ => format!("bad patch archive: {e}"),
+                };
+                tracing::error!(patch = %id, product = %p.name, error = %e, "patch archive refused");
+                self.record(&id, &p.name, &build, &to, "failed", msg)?;
                 return Ok(PatchResult::Done);
             }
         };
-        // Back up what will be replaced.
-        let backup = patches_dir.join(format!("{id}.backup"));
+        // Back up what will be replaced, modes included.
         if backup.exists() {
-            std::fs::remove_dir_all(&backup).map_err(|e| Error::io(&backup, e))?;
+            std::fs::remove_dir_all(backup).map_err(|e| Error::io(backup, e))?;
         }
         let (mut replaced, mut added) = (Vec::new(), Vec::new());
         for rel in &files {
             let current = p.install_dir.join(rel);
             if current.is_file() {
                 let (dir, file) = split(&backup.join(rel));
-                install::place(&current, &dir, &file)?;
+                install::place_keeping_mode(&current, &dir, &file)?;
                 replaced.push(rel.clone());
             } else {
                 added.push(rel.clone());
@@ -845,7 +919,7 @@ impl Agent {
             patch_id: id.clone(),
             product: p.name.clone(),
             install_dir: p.install_dir.clone(),
-            backup_dir: backup.clone(),
+            backup_dir: backup.to_path_buf(),
             replaced,
             added,
             from_build: build.clone(),
@@ -855,7 +929,7 @@ impl Agent {
         fault("patch-after-backup");
         for (i, rel) in files.iter().enumerate() {
             let (dir, file) = split(&p.install_dir.join(rel));
-            install::place(&stage.join(rel), &dir, &file)?;
+            install::place_keeping_mode(&stage.join(rel), &dir, &file)?;
             if i == 0 {
                 fault("patch-mid-swap");
             }
@@ -880,6 +954,7 @@ impl Agent {
                         .unwrap_or_default()
                 );
                 self.record(&id, &p.name, &build, &to, "failed", msg)?;
+                remove_stage(stage);
                 return Ok(PatchResult::Done);
             }
         }
@@ -892,7 +967,7 @@ impl Agent {
             format!("{} {build} -> {to}", p.name),
         )?;
         self.state.clear_journal()?;
-        let _ = std::fs::remove_dir_all(&stage);
+        remove_stage(stage);
         tracing::info!(patch = %id, product = %p.name, from = %build, to = %to, "patch applied");
         Ok(PatchResult::Applied(id))
     }
@@ -928,6 +1003,15 @@ fn download(
         t.path(),
         errors.join("; ")
     )))
+}
+
+/// Remove a patch's staging directory once it is no longer needed (a leftover is only noted).
+fn remove_stage(stage: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(stage) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(dir = %stage.display(), error = %e, "could not remove a patch staging directory");
+        }
+    }
 }
 
 fn split(path: &std::path::Path) -> (std::path::PathBuf, String) {

@@ -47,7 +47,8 @@ pub struct HistoryEntry {
     pub product: String,
     pub from_build: String,
     pub to_build: String,
-    /// applied, not applicable, preflight failed, failed, rolled back.
+    /// applied, not applicable, preflight failed, failed, rolled back, refused (a signed patch
+    /// target whose description is invalid, e.g. a patch id that is not a name).
     pub outcome: String,
     pub message: String,
 }
@@ -116,6 +117,17 @@ pub enum Journal {
     },
 }
 
+/// Where the agent keeps the working files of one patch, under `state_dir/patches/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchPaths {
+    /// The downloaded (verified) archive.
+    pub archive: PathBuf,
+    /// Where the archive is unpacked before anything in the product changes.
+    pub stage: PathBuf,
+    /// Copies of the product files the patch replaces.
+    pub backup: PathBuf,
+}
+
 #[derive(Debug, Clone)]
 pub struct StateDir {
     pub dir: PathBuf,
@@ -148,6 +160,16 @@ impl StateDir {
     }
     pub fn version_dir(&self, component: &str, version: &str) -> PathBuf {
         self.dir.join("versions").join(component).join(version)
+    }
+    /// The working files of patch `id`. Only a validated [`content::PatchId`] (a name, never a
+    /// path) names them, so they are always directly under `patches/`.
+    pub fn patch_paths(&self, id: &content::PatchId) -> PatchPaths {
+        let dir = self.dir.join("patches");
+        PatchPaths {
+            archive: dir.join(format!("{id}.archive")),
+            stage: dir.join(format!("{id}.stage")),
+            backup: dir.join(format!("{id}.backup")),
+        }
     }
     pub fn installed(&self) -> Result<Installed> {
         read_json(&self.dir.join("installed.json"))

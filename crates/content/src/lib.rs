@@ -41,6 +41,8 @@ pub enum Error {
     },
     #[error("target {path:?}: custom.updraft is not a valid content description: {reason}")]
     Custom { path: String, reason: String },
+    #[error("patch id {0:?} is not a name: use 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit, without \"..\" (e.g. CP-1519)")]
+    PatchId(String),
 }
 
 /// What a component is.
@@ -230,6 +232,51 @@ pub fn check_component(name: &str) -> Result<(), Error> {
     }
 }
 
+/// Longest patch id accepted.
+pub const MAX_PATCH_ID_LEN: usize = 64;
+
+/// Check a patch id such as `CP-1519`: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}` without `..`. A patch id
+/// is a name, never a path: agents use it to name their working files, so anything that could
+/// be read as a path (`/`, `\`, `..`, a leading `.` or `-`) is refused.
+pub fn check_patch_id(id: &str) -> Result<(), Error> {
+    let bytes = id.as_bytes();
+    let ok = bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.len() <= MAX_PATCH_ID_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !id.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::PatchId(id.to_string()))
+    }
+}
+
+/// A patch id checked by [`check_patch_id`]: safe to use as (part of) a file name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PatchId(String);
+
+impl PatchId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for PatchId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        check_patch_id(s)?;
+        Ok(PatchId(s.to_string()))
+    }
+}
+
+impl fmt::Display for PatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The `custom.updraft` object of a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContentInfo {
@@ -269,8 +316,9 @@ impl ContentInfo {
             if self.build.is_none() {
                 return Err(Error::PatchField("--build"));
             }
-            if self.patch_id.is_none() {
-                return Err(Error::PatchField("--patch-id"));
+            match &self.patch_id {
+                None => return Err(Error::PatchField("--patch-id")),
+                Some(id) => check_patch_id(id)?,
             }
             if self.product.as_deref() != Some(self.component.as_str()) {
                 return Err(Error::PatchProduct {
@@ -350,6 +398,22 @@ impl ContentInfo {
             }
         }
         Ok(Some(info))
+    }
+
+    /// Read the `updraft` object from a target's `custom` field, if it has a valid one.
+    pub fn from_custom(custom: Option<&serde_json::Value>) -> Option<Self> {
+        Self::parse_custom(custom)?.ok()
+    }
+
+    /// As [`ContentInfo::from_custom`], keeping why a described target is invalid: `None` when
+    /// there is no `updraft` object of the expected shape, `Some(Err(_))` (with the object as it
+    /// was read) when one of its fields fails [`ContentInfo::validate`].
+    pub fn parse_custom(custom: Option<&serde_json::Value>) -> Option<Result<Self, (Self, Error)>> {
+        let info: ContentInfo = serde_json::from_value(custom?.get("updraft")?.clone()).ok()?;
+        Some(match info.validate() {
+            Ok(()) => Ok(info),
+            Err(e) => Err((info, e)),
+        })
     }
 }
 
@@ -442,6 +506,36 @@ mod tests {
     }
 
     #[test]
+    fn patch_ids_are_names_never_paths() {
+        for good in ["CP-1519", "cp_1519.2", "9", "A.b-c_d", &"x".repeat(64)] {
+            assert!(check_patch_id(good).is_ok(), "{good:?}");
+            assert_eq!(good.parse::<PatchId>().unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "..",
+            ".hidden",
+            "-rf",
+            "../../../escaped",
+            "a/b",
+            "a\\b",
+            "CP..1",
+            "CP 1519",
+            "CP-1519\n",
+            "é",
+            "a\0",
+            &"x".repeat(65),
+        ] {
+            assert_eq!(
+                check_patch_id(bad),
+                Err(Error::PatchId(bad.to_string())),
+                "{bad:?}"
+            );
+            assert!(bad.parse::<PatchId>().is_err());
+        }
+    }
+
+    #[test]
     fn patch_fields_are_required_and_checked() {
         let mut c = ContentInfo {
             kind: Kind::Patch,
@@ -466,6 +560,13 @@ mod tests {
         c.product = Some("agent".into());
         assert!(matches!(c.validate(), Err(Error::PatchProduct { .. })));
         c.product = Some("scanner".into());
+        c.patch_id = Some("../../../escaped".into());
+        assert_eq!(c.validate(), Err(Error::PatchId("../../../escaped".into())));
+        assert!(ContentInfo::from_custom(Some(&c.to_custom())).is_none());
+        assert!(matches!(
+            ContentInfo::parse_custom(Some(&c.to_custom())),
+            Some(Err((_, Error::PatchId(_))))
+        ));
         c.patch_id = None;
         assert_eq!(c.validate(), Err(Error::PatchField("--patch-id")));
         c.kind = Kind::Pattern;
