@@ -77,6 +77,10 @@ pub struct Status {
     /// Sources whose data was rejected in the last cycle (tampered, wrong length), with why.
     #[serde(default)]
     pub rejected: Vec<String>,
+    /// Sources found behind another configured source (or the trusted state) in the last cycle:
+    /// which one and by how many timestamp versions.
+    #[serde(default)]
+    pub lagging: Vec<String>,
     /// Version of the timestamp whose content was fully applied (a crash after a refresh but
     /// before the installs leaves this behind, so the next cycle does the work).
     #[serde(default)]
