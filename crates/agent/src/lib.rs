@@ -118,7 +118,11 @@ impl Agent {
             };
             match up.refresh() {
                 Ok(out) => {
-                    let first = (up, base.clone(), out.timestamp == TimestampUpdate::Unchanged);
+                    let first = (
+                        up,
+                        base.clone(),
+                        out.timestamp == TimestampUpdate::Unchanged,
+                    );
                     // Later relays only: going to the origin is the fallback, not a comparison.
                     let later: Vec<&str> = sources
                         .iter()

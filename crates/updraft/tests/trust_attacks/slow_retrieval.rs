@@ -76,9 +76,10 @@ fn serve(mut s: TcpStream, mode: Mode, stop: &AtomicBool, end: Instant) {
     let mut buf = [0u8; 4096];
     let _ = s.read(&mut buf);
     if let Mode::Drip = mode {
-        if s
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
-            .is_err()
+        if s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+        )
+        .is_err()
         {
             return;
         }
@@ -138,7 +139,11 @@ fn agent_fails_over(mode: Mode, reason: &str) {
     let t = Instant::now();
     let r = bed.once(&cfg).unwrap();
     let took = t.elapsed();
-    assert_eq!(r["installed"][0], serde_json::json!([PATTERN, "18.523.00"]), "{r:#}");
+    assert_eq!(
+        r["installed"][0],
+        serde_json::json!([PATTERN, "18.523.00"]),
+        "{r:#}"
+    );
     assert_eq!(
         std::fs::read(bed.path("av/antimalware.pattern.dat")).unwrap(),
         b"pattern 18.523.00"
