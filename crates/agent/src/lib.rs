@@ -990,7 +990,7 @@ fn behind_trusted(source: &str, e: &tuf::Error) -> Option<String> {
             got,
             trusted,
         } if role == "timestamp" => Some(format!(
-            "lagging {source}: {} timestamp version(s) behind the trusted state (v{got} < v{trusted})",
+            "lagging {source}: {} timestamp version(s) behind the trusted state (serves v{got}, trusted v{trusted}; rollback refused)",
             trusted.saturating_sub(*got)
         )),
         _ => None,

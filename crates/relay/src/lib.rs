@@ -362,7 +362,7 @@ fn behind_trusted(upstream: &str, e: &Error) -> Option<String> {
             got,
             trusted,
         }) if role == "timestamp" => Some(format!(
-            "lagging {upstream}: {} timestamp version(s) behind the trusted state (v{got} < v{trusted})",
+            "lagging {upstream}: {} timestamp version(s) behind the trusted state (serves v{got}, trusted v{trusted}; rollback refused)",
             trusted.saturating_sub(*got)
         )),
         _ => None,

@@ -118,14 +118,6 @@ impl Runtime {
             url: url.to_string(),
             reason: "the HTTP client is shut down".into(),
         })?;
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // Blocking here would stall (or panic) the caller's executor.
-            return Err(FetchError::Transport {
-                url: url.to_string(),
-                reason: "blocking HTTP client called from an async task (use spawn_blocking)"
-                    .into(),
-            });
-        }
         // The timer is created inside the runtime (it needs its time driver).
         Ok(rt.block_on(async move { tokio::time::timeout(limit, fut).await.ok() }))
     }
@@ -142,6 +134,9 @@ impl Drop for Runtime {
 /// Blocking HTTP(S) fetcher (rustls; system trust roots). Content trust never depends on TLS:
 /// everything fetched is verified against signed metadata by the caller. Slow sources are cut
 /// off as [`HttpConfig`] describes, for every consumer (agent, relay, `tuf-client`).
+///
+/// The API is blocking (it drives its own runtime): call it from plain threads or from
+/// `tokio::task::spawn_blocking`, never directly from an async task.
 #[derive(Debug, Clone)]
 pub struct HttpFetcher {
     client: reqwest::Client,

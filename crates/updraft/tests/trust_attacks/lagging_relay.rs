@@ -117,3 +117,54 @@ fn child_relay_takes_the_newest_verified_view_and_names_the_lagging_upstream() {
         "{r:#}"
     );
 }
+
+#[test]
+fn the_manager_is_told_which_relay_lags() {
+    let (bed, stale) = bed_with_stale_copy();
+    let db = format!("sqlite://{}", bed.path("manager.db").display());
+    let admin = ok(&["admin", "--db", &db, "token", "create"])
+        .trim()
+        .to_string();
+    ok(&["admin", "--db", &db, "group", "put", "branch"]);
+    let token = ok(&[
+        "admin",
+        "--db",
+        &db,
+        "enroll-token",
+        "create",
+        "--group",
+        "branch",
+        "--uses",
+        "1",
+    ]);
+    std::fs::write(bed.path("enroll.token"), token.trim()).unwrap();
+    let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
+    let cfg = bed.config(&AgentOpts {
+        relays: vec![stale.base.clone(), bed.origin.base.clone()],
+        manager: Some((
+            mgr.base.clone(),
+            bed.path("enroll.token"),
+            "branch-pc-1".into(),
+        )),
+        ..bed.opts()
+    });
+    let r = bed.once(&cfg).unwrap();
+    assert!(r["manager_error"].is_null(), "{r:#}");
+    let hosts: serde_json::Value = serde_json::from_slice(
+        &http()
+            .get(format!("{}/api/v1/hosts", mgr.base))
+            .bearer_auth(&admin)
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    let h = &hosts["hosts"][0];
+    assert_eq!(h["components"][PATTERN], "18.524.00", "{h:#}");
+    let last = h["last_result"].as_str().unwrap_or_default();
+    assert!(
+        last.contains(&format!("lagging {}", stale.base)) && last.contains("behind"),
+        "{h:#}"
+    );
+}
