@@ -42,7 +42,8 @@ pub enum Error {
 pub struct HttpConfig {
     /// Time to establish a connection (TCP and TLS).
     pub connect_timeout: Duration,
-    /// Time from sending a request to the start of the response (status line and headers).
+    /// Time from the start of a request (connecting included) to the start of the response
+    /// (status line and headers).
     pub first_byte_timeout: Duration,
     /// Window of the progress check: within every `stall_timeout` of reading a body at least
     /// `min_rate × stall_timeout` bytes (at least one byte) must arrive, or the body ends.
