@@ -32,6 +32,18 @@ pub struct AgentConfig {
     /// Extra CA certificate (PEM) for HTTPS relays, besides the system roots.
     #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// Seconds a source may take to start answering a request before the agent gives up on it
+    /// and fails over to the next source (slow retrieval).
+    #[serde(default = "default_first_byte_timeout")]
+    pub first_byte_timeout: u64,
+    /// Progress window in seconds: a download that receives less than `min_rate` bytes per
+    /// second over this window (or nothing at all) is cut off and the next source is tried.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: u64,
+    /// Minimum download rate in bytes per second, measured per `stall_timeout` window (0: only
+    /// a complete stall is cut off).
+    #[serde(default = "default_min_rate")]
+    pub min_rate: u64,
     /// The manager's base URL: heartbeats after every cycle, policy from the replies.
     #[serde(default)]
     pub manager: Option<String>,
@@ -115,11 +127,41 @@ fn default_poll() -> u64 {
     300
 }
 
+fn default_first_byte_timeout() -> u64 {
+    transport::DEFAULT_FIRST_BYTE_TIMEOUT_SECS
+}
+
+fn default_stall_timeout() -> u64 {
+    transport::DEFAULT_STALL_TIMEOUT_SECS
+}
+
+fn default_min_rate() -> u64 {
+    transport::DEFAULT_MIN_RATE
+}
+
 fn default_platform() -> String {
     format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
 }
 
 impl AgentConfig {
+    /// The HTTP client's bounds from this configuration (slow sources, extra CA).
+    pub fn http_config(&self) -> Result<transport::HttpConfig> {
+        let mut http = transport::HttpConfig {
+            connect_timeout: std::time::Duration::from_secs(5),
+            first_byte_timeout: std::time::Duration::from_secs(self.first_byte_timeout),
+            stall_timeout: std::time::Duration::from_secs(self.stall_timeout),
+            min_rate: self.min_rate,
+            ..transport::HttpConfig::default()
+        };
+        if let Some(ca) = &self.ca {
+            http.extra_root_pem.push(
+                std::fs::read(ca)
+                    .map_err(|e| Error::Config(format!("ca {}: {e}", ca.display())))?,
+            );
+        }
+        Ok(http)
+    }
+
     /// Read and check a configuration file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -181,6 +223,11 @@ impl AgentConfig {
         }
         if self.poll_interval == 0 {
             return Err(Error::Config("poll_interval must be at least 1".into()));
+        }
+        if self.first_byte_timeout == 0 || self.stall_timeout == 0 {
+            return Err(Error::Config(
+                "first_byte_timeout and stall_timeout must be at least 1 (seconds)".into(),
+            ));
         }
         let mut names = HashSet::new();
         for m in &self.modules {

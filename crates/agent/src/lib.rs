@@ -44,6 +44,8 @@ pub struct Agent {
     http: transport::HttpFetcher,
     /// Sources rejected during the current cycle, with why (reported in the status).
     rejected: std::cell::RefCell<Vec<String>>,
+    /// Sources found behind another source during the current cycle (reported in the status).
+    lagging: std::cell::RefCell<Vec<String>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -127,16 +129,7 @@ fn authorised_content(listing: tuf::TargetListing) -> Content {
 impl Agent {
     pub fn new(config: AgentConfig) -> Result<Self> {
         let anchor = config.validate()?;
-        let mut http = transport::HttpConfig {
-            connect_timeout: std::time::Duration::from_secs(5),
-            ..transport::HttpConfig::default()
-        };
-        if let Some(ca) = &config.ca {
-            http.extra_root_pem.push(
-                std::fs::read(ca)
-                    .map_err(|e| Error::Config(format!("ca {}: {e}", ca.display())))?,
-            );
-        }
+        let http = config.http_config()?;
         let http = transport::HttpFetcher::new(&http)?;
         let fetcher: Arc<dyn tuf::Fetcher> = Arc::new(http.clone());
         Ok(Agent {
@@ -146,6 +139,7 @@ impl Agent {
             fetcher,
             http,
             rejected: std::cell::RefCell::new(Vec::new()),
+            lagging: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -163,12 +157,14 @@ impl Agent {
         )?)
     }
 
-    /// Refresh from the first source that answers. Returns the updater, its source and whether
-    /// the timestamp was unchanged; or every source's error.
+    /// Refresh from the first source that answers, then catch up with any later relay that
+    /// offers a newer verified timestamp (see [`Agent::catch_up`]). Returns the updater, its
+    /// source and whether the timestamp was unchanged; or every source's error.
     fn refresh(&self) -> std::result::Result<Refreshed, Vec<(String, tuf::Error)>> {
+        let sources = self.sources();
         let mut errors = Vec::new();
-        for (base, _direct) in self.sources() {
-            let mut up = match self.updater(&base) {
+        for (i, (base, _direct)) in sources.iter().enumerate() {
+            let mut up = match self.updater(base) {
                 Ok(u) => u,
                 Err(e) => {
                     errors.push((base.clone(), tuf::Error::Repository(e.to_string())));
@@ -176,17 +172,88 @@ impl Agent {
                 }
             };
             match up.refresh() {
-                Ok(out) => return Ok((up, base, out.timestamp == TimestampUpdate::Unchanged)),
+                Ok(out) => {
+                    let first = (
+                        up,
+                        base.clone(),
+                        out.timestamp == TimestampUpdate::Unchanged,
+                    );
+                    // Later relays only: going to the origin is the fallback, not a comparison.
+                    let later: Vec<&str> = sources
+                        .iter()
+                        .skip(i.saturating_add(1))
+                        .filter(|(_, direct)| !direct)
+                        .map(|(s, _)| s.as_str())
+                        .collect();
+                    return Ok(self.catch_up(first, &later));
+                }
                 Err(e) => {
-                    tracing::warn!(source = %base, error = %e, "update source rejected; trying the next");
-                    self.rejected
-                        .borrow_mut()
-                        .push(format!("rejected {base}: {e}"));
-                    errors.push((base, e));
+                    if let Some(lag) = behind_trusted(base, &e) {
+                        tracing::warn!(source = %base, "{lag}; trying the next");
+                        self.lagging.borrow_mut().push(lag);
+                    } else {
+                        tracing::warn!(source = %base, error = %e, "update source rejected; trying the next");
+                        self.rejected
+                            .borrow_mut()
+                            .push(format!("rejected {base}: {e}"));
+                    }
+                    errors.push((base.clone(), e));
                 }
             }
         }
         Err(errors)
+    }
+
+    /// A source that answers may serve an old but valid view (a lagging relay). Compare it
+    /// with every later relay by refreshing from each with the same trusted state: the full
+    /// client workflow verifies what they offer (signatures, versions, rollback), and a newer
+    /// verified timestamp makes that relay the source of this cycle. A relay behind the
+    /// trusted state fails the rollback check and is reported as lagging; one that cannot be
+    /// compared is reported as rejected.
+    fn catch_up(&self, first: Refreshed, later: &[&str]) -> Refreshed {
+        let mut best = first;
+        let mut behind: Vec<(String, u64)> = Vec::new();
+        for &other in later {
+            let best_version = timestamp_version(&best.0);
+            let mut up = match self.updater(other) {
+                Ok(u) => u,
+                Err(e) => {
+                    self.rejected
+                        .borrow_mut()
+                        .push(format!("not compared with {other}: {e}"));
+                    continue;
+                }
+            };
+            match up.refresh() {
+                Ok(_) => {
+                    let v = timestamp_version(&up);
+                    if v > best_version {
+                        behind.push((best.1.clone(), best_version));
+                        best = (up, other.to_string(), false);
+                    }
+                }
+                Err(tuf::Error::Rollback { role, got, .. }) if role == "timestamp" => {
+                    behind.push((other.to_string(), got));
+                }
+                Err(e) => {
+                    tracing::warn!(source = %other, error = %e, "could not compare with this source");
+                    self.rejected
+                        .borrow_mut()
+                        .push(format!("not compared with {other}: {e}"));
+                }
+            }
+        }
+        let newest = timestamp_version(&best.0);
+        for (source, v) in behind {
+            let msg = format!(
+                "lagging {source}: {} timestamp version(s) behind {} (v{v} < v{newest})",
+                newest.saturating_sub(v),
+                best.1
+            );
+            tracing::warn!("{msg}");
+            self.lagging.borrow_mut().push(msg);
+        }
+        best
     }
 
     fn current_build(
@@ -290,6 +357,7 @@ impl Agent {
                 .chain(status.errors.iter().cloned())
                 .chain(status.rejected.iter().cloned())
                 .chain(status.ignored.iter().cloned())
+                .chain(status.lagging.iter().cloned())
                 .collect::<Vec<_>>()
                 .join("; "),
             "applied_policy": manager::policy(&self.state),
@@ -319,6 +387,7 @@ impl Agent {
     /// write the status (only when it changed).
     fn update_cycle(&self) -> Result<CycleReport> {
         self.rejected.borrow_mut().clear();
+        self.lagging.borrow_mut().clear();
         let mut report = CycleReport {
             recovered: install::recover(&self.state)?,
             ..CycleReport::default()
@@ -333,6 +402,7 @@ impl Agent {
             ..Status::default()
         };
         let refreshed = self.refresh();
+        status.lagging = self.lagging.borrow().clone();
         let (mut up, source, unchanged) = match refreshed {
             Ok(r) => r,
             Err(errors) => {
@@ -361,11 +431,7 @@ impl Agent {
         status.source = Some(source.clone());
         status.last_result = "ok".into();
         status.last_success = previous.last_success.clone();
-        let ts_version = up
-            .trusted()
-            .and_then(|t| t.timestamp())
-            .map(|t| t.version)
-            .unwrap_or(0);
+        let ts_version = timestamp_version(&up);
         status.applied_timestamp = previous.applied_timestamp;
         if unchanged
             && previous.last_result == "ok"
@@ -1036,4 +1102,28 @@ pub fn next_poll(interval: u64) -> std::time::Duration {
         .unwrap_or(0);
     let jitter_ms = (interval * 100) as u128 * u128::from(r) / u128::from(u32::MAX);
     std::time::Duration::from_secs(interval) + std::time::Duration::from_millis(jitter_ms as u64)
+}
+
+/// Version of the timestamp an updater trusts (0 before any).
+fn timestamp_version(up: &Updater<Arc<dyn tuf::Fetcher>>) -> u64 {
+    up.trusted()
+        .and_then(|t| t.timestamp())
+        .map(|t| t.version)
+        .unwrap_or(0)
+}
+
+/// A source whose timestamp is older than the one already trusted is behind (lagging), not
+/// tampered with: say so, with by how much.
+fn behind_trusted(source: &str, e: &tuf::Error) -> Option<String> {
+    match e {
+        tuf::Error::Rollback {
+            role,
+            got,
+            trusted,
+        } if role == "timestamp" => Some(format!(
+            "lagging {source}: {} timestamp version(s) behind the trusted state (serves v{got}, trusted v{trusted}; rollback refused)",
+            trusted.saturating_sub(*got)
+        )),
+        _ => None,
+    }
 }

@@ -82,6 +82,10 @@ pub struct Status {
     /// role's scope), or whose `custom.updraft` disagrees with their path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<String>,
+    /// Sources found behind another configured source (or the trusted state) in the last cycle:
+    /// which one and by how many timestamp versions.
+    #[serde(default)]
+    pub lagging: Vec<String>,
     /// Version of the timestamp whose content was fully applied (a crash after a refresh but
     /// before the installs leaves this behind, so the next cycle does the work).
     #[serde(default)]

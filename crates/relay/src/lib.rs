@@ -48,6 +48,16 @@ pub struct RelayConfig {
     /// Extra CA certificate (PEM) trusted for HTTPS upstreams, besides the system roots.
     #[serde(default)]
     pub upstream_ca: Option<PathBuf>,
+    /// Seconds an upstream may take to start answering before the relay fails over to the next.
+    #[serde(default = "default_first_byte_timeout")]
+    pub first_byte_timeout: u64,
+    /// Progress window in seconds: a download slower than `min_rate` over this window (or
+    /// silent for it) is cut off and the next upstream is tried.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: u64,
+    /// Minimum download rate in bytes per second per `stall_timeout` window (0: stalls only).
+    #[serde(default = "default_min_rate")]
+    pub min_rate: u64,
     /// Days past expiry that timestamp/snapshot may still be served (air-gapped sites).
     #[serde(default)]
     pub offline_grace: u64,
@@ -71,6 +81,15 @@ fn default_listen() -> String {
 }
 fn default_poll() -> u64 {
     300
+}
+pub fn default_first_byte_timeout() -> u64 {
+    transport::DEFAULT_FIRST_BYTE_TIMEOUT_SECS
+}
+pub fn default_stall_timeout() -> u64 {
+    transport::DEFAULT_STALL_TIMEOUT_SECS
+}
+pub fn default_min_rate() -> u64 {
+    transport::DEFAULT_MIN_RATE
 }
 fn default_keep() -> usize {
     3
@@ -107,6 +126,11 @@ impl RelayConfig {
                 "--poll-interval must be at least 1 second".into(),
             ));
         }
+        if self.first_byte_timeout == 0 || self.stall_timeout == 0 {
+            return Err(Error::Config(
+                "--first-byte-timeout and --stall-timeout must be at least 1 second".into(),
+            ));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Error::Config("--tls-cert and --tls-key go together".into()));
         }
@@ -116,6 +140,16 @@ impl RelayConfig {
             ));
         }
         trust_anchor(&self.trusted_root)
+    }
+
+    /// The HTTP client's bounds for upstreams and the manager (slow sources).
+    pub fn http_config(&self) -> transport::HttpConfig {
+        transport::HttpConfig {
+            first_byte_timeout: Duration::from_secs(self.first_byte_timeout),
+            stall_timeout: Duration::from_secs(self.stall_timeout),
+            min_rate: self.min_rate,
+            ..transport::HttpConfig::default()
+        }
     }
 
     pub fn sync_settings(&self, trusted_root: Vec<u8>, progress: bool) -> SyncSettings {
@@ -140,7 +174,7 @@ pub fn trust_anchor(path: &Path) -> Result<Vec<u8>> {
 
 /// The HTTP(S) fetcher for upstreams.
 pub fn fetcher(config: &RelayConfig) -> Result<Arc<dyn tuf::Fetcher>> {
-    let mut http = transport::HttpConfig::default();
+    let mut http = config.http_config();
     if let Some(ca) = &config.upstream_ca {
         let pem = std::fs::read(ca)
             .map_err(|e| Error::Config(format!("upstream CA {}: {e}", ca.display())))?;
@@ -181,19 +215,38 @@ pub fn sync_cycle(
         s.last_sync_started = Some(now_string());
     }
     let mut errors = Vec::new();
+    let mut lagging = Vec::new();
     let mut result = Err(Error::AllUpstreamsFailed("no upstream configured".into()));
-    for upstream in upstreams {
+    for (i, upstream) in upstreams.iter().enumerate() {
         let source = Source::upstream(upstream);
         match sync::sync_from(cache, settings, fetcher.clone(), &source) {
             Ok(outcome) => {
-                result = Ok(outcome);
+                let later = upstreams.get(i.saturating_add(1)..).unwrap_or_default();
+                result = Ok(catch_up(
+                    cache,
+                    settings,
+                    fetcher,
+                    outcome,
+                    later,
+                    &mut errors,
+                    &mut lagging,
+                ));
                 break;
             }
             Err(e) => {
-                tracing::warn!(upstream = %upstream, error = %e, "sync failed; trying the next upstream");
+                if let Some(l) = behind_trusted(upstream, &e) {
+                    tracing::warn!(upstream = %upstream, "{l}; trying the next upstream");
+                    lagging.push(l);
+                } else {
+                    tracing::warn!(upstream = %upstream, error = %e, "sync failed; trying the next upstream");
+                }
                 errors.push((upstream.clone(), e.to_string()));
             }
         }
+    }
+    if let Ok(o) = &mut result {
+        o.upstream_errors = errors.iter().map(|(u, e)| format!("{u}: {e}")).collect();
+        o.lagging = lagging.clone();
     }
     if result.is_err() && !errors.is_empty() {
         let all: Vec<String> = errors.iter().map(|(u, e)| format!("{u}: {e}")).collect();
@@ -214,6 +267,7 @@ pub fn sync_cycle(
         s.syncing = false;
         s.last_sync_finished = Some(now_string());
         s.upstream_errors = errors;
+        s.lagging_upstreams = lagging;
         match &result {
             Ok(o) => {
                 s.upstream_in_use = Some(o.source.clone());
@@ -246,6 +300,75 @@ pub fn sync_cycle(
     result
 }
 
+/// An upstream that answered may serve an old but valid view. Compare it with every later
+/// upstream by refreshing from each with the same trusted state (the full client workflow:
+/// nothing unverified is believed); a newer verified timestamp makes that upstream the source
+/// of this sync. Lagging upstreams are reported; one that cannot be compared is an error
+/// entry, the view from the first upstream stays in service.
+fn catch_up(
+    cache: &Cache,
+    settings: &SyncSettings,
+    fetcher: &Arc<dyn tuf::Fetcher>,
+    first: SyncOutcome,
+    later: &[String],
+    errors: &mut Vec<(String, String)>,
+    lagging: &mut Vec<String>,
+) -> SyncOutcome {
+    let mut best = first;
+    let mut behind: Vec<(String, u64)> = Vec::new();
+    for other in later {
+        let source = Source::upstream(other);
+        match sync::probe(cache, settings, fetcher.clone(), &source) {
+            Ok(v) if v > best.timestamp => {
+                match sync::sync_from(cache, settings, fetcher.clone(), &source) {
+                    Ok(o) => {
+                        behind.push((best.source.clone(), best.timestamp));
+                        best = o;
+                    }
+                    Err(e) => {
+                        tracing::warn!(upstream = %other, error = %e, "newer upstream failed to sync");
+                        errors.push((other.clone(), e.to_string()));
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(Error::Tuf(tuf::Error::Rollback { role, got, .. })) if role == "timestamp" => {
+                behind.push((other.clone(), got));
+            }
+            Err(e) => {
+                tracing::warn!(upstream = %other, error = %e, "could not compare with this upstream");
+                errors.push((other.clone(), format!("not compared: {e}")));
+            }
+        }
+    }
+    for (source, v) in behind {
+        let msg = format!(
+            "lagging {source}: {} timestamp version(s) behind {} (v{v} < v{})",
+            best.timestamp.saturating_sub(v),
+            best.source,
+            best.timestamp
+        );
+        tracing::warn!("{msg}");
+        lagging.push(msg);
+    }
+    best
+}
+
+/// An upstream whose timestamp is older than the trusted one is behind, not tampered with.
+fn behind_trusted(upstream: &str, e: &Error) -> Option<String> {
+    match e {
+        Error::Tuf(tuf::Error::Rollback {
+            role,
+            got,
+            trusted,
+        }) if role == "timestamp" => Some(format!(
+            "lagging {upstream}: {} timestamp version(s) behind the trusted state (serves v{got}, trusted v{trusted}; rollback refused)",
+            trusted.saturating_sub(*got)
+        )),
+        _ => None,
+    }
+}
+
 /// Heartbeat to the manager (enrolling first if needed) and store the policy in the reply.
 fn report(
     http: &transport::HttpFetcher,
@@ -273,7 +396,10 @@ fn report(
         "role": "relay",
         "upstream": sync.upstream_in_use,
         "builds": {"updraft": env!("CARGO_PKG_VERSION")},
-        "last_result": match result { Ok(o) if o.changed => "ok".to_string(), Ok(_) => "unchanged".to_string(), Err(e) => format!("failed: {e}") },
+        "last_result": std::iter::once(match result { Ok(o) if o.changed => "ok".to_string(), Ok(_) => "unchanged".to_string(), Err(e) => format!("failed: {e}") })
+            .chain(sync.lagging_upstreams.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("; "),
         "applied_policy": mc::policy(&cache.dir),
     });
     if let Some(p) = mc::heartbeat(http, url, &id, &body)? {
@@ -333,7 +459,7 @@ pub async fn run(
                         return;
                     }
                 };
-                let http = match transport::HttpFetcher::new(&transport::HttpConfig::default()) {
+                let http = match transport::HttpFetcher::new(&fetcher_config.http_config()) {
                     Ok(h) => h,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot build the HTTP client; not syncing");

@@ -46,6 +46,8 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// Errors of the upstreams tried in the last sync, in order.
     pub upstream_errors: Vec<(String, String)>,
+    /// Upstreams found behind another upstream (or the trusted state) in the last sync.
+    pub lagging_upstreams: Vec<String>,
     pub syncing: bool,
 }
 
@@ -346,6 +348,7 @@ pub fn status_json(shared: &Shared) -> serde_json::Value {
             "result": sync.last_sync_result,
             "error": sync.last_error,
             "upstream_errors": sync.upstream_errors,
+            "lagging_upstreams": sync.lagging_upstreams,
             "in_progress": sync.syncing,
         },
         "last_success": sync.last_success,

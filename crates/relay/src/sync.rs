@@ -88,6 +88,14 @@ pub struct SyncOutcome {
     pub downloaded_bytes: u64,
     pub skipped_missing: u64,
     pub warnings: Vec<String>,
+    /// Version of the timestamp the view in service follows.
+    pub timestamp: u64,
+    /// Upstreams tried before the one used, with why they failed (slow, unreachable, rejected).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstream_errors: Vec<String>,
+    /// Upstreams found behind another upstream or the trusted state, and by how much.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lagging: Vec<String>,
 }
 
 /// Test hook: `UPDRAFT_FAULT=<point>` aborts the process at that point of a sync, the way
@@ -166,6 +174,9 @@ pub fn sync_from(
                 downloaded_bytes: 0,
                 skipped_missing: 0,
                 warnings: set.grace_warnings(),
+                timestamp: versions.timestamp,
+                upstream_errors: Vec::new(),
+                lagging: Vec::new(),
             });
         }
     }
@@ -249,6 +260,9 @@ pub fn sync_from(
         downloaded_bytes,
         skipped_missing: missing,
         warnings: manifest.warnings,
+        timestamp: manifest.versions.timestamp,
+        upstream_errors: Vec::new(),
+        lagging: Vec::new(),
     })
 }
 
@@ -275,6 +289,35 @@ fn refused_warnings(refused: &[tuf::RefusedTarget]) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Refresh the trusted metadata from `source` without syncing targets: the full client workflow
+/// (so nothing unverified is believed), persisted like any refresh. Returns the version of the
+/// timestamp trusted afterwards; a source behind the trusted state fails the rollback check.
+pub fn probe(
+    cache: &Cache,
+    settings: &SyncSettings,
+    fetcher: Arc<dyn Fetcher>,
+    source: &Source,
+) -> Result<u64> {
+    let config = UpdaterConfig {
+        keep_root_history: true,
+        offline_grace: settings.offline_grace,
+        ..UpdaterConfig::default()
+    };
+    let mut up = Updater::new(
+        cache.trusted_dir(),
+        &source.metadata_url,
+        settings.trusted_root.clone(),
+        fetcher,
+        config,
+    )?;
+    up.refresh()?;
+    Ok(up
+        .trusted()
+        .and_then(|t| t.timestamp())
+        .map(|t| t.version)
+        .unwrap_or(0))
 }
 
 /// Download every target whose object is not stored yet. Returns (files, bytes, missing).

@@ -66,6 +66,9 @@ pub fn run(args: &AgentArgs) -> Result<()> {
             for e in &s.errors {
                 println!("error:         {e}");
             }
+            for l in &s.lagging {
+                println!("lagging:       {l}");
+            }
             println!(
                 "\n{:<16} {:<8} {:<40} reason",
                 "module", "status", "components"

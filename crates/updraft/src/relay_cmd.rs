@@ -80,6 +80,16 @@ struct RunArgs {
     /// Extra CA certificate (PEM) for HTTPS upstreams, besides the system roots
     #[arg(long)]
     upstream_ca: Option<PathBuf>,
+    /// Seconds an upstream may take to start answering before the next one is tried [default: 10]
+    #[arg(long, value_name = "SECS")]
+    first_byte_timeout: Option<u64>,
+    /// Progress window: a download slower than --min-rate over SECS (or silent) is cut off and the
+    /// next upstream is tried [default: 30]
+    #[arg(long, value_name = "SECS")]
+    stall_timeout: Option<u64>,
+    /// Minimum download rate in bytes per second per progress window; 0: stalls only [default: 512]
+    #[arg(long, value_name = "BYTES")]
+    min_rate: Option<u64>,
     /// Serve expired timestamp/snapshot up to DAYS past expiry (air-gapped sites) [default: 0]
     #[arg(long)]
     offline_grace: Option<u64>,
@@ -119,6 +129,9 @@ fn config(a: &RunArgs) -> Result<RelayConfig> {
             tls_cert: None,
             tls_key: None,
             upstream_ca: None,
+            first_byte_timeout: relay::default_first_byte_timeout(),
+            stall_timeout: relay::default_stall_timeout(),
+            min_rate: relay::default_min_rate(),
             offline_grace: 0,
             offline: false,
             manager: None,
@@ -152,6 +165,15 @@ fn config(a: &RunArgs) -> Result<RelayConfig> {
     }
     if a.upstream_ca.is_some() {
         c.upstream_ca = a.upstream_ca.clone();
+    }
+    if let Some(v) = a.first_byte_timeout {
+        c.first_byte_timeout = v;
+    }
+    if let Some(v) = a.stall_timeout {
+        c.stall_timeout = v;
+    }
+    if let Some(v) = a.min_rate {
+        c.min_rate = v;
     }
     if let Some(v) = a.offline_grace {
         c.offline_grace = v;

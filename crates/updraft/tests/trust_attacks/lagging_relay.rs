@@ -1,1 +1,170 @@
-//! (tests to come)
+//! A lagging relay: a source that serves an old but valid view must not hold a host back for
+//! more than one poll when a later configured source is current. Two `updraft serve` origins,
+//! one a copy of the repository made before a new publication, the stale one listed first:
+//! one `agent --once` (and one `relay --once`) must take the new version from the current
+//! source, verified with the same trusted state, and name the lagging source in its status.
+
+use crate::common::*;
+
+const PATTERN: &str = "antimalware.pattern";
+
+/// A bed whose origin has a new pattern published after `stale` was copied; the stale copy is
+/// served too.
+fn bed_with_stale_copy() -> (AgentBed, Server) {
+    let bed = AgentBed::new();
+    let stale_dir = bed.path("stale-repo");
+    copy_dir(&bed.repo.dir, &stale_dir);
+    bed.repo
+        .add(PATTERN, "18.524.00", "pattern", b"pattern 18.524.00");
+    bed.repo.publish();
+    let stale = Server::start(&stale_dir);
+    (bed, stale)
+}
+
+#[test]
+fn agent_takes_the_newest_verified_view_and_names_the_lagging_relay() {
+    let (bed, stale) = bed_with_stale_copy();
+    let cfg = bed.config(&AgentOpts {
+        relays: vec![stale.base.clone(), bed.origin.base.clone()],
+        ..bed.opts()
+    });
+    // A fresh agent: the stale relay answers first with a valid but old view.
+    let r = bed.once(&cfg).unwrap();
+    assert_eq!(
+        r["installed"][0],
+        serde_json::json!([PATTERN, "18.524.00"]),
+        "{r:#}"
+    );
+    assert_eq!(
+        std::fs::read(bed.path("av/antimalware.pattern.dat")).unwrap(),
+        b"pattern 18.524.00"
+    );
+    let st = bed.status(&cfg);
+    assert_eq!(st["source"], bed.origin.base.as_str(), "{st:#}");
+    let lagging = st["lagging"].as_array().unwrap();
+    assert_eq!(lagging.len(), 1, "{st:#}");
+    let l = lagging[0].as_str().unwrap();
+    assert!(
+        l.contains(&stale.base) && l.contains("1 timestamp version(s) behind"),
+        "{l}"
+    );
+    assert!(
+        l.contains(&bed.origin.base),
+        "names the current source: {l}"
+    );
+    // Behind is not tampered: the stale relay is not reported as rejected.
+    assert_eq!(st["rejected"].as_array().unwrap().len(), 0, "{st:#}");
+
+    // Next poll: the stale relay is behind the trusted state; still named, nothing reinstalled.
+    let r = bed.once(&cfg).unwrap();
+    assert_eq!(r["installed"].as_array().unwrap().len(), 0, "{r:#}");
+    let st = bed.status(&cfg);
+    assert_eq!(st["source"], bed.origin.base.as_str(), "{st:#}");
+    let l = st["lagging"][0].as_str().unwrap_or_default().to_string();
+    assert!(
+        l.contains(&stale.base) && l.contains("behind the trusted state"),
+        "{st:#}"
+    );
+    assert_eq!(module_status(&st), "online", "{st:#}");
+
+    // The current source listed first: the stale one after it is still compared and named.
+    let bed2_cfg = bed.path("agent2.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let swapped = text.replace(
+        &format!("relays = [{:?}, {:?}]", stale.base, bed.origin.base),
+        &format!("relays = [{:?}, {:?}]", bed.origin.base, stale.base),
+    );
+    assert_ne!(swapped, text);
+    std::fs::write(&bed2_cfg, swapped).unwrap();
+    bed.once(&bed2_cfg).unwrap();
+    let st = bed.status(&bed2_cfg);
+    assert_eq!(st["source"], bed.origin.base.as_str(), "{st:#}");
+    assert!(
+        st["lagging"][0]
+            .as_str()
+            .is_some_and(|l| l.contains(&stale.base)),
+        "{st:#}"
+    );
+}
+
+fn module_status(st: &serde_json::Value) -> &str {
+    st["modules"][0]["status"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn child_relay_takes_the_newest_verified_view_and_names_the_lagging_upstream() {
+    let (bed, stale) = bed_with_stale_copy();
+    let cache = bed.path("relay-cache");
+    let out = relay_once(&[&stale.base, &bed.origin.base], &bed.repo.root_v1, &cache).unwrap();
+    assert_eq!(out["source"], bed.origin.base.as_str(), "{out:#}");
+    let lagging = out["lagging"].as_array().unwrap();
+    assert_eq!(lagging.len(), 1, "{out:#}");
+    let l = lagging[0].as_str().unwrap();
+    assert!(
+        l.contains(&stale.base) && l.contains("1 timestamp version(s) behind"),
+        "{l}"
+    );
+    // The view in service holds the new version: an agent reading the relay's cache gets it.
+    let relay = relay_offline(&bed.repo.root_v1, &cache);
+    let cfg = bed.config(&AgentOpts {
+        relays: vec![relay.base.clone()],
+        ..bed.opts()
+    });
+    let r = bed.once(&cfg).unwrap();
+    assert_eq!(
+        r["installed"][0],
+        serde_json::json!([PATTERN, "18.524.00"]),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn the_manager_is_told_which_relay_lags() {
+    let (bed, stale) = bed_with_stale_copy();
+    let db = format!("sqlite://{}", bed.path("manager.db").display());
+    let admin = ok(&["admin", "--db", &db, "token", "create"])
+        .trim()
+        .to_string();
+    ok(&["admin", "--db", &db, "group", "put", "branch"]);
+    let token = ok(&[
+        "admin",
+        "--db",
+        &db,
+        "enroll-token",
+        "create",
+        "--group",
+        "branch",
+        "--uses",
+        "1",
+    ]);
+    std::fs::write(bed.path("enroll.token"), token.trim()).unwrap();
+    let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
+    let cfg = bed.config(&AgentOpts {
+        relays: vec![stale.base.clone(), bed.origin.base.clone()],
+        manager: Some((
+            mgr.base.clone(),
+            bed.path("enroll.token"),
+            "branch-pc-1".into(),
+        )),
+        ..bed.opts()
+    });
+    let r = bed.once(&cfg).unwrap();
+    assert!(r["manager_error"].is_null(), "{r:#}");
+    let hosts: serde_json::Value = serde_json::from_slice(
+        &http()
+            .get(format!("{}/api/v1/hosts", mgr.base))
+            .bearer_auth(&admin)
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    let h = &hosts["hosts"][0];
+    assert_eq!(h["components"][PATTERN], "18.524.00", "{h:#}");
+    let last = h["last_result"].as_str().unwrap_or_default();
+    assert!(
+        last.contains(&format!("lagging {}", stale.base)) && last.contains("behind"),
+        "{h:#}"
+    );
+}
