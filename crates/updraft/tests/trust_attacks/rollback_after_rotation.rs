@@ -91,7 +91,10 @@ fn agent_refuses_stale_copies_after_root_and_snapshot_rotations_with_threshold_c
         Some(bed.origin.base.as_str()),
         "{st:#}"
     );
-    assert!(st["rejected"].to_string().contains("rollback"), "{st:#}");
+    assert!(
+        st["lagging"].to_string().contains("rollback refused"),
+        "{st:#}"
+    );
 }
 
 #[test]

@@ -1,0 +1,296 @@
+//! Finding targets: the pre-order depth-first delegation search of 5.6.7 and the one listing
+//! built from it, so that every consumer sees, for each path, exactly the lookup's answer.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::Value;
+
+use super::Updater;
+use crate::delegation::roles_for_target;
+use crate::error::{Error, Result};
+use crate::fetch::Fetcher;
+use crate::trusted::TrustedSet;
+
+/// A target as described by verified targets metadata. Only the updater creates these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetInfo {
+    pub(super) path: String,
+    pub(super) length: u64,
+    pub(super) hashes: BTreeMap<String, String>,
+    pub(super) custom: Option<Value>,
+    pub(super) role: String,
+}
+
+impl TargetInfo {
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+    pub fn hashes(&self) -> &BTreeMap<String, String> {
+        &self.hashes
+    }
+    pub fn custom(&self) -> Option<&Value> {
+        self.custom.as_ref()
+    }
+    /// The targets role that signed this target.
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+    /// Hex SHA-256 if listed.
+    pub fn sha256(&self) -> Option<&str> {
+        self.hashes.get("sha256").map(String::as_str)
+    }
+
+    /// The hash used in consistent-snapshot file names: SHA-256 if listed, else the first.
+    pub fn name_hash(&self) -> Option<&str> {
+        self.sha256()
+            .or_else(|| self.hashes.values().next().map(String::as_str))
+    }
+
+    /// The path of the target file under the targets base: `dir/HASH.name` with consistent
+    /// snapshots (5.7.3), else the target path itself. Not URL-encoded.
+    pub fn file_name(&self, consistent: bool) -> String {
+        match (consistent, self.name_hash()) {
+            (true, Some(hash)) => match self.path.rsplit_once('/') {
+                Some((dir, file)) => format!("{dir}/{hash}.{file}"),
+                None => format!("{hash}.{}", self.path),
+            },
+            _ => self.path.clone(),
+        }
+    }
+}
+
+/// Every role a targets role delegates to, in order (named roles, or all TAP 15 bins).
+fn child_roles(d: Option<&crate::metadata::Delegations>, max_roles: usize) -> Result<Vec<String>> {
+    let Some(d) = d else {
+        return Ok(Vec::new());
+    };
+    let mut children: Vec<String> = d.roles.iter().flatten().map(|r| r.name.clone()).collect();
+    if let Some(s) = &d.succinct_roles {
+        let bins = 1u64.checked_shl(s.bit_length).unwrap_or(u64::MAX);
+        if bins > max_roles as u64 {
+            return Err(Error::Repository(format!(
+                "{bins} hash bins exceed {max_roles} roles"
+            )));
+        }
+        for b in 0..bins {
+            children.push(crate::delegation::succinct_bin_name(s, b as u32));
+        }
+    }
+    Ok(children)
+}
+
+/// The targets a client may act on: for every path some reachable targets role lists, exactly
+/// the answer of a lookup of that path (5.6.7); nothing else. Built only by
+/// [`Updater::all_targets`].
+#[derive(Debug, Clone, Default)]
+pub struct TargetListing {
+    /// Authorised targets, one per path, in path order.
+    pub targets: Vec<TargetInfo>,
+    /// Paths listed by some role that the delegation search does not authorise.
+    pub refused: Vec<RefusedTarget>,
+}
+
+/// A path listed by targets metadata that a lookup does not authorise (outside the scope of the
+/// role that lists it, shadowed by a terminating delegation, or a role that failed verification
+/// through the delegation that leads to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedTarget {
+    pub path: String,
+    /// The roles whose metadata lists the path.
+    pub listed_by: Vec<String>,
+    pub reason: String,
+}
+
+impl<F: Fetcher> Updater<F> {
+    /// 5.6.7 "Perform a pre-order depth-first search for metadata about the desired target."
+    /// Returns `None` when no trusted role lists the target.
+    pub fn target_info(&mut self, target_path: &str) -> Result<Option<TargetInfo>> {
+        let mut set = self.trusted.take().ok_or_else(|| Error::Order {
+            role: "targets".into(),
+            reason: "refresh() must succeed before looking up targets".into(),
+        })?;
+        let result = self.search(&mut set, target_path);
+        self.trusted = Some(set);
+        result
+    }
+
+    fn search(&mut self, set: &mut TrustedSet, target_path: &str) -> Result<Option<TargetInfo>> {
+        if set.targets("targets").is_none() {
+            return Err(Error::Order {
+                role: "targets".into(),
+                reason: "refresh() must succeed before looking up targets".into(),
+            });
+        }
+        // 5.6.7.1 "If this role has been visited before, then skip this role (so that cycles in
+        // the delegation graph are avoided). Otherwise, if an application-specific maximum number
+        // of roles have been visited, then go to step 5.7 (so that attackers cannot cause the
+        // client to waste excessive bandwidth or time)."
+        let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
+        let mut visited: HashSet<String> = HashSet::new();
+        let mut budget = self.config.max_delegations;
+        while budget > 0 {
+            let Some((role, parent)) = to_visit.pop() else {
+                break;
+            };
+            if visited.contains(&role) {
+                continue;
+            }
+            // 5.6.7.2 "Otherwise, if this role contains metadata about the desired target, then
+            // go to step 5.7." (the role is loaded and verified like targets in 5.6 first)
+            self.load_targets(set, &role, &parent)?;
+            let targets = set
+                .targets_via(&role, &parent)
+                .ok_or_else(|| Error::Repository("unreachable".into()))?
+                .clone();
+            let entry = targets
+                .targets
+                .get(target_path)
+                .map_err(|e| Error::malformed(&role, e))?;
+            if let Some(t) = entry {
+                return Ok(Some(TargetInfo {
+                    path: target_path.to_string(),
+                    length: t.length,
+                    hashes: t.hashes.clone(),
+                    custom: t.custom.clone(),
+                    role,
+                }));
+            }
+            visited.insert(role.clone());
+            budget -= 1;
+            // 5.6.7.3 "Otherwise, recursively search the list of delegations in order of
+            // appearance.
+            // 5.6.7.3.1 If the current delegation is a multi-role delegation, recursively visit
+            // each role, and check that each has signed exactly the same non-custom metadata ...
+            // 5.6.7.3.2 If the current delegation is a terminating delegation, then jump to step
+            // 5.7.
+            // 5.6.7.3.3 Otherwise, if the current delegation is a non-terminating delegation,
+            // continue processing the next delegation, if any. Stop the search, and jump to step
+            // 5.7 as soon as a delegation returns a result."
+            if let Some(d) = &targets.delegations {
+                let mut children = Vec::new();
+                for (child, terminating) in roles_for_target(d, target_path) {
+                    children.push((child, role.clone()));
+                    if terminating {
+                        to_visit.clear();
+                        break;
+                    }
+                }
+                children.reverse();
+                to_visit.extend(children);
+            }
+        }
+        if !to_visit.is_empty() {
+            tracing::warn!(
+                target_path,
+                max = self.config.max_delegations,
+                "stopped searching: too many delegated roles visited"
+            );
+        }
+        Ok(None)
+    }
+
+    /// Every target the client may act on: for each path that some reachable targets role lists,
+    /// the entry a lookup of that path returns ([`Updater::target_info`], 5.6.7: pre-order search,
+    /// path patterns along the whole delegation chain, terminating roles, first match wins), and
+    /// nothing else. This is the only listing the crate offers. Paths listed but not authorised
+    /// are returned in [`TargetListing::refused`]. At most `max_roles` targets roles are loaded.
+    pub fn all_targets(&mut self, max_roles: usize) -> Result<TargetListing> {
+        let mut set = self.trusted.take().ok_or_else(|| Error::Order {
+            role: "targets".into(),
+            reason: "refresh() must succeed before listing targets".into(),
+        })?;
+        let result = self
+            .listed_paths(&mut set, max_roles)
+            .and_then(|listed| self.authorise(&mut set, listed));
+        self.trusted = Some(set);
+        result
+    }
+
+    /// Load every targets role reachable from the top-level targets role (through every
+    /// delegation that leads to it, so that the search below never fetches) and collect the
+    /// paths each lists, with the roles listing them. Verification failures are remembered per
+    /// delegation and surface in the search of the paths they affect; fetch failures abort.
+    fn listed_paths(
+        &mut self,
+        set: &mut TrustedSet,
+        max_roles: usize,
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut listed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
+        let mut tried: HashSet<(String, String)> = HashSet::new();
+        let mut expanded: HashSet<String> = HashSet::new();
+        while let Some((role, parent)) = to_visit.pop() {
+            if !tried.insert((role.clone(), parent.clone())) {
+                continue;
+            }
+            if tried.len() > max_roles.saturating_mul(2) {
+                return Err(Error::Repository(format!(
+                    "more than {} delegations to {max_roles} roles",
+                    max_roles.saturating_mul(2)
+                )));
+            }
+            match self.load_targets(set, &role, &parent) {
+                Ok(()) => {}
+                Err(e @ Error::Fetch(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(role, delegator = parent, error = %e, "delegated role not trusted through this delegation");
+                    continue;
+                }
+            }
+            if !expanded.insert(role.clone()) {
+                continue;
+            }
+            if expanded.len() > max_roles {
+                return Err(Error::Repository(format!(
+                    "more than {max_roles} targets roles"
+                )));
+            }
+            let targets = set
+                .targets_via(&role, &parent)
+                .ok_or_else(|| Error::Repository("unreachable".into()))?
+                .clone();
+            match targets.targets.map() {
+                Ok(map) => {
+                    for path in map.keys() {
+                        listed.entry(path.clone()).or_default().push(role.clone());
+                    }
+                }
+                Err(e) => tracing::warn!(role, error = %e, "malformed targets: none of them used"),
+            }
+            let mut children = child_roles(targets.delegations.as_ref(), max_roles)?;
+            children.reverse();
+            to_visit.extend(children.into_iter().map(|c| (c, role.clone())));
+        }
+        Ok(listed)
+    }
+
+    /// Look up every listed path; keep what the search authorises, report the rest.
+    fn authorise(
+        &mut self,
+        set: &mut TrustedSet,
+        listed: BTreeMap<String, Vec<String>>,
+    ) -> Result<TargetListing> {
+        let mut out = TargetListing::default();
+        for (path, listed_by) in listed {
+            let reason = match self.search(set, &path) {
+                Ok(Some(info)) => {
+                    out.targets.push(info);
+                    continue;
+                }
+                Ok(None) => "outside the scope delegated to every role that lists it".to_string(),
+                Err(e @ Error::Fetch(_)) => return Err(e),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(path, roles = ?listed_by, reason, "target not authorised by the delegation search: ignored");
+            out.refused.push(RefusedTarget {
+                path,
+                listed_by,
+                reason,
+            });
+        }
+        Ok(out)
+    }
+}
