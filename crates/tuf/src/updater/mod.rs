@@ -383,6 +383,8 @@ impl<F: Fetcher> Updater<F> {
         if set.trust_loaded_via(role, parent)?.is_some() {
             return Ok(());
         }
+        // A role the trusted snapshot does not list cannot be loaded: fail before any I/O.
+        let meta = set.targets_meta(role)?.clone();
         let max_default = self.config.targets_max_length;
         if let Some(bytes) = read_bounded(&self.role_path(role), max_default) {
             match set.update_delegated_targets(&bytes, role, parent) {
@@ -390,7 +392,6 @@ impl<F: Fetcher> Updater<F> {
                 Err(e) => tracing::debug!(role, error = %e, "local targets metadata not usable"),
             }
         }
-        let meta = set.targets_meta(role)?.clone();
         // 5.6.1 "Download up to either the number of bytes specified in the snapshot metadata
         // file, or some Z number of bytes. ... If consistent snapshots are used, then the filename
         // is VERSION_NUMBER.FILENAME.EXT."

@@ -62,25 +62,30 @@ impl TargetInfo {
     }
 }
 
-/// Every role a targets role delegates to, in order (named roles, or all TAP 15 bins).
-fn child_roles(d: Option<&crate::metadata::Delegations>, max_roles: usize) -> Result<Vec<String>> {
+/// Every role a targets role delegates to, in order: named roles, or the TAP 15 bins that the
+/// trusted snapshot lists (no other bin can be loaded, so a delegator's `bit_length` cannot make
+/// a client enumerate billions of names).
+fn child_roles(d: Option<&crate::metadata::Delegations>, set: &TrustedSet) -> Vec<String> {
     let Some(d) = d else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let mut children: Vec<String> = d.roles.iter().flatten().map(|r| r.name.clone()).collect();
-    if let Some(s) = &d.succinct_roles {
-        let bins = 1u64.checked_shl(s.bit_length).unwrap_or(u64::MAX);
-        if bins > max_roles as u64 {
-            return Err(Error::Repository(format!(
-                "{bins} hash bins exceed {max_roles} roles"
-            )));
-        }
-        for b in 0..bins {
-            children.push(crate::delegation::succinct_bin_name(s, b as u32));
-        }
+    if let (Some(s), Some(snapshot)) = (&d.succinct_roles, set.snapshot()) {
+        // Bin names have a fixed-width hex suffix: name order is bin order.
+        children.extend(
+            snapshot
+                .meta
+                .keys()
+                .filter_map(|name| name.strip_suffix(".json"))
+                .filter(|role| crate::delegation::succinct_is_bin(s, role))
+                .map(str::to_string),
+        );
     }
-    Ok(children)
+    children
 }
+
+/// At most this many problems of one listing are logged one by one (the rest are counted).
+const LOGGED: usize = 20;
 
 /// The targets a client may act on: for every path some reachable targets role lists, exactly
 /// the answer of a lookup of that path (5.6.7); nothing else. Built only by
@@ -222,27 +227,31 @@ impl<F: Fetcher> Updater<F> {
         let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
         let mut tried: HashSet<(String, String)> = HashSet::new();
         let mut expanded: HashSet<String> = HashSet::new();
+        let mut untrusted = 0usize;
+        // Each (role, delegator) pair is tried once. A delegation to a role the trusted snapshot
+        // does not list fails before any I/O, and only snapshot-listed roles can load, so what a
+        // delegated publisher writes in its own delegations cannot make this loop fetch, verify
+        // or expand more than the snapshot allows; one such role failing never fails the listing.
         while let Some((role, parent)) = to_visit.pop() {
             if !tried.insert((role.clone(), parent.clone())) {
                 continue;
-            }
-            if tried.len() > max_roles.saturating_mul(2) {
-                return Err(Error::Repository(format!(
-                    "more than {} delegations to {max_roles} roles",
-                    max_roles.saturating_mul(2)
-                )));
             }
             match self.load_targets(set, &role, &parent) {
                 Ok(()) => {}
                 Err(e @ Error::Fetch(_)) => return Err(e),
                 Err(e) => {
-                    tracing::warn!(role, delegator = parent, error = %e, "delegated role not trusted through this delegation");
+                    untrusted += 1;
+                    if untrusted <= LOGGED {
+                        tracing::warn!(role, delegator = parent, error = %e, "delegated role not trusted through this delegation");
+                    }
                     continue;
                 }
             }
             if !expanded.insert(role.clone()) {
                 continue;
             }
+            // Only roles the signed snapshot lists get here: more than `max_roles` of them is the
+            // repository's size, not an attack by a delegate.
             if expanded.len() > max_roles {
                 return Err(Error::Repository(format!(
                     "more than {max_roles} targets roles"
@@ -260,9 +269,15 @@ impl<F: Fetcher> Updater<F> {
                 }
                 Err(e) => tracing::warn!(role, error = %e, "malformed targets: none of them used"),
             }
-            let mut children = child_roles(targets.delegations.as_ref(), max_roles)?;
+            let mut children = child_roles(targets.delegations.as_ref(), set);
             children.reverse();
             to_visit.extend(children.into_iter().map(|c| (c, role.clone())));
+        }
+        if untrusted > LOGGED {
+            tracing::warn!(
+                count = untrusted,
+                "delegations not trusted in this listing (first {LOGGED} logged)"
+            );
         }
         Ok(listed)
     }
@@ -284,12 +299,20 @@ impl<F: Fetcher> Updater<F> {
                 Err(e @ Error::Fetch(_)) => return Err(e),
                 Err(e) => e.to_string(),
             };
-            tracing::warn!(path, roles = ?listed_by, reason, "target not authorised by the delegation search: ignored");
+            if out.refused.len() < LOGGED {
+                tracing::warn!(path, roles = ?listed_by, reason, "target not authorised by the delegation search: ignored");
+            }
             out.refused.push(RefusedTarget {
                 path,
                 listed_by,
                 reason,
             });
+        }
+        if out.refused.len() > LOGGED {
+            tracing::warn!(
+                count = out.refused.len(),
+                "targets not authorised by the delegation search (first {LOGGED} logged)"
+            );
         }
         Ok(out)
     }
