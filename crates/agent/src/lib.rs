@@ -656,6 +656,7 @@ impl Agent {
         targets_urls: &[String],
     ) -> Result<()> {
         let vdir = self.state.version_dir(component, version);
+        let installed = self.state.installed()?;
         let mut names = Vec::new();
         for t in files {
             let name = t.path().rsplit('/').next().unwrap_or(t.path()).to_string();
@@ -666,12 +667,22 @@ impl Agent {
                     t.path()
                 )));
             }
+            // Components of one module share its directory: a file another component owns is
+            // never overwritten (nor later removed) by this one.
+            if let Some((owner, _)) = installed.components.iter().find(|(c, i)| {
+                c.as_str() != component && i.module == m.name && i.files.contains(&name)
+            }) {
+                return Err(Error::Other(format!(
+                    "target {} refused: its file name {name} belongs to component {owner} of module {}; {component} {version} not installed",
+                    t.path(),
+                    m.name
+                )));
+            }
             let dest = vdir.join(&name);
             download(&self.rejected, up, t, &dest, targets_urls)?;
             names.push(name);
         }
         fault("install-after-stage");
-        let installed = self.state.installed()?;
         let prev = installed.components.get(component);
         let remove = prev
             .map(|p| {
