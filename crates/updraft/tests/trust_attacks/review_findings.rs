@@ -1,8 +1,6 @@
 //! Independent review (wt-review) of the issue-9 fixes, against the real `updraft agent`.
 //! Tests marked FAILS TODAY reproduce findings.
 
-use serde_json::json;
-
 use crate::common::*;
 
 /// FAILS TODAY. A product directory holding a directory symlink (`lib -> <outside>`, as a
