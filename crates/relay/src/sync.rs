@@ -130,13 +130,14 @@ fn versions(set: &tuf::TrustedSet) -> Versions {
     }
 }
 
-/// Sync once from `source`.
-pub fn sync_from(
+/// The relay's TUF client over `source`, refreshed: it starts from the trusted state the cache
+/// holds (the anchor plus the verified root history) and persists what it verifies.
+fn refreshed(
     cache: &Cache,
     settings: &SyncSettings,
     fetcher: Arc<dyn Fetcher>,
     source: &Source,
-) -> Result<SyncOutcome> {
+) -> Result<Updater<Arc<dyn Fetcher>>> {
     let config = UpdaterConfig {
         keep_root_history: true,
         offline_grace: settings.offline_grace,
@@ -150,6 +151,17 @@ pub fn sync_from(
         config,
     )?;
     up.refresh()?;
+    Ok(up)
+}
+
+/// Sync once from `source`.
+pub fn sync_from(
+    cache: &Cache,
+    settings: &SyncSettings,
+    fetcher: Arc<dyn Fetcher>,
+    source: &Source,
+) -> Result<SyncOutcome> {
+    let mut up = refreshed(cache, settings, fetcher, source)?;
     fault("after-refresh");
     let set = up
         .trusted()
@@ -300,19 +312,7 @@ pub fn probe(
     fetcher: Arc<dyn Fetcher>,
     source: &Source,
 ) -> Result<u64> {
-    let config = UpdaterConfig {
-        keep_root_history: true,
-        offline_grace: settings.offline_grace,
-        ..UpdaterConfig::default()
-    };
-    let mut up = Updater::new(
-        cache.trusted_dir(),
-        &source.metadata_url,
-        settings.trusted_root.clone(),
-        fetcher,
-        config,
-    )?;
-    up.refresh()?;
+    let up = refreshed(cache, settings, fetcher, source)?;
     Ok(up
         .trusted()
         .and_then(|t| t.timestamp())

@@ -229,6 +229,21 @@ impl Repo {
         ok(&["repo", "publish", self.dir.to_str().unwrap()]);
     }
 
+    /// `updraft repo delegate --name NAME --path PATTERN`, published.
+    pub fn delegate(&self, name: &str, pattern: &str) {
+        let d = self.dir.to_str().unwrap();
+        ok(&["repo", "delegate", d, "--name", name, "--path", pattern]);
+        self.publish();
+    }
+
+    /// Sign `path` with `custom` as `role` through the engine (as a repository written by
+    /// another tool could, with what `updraft repo add` refuses to write), and publish.
+    pub fn sign_as(&self, role: &str, path: &str, custom: serde_json::Value, body: &[u8]) {
+        let mut r = tuf::repo::Repository::open(&self.dir).unwrap();
+        r.add_target_bytes(role, path, body, Some(custom)).unwrap();
+        r.publish().unwrap();
+    }
+
     /// Rotate `role` to exactly `keys` new keys and `threshold` (lowering it if asked to).
     pub fn rotate(&self, role: &str, keys: &str, threshold: &str) {
         let d = self.dir.to_str().unwrap();

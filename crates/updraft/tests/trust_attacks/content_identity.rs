@@ -10,23 +10,10 @@ use crate::common::*;
 /// A repository written by another tool: `ips-team` (delegated `content/ips.rules/*/*`) signs
 /// targets in its scope whose `custom.updraft` claims something else.
 fn sign_as_ips_team(repo: &Repo, items: &[(&str, serde_json::Value, &[u8])]) {
-    let d = repo.dir.to_str().unwrap();
-    ok(&[
-        "repo",
-        "delegate",
-        d,
-        "--name",
-        "ips-team",
-        "--path",
-        "content/ips.rules/*/*",
-    ]);
-    repo.publish();
-    let mut r = tuf::repo::Repository::open(&repo.dir).unwrap();
+    repo.delegate("ips-team", "content/ips.rules/*/*");
     for (path, custom, body) in items {
-        r.add_target_bytes("ips-team", path, body, Some(json!({ "updraft": custom })))
-            .unwrap();
+        repo.sign_as("ips-team", path, json!({ "updraft": custom }), body);
     }
-    r.publish().unwrap();
 }
 
 #[test]
@@ -138,27 +125,15 @@ fn the_publisher_refuses_a_patch_for_another_product_than_its_component() {
 #[test]
 fn a_component_cannot_overwrite_another_components_file_in_a_shared_module_dir() {
     let bed = AgentBed::new();
-    let d = bed.repo.dir.to_str().unwrap();
-    ok(&[
-        "repo",
-        "delegate",
-        d,
-        "--name",
-        "engine-team",
-        "--path",
-        "content/antimalware.engine/*/*",
-    ]);
-    bed.repo.publish();
-    let mut r = tuf::repo::Repository::open(&bed.repo.dir).unwrap();
+    bed.repo
+        .delegate("engine-team", "content/antimalware.engine/*/*");
     let custom = json!({"updraft": {"kind": "engine", "component": "antimalware.engine", "version": "1.0.0"}});
-    r.add_target_bytes(
+    bed.repo.sign_as(
         "engine-team",
         "content/antimalware.engine/1.0.0/antimalware.pattern.dat",
+        custom,
         b"engine team's bytes",
-        Some(custom),
-    )
-    .unwrap();
-    r.publish().unwrap();
+    );
     let cfg = bed.config(&bed.opts());
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "components = [\"antimalware.pattern\"]",

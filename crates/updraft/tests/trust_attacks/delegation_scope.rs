@@ -10,17 +10,8 @@ const EVIL: &str = "content/antimalware.pattern/99.0.0/antimalware.pattern.dat";
 /// `ips-team` is delegated `content/ips.rules/*/*` and signs a rules file (in scope) and an
 /// antimalware pattern 99.0.0 (out of scope).
 fn delegate_ips_team(repo: &Repo) {
+    repo.delegate("ips-team", "content/ips.rules/*/*");
     let d = repo.dir.to_str().unwrap();
-    ok(&[
-        "repo",
-        "delegate",
-        d,
-        "--name",
-        "ips-team",
-        "--path",
-        "content/ips.rules/*/*",
-    ]);
-    repo.publish();
     let tmp = repo.dir.parent().unwrap();
     for (component, version, kind, body) in [
         ("ips.rules", "2026.12.1", "rules", &b"team rules"[..]),
