@@ -148,10 +148,7 @@ impl Beneath {
         }
         let fd = match cur {
             Some(fd) => fd,
-            None => self
-                .fd
-                .try_clone()
-                .map_err(|e| Error::io(&self.root, e))?,
+            None => self.fd.try_clone().map_err(|e| Error::io(&self.root, e))?,
         };
         Ok(Some(Parent { fd, name }))
     }

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use content::{ContentInfo, Kind, PatchId, Requirement, Version};
 use tuf::{TargetInfo, TimestampUpdate, Updater, UpdaterConfig};
 
+use beneath::{Beneath, Entry};
 pub use config::{AgentConfig, ModuleConfig, ProductConfig};
 pub use error::{Error, Result};
-use beneath::{Beneath, Entry};
 use install::{fault, now, run_command};
 use state::{HistoryEntry, Journal, ModuleStatus, StateDir, Status};
 

@@ -484,7 +484,8 @@ fn a_patch_never_writes_through_a_symlink_as_the_member_itself() {
         "{msg}"
     );
     assert!(
-        !bed.path("state/patches/CP-1519.backup/bin/scanner").exists(),
+        !bed.path("state/patches/CP-1519.backup/bin/scanner")
+            .exists(),
         "the link's target was not backed up"
     );
     assert_eq!(bed.status(&cfg)["products"]["scanner"], "9.5.1514");
@@ -514,7 +515,10 @@ fn a_rollback_never_writes_or_deletes_through_a_symlink_planted_after_the_backup
         ">=9.5.1514",
         "9.5.1519",
         "cp1519.tar",
-        &[("bin/scanner", b"scanner 9.5.1519\n"), ("lib/new.so", b"new")],
+        &[
+            ("bin/scanner", b"scanner 9.5.1519\n"),
+            ("lib/new.so", b"new"),
+        ],
     );
     bed.once(&cfg).unwrap();
     assert!(is_link(&bed.path("opt/bin")) && is_link(&bed.path("opt/lib")));
