@@ -18,6 +18,15 @@ pub enum Error {
     /// A patch archive that is refused: what is wrong with it and, for limits, which key.
     #[error("patch archive {}: {reason}", archive.display())]
     PatchArchive { archive: PathBuf, reason: String },
+    /// A member path beneath a product's or module's directory that the agent will not use: a
+    /// symlink, or something other than the directory or regular file expected, at the member or
+    /// one of its parents (see `beneath`).
+    #[error("{member} in {}: {reason}", root.display())]
+    UnsafePath {
+        root: PathBuf,
+        member: String,
+        reason: String,
+    },
     #[error("{0}")]
     Other(String),
 }

@@ -6,6 +6,8 @@
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+
+use crate::beneath::Beneath;
 use std::process::Command;
 
 use crate::config::PatchLimits;
@@ -22,53 +24,6 @@ pub fn fault(point: &str) {
 
 pub(crate) fn now() -> String {
     tuf::metadata::format_expires(time::OffsetDateTime::now_utc())
-}
-
-/// Copy `src` to `dir/name`: staged next to the destination, fsynced, renamed over it. The file
-/// gets mode 0644 (module content: data read by the module, never run).
-pub fn place(src: &Path, dir: &Path, name: &str) -> Result<()> {
-    place_with_mode(src, dir, name, Some(0o644))
-}
-
-/// As [`place`], giving the copy exactly the permission bits of `src`. Patches use it for every
-/// copy: into the backup, from the staging directory (whose modes were set from the archive,
-/// see [`patch_file_mode`]) into the product, and from the backup back into the product, so a
-/// rollback restores the original mode exactly.
-pub fn place_keeping_mode(src: &Path, dir: &Path, name: &str) -> Result<()> {
-    place_with_mode(src, dir, name, None)
-}
-
-/// `mode`: the permission bits to set, or `None` for those of `src`.
-fn place_with_mode(src: &Path, dir: &Path, name: &str, mode: Option<u32>) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let dest = dir.join(name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".updraft-stage-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    let mut from = File::open(src).map_err(|e| Error::io(src, e))?;
-    std::io::copy(&mut from, tmp.as_file_mut()).map_err(|e| Error::io(&dest, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(&dest, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = match mode {
-            Some(m) => m,
-            None => {
-                from.metadata()
-                    .map_err(|e| Error::io(src, e))?
-                    .permissions()
-                    .mode()
-                    & 0o7777
-            }
-        };
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(&dest, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
-    Ok(())
 }
 
 /// Run a shell command; Ok(output) on exit 0, Err(output) otherwise.
@@ -104,17 +59,19 @@ pub fn apply_install(state: &StateDir, j: &Journal) -> Result<()> {
     else {
         return Err(Error::Other("not an install journal".into()));
     };
-    let vdir = state.version_dir(component, version);
+    let vdir = Beneath::open(&state.version_dir(component, version), false)?;
+    let dir = Beneath::open(install_dir, true)?;
     for (i, f) in files.iter().enumerate() {
-        place(&vdir.join(f), install_dir, f)?;
+        // Module content: data read by the module, never run.
+        dir.copy_from(&vdir, f, Some(0o644))?;
         if i == 0 {
             fault("install-mid-swap");
         }
     }
     for r in remove {
-        tuf::fsutil::remove_if_exists(&install_dir.join(r))?;
+        dir.remove_file(r)?;
     }
-    tuf::fsutil::sync_dir(install_dir);
+    dir.sync();
     let mut installed = state.installed()?;
     installed.components.insert(
         component.clone(),
@@ -131,8 +88,11 @@ pub fn apply_install(state: &StateDir, j: &Journal) -> Result<()> {
     state.clear_journal()
 }
 
-/// Undo a patch journal from its backup.
-pub fn rollback_patch(state: &StateDir, j: &Journal) -> Result<()> {
+/// Undo a patch journal from its backup: put back every replaced file (mode included) and remove
+/// every added one, never through a symlink (see [`crate::beneath`]). A member that cannot be
+/// reached that way (a symlink planted under the product since) is left as it is and described
+/// in the answer, so that a hostile product directory cannot make recovery fail forever.
+pub fn rollback_patch(state: &StateDir, j: &Journal) -> Result<Vec<String>> {
     let Journal::Patch {
         patch_id,
         product,
@@ -146,33 +106,41 @@ pub fn rollback_patch(state: &StateDir, j: &Journal) -> Result<()> {
     else {
         return Err(Error::Other("not a patch journal".into()));
     };
+    let dir = Beneath::open(install_dir, true)?;
+    let backup = Beneath::open(backup_dir, true)?;
+    let mut not_restored = Vec::new();
+    let mut skip = |r: Result<()>| match r {
+        Err(e @ Error::UnsafePath { .. }) => {
+            tracing::error!(error = %e, "patch rollback: member left as it is");
+            not_restored.push(e.to_string());
+            Ok(())
+        }
+        other => other,
+    };
     for rel in replaced {
-        let (dir, name) = split_rel(install_dir, rel);
-        place_keeping_mode(&backup_dir.join(rel), &dir, &name)?;
+        skip(dir.copy_from(&backup, rel, None))?;
     }
     for rel in added {
-        tuf::fsutil::remove_if_exists(&install_dir.join(rel))?;
+        skip(dir.remove_file(rel))?;
     }
+    dir.sync();
     let mut products = state.products()?;
     products.builds.insert(product.clone(), from_build.clone());
     if let Some(a) = products.applied.get_mut(product) {
         a.remove(patch_id);
     }
     state.save_products(&products)?;
-    state.clear_journal()
+    state.clear_journal()?;
+    Ok(not_restored)
 }
 
-fn split_rel(base: &Path, rel: &str) -> (PathBuf, String) {
-    let full = base.join(rel);
-    let dir = full
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| base.to_path_buf());
-    let name = full
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    (dir, name)
+/// "; not restored: …" for a rollback that left members as they were (empty when none).
+pub fn not_restored_text(not_restored: &[String]) -> String {
+    if not_restored.is_empty() {
+        String::new()
+    } else {
+        format!("; not restored: {}", not_restored.join("; "))
+    }
 }
 
 /// Finish or undo whatever a crash interrupted. Returns a description of what was done.
@@ -196,7 +164,7 @@ pub fn recover(state: &StateDir) -> Result<Option<String>> {
             to_build,
             ..
         } => {
-            rollback_patch(state, &j)?;
+            let not_restored = rollback_patch(state, &j)?;
             state.append_history(&HistoryEntry {
                 time: now(),
                 patch_id: patch_id.clone(),
@@ -204,7 +172,10 @@ pub fn recover(state: &StateDir) -> Result<Option<String>> {
                 from_build: from_build.clone(),
                 to_build: to_build.clone(),
                 outcome: "rolled back".into(),
-                message: "interrupted while applying; the backup was restored and the patch will be retried".into(),
+                message: format!(
+                    "interrupted while applying; the backup was restored and the patch will be retried{}",
+                    not_restored_text(&not_restored)
+                ),
             })?;
             let mut products = state.products()?;
             products.last_outcome.remove(patch_id);

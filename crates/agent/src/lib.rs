@@ -2,6 +2,10 @@
 //! where the base build allows, records a hotfix history and says clearly what state the host is
 //! in. Every byte installed was verified against signed metadata by the `tuf` client.
 
+#[cfg(not(unix))]
+compile_error!("the agent needs Unix: file operations under install directories use openat without following symlinks (crate `beneath`)");
+
+pub mod beneath;
 pub mod config;
 pub mod error;
 pub mod install;
@@ -14,6 +18,7 @@ use std::sync::Arc;
 use content::{ContentInfo, Kind, PatchId, Requirement, Version};
 use tuf::{TargetInfo, TimestampUpdate, Updater, UpdaterConfig};
 
+use beneath::{Beneath, Entry};
 pub use config::{AgentConfig, ModuleConfig, ProductConfig};
 pub use error::{Error, Result};
 use install::{fault, now, run_command};
@@ -753,8 +758,9 @@ impl Agent {
                 }
                 None => {
                     if let Some(c) = current {
+                        let dir = Beneath::open(&m.install_dir, true)?;
                         for f in &c.files {
-                            tuf::fsutil::remove_if_exists(&m.install_dir.join(f))?;
+                            dir.remove_file(f)?;
                         }
                     }
                     let mut installed = self.state.installed()?;
@@ -977,19 +983,45 @@ impl Agent {
                 return Ok(PatchResult::Done);
             }
         };
+        // Every member is reached beneath the product's directory without following a symlink
+        // (see `beneath`): one planted there (`lib -> /etc`, `bin/scanner -> /etc/passwd`), or
+        // anything but a directory or regular file on a member's path, refuses the patch before
+        // anything changes.
+        let product = Beneath::open(&p.install_dir, true)?;
+        let staged = Beneath::open(stage, false)?;
+        let refused = |e: Error| -> Result<PatchResult> {
+            tracing::error!(patch = %id, product = %p.name, error = %e, "patch refused");
+            self.record(
+                &id,
+                &p.name,
+                &build,
+                &to,
+                "failed",
+                format!("refused, nothing changed: {e}"),
+            )?;
+            remove_stage(stage);
+            Ok(PatchResult::Done)
+        };
+        let (mut replaced, mut added) = (Vec::new(), Vec::new());
+        for rel in &files {
+            match product.entry(rel) {
+                Ok(Entry::File) => replaced.push(rel.clone()),
+                Ok(Entry::Missing) => added.push(rel.clone()),
+                Err(e @ Error::UnsafePath { .. }) => return refused(e),
+                Err(e) => return Err(e),
+            }
+        }
         // Back up what will be replaced, modes included.
         if backup.exists() {
             std::fs::remove_dir_all(backup).map_err(|e| Error::io(backup, e))?;
         }
-        let (mut replaced, mut added) = (Vec::new(), Vec::new());
-        for rel in &files {
-            let current = p.install_dir.join(rel);
-            if current.is_file() {
-                let (dir, file) = split(&backup.join(rel));
-                install::place_keeping_mode(&current, &dir, &file)?;
-                replaced.push(rel.clone());
-            } else {
-                added.push(rel.clone());
+        let backed_up = Beneath::open(backup, true)?;
+        for rel in &replaced {
+            match backed_up.copy_from(&product, rel, None) {
+                Ok(()) => {}
+                // Changed since it was checked: still nothing changed in the product.
+                Err(e @ Error::UnsafePath { .. }) => return refused(e),
+                Err(e) => return Err(e),
             }
         }
         let journal = Journal::Patch {
@@ -1005,12 +1037,30 @@ impl Agent {
         self.state.set_journal(&journal)?;
         fault("patch-after-backup");
         for (i, rel) in files.iter().enumerate() {
-            let (dir, file) = split(&p.install_dir.join(rel));
-            install::place_keeping_mode(&stage.join(rel), &dir, &file)?;
+            if let Err(e) = product.copy_from(&staged, rel, None) {
+                // A member refused (a symlink planted since the check) or an I/O error: undo
+                // what was swapped in from the backup.
+                let not_restored = install::rollback_patch(&self.state, &journal)?;
+                tracing::error!(patch = %id, product = %p.name, error = %e, "patch failed while swapping; backup restored");
+                self.record(
+                    &id,
+                    &p.name,
+                    &build,
+                    &to,
+                    "failed",
+                    format!(
+                        "could not apply, backup restored: {e}{}",
+                        install::not_restored_text(&not_restored)
+                    ),
+                )?;
+                remove_stage(stage);
+                return Ok(PatchResult::Done);
+            }
             if i == 0 {
                 fault("patch-mid-swap");
             }
         }
+        product.sync();
         let mut products = self.state.products()?;
         products.builds.insert(p.name.clone(), to.clone());
         products
@@ -1022,13 +1072,14 @@ impl Agent {
         fault("patch-before-restart");
         if let Some(cmd) = &p.restart {
             if let Err(out) = run_command(cmd) {
-                install::rollback_patch(&self.state, &journal)?;
+                let not_restored = install::rollback_patch(&self.state, &journal)?;
                 let again = p.restart.as_deref().and_then(|c| run_command(c).err());
                 let msg = format!(
-                    "restart failed, backup restored: {out}{}",
+                    "restart failed, backup restored: {out}{}{}",
                     again
                         .map(|e| format!(" (restart after restoring also failed: {e})"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    install::not_restored_text(&not_restored)
                 );
                 self.record(&id, &p.name, &build, &to, "failed", msg)?;
                 remove_stage(stage);
@@ -1089,18 +1140,6 @@ fn remove_stage(stage: &std::path::Path) {
             tracing::warn!(dir = %stage.display(), error = %e, "could not remove a patch staging directory");
         }
     }
-}
-
-fn split(path: &std::path::Path) -> (std::path::PathBuf, String) {
-    let dir = path
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    (dir, name)
 }
 
 /// Seconds to wait before the next poll: the interval plus up to 10 % random jitter.

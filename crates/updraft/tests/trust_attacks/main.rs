@@ -11,6 +11,5 @@ mod delegation_scope;
 mod lagging_relay;
 mod patch_safety;
 mod publisher_safety;
-mod review_findings;
 mod rollback_after_rotation;
 mod slow_retrieval;

@@ -1,7 +1,9 @@
 //! Patches must never escape or break the product: a signed patch whose id is a path, whose
 //! members carry modes that break or widen the product's files, or whose archive decompresses
 //! without bound is refused (or tamed) by the real `updraft agent`, and the outcome is recorded
-//! in the hotfix history. Hostile patches that `updraft repo add` refuses to publish are signed
+//! in the hotfix history. A symlink planted in the product's directory (by the product's own
+//! unprivileged service user, say) is never followed by the (root) agent: not to write a member,
+//! not to back one up, not to remove one on rollback or recovery. Hostile patches that `updraft repo add` refuses to publish are signed
 //! with the repository engine directly, as a compromised or careless publisher could.
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -380,4 +382,218 @@ fn a_patch_with_too_many_members_is_refused() {
     assert!(msg.contains("max_members = 10"), "{msg}");
     assert!(!bed.path("opt/lib").exists(), "nothing was swapped in");
     assert!(!bed.path("state/patches/CP-MANY.stage").exists());
+}
+
+/// Is `p` a symlink (not followed)?
+fn is_link(p: &Path) -> bool {
+    std::fs::symlink_metadata(p)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
+}
+
+/// A directory outside the product holding `file` with `content`.
+fn outside_dir(bed: &AgentBed, dir: &str, file: &str, content: &[u8]) -> std::path::PathBuf {
+    let d = bed.path(dir);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join(file), content).unwrap();
+    d
+}
+
+/// A product directory holding a directory symlink (`lib -> <outside>`, as the product's
+/// unprivileged service user may plant in a directory it owns): the patch members `lib/passwd`
+/// and `lib/new.so` are never written through it; the patch is refused before anything changes.
+#[test]
+fn a_patch_never_writes_through_a_symlink_in_the_product_dir() {
+    let bed = AgentBed::new();
+    let outside = outside_dir(&bed, "outside-etc", "passwd", b"root:x:0:0\n");
+    std::os::unix::fs::symlink(&outside, bed.path("opt/lib")).unwrap();
+    let cfg = bed.config(&bed.opts());
+    bed.publish_patch(
+        "CP-1519",
+        "9.5.1519",
+        ">=9.5.1514",
+        "9.5.1519",
+        "cp1519.tar",
+        &[
+            ("bin/scanner", b"scanner 9.5.1519\n"),
+            ("lib/passwd", b"evil::0:0\n"),
+            ("lib/new.so", b"new"),
+        ],
+    );
+    let r = bed.once(&cfg).unwrap();
+    assert_eq!(r["patches"], serde_json::json!([]));
+    assert_eq!(
+        std::fs::read(outside.join("passwd")).unwrap(),
+        b"root:x:0:0\n",
+        "the patch replaced a file outside the product directory through lib -> {}",
+        outside.display()
+    );
+    assert!(
+        !outside.join("new.so").exists(),
+        "the patch created a file outside the product directory"
+    );
+    assert_eq!(
+        std::fs::read(bed.path("opt/bin/scanner")).unwrap(),
+        b"scanner 9.5.1514\n",
+        "nothing changed, not even the members that could be written"
+    );
+    assert!(is_link(&bed.path("opt/lib")));
+    let h = bed.history(&cfg);
+    assert_eq!(outcomes(&h), ["CP-1519 failed"], "{h:#?}");
+    let msg = h[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("refused, nothing changed")
+            && msg.contains("lib/passwd")
+            && msg.contains("lib is a symlink (to "),
+        "{msg}"
+    );
+    assert_eq!(bed.status(&cfg)["products"]["scanner"], "9.5.1514");
+    // Refused again next cycle, recorded once.
+    bed.once(&cfg).unwrap();
+    assert_eq!(bed.history(&cfg).len(), 1);
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+}
+
+/// A member whose last element is a symlink (`bin/scanner -> ../../outside/file`): its target is
+/// neither backed up nor replaced; the patch is refused and the link left as it is.
+#[test]
+fn a_patch_never_writes_through_a_symlink_as_the_member_itself() {
+    let bed = AgentBed::new();
+    let outside = outside_dir(&bed, "outside", "file", b"precious\n");
+    let scanner = bed.path("opt/bin/scanner");
+    std::fs::remove_file(&scanner).unwrap();
+    std::os::unix::fs::symlink("../../outside/file", &scanner).unwrap();
+    assert_eq!(std::fs::read(&scanner).unwrap(), b"precious\n");
+    let cfg = bed.config(&bed.opts());
+    bed.publish_patch(
+        "CP-1519",
+        "9.5.1519",
+        ">=9.5.1514",
+        "9.5.1519",
+        "cp1519.tar",
+        &[("bin/scanner", b"evil\n")],
+    );
+    bed.once(&cfg).unwrap();
+    assert_eq!(std::fs::read(outside.join("file")).unwrap(), b"precious\n");
+    assert!(is_link(&scanner), "the link was not replaced either");
+    let h = bed.history(&cfg);
+    assert_eq!(outcomes(&h), ["CP-1519 failed"], "{h:#?}");
+    let msg = h[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("bin/scanner is a symlink (to ../../outside/file)"),
+        "{msg}"
+    );
+    assert!(
+        !bed.path("state/patches/CP-1519.backup/bin/scanner")
+            .exists(),
+        "the link's target was not backed up"
+    );
+    assert_eq!(bed.status(&cfg)["products"]["scanner"], "9.5.1514");
+}
+
+/// Symlinks planted after the patch was swapped in (here by the failing `restart` command
+/// itself): the rollback neither restores `bin/scanner` through `bin -> <outside>` nor removes
+/// `lib/new.so` through `lib -> <outside>`; it says what it left as it is.
+#[test]
+fn a_rollback_never_writes_or_deletes_through_a_symlink_planted_after_the_backup() {
+    let bed = AgentBed::new();
+    let out_bin = outside_dir(&bed, "outside-bin", "scanner", b"outside scanner\n");
+    let out_lib = outside_dir(&bed, "outside-lib", "new.so", b"outside lib\n");
+    let opt = bed.path("opt");
+    let plant = format!(
+        "cd {opt} && if [ ! -L bin ]; then mv bin bin.moved && ln -s {ob} bin && mv lib lib.moved && ln -s {ol} lib; fi; exit 1",
+        opt = opt.display(),
+        ob = out_bin.display(),
+        ol = out_lib.display()
+    );
+    let mut o = bed.opts();
+    o.restart = Some(plant);
+    let cfg = bed.config(&o);
+    bed.publish_patch(
+        "CP-1519",
+        "9.5.1519",
+        ">=9.5.1514",
+        "9.5.1519",
+        "cp1519.tar",
+        &[
+            ("bin/scanner", b"scanner 9.5.1519\n"),
+            ("lib/new.so", b"new"),
+        ],
+    );
+    bed.once(&cfg).unwrap();
+    assert!(is_link(&bed.path("opt/bin")) && is_link(&bed.path("opt/lib")));
+    assert_eq!(
+        std::fs::read(out_bin.join("scanner")).unwrap(),
+        b"outside scanner\n",
+        "the rollback restored the backup through bin -> {}",
+        out_bin.display()
+    );
+    assert_eq!(
+        std::fs::read(out_lib.join("new.so")).unwrap(),
+        b"outside lib\n",
+        "the rollback removed a file through lib -> {}",
+        out_lib.display()
+    );
+    let h = bed.history(&cfg);
+    assert_eq!(outcomes(&h), ["CP-1519 failed"], "{h:#?}");
+    let msg = h[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("restart failed, backup restored")
+            && msg.contains("not restored")
+            && msg.contains("bin is a symlink")
+            && msg.contains("lib is a symlink"),
+        "{msg}"
+    );
+    assert_eq!(bed.status(&cfg)["products"]["scanner"], "9.5.1514");
+    assert!(
+        !bed.path("state/journal.json").exists(),
+        "the rollback finished"
+    );
+}
+
+/// Recovery after a crash rolls a patch back through the same mechanism: a symlink planted
+/// while the agent was down is not followed, recovery still completes, and the retried patch
+/// is refused.
+#[test]
+fn recovery_after_a_crash_never_deletes_through_a_symlink_planted_meanwhile() {
+    let bed = AgentBed::new();
+    let out_lib = outside_dir(&bed, "outside-lib", "new.so", b"outside lib\n");
+    let cfg = bed.config(&bed.opts());
+    bed.publish_patch(
+        "CP-1519",
+        "9.5.1519",
+        ">=9.5.1514",
+        "9.5.1519",
+        "cp1519.tar",
+        &[("lib/new.so", b"new")],
+    );
+    assert!(bed
+        .once_env(&cfg, &[("UPDRAFT_FAULT", "patch-before-restart")])
+        .is_err());
+    assert_eq!(std::fs::read(bed.path("opt/lib/new.so")).unwrap(), b"new");
+    std::fs::rename(bed.path("opt/lib"), bed.path("opt/lib.moved")).unwrap();
+    std::os::unix::fs::symlink(&out_lib, bed.path("opt/lib")).unwrap();
+    let r = bed.once(&cfg).unwrap();
+    assert!(
+        r["recovered"]
+            .as_str()
+            .is_some_and(|s| s.contains("rolled back")),
+        "{r:#}"
+    );
+    assert_eq!(
+        std::fs::read(out_lib.join("new.so")).unwrap(),
+        b"outside lib\n"
+    );
+    let h = bed.history(&cfg);
+    assert_eq!(
+        outcomes(&h),
+        ["CP-1519 rolled back", "CP-1519 failed"],
+        "{h:#?}"
+    );
+    let msg = h[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("not restored") && msg.contains("lib is a symlink"),
+        "{msg}"
+    );
+    assert_eq!(bed.status(&cfg)["products"]["scanner"], "9.5.1514");
 }
