@@ -35,7 +35,10 @@ fn make_fixture(dir: &Path) {
     repo.add_delegation(
         "targets",
         DELEGATED,
-        Some(vec!["content/delegated/*".into(), "content/d?l[a-z]*/*/*".into()]),
+        Some(vec![
+            "content/delegated/*".into(),
+            "content/d?l[a-z]*/*/*".into(),
+        ]),
         None,
         true,
         1,
@@ -48,7 +51,9 @@ fn make_fixture(dir: &Path) {
 }
 
 fn seeds(target: &str, items: &[(&str, Vec<u8>)]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in items {
@@ -83,10 +88,16 @@ fn metadata_seeds() {
             ("5-targets", with_mode(5, &f.targets)),
             ("6-delegated", with_mode(6, &f.delegated)),
             ("7-signed-root", with_mode(7, &root2)),
-            ("8-signed-timestamp", with_mode(8, &signed_part(&f.timestamp))),
+            (
+                "8-signed-timestamp",
+                with_mode(8, &signed_part(&f.timestamp)),
+            ),
             ("9-signed-snapshot", with_mode(9, &signed_part(&f.snapshot))),
             ("10-signed-targets", with_mode(10, &signed_part(&f.targets))),
-            ("11-signed-delegated", with_mode(11, &signed_part(&f.delegated))),
+            (
+                "11-signed-delegated",
+                with_mode(11, &signed_part(&f.delegated)),
+            ),
         ],
     );
 }
@@ -95,8 +106,14 @@ fn canonical_seeds() {
     seeds(
         "canonical_json",
         &[
-            ("object", br#"{"b":1,"a":[true,null,"x\"y\\z"],"\u00e9":-3,"B":{}}"#.to_vec()),
-            ("numbers", br#"[0,-0,18446744073709551615,-9223372036854775808,1e2]"#.to_vec()),
+            (
+                "object",
+                br#"{"b":1,"a":[true,null,"x\"y\\z"],"\u00e9":-3,"B":{}}"#.to_vec(),
+            ),
+            (
+                "numbers",
+                br#"[0,-0,18446744073709551615,-9223372036854775808,1e2]"#.to_vec(),
+            ),
             ("control", br#"{"k\n":"\u0001\t"}"#.to_vec()),
             ("root", signed_part(&fixture().root)),
         ],
@@ -109,7 +126,10 @@ fn path_seeds() {
         &[
             ("star", b"content/*/*.dat\0content/a/b.dat".to_vec()),
             ("sets", b"f[!0-9][]a-]?\0fx]b".to_vec()),
-            ("pathological", format!("{}b\0{}", "*a".repeat(12), "a".repeat(46)).into_bytes()),
+            (
+                "pathological",
+                format!("{}b\0{}", "*a".repeat(12), "a".repeat(46)).into_bytes(),
+            ),
             ("brackets", b"[a\0[a".to_vec()),
         ],
     );

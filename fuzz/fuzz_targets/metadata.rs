@@ -22,7 +22,8 @@ fn trusted(f: &Fixture) -> TrustedSet {
 /// A set trusting the fixture's root, timestamp and snapshot.
 fn with_snapshot(f: &Fixture) -> TrustedSet {
     let mut ts = trusted(f);
-    ts.update_timestamp(&f.timestamp).expect("fixture timestamp");
+    ts.update_timestamp(&f.timestamp)
+        .expect("fixture timestamp");
     ts.update_snapshot(&f.snapshot, false)
         .expect("fixture snapshot");
     ts
@@ -69,7 +70,8 @@ fuzz_target!(|data: &[u8]| {
         3 | 4 => {
             let mut ts = trusted(f);
             if mode % 12 == 3 {
-                ts.update_timestamp(&f.timestamp).expect("fixture timestamp");
+                ts.update_timestamp(&f.timestamp)
+                    .expect("fixture timestamp");
             } else {
                 ts.load_local_timestamp(&f.timestamp)
                     .expect("fixture timestamp");
@@ -89,7 +91,10 @@ fuzz_target!(|data: &[u8]| {
         6 => {
             let mut ts = with_snapshot(f);
             ts.update_targets(&f.targets).expect("fixture targets");
-            if ts.update_delegated_targets(rest, DELEGATED, "targets").is_ok() {
+            if ts
+                .update_delegated_targets(rest, DELEGATED, "targets")
+                .is_ok()
+            {
                 probe_delegations(&ts, DELEGATED);
                 let _ = ts.trust_loaded_via(DELEGATED, "targets");
             }
@@ -133,8 +138,13 @@ fn signed_mode(f: &Fixture, mode: u8, signed: &Value) {
                 return;
             };
             let mut ts = trusted(f);
-            ts.update_timestamp(&timestamp_for(&bytes, version_of(signed)))
-                .expect("harness timestamp");
+            // A version the harness cannot list (e.g. 0) makes its own metadata invalid.
+            if ts
+                .update_timestamp(&timestamp_for(&bytes, version_of(signed)))
+                .is_err()
+            {
+                return;
+            }
             if ts.update_snapshot(&bytes, false).is_ok() {
                 let _ = ts.targets_meta("targets");
                 let _ = ts.update_targets(&f.targets);
@@ -156,9 +166,16 @@ fn signed_mode(f: &Fixture, mode: u8, signed: &Value) {
                 (DELEGATED, &f.delegated, f.delegated_version),
             ]);
             let mut ts = trusted(f);
-            ts.update_timestamp(&timestamp_for(&snap, 1_000_000))
-                .expect("harness timestamp");
-            ts.update_snapshot(&snap, false).expect("harness snapshot");
+            // A version the harness cannot list (e.g. 0) makes its own metadata invalid.
+            if ts
+                .update_timestamp(&timestamp_for(&snap, 1_000_000))
+                .is_err()
+            {
+                return;
+            }
+            if ts.update_snapshot(&snap, false).is_err() {
+                return;
+            }
             if ts.update_targets(&bytes).is_ok() {
                 probe_delegations(&ts, "targets");
                 let _ = ts.update_delegated_targets(&f.delegated, DELEGATED, "targets");
@@ -174,9 +191,16 @@ fn signed_mode(f: &Fixture, mode: u8, signed: &Value) {
                 (DELEGATED, &bytes, version_of(signed)),
             ]);
             let mut ts = trusted(f);
-            ts.update_timestamp(&timestamp_for(&snap, 1_000_000))
-                .expect("harness timestamp");
-            ts.update_snapshot(&snap, false).expect("harness snapshot");
+            // A version the harness cannot list (e.g. 0) makes its own metadata invalid.
+            if ts
+                .update_timestamp(&timestamp_for(&snap, 1_000_000))
+                .is_err()
+            {
+                return;
+            }
+            if ts.update_snapshot(&snap, false).is_err() {
+                return;
+            }
             ts.update_targets(&f.targets).expect("fixture targets");
             if ts
                 .update_delegated_targets(&bytes, DELEGATED, "targets")

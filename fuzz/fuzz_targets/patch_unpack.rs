@@ -31,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .filter(|p| !before.contains(*p) && *p != "stage" && !p.starts_with("stage/dest"))
         .collect();
-    assert!(outside.is_empty(), "written outside the staging: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "written outside the staging: {outside:?}"
+    );
     match result {
         Ok(files) => {
             let written: BTreeSet<PathBuf> = tree(&dest)
@@ -43,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(files.len() as u64 <= LIMITS.max_members);
             let total: u64 = written
                 .iter()
-                .map(|p| std::fs::metadata(dest.join(p)).map(|m| m.len()).unwrap_or(0))
+                .map(|p| {
+                    std::fs::metadata(dest.join(p))
+                        .map(|m| m.len())
+                        .unwrap_or(0)
+                })
                 .sum();
             assert!(total <= LIMITS.max_unpacked_bytes, "unpacked {total} bytes");
         }

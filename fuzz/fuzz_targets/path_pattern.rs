@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
     let (pattern, path) = text.split_once('\0').unwrap_or((&text, ""));
     let matched = path_matches(pattern, path);
     if !pattern.contains(['*', '?', '[']) {
-        assert_eq!(matched, pattern == path, "literal pattern {pattern:?} vs {path:?}");
+        assert_eq!(
+            matched,
+            pattern == path,
+            "literal pattern {pattern:?} vs {path:?}"
+        );
     }
     let stars: Vec<&str> = path.split('/').map(|_| "*").collect();
     assert!(path_matches(&stars.join("/"), path), "stars vs {path:?}");

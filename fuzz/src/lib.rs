@@ -137,7 +137,10 @@ pub fn tree(dir: &Path) -> BTreeSet<PathBuf> {
 pub fn scratch() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
-        if let Ok(t) = tempfile::Builder::new().prefix("updraft-fuzz-").tempdir_in(shm) {
+        if let Ok(t) = tempfile::Builder::new()
+            .prefix("updraft-fuzz-")
+            .tempdir_in(shm)
+        {
             return t;
         }
     }
