@@ -77,9 +77,24 @@ fn metadata_seeds() {
     let mut root2: Value = serde_json::from_slice(&f.root).unwrap();
     root2["signed"]["version"] = json!(2);
     let root2 = serde_json::to_vec(&root2["signed"]).unwrap();
+    // Targets delegating through TAP 15 hash bins and through path hash prefixes.
+    let mut succinct: Value = serde_json::from_slice(&f.targets).unwrap();
+    let d = &mut succinct["signed"]["delegations"];
+    let keyid = d["roles"][0]["keyids"][0].clone();
+    d["succinct_roles"] =
+        json!({"keyids": [keyid], "threshold": 1, "bit_length": 4, "name_prefix": "bin"});
+    d.as_object_mut().unwrap().remove("roles");
+    let succinct = serde_json::to_vec(&succinct["signed"]).unwrap();
+    let mut prefixes: Value = serde_json::from_slice(&f.targets).unwrap();
+    let r = &mut prefixes["signed"]["delegations"]["roles"][0];
+    r.as_object_mut().unwrap().remove("paths");
+    r["path_hash_prefixes"] = json!(["8", "a1", ""]);
+    let prefixes = serde_json::to_vec(&prefixes["signed"]).unwrap();
     seeds(
         "metadata",
         &[
+            ("10-signed-targets-succinct", with_mode(10, &succinct)),
+            ("10-signed-targets-hash-prefixes", with_mode(10, &prefixes)),
             ("0-root", with_mode(0, &f.root)),
             ("1-root-update", with_mode(1, &f.root)),
             ("2-timestamp", with_mode(2, &f.timestamp)),
