@@ -574,3 +574,73 @@ mod tests {
         assert!(c.validate().is_err());
     }
 }
+
+#[cfg(test)]
+mod version_order {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Versions as publishers write them: 1-4 numeric fields (small ones, so that equal and
+    /// zero-padded fields are common), an optional build.
+    fn version() -> impl Strategy<Value = Version> {
+        (
+            proptest::collection::vec(0u64..4, 1..5),
+            proptest::option::of(0u64..3),
+        )
+            .prop_map(|(fields, build)| {
+                let mut s = fields
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".");
+                if let Some(b) = build {
+                    s.push_str(&format!("-{b}"));
+                }
+                s.parse().unwrap()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// The ordering is a total order consistent with equality: `cmp` is antisymmetric,
+        /// transitive, and `==` exactly when `cmp` says equal (what sorting and picking the
+        /// newest version rely on).
+        #[test]
+        fn version_ordering_is_a_total_order(a in version(), b in version(), c in version()) {
+            prop_assert_eq!(a.cmp(&b), b.cmp(&a).reverse());
+            prop_assert_eq!(a == b, a.cmp(&b) == Ordering::Equal);
+            prop_assert_eq!(a.partial_cmp(&b), Some(a.cmp(&b)));
+            if a <= b && b <= c {
+                prop_assert!(a <= c, "{} <= {} <= {} but not {} <= {}", a, b, c, a, c);
+            }
+        }
+
+        /// The text is kept, and parsing it again gives an equal version; a missing field
+        /// counts as 0.
+        #[test]
+        fn version_text_round_trips(a in version()) {
+            let again: Version = a.to_string().parse().unwrap();
+            prop_assert_eq!(again.as_str(), a.as_str());
+            prop_assert_eq!(&again, &a);
+            let (main, build) = match a.as_str().split_once('-') {
+                Some((m, b)) => (m.to_string(), format!("-{b}")),
+                None => (a.as_str().to_string(), String::new()),
+            };
+            let padded: Version = format!("{main}.0{build}").parse().unwrap();
+            prop_assert_eq!(&padded, &a);
+        }
+
+        /// A requirement `>=v` matches exactly the versions that are not older than `v`, and
+        /// `=v` exactly the equal ones.
+        #[test]
+        fn requirements_agree_with_the_order(v in version(), build in version()) {
+            let ge: Requirement = format!(">={v}").parse().unwrap();
+            let eq: Requirement = format!("={v}").parse().unwrap();
+            let lt: Requirement = format!("<{v}").parse().unwrap();
+            prop_assert_eq!(ge.matches(&build), build >= v);
+            prop_assert_eq!(eq.matches(&build), build == v);
+            prop_assert_eq!(lt.matches(&build), !ge.matches(&build));
+        }
+    }
+}

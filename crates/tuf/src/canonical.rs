@@ -90,4 +90,45 @@ mod tests {
     fn rejects_floats() {
         assert!(encode(&json!({"a": 1.5})).is_err());
     }
+
+    use proptest::prelude::*;
+
+    /// JSON values as TUF metadata holds them: integers (no floats), strings with any
+    /// character but controls (canonical JSON writes those raw, so they are not JSON again),
+    /// arrays and objects.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            "[^\\p{Cc}]{0,8}".prop_map(Value::String),
+            "[\"\\\\a-c\u{e9}\u{10000}]{0,4}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[^\\p{Cc}]{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// canonical(parse(canonical(x))) == canonical(x), and the canonical form is JSON that
+        /// means the same value (what lets a verifier re-encode a pretty-printed file).
+        #[test]
+        fn canonical_form_is_idempotent(x in json_value()) {
+            let c = encode(&x).unwrap();
+            let y: Value = serde_json::from_slice(&c).unwrap();
+            prop_assert_eq!(&y, &x);
+            prop_assert_eq!(encode(&y).unwrap(), c.clone());
+            // Whatever spelling the value came in, the canonical form is the same.
+            let pretty = serde_json::to_vec_pretty(&x).unwrap();
+            let z: Value = serde_json::from_slice(&pretty).unwrap();
+            prop_assert_eq!(encode(&z).unwrap(), c);
+        }
+    }
 }
