@@ -12,4 +12,5 @@ mod lagging_relay;
 mod patch_safety;
 mod publisher_safety;
 mod rollback_after_rotation;
+mod review_catch_up;
 mod slow_retrieval;
