@@ -166,6 +166,9 @@ impl HttpFetcher {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
+            // A source is a configured base URL: it may not move requests to other hosts or
+            // schemes (every byte is verified anyway, but the request itself must stay put).
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("updraft/", env!("CARGO_PKG_VERSION")));
         for pem in &config.extra_root_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)

@@ -54,3 +54,34 @@ fn fetches_bounds_and_reports_missing_files() {
         Err(FetchError::Transport { .. })
     ));
 }
+
+/// Answer the first connection on a loopback port with `response`, then stop.
+fn answer_once(response: String) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok((mut s, _)) = l.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(response.as_bytes());
+        }
+    });
+    base
+}
+
+/// Regression (review of issue 9): a source answering with a redirect moved the request to any
+/// host and scheme it named (an SSRF into the host's network from every agent and relay, and
+/// https to http). Redirects are not followed: the source's answer is an error like any other.
+#[test]
+fn a_redirect_to_another_host_is_not_followed() {
+    let other = answer_once("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nOTHER".into());
+    let relay = answer_once(format!(
+        "HTTP/1.1 302 Found\r\nLocation: {other}/internal\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let f = HttpFetcher::new(&HttpConfig::default()).unwrap();
+    match f.fetch_bytes(&format!("{relay}/metadata/timestamp.json"), 1000) {
+        Err(FetchError::Status { status, .. }) => assert_eq!(status, 302),
+        other => panic!("expected the redirect as an error, got {other:?}"),
+    }
+}
