@@ -79,6 +79,9 @@ struct ContentTarget {
 /// A patch published for a product.
 type PatchTarget = ContentTarget;
 
+/// At most this many targets roles are loaded to list what the repository offers.
+const MAX_ROLES: usize = 10_000;
+
 /// At most this many ignored targets are named in the status (the rest are counted).
 const IGNORED_SHOWN: usize = 20;
 
@@ -149,8 +152,14 @@ impl Agent {
     }
 
     fn updater(&self, base: &str) -> Result<Updater<Arc<dyn tuf::Fetcher>>> {
+        self.updater_with(base, true)
+    }
+
+    /// A client over `base`; with `persist` false it only verifies (a probe, see `catch_up`).
+    fn updater_with(&self, base: &str, persist: bool) -> Result<Updater<Arc<dyn tuf::Fetcher>>> {
         let config = UpdaterConfig {
             keep_root_history: true,
+            persist,
             ..UpdaterConfig::default()
         };
         Ok(Updater::new(
@@ -220,7 +229,7 @@ impl Agent {
         let mut behind: Vec<(String, u64)> = Vec::new();
         for &other in later {
             let best_version = timestamp_version(&best.0);
-            let mut up = match self.updater(other) {
+            let mut up = match self.updater_with(other, false) {
                 Ok(u) => u,
                 Err(e) => {
                     self.rejected
@@ -229,9 +238,22 @@ impl Agent {
                     continue;
                 }
             };
-            match up.refresh() {
-                Ok(_) => {
-                    let v = timestamp_version(&up);
+            // A probe: verified but not persisted. Only a source that delivers everything the
+            // cycle needs (root to every targets role of the listing) and is newer is adopted,
+            // so a source that withholds part of a newer state never changes the trusted one.
+            let probed = up
+                .refresh()
+                .and_then(|_| up.all_targets(MAX_ROLES).map(drop))
+                .map(|()| timestamp_version(&up))
+                .and_then(|v| {
+                    if v > best_version {
+                        up.adopt().map(|()| v)
+                    } else {
+                        Ok(v)
+                    }
+                });
+            match probed {
+                Ok(v) => {
                     if v > best_version {
                         behind.push((best.1.clone(), best_version));
                         best = (up, other.to_string(), false);
@@ -455,7 +477,7 @@ impl Agent {
             report.status_written = self.state.save_status(&status)?;
             return Ok(report);
         }
-        let content = authorised_content(up.all_targets(10_000)?);
+        let content = authorised_content(up.all_targets(MAX_ROLES)?);
         status.ignored = content.ignored.clone();
         // Target bytes are verified against the metadata just refreshed, so any source will do:
         // the one that answered first, then the others in order.

@@ -318,7 +318,7 @@ fn catch_up(
     let mut behind: Vec<(String, u64)> = Vec::new();
     for other in later {
         let source = Source::upstream(other);
-        match sync::probe(cache, settings, fetcher.clone(), &source) {
+        match sync::probe(cache, settings, fetcher.clone(), &source, best.timestamp) {
             Ok(v) if v > best.timestamp => {
                 match sync::sync_from(cache, settings, fetcher.clone(), &source) {
                     Ok(o) => {

@@ -130,28 +130,28 @@ fn versions(set: &tuf::TrustedSet) -> Versions {
     }
 }
 
-/// The relay's TUF client over `source`, refreshed: it starts from the trusted state the cache
-/// holds (the anchor plus the verified root history) and persists what it verifies.
-fn refreshed(
+/// The relay's TUF client over `source`: it starts from the trusted state the cache holds (the
+/// anchor plus the verified root history) and, with `persist`, persists what it verifies.
+fn client(
     cache: &Cache,
     settings: &SyncSettings,
     fetcher: Arc<dyn Fetcher>,
     source: &Source,
+    persist: bool,
 ) -> Result<Updater<Arc<dyn Fetcher>>> {
     let config = UpdaterConfig {
         keep_root_history: true,
         offline_grace: settings.offline_grace,
+        persist,
         ..UpdaterConfig::default()
     };
-    let mut up = Updater::new(
+    Ok(Updater::new(
         cache.trusted_dir(),
         &source.metadata_url,
         settings.trusted_root.clone(),
         fetcher,
         config,
-    )?;
-    up.refresh()?;
-    Ok(up)
+    )?)
 }
 
 /// Sync once from `source`.
@@ -161,7 +161,8 @@ pub fn sync_from(
     fetcher: Arc<dyn Fetcher>,
     source: &Source,
 ) -> Result<SyncOutcome> {
-    let mut up = refreshed(cache, settings, fetcher, source)?;
+    let mut up = client(cache, settings, fetcher, source, true)?;
+    up.refresh()?;
     fault("after-refresh");
     let set = up
         .trusted()
@@ -303,21 +304,30 @@ fn refused_warnings(refused: &[tuf::RefusedTarget]) -> Vec<String> {
     out
 }
 
-/// Refresh the trusted metadata from `source` without syncing targets: the full client workflow
-/// (so nothing unverified is believed), persisted like any refresh. Returns the version of the
-/// timestamp trusted afterwards; a source behind the trusted state fails the rollback check.
+/// Verify what `source` offers without syncing targets or changing the trusted state: the full
+/// client workflow and the listing (every targets role), not persisted. When the source is
+/// complete and its timestamp is newer than `newer_than`, the verified state is adopted
+/// (persisted) so that the sync that follows starts from it; a source that withholds part of a
+/// newer state never changes the trusted one. Returns the source's timestamp version.
 pub fn probe(
     cache: &Cache,
     settings: &SyncSettings,
     fetcher: Arc<dyn Fetcher>,
     source: &Source,
+    newer_than: u64,
 ) -> Result<u64> {
-    let up = refreshed(cache, settings, fetcher, source)?;
-    Ok(up
+    let mut up = client(cache, settings, fetcher, source, false)?;
+    up.refresh()?;
+    up.all_targets(settings.max_roles)?;
+    let version = up
         .trusted()
         .and_then(|t| t.timestamp())
         .map(|t| t.version)
-        .unwrap_or(0))
+        .unwrap_or(0);
+    if version > newer_than {
+        up.adopt()?;
+    }
+    Ok(version)
 }
 
 /// Download every target whose object is not stored yet. Returns (files, bytes, missing).

@@ -603,7 +603,15 @@ mod review_listing_cost {
     fn listing_time(n: usize) -> std::time::Duration {
         let mut env = Env::new();
         env.repo
-            .add_delegation("targets", "evil", Some(vec!["evil/*".into()]), None, false, 1, 1)
+            .add_delegation(
+                "targets",
+                "evil",
+                Some(vec!["evil/*".into()]),
+                None,
+                false,
+                1,
+                1,
+            )
             .unwrap();
         env.repo
             .add_target_bytes("evil", "evil/own", b"evil's own target", None)
@@ -656,11 +664,27 @@ mod review_role_cap {
     fn a_delegate_with_many_sub_roles_does_not_break_everyone_elses_listing() {
         let mut env = Env::new();
         env.repo
-            .add_delegation("targets", "evil", Some(vec!["evil/*".into()]), None, false, 1, 1)
+            .add_delegation(
+                "targets",
+                "evil",
+                Some(vec!["evil/*".into()]),
+                None,
+                false,
+                1,
+                1,
+            )
             .unwrap();
         for i in 0..25 {
             env.repo
-                .add_delegation("evil", &format!("evil-{i}"), Some(vec!["evil/*".into()]), None, false, 1, 1)
+                .add_delegation(
+                    "evil",
+                    &format!("evil-{i}"),
+                    Some(vec!["evil/*".into()]),
+                    None,
+                    false,
+                    1,
+                    1,
+                )
                 .unwrap();
         }
         env.repo.publish().unwrap();

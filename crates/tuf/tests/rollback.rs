@@ -215,3 +215,48 @@ fn no_rollback_after_rotating_any_role_across_restarts_and_sources() {
         );
     }
 }
+
+/// A client that only verifies (`persist: false`) leaves the trusted state on disk untouched,
+/// even when the source fails half-way; `adopt` persists a complete refresh, timestamp last.
+#[test]
+fn a_probe_changes_nothing_on_disk_until_adopted() {
+    let mut env = Env::new();
+    env.updater().refresh().unwrap();
+    let trusted_ts = std::fs::read(env.client_dir().join("timestamp.json")).unwrap();
+    env.repo
+        .add_target_bytes("targets", "content/p/2.0/f", b"2.0", None)
+        .unwrap();
+    env.repo.publish().unwrap();
+    let probe_config = UpdaterConfig {
+        persist: false,
+        ..UpdaterConfig::default()
+    };
+    // The new snapshot is withheld: the probe fails after verifying the newer timestamp.
+    let snap = env.meta_path(&format!("{}.snapshot.json", env.version("snapshot")));
+    let held = std::fs::read(&snap).unwrap();
+    std::fs::remove_file(&snap).unwrap();
+    assert!(env.updater_with(probe_config.clone()).refresh().is_err());
+    assert_eq!(
+        std::fs::read(env.client_dir().join("timestamp.json")).unwrap(),
+        trusted_ts
+    );
+    // Complete: verified, still not persisted until adopted.
+    std::fs::write(&snap, held).unwrap();
+    let mut up = env.updater_with(probe_config);
+    let out = up.refresh().unwrap();
+    assert_eq!(
+        std::fs::read(env.client_dir().join("timestamp.json")).unwrap(),
+        trusted_ts
+    );
+    up.adopt().unwrap();
+    let now = std::fs::read(env.client_dir().join("timestamp.json")).unwrap();
+    assert_eq!(
+        file_version(&env.client_dir().join("timestamp.json")),
+        out.timestamp_version
+    );
+    assert_ne!(now, trusted_ts);
+    assert_eq!(
+        env.updater().refresh().unwrap().timestamp,
+        TimestampUpdate::Unchanged
+    );
+}

@@ -41,6 +41,10 @@ pub struct UpdaterConfig {
     /// on. On by default; without it a power loss can cost the newest of those files, which the
     /// next refresh downloads again. Root is always fsynced.
     pub durable_writes: bool,
+    /// Persist what a refresh verifies (the specification's workflow; on by default). Off, a
+    /// refresh only verifies: a probe of another source leaves the trusted state on disk as it
+    /// was unless [`Updater::adopt`] is called after the whole refresh succeeded.
+    pub persist: bool,
     /// Accept timestamp and snapshot metadata up to this long past expiry, with warnings (an
     /// explicit policy for air-gapped sites). Zero by default; root and targets never.
     pub offline_grace: time::Duration,
@@ -58,6 +62,7 @@ impl Default for UpdaterConfig {
             prefix_targets_with_hash: true,
             keep_root_history: false,
             durable_writes: true,
+            persist: true,
             offline_grace: time::Duration::ZERO,
         }
     }
@@ -154,8 +159,49 @@ impl<F: Fetcher> Updater<F> {
     /// Persist verified metadata. Root is always fsynced: for a client whose trust anchor is its
     /// metadata directory (`tuf-client`), losing it would lose trust.
     fn persist(&self, role: &str, bytes: &[u8]) -> Result<()> {
+        if !self.config.persist {
+            return Ok(());
+        }
         let durable = self.config.durable_writes || role == "root";
         write_atomic_with(&self.role_path(role), bytes, durable)
+    }
+
+    /// Persist everything the last refresh verified, in an order that keeps the state on disk
+    /// consistent at every instant (roots, then targets roles and snapshot, the timestamp last:
+    /// until it is written, the old timestamp stays the rollback reference), and persist from
+    /// now on. For a client that refreshed with `persist: false` (a probe of another source)
+    /// and decided to use it: a source that fails half-way never changes the trusted state.
+    pub fn adopt(&mut self) -> Result<()> {
+        self.config.persist = true;
+        let set = self.trusted.as_ref().ok_or_else(|| Error::Order {
+            role: "timestamp".into(),
+            reason: "nothing to adopt: refresh() must succeed first".into(),
+        })?;
+        let history = self.metadata_dir.join("root_history");
+        if set.fast_forward_reset() {
+            self.discard_timestamp_and_snapshot()?;
+        }
+        for root in set.root_chain().iter().skip(1) {
+            if self.config.keep_root_history {
+                write_atomic(
+                    &history.join(format!("{}.root.json", root.version)),
+                    root.raw(),
+                )?;
+            }
+        }
+        self.persist("root", set.root().raw())?;
+        for role in set.targets_roles() {
+            if let Some(t) = set.targets(role) {
+                self.persist(role, t.raw())?;
+            }
+        }
+        if let Some(snapshot) = set.snapshot() {
+            self.persist("snapshot", snapshot.raw())?;
+        }
+        if let Some(timestamp) = set.timestamp() {
+            self.persist("timestamp", timestamp.raw())?;
+        }
+        Ok(())
     }
 
     fn fetch_bounded(&mut self, url: String, max: u64) -> Result<Vec<u8>> {
@@ -268,7 +314,7 @@ impl<F: Fetcher> Updater<F> {
             // 5.3.8 "Persist root metadata. The client MUST write the file to non-volatile storage
             // as FILENAME.EXT (e.g. root.json)."
             self.persist("root", &bytes)?;
-            if self.config.keep_root_history {
+            if self.config.keep_root_history && self.config.persist {
                 write_atomic(&local, &bytes)?;
             }
             // 5.3.9 "Repeat steps 5.3.2 to 5.3.9."
@@ -294,6 +340,9 @@ impl<F: Fetcher> Updater<F> {
     }
 
     fn discard_timestamp_and_snapshot(&self) -> Result<()> {
+        if !self.config.persist {
+            return Ok(());
+        }
         remove_if_exists(&self.role_path("timestamp"))?;
         remove_if_exists(&self.role_path("snapshot"))
     }

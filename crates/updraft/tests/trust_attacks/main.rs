@@ -12,5 +12,4 @@ mod lagging_relay;
 mod patch_safety;
 mod publisher_safety;
 mod rollback_after_rotation;
-mod review_catch_up;
 mod slow_retrieval;
