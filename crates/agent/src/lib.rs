@@ -111,6 +111,9 @@ fn authorised_content(listing: tuf::TargetListing) -> Content {
             )
         })
         .collect();
+    ignored.extend(listing.truncated.iter().map(|d| {
+        format!("targets below delegation {d} not all listed: more than {MAX_ROLES} roles")
+    }));
     let mut content = Content::default();
     for target in listing.targets {
         match ContentInfo::for_target(target.path(), target.custom()) {

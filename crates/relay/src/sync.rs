@@ -196,7 +196,13 @@ pub fn sync_from(
     let consistent = set.root().consistent_snapshot.unwrap_or(false);
     let listing = up.all_targets(settings.max_roles)?;
     let targets = listing.targets;
-    let refused = refused_warnings(&listing.refused);
+    let mut refused = refused_warnings(&listing.refused);
+    refused.extend(listing.truncated.iter().map(|d| {
+        format!(
+            "targets below delegation {d} not all mirrored: more than {} roles",
+            settings.max_roles
+        )
+    }));
     let (downloaded, downloaded_bytes, missing) =
         fetch_targets(cache, settings, &mut up, source, &targets)?;
     fault("after-download");

@@ -87,6 +87,66 @@ fn child_roles(d: Option<&crate::metadata::Delegations>, set: &TrustedSet) -> Ve
 /// At most this many problems of one listing are logged one by one (the rest are counted).
 const LOGGED: usize = 20;
 
+/// Listed paths with the roles listing each, and the subtrees cut short.
+type Listed = (BTreeMap<String, Vec<String>>, Vec<String>);
+
+/// A role to visit in the listing walk, through `parent`, below the top-level delegation `top`
+/// (empty for the top-level targets role).
+struct Visit {
+    role: String,
+    parent: String,
+    top: String,
+}
+
+/// The state of one listing walk.
+#[derive(Default)]
+struct Walk {
+    listed: BTreeMap<String, Vec<String>>,
+    tried: HashSet<(String, String)>,
+    expanded: HashSet<String>,
+    per_top: BTreeMap<String, usize>,
+    truncated: Vec<String>,
+    untrusted: usize,
+}
+
+impl Walk {
+    fn untrusted(&mut self, v: &Visit, e: &Error) {
+        self.untrusted += 1;
+        if self.untrusted <= LOGGED {
+            tracing::warn!(role = v.role, delegator = v.parent, error = %e, "delegated role not trusted through this delegation");
+        }
+    }
+
+    /// Whether to list `v.role` and visit its children: once per role, at most `max_roles` per
+    /// top-level delegation.
+    fn expand(&mut self, v: &Visit, max_roles: usize) -> bool {
+        if self.expanded.contains(&v.role) {
+            return false;
+        }
+        let n = self.per_top.entry(v.top.clone()).or_default();
+        if *n >= max_roles {
+            if !self.truncated.contains(&v.top) {
+                tracing::warn!(delegation = v.top, max_roles, "more targets roles below this delegation than the listing loads: the rest are not listed");
+                self.truncated.push(v.top.clone());
+            }
+            return false;
+        }
+        *n += 1;
+        self.expanded.insert(v.role.clone());
+        true
+    }
+
+    fn finish(self) -> Result<Listed> {
+        if self.untrusted > LOGGED {
+            tracing::warn!(
+                count = self.untrusted,
+                "delegations not trusted in this listing (first {LOGGED} logged)"
+            );
+        }
+        Ok((self.listed, self.truncated))
+    }
+}
+
 /// The targets a client may act on: for every path some reachable targets role lists, exactly
 /// the answer of a lookup of that path (5.6.7); nothing else. Built only by
 /// [`Updater::all_targets`].
@@ -96,6 +156,9 @@ pub struct TargetListing {
     pub targets: Vec<TargetInfo>,
     /// Paths listed by some role that the delegation search does not authorise.
     pub refused: Vec<RefusedTarget>,
+    /// Top-level delegations whose subtree holds more than `max_roles` roles: roles beyond the
+    /// cap were not listed (their targets are missing here; lookups still find them).
+    pub truncated: Vec<String>,
 }
 
 /// A path listed by targets metadata that a lookup does not authorise (outside the scope of the
@@ -201,7 +264,8 @@ impl<F: Fetcher> Updater<F> {
     /// the entry a lookup of that path returns ([`Updater::target_info`], 5.6.7: pre-order search,
     /// path patterns along the whole delegation chain, terminating roles, first match wins), and
     /// nothing else. This is the only listing the crate offers. Paths listed but not authorised
-    /// are returned in [`TargetListing::refused`]. At most `max_roles` targets roles are loaded.
+    /// are returned in [`TargetListing::refused`]. At most `max_roles` targets roles are loaded
+    /// below each top-level delegation ([`TargetListing::truncated`] names those cut short).
     pub fn all_targets(&mut self, max_roles: usize) -> Result<TargetListing> {
         let mut set = self.trusted.take().ok_or_else(|| Error::Order {
             role: "targets".into(),
@@ -209,7 +273,11 @@ impl<F: Fetcher> Updater<F> {
         })?;
         let result = self
             .listed_paths(&mut set, max_roles)
-            .and_then(|listed| self.authorise(&mut set, listed));
+            .and_then(|(listed, truncated)| {
+                let mut listing = self.authorise(&mut set, listed)?;
+                listing.truncated = truncated;
+                Ok(listing)
+            });
         self.trusted = Some(set);
         result
     }
@@ -218,68 +286,64 @@ impl<F: Fetcher> Updater<F> {
     /// delegation that leads to it, so that the search below never fetches) and collect the
     /// paths each lists, with the roles listing them. Verification failures are remembered per
     /// delegation and surface in the search of the paths they affect; fetch failures abort.
-    fn listed_paths(
-        &mut self,
-        set: &mut TrustedSet,
-        max_roles: usize,
-    ) -> Result<BTreeMap<String, Vec<String>>> {
-        let mut listed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
-        let mut tried: HashSet<(String, String)> = HashSet::new();
-        let mut expanded: HashSet<String> = HashSet::new();
-        let mut untrusted = 0usize;
-        // Each (role, delegator) pair is tried once. A delegation to a role the trusted snapshot
-        // does not list fails before any I/O, and only snapshot-listed roles can load, so what a
-        // delegated publisher writes in its own delegations cannot make this loop fetch, verify
-        // or expand more than the snapshot allows; one such role failing never fails the listing.
-        while let Some((role, parent)) = to_visit.pop() {
-            if !tried.insert((role.clone(), parent.clone())) {
+    ///
+    /// Each (role, delegator) pair is tried once. A delegation to a role the trusted snapshot
+    /// does not list fails before any I/O, and only snapshot-listed roles can load, so what a
+    /// delegated publisher writes in its own delegations cannot make this loop fetch, verify
+    /// or expand more than the snapshot allows, and one such role failing never fails the
+    /// listing. Each top-level delegation's subtree expands at most `max_roles` roles, so a
+    /// delegate whose sub-roles the repository publishes cannot crowd out the others; the
+    /// subtrees cut short are returned.
+    fn listed_paths(&mut self, set: &mut TrustedSet, max_roles: usize) -> Result<Listed> {
+        let mut walk = Walk::default();
+        let mut to_visit = vec![Visit {
+            role: "targets".into(),
+            parent: "root".into(),
+            top: String::new(),
+        }];
+        while let Some(v) = to_visit.pop() {
+            if !walk.tried.insert((v.role.clone(), v.parent.clone())) {
                 continue;
             }
-            match self.load_targets(set, &role, &parent) {
+            match self.load_targets(set, &v.role, &v.parent) {
                 Ok(()) => {}
                 Err(e @ Error::Fetch(_)) => return Err(e),
                 Err(e) => {
-                    untrusted += 1;
-                    if untrusted <= LOGGED {
-                        tracing::warn!(role, delegator = parent, error = %e, "delegated role not trusted through this delegation");
-                    }
+                    walk.untrusted(&v, &e);
                     continue;
                 }
             }
-            if !expanded.insert(role.clone()) {
+            if !walk.expand(&v, max_roles) {
                 continue;
             }
-            // Only roles the signed snapshot lists get here: more than `max_roles` of them is the
-            // repository's size, not an attack by a delegate.
-            if expanded.len() > max_roles {
-                return Err(Error::Repository(format!(
-                    "more than {max_roles} targets roles"
-                )));
-            }
             let targets = set
-                .targets_via(&role, &parent)
+                .targets_via(&v.role, &v.parent)
                 .ok_or_else(|| Error::Repository("unreachable".into()))?
                 .clone();
             match targets.targets.map() {
                 Ok(map) => {
                     for path in map.keys() {
-                        listed.entry(path.clone()).or_default().push(role.clone());
+                        let roles = walk.listed.entry(path.clone()).or_default();
+                        roles.push(v.role.clone());
                     }
                 }
-                Err(e) => tracing::warn!(role, error = %e, "malformed targets: none of them used"),
+                Err(e) => {
+                    tracing::warn!(role = v.role, error = %e, "malformed targets: none of them used")
+                }
             }
             let mut children = child_roles(targets.delegations.as_ref(), set);
             children.reverse();
-            to_visit.extend(children.into_iter().map(|c| (c, role.clone())));
+            to_visit.extend(children.into_iter().map(|c| Visit {
+                top: if v.top.is_empty() {
+                    c.clone()
+                } else {
+                    v.top.clone()
+                },
+                role: c,
+                parent: v.role.clone(),
+            }));
         }
-        if untrusted > LOGGED {
-            tracing::warn!(
-                count = untrusted,
-                "delegations not trusted in this listing (first {LOGGED} logged)"
-            );
-        }
-        Ok(listed)
+        walk.finish()
     }
 
     /// Look up every listed path; keep what the search authorises, report the rest.
