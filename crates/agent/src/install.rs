@@ -108,20 +108,21 @@ pub fn rollback_patch(state: &StateDir, j: &Journal) -> Result<Vec<String>> {
     };
     let dir = Beneath::open(install_dir, true)?;
     let backup = Beneath::open(backup_dir, true)?;
+    // A member that cannot be restored (a symlink planted meanwhile, a permission or I/O error)
+    // is left as it is and reported, with the backup kept in `backup_dir`: a hostile or broken
+    // product directory must not make recovery fail on every cycle and block all updates.
     let mut not_restored = Vec::new();
-    let mut skip = |r: Result<()>| match r {
-        Err(e @ Error::UnsafePath { .. }) => {
-            tracing::error!(error = %e, "patch rollback: member left as it is");
-            not_restored.push(e.to_string());
-            Ok(())
+    let mut skip = |rel: &str, r: Result<()>| {
+        if let Err(e) = r {
+            tracing::error!(member = rel, error = %e, "patch rollback: member left as it is");
+            not_restored.push(format!("{rel}: {e} (backup in {})", backup_dir.display()));
         }
-        other => other,
     };
     for rel in replaced {
-        skip(dir.copy_from(&backup, rel, None))?;
+        skip(rel, dir.copy_from(&backup, rel, None));
     }
     for rel in added {
-        skip(dir.remove_file(rel))?;
+        skip(rel, dir.remove_file(rel));
     }
     dir.sync();
     let mut products = state.products()?;
