@@ -79,6 +79,16 @@ struct ContentTarget {
 /// A patch published for a product.
 type PatchTarget = ContentTarget;
 
+/// One patch being applied to one product: what every phase records with.
+struct PatchRun<'a> {
+    p: &'a ProductConfig,
+    id: String,
+    /// The product's build before the patch, and the build the patch results in.
+    build: String,
+    to: String,
+    paths: state::PatchPaths,
+}
+
 /// At most this many targets roles are loaded to list what the repository offers.
 const MAX_ROLES: usize = 10_000;
 
@@ -928,14 +938,36 @@ impl Agent {
         pt: &PatchTarget,
         targets_urls: &[String],
     ) -> Result<PatchResult> {
+        let Some(run) = self.patch_run(p, pt)? else {
+            return Ok(PatchResult::Done);
+        };
+        if let Some(waiting) = self.check_patch(&run, &pt.info)? {
+            return Ok(waiting);
+        }
+        let Some(files) = self.stage_patch(up, &run, pt, targets_urls)? else {
+            return Ok(PatchResult::Done);
+        };
+        let result = self.swap_in_patch(&run, &files);
+        remove_stage(&run.paths.stage);
+        result
+    }
+
+    /// The patch `pt` for product `p` as one run: its id (a validated name: it names the working
+    /// files under `patches/`, never a path), the product's build and the build it results in.
+    /// `None` when there is nothing to do (already applied: success, no change) or the outcome
+    /// is recorded (invalid id, unknown build).
+    fn patch_run<'a>(
+        &self,
+        p: &'a ProductConfig,
+        pt: &PatchTarget,
+    ) -> Result<Option<PatchRun<'a>>> {
         let info = &pt.info;
         let to = info.build.clone().unwrap_or_default();
-        // A patch id is a name: it names the working files under `patches/`, never a path.
         let pid = match info.patch_id.as_deref().unwrap_or("").parse::<PatchId>() {
             Ok(pid) => pid,
             Err(e) => {
                 self.refuse(p, pt.target.path(), info, &e)?;
-                return Ok(PatchResult::Done);
+                return Ok(None);
             }
         };
         let id = pid.to_string();
@@ -945,90 +977,99 @@ impl Agent {
             .get(&p.name)
             .is_some_and(|a| a.contains(&id))
         {
-            return Ok(PatchResult::Done); // already applied: success, no change
+            return Ok(None);
         }
         let build = match self.current_build(p, &products) {
             Ok(b) => b,
             Err(e) => {
-                self.record(
-                    &id,
-                    &p.name,
-                    "?",
-                    &to,
-                    "failed",
-                    format!("cannot determine the build: {e}"),
-                )?;
-                return Ok(PatchResult::Done);
+                let msg = format!("cannot determine the build: {e}");
+                self.record(&id, &p.name, "?", &to, "failed", msg)?;
+                return Ok(None);
             }
         };
+        let paths = self.state.patch_paths(&pid);
+        Ok(Some(PatchRun {
+            p,
+            id,
+            build,
+            to,
+            paths,
+        }))
+    }
+
+    fn record_run(&self, run: &PatchRun<'_>, outcome: &str, message: String) -> Result<()> {
+        self.record(&run.id, &run.p.name, &run.build, &run.to, outcome, message)
+    }
+
+    /// Applicability (`requires_build`) and preflight checks. `Some` ends the run: not
+    /// applicable (recorded, done) or a preflight failed (recorded, retried next cycle).
+    fn check_patch(&self, run: &PatchRun<'_>, info: &ContentInfo) -> Result<Option<PatchResult>> {
         let req_text = info.requires_build.clone().unwrap_or_default();
-        let applicable = match (req_text.parse::<Requirement>(), build.parse::<Version>()) {
+        let applicable = match (
+            req_text.parse::<Requirement>(),
+            run.build.parse::<Version>(),
+        ) {
             (Ok(req), Ok(v)) => req.matches(&v),
             _ => false,
         };
         if !applicable {
-            let msg = format!("not applicable: build {build}, requires {req_text}");
-            self.record(&id, &p.name, &build, &to, "not applicable", msg)?;
-            return Ok(PatchResult::Done);
+            let msg = format!("not applicable: build {}, requires {req_text}", run.build);
+            self.record_run(run, "not applicable", msg)?;
+            return Ok(Some(PatchResult::Done));
         }
-        for check in &p.preflight {
+        for check in &run.p.preflight {
             if let Err(out) = run_command(check) {
-                self.record(
-                    &id,
-                    &p.name,
-                    &build,
-                    &to,
-                    "preflight failed",
-                    format!("preflight failed: {out}"),
-                )?;
-                return Ok(PatchResult::Retry);
+                self.record_run(run, "preflight failed", format!("preflight failed: {out}"))?;
+                return Ok(Some(PatchResult::Retry));
             }
         }
-        // Download (verified) and unpack into a staging directory.
-        let name = pt
-            .target
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or("patch")
-            .to_string();
+        Ok(None)
+    }
+
+    /// Download the archive (verified) and unpack it into the staging directory, within the
+    /// configured limits. `None`: the archive was refused (recorded).
+    fn stage_patch(
+        &self,
+        up: &mut Updater<Arc<dyn tuf::Fetcher>>,
+        run: &PatchRun<'_>,
+        pt: &PatchTarget,
+        targets_urls: &[String],
+    ) -> Result<Option<Vec<String>>> {
+        let name = pt.target.path().rsplit('/').next().unwrap_or("patch");
         let zstd = name.ends_with(".zst") || name.ends_with(".tzst");
-        let paths = self.state.patch_paths(&pid);
-        let (archive, stage, backup) = (&paths.archive, &paths.stage, &paths.backup);
+        let (archive, stage) = (&run.paths.archive, &run.paths.stage);
         download(&self.rejected, up, &pt.target, archive, targets_urls)?;
-        let files = match install::unpack_patch(archive, zstd, stage, &self.config.patch_limits) {
-            Ok(f) => f,
+        match install::unpack_patch(archive, zstd, stage, &self.config.patch_limits) {
+            Ok(files) => Ok(Some(files)),
             Err(e) => {
                 let msg = match &e {
                     Error::PatchArchive { .. } => e.to_string(),
                     _ => format!("bad patch archive: {e}"),
                 };
-                tracing::error!(patch = %id, product = %p.name, error = %e, "patch archive refused");
-                self.record(&id, &p.name, &build, &to, "failed", msg)?;
-                return Ok(PatchResult::Done);
+                tracing::error!(patch = %run.id, product = %run.p.name, error = %e, "patch archive refused");
+                self.record_run(run, "failed", msg)?;
+                Ok(None)
             }
-        };
-        // Every member is reached beneath the product's directory without following a symlink
-        // (see `beneath`): one planted there (`lib -> /etc`, `bin/scanner -> /etc/passwd`), or
-        // anything but a directory or regular file on a member's path, refuses the patch before
-        // anything changes.
-        let product = Beneath::open(&p.install_dir, true)?;
-        let staged = Beneath::open(stage, false)?;
+        }
+    }
+
+    /// Back up what the staged files replace, journal the change, swap the files in, record the
+    /// new build and restart the product; any failure restores the backup and is recorded.
+    ///
+    /// Every member is reached beneath the product's directory without following a symlink (see
+    /// `beneath`): one planted there (`lib -> /etc`, `bin/scanner -> /etc/passwd`), or anything
+    /// but a directory or regular file on a member's path, refuses the patch before anything
+    /// changes.
+    fn swap_in_patch(&self, run: &PatchRun<'_>, files: &[String]) -> Result<PatchResult> {
+        let product = Beneath::open(&run.p.install_dir, true)?;
+        let staged = Beneath::open(&run.paths.stage, false)?;
         let refused = |e: Error| -> Result<PatchResult> {
-            tracing::error!(patch = %id, product = %p.name, error = %e, "patch refused");
-            self.record(
-                &id,
-                &p.name,
-                &build,
-                &to,
-                "failed",
-                format!("refused, nothing changed: {e}"),
-            )?;
-            remove_stage(stage);
+            tracing::error!(patch = %run.id, product = %run.p.name, error = %e, "patch refused");
+            self.record_run(run, "failed", format!("refused, nothing changed: {e}"))?;
             Ok(PatchResult::Done)
         };
         let (mut replaced, mut added) = (Vec::new(), Vec::new());
-        for rel in &files {
+        for rel in files {
             match product.entry(rel) {
                 Ok(Entry::File) => replaced.push(rel.clone()),
                 Ok(Entry::Missing) => added.push(rel.clone()),
@@ -1037,6 +1078,7 @@ impl Agent {
             }
         }
         // Back up what will be replaced, modes included.
+        let backup = &run.paths.backup;
         if backup.exists() {
             std::fs::remove_dir_all(backup).map_err(|e| Error::io(backup, e))?;
         }
@@ -1050,14 +1092,14 @@ impl Agent {
             }
         }
         let journal = Journal::Patch {
-            patch_id: id.clone(),
-            product: p.name.clone(),
-            install_dir: p.install_dir.clone(),
+            patch_id: run.id.clone(),
+            product: run.p.name.clone(),
+            install_dir: run.p.install_dir.clone(),
             backup_dir: backup.to_path_buf(),
             replaced,
             added,
-            from_build: build.clone(),
-            to_build: to.clone(),
+            from_build: run.build.clone(),
+            to_build: run.to.clone(),
         };
         self.state.set_journal(&journal)?;
         fault("patch-after-backup");
@@ -1066,19 +1108,12 @@ impl Agent {
                 // A member refused (a symlink planted since the check) or an I/O error: undo
                 // what was swapped in from the backup.
                 let not_restored = install::rollback_patch(&self.state, &journal)?;
-                tracing::error!(patch = %id, product = %p.name, error = %e, "patch failed while swapping; backup restored");
-                self.record(
-                    &id,
-                    &p.name,
-                    &build,
-                    &to,
-                    "failed",
-                    format!(
-                        "could not apply, backup restored: {e}{}",
-                        install::not_restored_text(&not_restored)
-                    ),
-                )?;
-                remove_stage(stage);
+                tracing::error!(patch = %run.id, product = %run.p.name, error = %e, "patch failed while swapping; backup restored");
+                let msg = format!(
+                    "could not apply, backup restored: {e}{}",
+                    install::not_restored_text(&not_restored)
+                );
+                self.record_run(run, "failed", msg)?;
                 return Ok(PatchResult::Done);
             }
             if i == 0 {
@@ -1086,19 +1121,22 @@ impl Agent {
             }
         }
         product.sync();
+        self.finish_patch(run, &journal)
+    }
+
+    /// Record the new build, restart the product (restoring the backup if that fails) and
+    /// record the outcome; the journal is cleared once the patch is applied.
+    fn finish_patch(&self, run: &PatchRun<'_>, journal: &Journal) -> Result<PatchResult> {
         let mut products = self.state.products()?;
-        products.builds.insert(p.name.clone(), to.clone());
-        products
-            .applied
-            .entry(p.name.clone())
-            .or_default()
-            .insert(id.clone());
+        products.builds.insert(run.p.name.clone(), run.to.clone());
+        let applied = products.applied.entry(run.p.name.clone()).or_default();
+        applied.insert(run.id.clone());
         self.state.save_products(&products)?;
         fault("patch-before-restart");
-        if let Some(cmd) = &p.restart {
+        if let Some(cmd) = &run.p.restart {
             if let Err(out) = run_command(cmd) {
-                let not_restored = install::rollback_patch(&self.state, &journal)?;
-                let again = p.restart.as_deref().and_then(|c| run_command(c).err());
+                let not_restored = install::rollback_patch(&self.state, journal)?;
+                let again = run_command(cmd).err();
                 let msg = format!(
                     "restart failed, backup restored: {out}{}{}",
                     again
@@ -1106,23 +1144,15 @@ impl Agent {
                         .unwrap_or_default(),
                     install::not_restored_text(&not_restored)
                 );
-                self.record(&id, &p.name, &build, &to, "failed", msg)?;
-                remove_stage(stage);
+                self.record_run(run, "failed", msg)?;
                 return Ok(PatchResult::Done);
             }
         }
-        self.record(
-            &id,
-            &p.name,
-            &build,
-            &to,
-            "applied",
-            format!("{} {build} -> {to}", p.name),
-        )?;
+        let msg = format!("{} {} -> {}", run.p.name, run.build, run.to);
+        self.record_run(run, "applied", msg)?;
         self.state.clear_journal()?;
-        remove_stage(stage);
-        tracing::info!(patch = %id, product = %p.name, from = %build, to = %to, "patch applied");
-        Ok(PatchResult::Applied(id))
+        tracing::info!(patch = %run.id, product = %run.p.name, from = %run.build, to = %run.to, "patch applied");
+        Ok(PatchResult::Applied(run.id.clone()))
     }
 }
 
