@@ -259,6 +259,60 @@ pub fn unpack_patch(
     result
 }
 
+/// The relative file a tar member names, or `None` for a directory; anything but a plain
+/// relative path to a regular file is refused (the reason is returned).
+fn member_file(path: &Path, kind: tar::EntryType) -> std::result::Result<Option<PathBuf>, String> {
+    let safe = path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if !safe {
+        return Err(format!(
+            "patch member {} is not a relative path inside the product",
+            path.display()
+        ));
+    }
+    match kind {
+        tar::EntryType::Directory => return Ok(None),
+        tar::EntryType::Regular => {}
+        other => {
+            return Err(format!(
+                "patch member {} is a {other:?}, not a file",
+                path.display()
+            ))
+        }
+    }
+    let rel: PathBuf = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    if rel.as_os_str().is_empty() {
+        return Err(format!("patch member {} names no file", path.display()));
+    }
+    Ok(Some(rel))
+}
+
+/// Create a staging file 0600 (its final mode is set once written); `Err(None)`: it exists
+/// already (a member named twice).
+fn create_staged(out: &Path) -> std::result::Result<File, Option<Error>> {
+    if let Some(p) = out.parent() {
+        fs::create_dir_all(p).map_err(|e| Some(Error::io(p, e)))?;
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            None
+        } else {
+            Some(Error::io(out, e))
+        }
+    })
+}
+
 fn unpack_into(
     archive: &Path,
     zstd: bool,
@@ -315,35 +369,9 @@ fn unpack_into(
             )));
         }
         let path = entry.path().map_err(read_error)?.into_owned();
-        let safe = path
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-        if !safe {
-            return Err(refuse(format!(
-                "patch member {} is not a relative path inside the product",
-                path.display()
-            )));
-        }
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => continue,
-            tar::EntryType::Regular => {}
-            other => {
-                return Err(refuse(format!(
-                    "patch member {} is a {other:?}, not a file",
-                    path.display()
-                )));
-            }
-        }
-        let rel: PathBuf = path
-            .components()
-            .filter(|c| matches!(c, Component::Normal(_)))
-            .collect();
-        if rel.as_os_str().is_empty() {
-            return Err(refuse(format!(
-                "patch member {} names no file",
-                path.display()
-            )));
-        }
+        let Some(rel) = member_file(&path, entry.header().entry_type()).map_err(&refuse)? else {
+            continue;
+        };
         let size = entry.size();
         let left = max_bytes.saturating_sub(total);
         if size > left {
@@ -357,22 +385,9 @@ fn unpack_into(
             .mode()
             .map_err(|e| refuse(format!("member {}: unreadable mode: {e}", rel.display())))?;
         let out = dest.join(&rel);
-        if let Some(p) = out.parent() {
-            fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
-        }
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(&out).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                refuse(format!("member {} appears twice", rel.display()))
-            } else {
-                Error::io(&out, e)
-            }
+        let mut f = create_staged(&out).map_err(|e| match e {
+            Some(e) => e,
+            None => refuse(format!("member {} appears twice", rel.display())),
         })?;
         // Never more than the room left, whatever the member's reader yields.
         let copied = std::io::copy(&mut (&mut entry).take(left), &mut f).map_err(|e| {
