@@ -241,7 +241,7 @@ impl Agent {
         let mut best = first;
         let mut behind: Vec<(String, u64)> = Vec::new();
         for &other in later {
-            let best_version = timestamp_version(&best.0);
+            let best_version = best.0.timestamp_version();
             let mut up = match self.updater_with(other, false) {
                 Ok(u) => u,
                 Err(e) => {
@@ -257,7 +257,7 @@ impl Agent {
             let probed = up
                 .refresh()
                 .and_then(|_| up.all_targets(MAX_ROLES).map(drop))
-                .map(|()| timestamp_version(&up))
+                .map(|()| up.timestamp_version())
                 .and_then(|v| {
                     if v > best_version {
                         up.adopt().map(|()| v)
@@ -265,17 +265,15 @@ impl Agent {
                         Ok(v)
                     }
                 });
-            match probed {
+            match probed.map_err(|e| (e.timestamp_rollback(), e)) {
                 Ok(v) => {
                     if v > best_version {
                         behind.push((best.1.clone(), best_version));
                         best = (up, other.to_string(), false);
                     }
                 }
-                Err(tuf::Error::Rollback { role, got, .. }) if role == "timestamp" => {
-                    behind.push((other.to_string(), got));
-                }
-                Err(e) => {
+                Err((Some((got, _)), _)) => behind.push((other.to_string(), got)),
+                Err((None, e)) => {
                     tracing::warn!(source = %other, error = %e, "could not compare with this source");
                     self.rejected
                         .borrow_mut()
@@ -283,7 +281,7 @@ impl Agent {
                 }
             }
         }
-        let newest = timestamp_version(&best.0);
+        let newest = best.0.timestamp_version();
         for (source, v) in behind {
             let msg = format!(
                 "lagging {source}: {} timestamp version(s) behind {} (v{v} < v{newest})",
@@ -471,7 +469,7 @@ impl Agent {
         status.source = Some(source.clone());
         status.last_result = "ok".into();
         status.last_success = previous.last_success.clone();
-        let ts_version = timestamp_version(&up);
+        let ts_version = up.timestamp_version();
         status.applied_timestamp = previous.applied_timestamp;
         if unchanged
             && previous.last_result == "ok"
@@ -1210,25 +1208,12 @@ pub fn next_poll(interval: u64) -> std::time::Duration {
 }
 
 /// Version of the timestamp an updater trusts (0 before any).
-fn timestamp_version(up: &Updater<Arc<dyn tuf::Fetcher>>) -> u64 {
-    up.trusted()
-        .and_then(|t| t.timestamp())
-        .map(|t| t.version)
-        .unwrap_or(0)
-}
-
 /// A source whose timestamp is older than the one already trusted is behind (lagging), not
 /// tampered with: say so, with by how much.
 fn behind_trusted(source: &str, e: &tuf::Error) -> Option<String> {
-    match e {
-        tuf::Error::Rollback {
-            role,
-            got,
-            trusted,
-        } if role == "timestamp" => Some(format!(
-            "lagging {source}: {} timestamp version(s) behind the trusted state (serves v{got}, trusted v{trusted}; rollback refused)",
-            trusted.saturating_sub(*got)
-        )),
-        _ => None,
-    }
+    let (got, trusted) = e.timestamp_rollback()?;
+    Some(format!(
+        "lagging {source}: {} timestamp version(s) behind the trusted state (serves v{got}, trusted v{trusted}; rollback refused)",
+        trusted.saturating_sub(got)
+    ))
 }

@@ -318,7 +318,12 @@ fn catch_up(
     let mut behind: Vec<(String, u64)> = Vec::new();
     for other in later {
         let source = Source::upstream(other);
-        match sync::probe(cache, settings, fetcher.clone(), &source, best.timestamp) {
+        let probed = sync::probe(cache, settings, fetcher.clone(), &source, best.timestamp);
+        let lag = |e: &Error| match e {
+            Error::Tuf(t) => t.timestamp_rollback(),
+            _ => None,
+        };
+        match probed.map_err(|e| (lag(&e), e)) {
             Ok(v) if v > best.timestamp => {
                 match sync::sync_from(cache, settings, fetcher.clone(), &source) {
                     Ok(o) => {
@@ -332,10 +337,8 @@ fn catch_up(
                 }
             }
             Ok(_) => {}
-            Err(Error::Tuf(tuf::Error::Rollback { role, got, .. })) if role == "timestamp" => {
-                behind.push((other.clone(), got));
-            }
-            Err(e) => {
+            Err((Some((got, _)), _)) => behind.push((other.clone(), got)),
+            Err((None, e)) => {
                 tracing::warn!(upstream = %other, error = %e, "could not compare with this upstream");
                 errors.push((other.clone(), format!("not compared: {e}")));
             }
@@ -356,17 +359,14 @@ fn catch_up(
 
 /// An upstream whose timestamp is older than the trusted one is behind, not tampered with.
 fn behind_trusted(upstream: &str, e: &Error) -> Option<String> {
-    match e {
-        Error::Tuf(tuf::Error::Rollback {
-            role,
-            got,
-            trusted,
-        }) if role == "timestamp" => Some(format!(
-            "lagging {upstream}: {} timestamp version(s) behind the trusted state (serves v{got}, trusted v{trusted}; rollback refused)",
-            trusted.saturating_sub(*got)
-        )),
-        _ => None,
-    }
+    let Error::Tuf(e) = e else {
+        return None;
+    };
+    let (got, trusted) = e.timestamp_rollback()?;
+    Some(format!(
+        "lagging {upstream}: {} timestamp version(s) behind the trusted state (serves v{got}, trusted v{trusted}; rollback refused)",
+        trusted.saturating_sub(got)
+    ))
 }
 
 /// Heartbeat to the manager (enrolling first if needed) and store the policy in the reply.

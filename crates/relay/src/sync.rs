@@ -325,11 +325,7 @@ pub fn probe(
     let mut up = client(cache, settings, fetcher, source, false)?;
     up.refresh()?;
     up.all_targets(settings.max_roles)?;
-    let version = up
-        .trusted()
-        .and_then(|t| t.timestamp())
-        .map(|t| t.version)
-        .unwrap_or(0);
+    let version = up.timestamp_version();
     if version > newer_than {
         up.adopt()?;
     }

@@ -102,6 +102,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// `(served, trusted)` when a source served a timestamp older than the trusted one (5.4.3.1):
+    /// the source is behind (a lagging mirror) or replaying; either way it was refused.
+    pub fn timestamp_rollback(&self) -> Option<(u64, u64)> {
+        match self {
+            Error::Rollback { role, got, trusted } if role == "timestamp" => Some((*got, *trusted)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn malformed(role: &str, reason: impl std::fmt::Display) -> Self {
         Error::Malformed {
             role: role.to_string(),

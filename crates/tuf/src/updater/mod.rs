@@ -146,6 +146,14 @@ impl<F: Fetcher> Updater<F> {
         &self.metadata_dir
     }
 
+    /// The version of the timestamp the last refresh trusted (0 before any).
+    pub fn timestamp_version(&self) -> u64 {
+        self.trusted
+            .as_ref()
+            .and_then(|t| t.timestamp())
+            .map_or(0, |t| t.version)
+    }
+
     /// The trusted metadata of the last refresh.
     pub fn trusted(&self) -> Option<&TrustedSet> {
         self.trusted.as_ref()
