@@ -195,14 +195,8 @@ pub fn sync_from(
     }
     let consistent = set.root().consistent_snapshot.unwrap_or(false);
     let listing = up.all_targets(settings.max_roles)?;
+    let refused = listing_warnings(&listing, settings.max_roles);
     let targets = listing.targets;
-    let mut refused = refused_warnings(&listing.refused);
-    refused.extend(listing.truncated.iter().map(|d| {
-        format!(
-            "targets below delegation {d} not all mirrored: more than {} roles",
-            settings.max_roles
-        )
-    }));
     let (downloaded, downloaded_bytes, missing) =
         fetch_targets(cache, settings, &mut up, source, &targets)?;
     fault("after-download");
@@ -210,44 +204,8 @@ pub fn sync_from(
     let set = up
         .trusted()
         .ok_or_else(|| Error::Other("no trusted metadata after refresh".into()))?;
-    let mut metadata = BTreeMap::new();
-    let put = |bytes: &[u8]| cache.store.put_bytes(bytes);
-    for root in set.root_chain() {
-        metadata.insert(format!("{}.root.json", root.version), put(root.raw())?);
-    }
-    metadata.insert("root.json".to_string(), put(set.root().raw())?);
-    if let Some(ts) = set.timestamp() {
-        metadata.insert("timestamp.json".to_string(), put(ts.raw())?);
-    }
-    if let Some(s) = set.snapshot() {
-        let id = put(s.raw())?;
-        metadata.insert(format!("{}.snapshot.json", s.version), id.clone());
-        metadata.insert("snapshot.json".to_string(), id);
-    }
-    for role in set.targets_roles() {
-        if let Some(t) = set.targets(role) {
-            let id = put(t.raw())?;
-            metadata.insert(format!("{}.{role}.json", t.version), id.clone());
-            metadata.insert(format!("{role}.json"), id);
-        }
-    }
-    let mut served = BTreeMap::new();
-    for t in &targets {
-        let Some(id) = ObjectId::for_target(t) else {
-            continue;
-        };
-        if !cache.store.contains(&id) {
-            continue; // left out of a partial bundle
-        }
-        let entry = TargetEntry {
-            object: id,
-            length: t.length(),
-        };
-        served
-            .entry(t.file_name(consistent))
-            .or_insert_with(|| entry.clone());
-        served.entry(t.path().to_string()).or_insert(entry);
-    }
+    let metadata = store_metadata(cache, set)?;
+    let served = served_targets(cache, &targets, consistent);
     let manifest = Manifest {
         format: VIEW_FORMAT,
         id: cache.views.next_id()?,
@@ -283,6 +241,69 @@ pub fn sync_from(
         upstream_errors: Vec::new(),
         lagging: Vec::new(),
     })
+}
+
+/// Store every verified metadata file of `set` and name each as it is served (`N.role.json`
+/// and `role.json`; every root version).
+fn store_metadata(cache: &Cache, set: &tuf::TrustedSet) -> Result<BTreeMap<String, ObjectId>> {
+    let mut metadata = BTreeMap::new();
+    let put = |bytes: &[u8]| cache.store.put_bytes(bytes);
+    for root in set.root_chain() {
+        metadata.insert(format!("{}.root.json", root.version), put(root.raw())?);
+    }
+    metadata.insert("root.json".to_string(), put(set.root().raw())?);
+    if let Some(ts) = set.timestamp() {
+        metadata.insert("timestamp.json".to_string(), put(ts.raw())?);
+    }
+    if let Some(s) = set.snapshot() {
+        let id = put(s.raw())?;
+        metadata.insert(format!("{}.snapshot.json", s.version), id.clone());
+        metadata.insert("snapshot.json".to_string(), id);
+    }
+    for role in set.targets_roles() {
+        if let Some(t) = set.targets(role) {
+            let id = put(t.raw())?;
+            metadata.insert(format!("{}.{role}.json", t.version), id.clone());
+            metadata.insert(format!("{role}.json"), id);
+        }
+    }
+    Ok(metadata)
+}
+
+/// The served names of the stored targets: `HASH.name` (consistent snapshots) and the path.
+/// Targets left out of a partial bundle are not served.
+fn served_targets(
+    cache: &Cache,
+    targets: &[TargetInfo],
+    consistent: bool,
+) -> BTreeMap<String, TargetEntry> {
+    let mut served = BTreeMap::new();
+    for t in targets {
+        let Some(id) = ObjectId::for_target(t) else {
+            continue;
+        };
+        if !cache.store.contains(&id) {
+            continue;
+        }
+        let entry = TargetEntry {
+            object: id,
+            length: t.length(),
+        };
+        served
+            .entry(t.file_name(consistent))
+            .or_insert_with(|| entry.clone());
+        served.entry(t.path().to_string()).or_insert(entry);
+    }
+    served
+}
+
+/// Warnings for `/status` about a listing: refused targets and subtrees cut short.
+fn listing_warnings(listing: &tuf::TargetListing, max_roles: usize) -> Vec<String> {
+    let mut out = refused_warnings(&listing.refused);
+    out.extend(listing.truncated.iter().map(|d| {
+        format!("targets below delegation {d} not all mirrored: more than {max_roles} roles")
+    }));
+    out
 }
 
 /// Warnings (shown in `/status`) for targets the delegation search did not authorise: they are
