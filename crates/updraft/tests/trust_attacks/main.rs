@@ -5,6 +5,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../../../transport/tests/support/hostile.rs"]
+mod hostile;
 
 mod content_identity;
 mod delegation_scope;

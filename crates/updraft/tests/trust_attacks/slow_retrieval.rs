@@ -5,115 +5,18 @@
 //! within the configured first-byte / stall bounds, install from the good source, and report
 //! why the slow one was left.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::hostile::{Hostile, Mode};
+
+/// Headers, then one byte a second.
+const DRIP: Mode = Mode::Drip(Duration::from_secs(1));
 
 const PATTERN: &str = "antimalware.pattern";
 /// Loose sanity bound on a whole `--once` run with 2 s bounds (the property is the failover
 /// and the reported reason; without the bounds a run would take 300 s or never end).
 const BOUND: Duration = Duration::from_secs(30);
-
-#[derive(Clone, Copy)]
-enum Mode {
-    /// Accept, read the request, answer nothing.
-    Silent,
-    /// A 200 header announcing 100 000 bytes, then one byte a second.
-    Drip,
-}
-
-/// A hostile HTTP server on 127.0.0.1. It stops when dropped, and by itself after 90 s.
-struct Hostile {
-    base: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Hostile {
-    fn start(mode: Mode) -> Hostile {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let end = Instant::now() + Duration::from_secs(90);
-            let mut conns = Vec::new();
-            while !flag.load(Ordering::SeqCst) && Instant::now() < end {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let f = flag.clone();
-                        conns.push(std::thread::spawn(move || serve(s, mode, &f, end)));
-                    }
-                    // Poll for new connections and for the stop flag.
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-            flag.store(true, Ordering::SeqCst);
-            for c in conns {
-                let _ = c.join();
-            }
-        });
-        Hostile {
-            base,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-/// One connection: hold it open doing `mode` until the client leaves, the server is stopped,
-/// or `end`.
-fn serve(mut s: TcpStream, mode: Mode, stop: &AtomicBool, end: Instant) {
-    s.set_nonblocking(false).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    let _ = s.read(&mut buf);
-    if let Mode::Drip = mode {
-        if s.write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
-        )
-        .is_err()
-        {
-            return;
-        }
-    }
-    let mut last = Instant::now();
-    while !stop.load(Ordering::SeqCst) && Instant::now() < end {
-        match mode {
-            Mode::Silent => {
-                // Returns after the read timeout; 0 bytes means the client closed.
-                if matches!(s.read(&mut buf), Ok(0)) {
-                    return;
-                }
-            }
-            Mode::Drip => {
-                std::thread::sleep(Duration::from_millis(200));
-                if last.elapsed() >= Duration::from_secs(1) {
-                    last = Instant::now();
-                    if s.write_all(b" ").is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// An agent configuration with `relays`, 2 s bounds for slow sources.
 fn config(bed: &AgentBed, relays: Vec<String>) -> std::path::PathBuf {
@@ -166,14 +69,14 @@ fn agent_fails_over_from_a_silent_relay() {
 
 #[test]
 fn agent_fails_over_from_a_dripping_relay() {
-    agent_fails_over(Mode::Drip, "stalled");
+    agent_fails_over(DRIP, "stalled");
 }
 
 #[test]
 fn child_relay_fails_over_from_silent_and_dripping_upstreams() {
     let bed = AgentBed::new();
     let silent = Hostile::start(Mode::Silent);
-    let drip = Hostile::start(Mode::Drip);
+    let drip = Hostile::start(DRIP);
     let cache = bed.path("relay-cache");
     let t = Instant::now();
     let out = relay_once_with(
