@@ -236,6 +236,45 @@ impl Repo {
         self.publish();
     }
 
+    /// What a delegate holding only `role`'s keys can publish: its current metadata with `f`
+    /// applied as the next version, signed with `role`'s keys, and a new snapshot and timestamp
+    /// listing it (as the repository does when a delegate uploads its role). Written directly,
+    /// so the engine's own state is not updated: publish nothing else afterwards.
+    pub fn delegate_publishes(&self, role: &str, f: impl FnOnce(&mut serde_json::Value)) {
+        let repo = tuf::repo::Repository::open(&self.dir).unwrap();
+        let md = repo.metadata_dir();
+        let read = |name: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(md.join(name)).unwrap()).unwrap()
+        };
+        let meta = |bytes: &[u8], version: u64| {
+            serde_json::json!({"version": version, "length": bytes.len(),
+                "hashes": {"sha256": tuf::crypto::sha256_hex(bytes)}})
+        };
+        let (snap_v, role_v) = (repo.snapshot().version, repo.targets(role).unwrap().version);
+        let mut signed = read(&format!("{role_v}.{role}.json"))["signed"].clone();
+        f(&mut signed);
+        signed["version"] = serde_json::json!(role_v + 1);
+        let role_bytes = repo.sign_role(role, &signed).unwrap();
+        std::fs::write(md.join(format!("{}.{role}.json", role_v + 1)), &role_bytes).unwrap();
+        let mut snap = read(&format!("{snap_v}.snapshot.json"))["signed"].clone();
+        snap["version"] = serde_json::json!(snap_v + 1);
+        snap["meta"][format!("{role}.json")] = meta(&role_bytes, role_v + 1);
+        let snap_bytes = repo.sign_role("snapshot", &snap).unwrap();
+        std::fs::write(
+            md.join(format!("{}.snapshot.json", snap_v + 1)),
+            &snap_bytes,
+        )
+        .unwrap();
+        let mut ts = read("timestamp.json")["signed"].clone();
+        ts["version"] = serde_json::json!(ts["version"].as_u64().unwrap() + 1);
+        ts["meta"]["snapshot.json"] = meta(&snap_bytes, snap_v + 1);
+        std::fs::write(
+            md.join("timestamp.json"),
+            repo.sign_role("timestamp", &ts).unwrap(),
+        )
+        .unwrap();
+    }
+
     /// Sign `path` with `custom` as `role` through the engine (as a repository written by
     /// another tool could, with what `updraft repo add` refuses to write), and publish.
     pub fn sign_as(&self, role: &str, path: &str, custom: serde_json::Value, body: &[u8]) {

@@ -111,3 +111,45 @@ fn relay_does_not_mirror_a_target_outside_its_roles_scope() {
     assert!(!listing.contains("evil pattern"));
     assert!(listing.contains("team rules"));
 }
+
+/// Regression (review of issue 9): a delegate that controls only its own role's metadata
+/// delegated to thousands of roles that do not exist, or to 2^32 hash bins, which made the
+/// listing fail, so the agent installed nothing at all. Only its own scope is affected now.
+#[test]
+fn a_hostile_delegate_cannot_stop_the_agent_from_installing_everything_else() {
+    let bogus: Vec<_> = (0..20_000)
+        .map(|i| {
+            serde_json::json!({"name": format!("x{i}"), "keyids": [], "threshold": 1,
+                "terminating": false, "paths": ["content/ips.rules/*/*"]})
+        })
+        .collect();
+    let bins = serde_json::json!(
+        {"keyids": [], "threshold": 1, "bit_length": 32, "name_prefix": "bin"});
+    for delegations in [
+        serde_json::json!({"keys": {}, "roles": bogus}),
+        serde_json::json!({"keys": {}, "succinct_roles": bins}),
+    ] {
+        let bed = AgentBed::new();
+        delegate_ips_team(&bed.repo);
+        bed.repo.add(
+            "antimalware.pattern",
+            "18.600.00",
+            "pattern",
+            b"pattern 18.600.00",
+        );
+        bed.repo.publish();
+        bed.repo
+            .delegate_publishes("ips-team", |s| s["delegations"] = delegations);
+        let cfg = bed.config(&bed.opts());
+        bed.once(&cfg).unwrap();
+        assert_eq!(
+            std::fs::read(bed.path("av/antimalware.pattern.dat")).unwrap(),
+            b"pattern 18.600.00"
+        );
+        let st = bed.status(&cfg);
+        assert_eq!(st["last_result"], "ok", "{st:#}");
+        // The hostile metadata was the one the agent verified and used.
+        let seen = std::fs::read_to_string(bed.path("state/tuf/ips-team.json")).unwrap();
+        assert!(seen.contains("x19999") || seen.contains("bit_length"), "{seen:.200}");
+    }
+}
