@@ -150,6 +150,70 @@ fn a_hostile_delegate_cannot_stop_the_agent_from_installing_everything_else() {
         assert_eq!(st["last_result"], "ok", "{st:#}");
         // The hostile metadata was the one the agent verified and used.
         let seen = std::fs::read_to_string(bed.path("state/tuf/ips-team.json")).unwrap();
-        assert!(seen.contains("x19999") || seen.contains("bit_length"), "{seen:.200}");
+        assert!(
+            seen.contains("x19999") || seen.contains("bit_length"),
+            "{seen:.200}"
+        );
     }
+}
+
+/// Diamond delegation through the real agent: `release` is delegated by `team-a` (patterns) and,
+/// with `team-b`'s own key, by `team-b` (rules), but only team A's key signed it. Its rules
+/// target is reachable only through team B, so the agent must not trust it.
+#[test]
+fn a_role_signed_for_one_delegator_is_not_trusted_through_another() {
+    let bed = AgentBed::new();
+    let repo = &bed.repo;
+    repo.delegate("team-a", "content/antimalware.pattern/*/*");
+    repo.delegate("team-b", "content/ips.rules/*/*");
+    let d = repo.dir.to_str().unwrap();
+    ok(&[
+        "repo",
+        "delegate",
+        d,
+        "--name",
+        "release",
+        "--parent",
+        "team-a",
+        "--path",
+        "content/antimalware.pattern/*/*",
+    ]);
+    repo.publish();
+    let info = |component: &str, kind: &str| serde_json::json!({"updraft": {"kind": kind, "component": component, "version": "99.0.0"}});
+    repo.sign_as(
+        "release",
+        "content/antimalware.pattern/99.0.0/p.dat",
+        info("antimalware.pattern", "pattern"),
+        b"p",
+    );
+    repo.sign_as(
+        "release",
+        "content/ips.rules/99.0.0/r.dat",
+        info("ips.rules", "rules"),
+        b"r",
+    );
+    let top = tuf::repo::Repository::open(&repo.dir).unwrap();
+    let delegations = top.targets("targets").unwrap().delegations.clone().unwrap();
+    let b = delegations
+        .roles
+        .iter()
+        .flatten()
+        .find(|r| r.name == "team-b")
+        .unwrap();
+    let kid = b.keyids[0].clone();
+    let key = serde_json::to_value(&delegations.keys[&kid]).unwrap();
+    repo.delegate_publishes("team-b", |s| {
+        s["delegations"] = serde_json::json!({"keys": {kid.clone(): key},
+            "roles": [{"name": "release", "keyids": [kid], "threshold": 1,
+                       "paths": ["content/ips.rules/*/*"], "terminating": false}]});
+    });
+    let cfg = bed.config(&bed.opts());
+    bed.once(&cfg).unwrap();
+    assert_eq!(std::fs::read(bed.path("av/p.dat")).unwrap(), b"p");
+    let st = bed.status(&cfg);
+    let ignored = st["ignored"].to_string();
+    assert!(
+        ignored.contains("content/ips.rules/99.0.0/r.dat") && ignored.contains("team-b"),
+        "{st:#}"
+    );
 }
