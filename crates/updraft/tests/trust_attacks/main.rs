@@ -15,3 +15,4 @@ mod patch_safety;
 mod publisher_safety;
 mod rollback_after_rotation;
 mod slow_retrieval;
+mod threshold;
