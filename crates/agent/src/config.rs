@@ -244,7 +244,7 @@ impl AgentConfig {
                 )));
             }
             for c in &m.components {
-                content::check_component(c)
+                model::check_component(c)
                     .map_err(|e| Error::Config(format!("module {:?}: {e}", m.name)))?;
             }
         }
@@ -257,7 +257,7 @@ impl AgentConfig {
             }
             match (&p.build, &p.build_command) {
                 (Some(b), None) => {
-                    b.parse::<content::Version>()
+                    b.parse::<model::Version>()
                         .map_err(|e| Error::Config(format!("product {:?}: build: {e}", p.name)))?;
                 }
                 (None, Some(_)) => {}

@@ -15,7 +15,7 @@ pub mod state;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use content::{ContentInfo, Kind, PatchId, Requirement, Version};
+use model::{ContentInfo, Kind, PatchId, Requirement, Version};
 use tuf::{TargetInfo, TimestampUpdate, Updater, UpdaterConfig};
 
 use beneath::{Beneath, Entry};
@@ -101,7 +101,7 @@ struct Content {
     /// Authorised targets whose `custom.updraft` is valid and agrees with their path.
     usable: Vec<ContentTarget>,
     /// Authorised targets with an invalid or disagreeing description, and why.
-    invalid: Vec<(TargetInfo, content::Error)>,
+    invalid: Vec<(TargetInfo, model::Error)>,
     /// Lines for the status: everything not used (at most [`IGNORED_SHOWN`] named).
     ignored: Vec<String>,
 }
@@ -839,7 +839,7 @@ impl Agent {
         p: &ProductConfig,
         target: &str,
         info: &ContentInfo,
-        why: &content::Error,
+        why: &model::Error,
     ) -> Result<()> {
         // The id as published, bounded: it is only reported, never used as a name.
         let id: String = info
@@ -847,7 +847,7 @@ impl Agent {
             .as_deref()
             .unwrap_or("?")
             .chars()
-            .take(content::MAX_PATCH_ID_LEN.saturating_mul(2))
+            .take(model::MAX_PATCH_ID_LEN.saturating_mul(2))
             .collect();
         let products = self.state.products()?;
         let build = self
@@ -871,7 +871,7 @@ impl Agent {
     fn refuse_invalid_patches(
         &self,
         p: &ProductConfig,
-        invalid: &[(TargetInfo, content::Error)],
+        invalid: &[(TargetInfo, model::Error)],
     ) -> Result<()> {
         for (t, why) in invalid {
             let info = match ContentInfo::parse_custom(t.custom()) {

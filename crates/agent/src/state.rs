@@ -165,9 +165,9 @@ impl StateDir {
     pub fn version_dir(&self, component: &str, version: &str) -> PathBuf {
         self.dir.join("versions").join(component).join(version)
     }
-    /// The working files of patch `id`. Only a validated [`content::PatchId`] (a name, never a
+    /// The working files of patch `id`. Only a validated [`model::PatchId`] (a name, never a
     /// path) names them, so they are always directly under `patches/`.
-    pub fn patch_paths(&self, id: &content::PatchId) -> PatchPaths {
+    pub fn patch_paths(&self, id: &model::PatchId) -> PatchPaths {
         let dir = self.dir.join("patches");
         PatchPaths {
             archive: dir.join(format!("{id}.archive")),

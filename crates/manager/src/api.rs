@@ -343,12 +343,12 @@ fn validate(b: &HeartbeatBody, role: &str) -> Result<(), Response> {
         if p.is_empty() || p.len() > 100 {
             return Err(bad("builds", "product names are 1 to 100 characters"));
         }
-        v.parse::<content::Version>()
+        v.parse::<model::Version>()
             .map_err(|e| bad(&format!("builds.{p}"), e.to_string()))?;
     }
     for (c, v) in &b.components {
-        content::check_component(c).map_err(|e| bad("components", e.to_string()))?;
-        v.parse::<content::Version>()
+        model::check_component(c).map_err(|e| bad("components", e.to_string()))?;
+        v.parse::<model::Version>()
             .map_err(|e| bad(&format!("components.{c}"), e.to_string()))?;
     }
     if b.modules.len() > 100 {

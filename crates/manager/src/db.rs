@@ -553,7 +553,7 @@ impl Db {
             });
         }
         a.affected
-            .parse::<content::Requirement>()
+            .parse::<model::Requirement>()
             .map_err(|e| Error::BadRequest {
                 field: "affected".into(),
                 reason: e.to_string(),

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use content::{Requirement, Version};
+use model::{Requirement, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, Group, Host};
@@ -104,7 +104,7 @@ pub fn affected(db: &Db, advisory_id: &str, offline_after: u64) -> Result<serde_
     let req: Requirement = a
         .affected
         .parse()
-        .map_err(|e: content::Error| Error::Other(e.to_string()))?;
+        .map_err(|e: model::Error| Error::Other(e.to_string()))?;
     let mut hosts = Vec::new();
     let mut by_build: BTreeMap<String, u64> = BTreeMap::new();
     for v in self::hosts(db, &HostFilter::default(), offline_after)? {
@@ -136,7 +136,7 @@ pub fn coverage(
     let req: Requirement =
         requires_build
             .parse()
-            .map_err(|e: content::Error| Error::BadRequest {
+            .map_err(|e: model::Error| Error::BadRequest {
                 field: "requires_build".into(),
                 reason: e.to_string(),
             })?;

@@ -99,7 +99,7 @@ fn main() {
     let engine: Vec<u8> = (0..100_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    let info = |component: &str, kind: content::Kind| content::ContentInfo {
+    let info = |component: &str, kind: model::Kind| model::ContentInfo {
         kind,
         component: component.into(),
         version: "1.0".into(),
@@ -109,7 +109,7 @@ fn main() {
         patch_id: None,
         platforms: vec![],
     };
-    let e = info("antimalware.engine", content::Kind::Engine);
+    let e = info("antimalware.engine", model::Kind::Engine);
     repo.add_target_bytes(
         "targets",
         &e.target_path("engine.bin").unwrap(),
@@ -117,7 +117,7 @@ fn main() {
         Some(e.to_custom()),
     )
     .unwrap();
-    let p = info("antimalware.pattern", content::Kind::Pattern);
+    let p = info("antimalware.pattern", model::Kind::Pattern);
     repo.add_target_bytes(
         "targets",
         &p.target_path("main.hdb").unwrap(),

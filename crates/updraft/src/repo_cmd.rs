@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use content::{ContentInfo, Kind};
+use model::{ContentInfo, Kind};
 use tuf::crypto::KeyKind;
 use tuf::repo::{InitOptions, Repository, RotateOptions};
 

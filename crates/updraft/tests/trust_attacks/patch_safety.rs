@@ -143,8 +143,8 @@ fn a_patch_id_naming_a_path_is_refused_and_nothing_outside_state_dir_changes() {
     // ../../victim is the test's own directory, where an agent that joins the id onto a path
     // writes `victim.archive`, and removes `victim.stage` and `victim.backup` wholesale.
     let hostile = "../../victim";
-    let info = content::ContentInfo {
-        kind: content::Kind::Patch,
+    let info = model::ContentInfo {
+        kind: model::Kind::Patch,
         component: "scanner".into(),
         version: "9.5.1600".into(),
         product: Some("scanner".into()),

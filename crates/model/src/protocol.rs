@@ -1,0 +1,287 @@
+//! The manager protocol: every field a host and the manager exchange, spelled once.
+//!
+//! Compatibility rule: a *reader* accepts and ignores fields it does not know, so a newer host can
+//! report to an older manager and an older host can read a newer manager's policy (the body size
+//! is bounded by the reader, not by this crate). A field that must be there has no
+//! `#[serde(default)]`, so a renamed or missing field is an error, never a silent default. Enums a
+//! newer peer may extend ([`Outcome`], [`ModuleState`]) keep an unknown spelling as `Other`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Path of each endpoint hosts call, relative to the manager's base URL.
+pub const ENROLL_PATH: &str = "/api/v1/enroll";
+pub const HEARTBEAT_PATH: &str = "/api/v1/heartbeat";
+
+/// Largest enrolment reply a host reads.
+pub const MAX_ENROLL_REPLY: u64 = 64 * 1024;
+/// Largest heartbeat reply (the policy) a host reads.
+pub const MAX_HEARTBEAT_REPLY: u64 = 256 * 1024;
+/// History entries a host sends in one heartbeat at most (the rest go with the next ones).
+pub const MAX_HISTORY_PER_HEARTBEAT: usize = 1000;
+
+/// What a host is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Agent,
+    Relay,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Relay => "relay",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "agent" => Ok(Role::Agent),
+            "relay" => Ok(Role::Relay),
+            other => Err(format!("role {other:?} is not agent or relay")),
+        }
+    }
+}
+
+/// `POST /api/v1/enroll` body (with the one-time enrolment token as bearer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub hostname: String,
+    pub role: Role,
+}
+
+/// The enrolment answer: the host's id and its credential for every later call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollReply {
+    pub host_id: String,
+    pub credential: String,
+}
+
+/// The policy a host's group hands it in every heartbeat reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub group: String,
+    /// Ordered relay list (agents) or upstreams (relays).
+    pub relays: Vec<String>,
+    /// Seconds between cycles.
+    pub poll_interval: u64,
+    /// Agents only: fall back to the origin when no relay answers.
+    pub allow_direct: bool,
+    /// component → pinned version.
+    pub pinned: BTreeMap<String, String>,
+}
+
+/// `POST /api/v1/heartbeat` reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// `None` while the host is in no group.
+    pub policy: Option<Policy>,
+}
+
+/// `POST /api/v1/heartbeat` body: what a host runs, sent after every cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub hostname: String,
+    pub role: Role,
+    /// The relay (or origin) the last successful refresh used.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// product → build (`updraft` is the host's own build).
+    #[serde(default)]
+    pub builds: BTreeMap<String, String>,
+    /// component → installed version.
+    #[serde(default)]
+    pub components: BTreeMap<String, String>,
+    #[serde(default)]
+    pub modules: Vec<ModuleReport>,
+    /// Hotfix history entries the manager has not acknowledged yet, oldest first.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    /// The last cycle's result, with what went wrong.
+    #[serde(default)]
+    pub last_result: Option<String>,
+    /// The policy the host runs on (as it last received it).
+    #[serde(default)]
+    pub applied_policy: Option<Policy>,
+}
+
+/// A module of the host and whether its protection is current.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleReport {
+    pub name: String,
+    pub status: ModuleState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// component → installed version (`None`: not installed yet).
+    #[serde(default)]
+    pub components: BTreeMap<String, Option<String>>,
+}
+
+/// One entry of a host's hotfix history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub time: String,
+    pub patch_id: String,
+    pub product: String,
+    pub from_build: String,
+    pub to_build: String,
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($(#[$vm])* $variant,)+
+            /// A spelling this build does not know (from a newer peer), kept as it came.
+            Other(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                match s.as_str() {
+                    $($text => $name::$variant,)+
+                    _ => $name::Other(s),
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_string()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// What happened to a patch on a host.
+    Outcome {
+        Applied = "applied",
+        /// The host's build is outside the patch's requirement.
+        NotApplicable = "not applicable",
+        /// The patch's preflight check failed; retried next cycle.
+        PreflightFailed = "preflight failed",
+        /// Unpacking, swapping or restarting failed; the backup was restored.
+        Failed = "failed",
+        /// A crash interrupted the patch; recovery restored the backup.
+        RolledBack = "rolled back",
+        /// A signed patch target whose description is invalid (e.g. an id that is not a name).
+        Refused = "refused",
+    }
+}
+
+string_enum! {
+    /// Whether a module's protection is current.
+    ModuleState {
+        Online = "online",
+        Offline = "offline",
+    }
+}
+
+// Not derivable through the macro's derive list.
+#[allow(clippy::derivable_impls)]
+impl Default for ModuleState {
+    fn default() -> Self {
+        ModuleState::Offline
+    }
+}
+
+/// How a relay's sync cycle ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", content = "error", rename_all = "lowercase")]
+pub enum SyncResult {
+    /// A newer verified state was committed.
+    Changed,
+    /// The upstream had nothing newer.
+    Unchanged,
+    /// The cycle failed; the previous state is still served.
+    Failed(String),
+}
+
+impl fmt::Display for SyncResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncResult::Changed => f.write_str("ok"),
+            SyncResult::Unchanged => f.write_str("unchanged"),
+            SyncResult::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_from_a_newer_host_with_unknown_fields_parses() {
+        let body = r#"{"hostname":"h","role":"agent","future_field":{"x":[1,2]},
+            "modules":[{"name":"m","status":"degraded","components":{},"new":1}],
+            "history":[{"time":"t","patch_id":"p","product":"x","from_build":"1","to_build":"2",
+                        "outcome":"deferred","message":"","extra":true}],
+            "applied_policy":{"group":"g","relays":[],"poll_interval":60,"allow_direct":false,
+                              "pinned":{},"waves":3}}"#;
+        let hb: Heartbeat = serde_json::from_str(body).unwrap();
+        assert_eq!(hb.role, Role::Agent);
+        assert_eq!(hb.modules[0].status, ModuleState::Other("degraded".into()));
+        assert_eq!(hb.history[0].outcome, Outcome::Other("deferred".into()));
+        assert_eq!(hb.applied_policy.unwrap().poll_interval, 60);
+    }
+
+    #[test]
+    fn a_policy_missing_a_field_is_an_error_not_a_default() {
+        let renamed = r#"{"group":"g","relays":[],"poll_interval":60,"direct":true,"pinned":{}}"#;
+        let e = serde_json::from_str::<Policy>(renamed).unwrap_err();
+        assert!(e.to_string().contains("allow_direct"), "{e}");
+    }
+
+    #[test]
+    fn enums_round_trip_with_their_wire_spelling() {
+        for o in [
+            Outcome::Applied,
+            Outcome::NotApplicable,
+            Outcome::PreflightFailed,
+            Outcome::Failed,
+            Outcome::RolledBack,
+            Outcome::Refused,
+        ] {
+            let s = serde_json::to_string(&o).unwrap();
+            assert_eq!(s, format!("\"{}\"", o.as_str()));
+            assert_eq!(serde_json::from_str::<Outcome>(&s).unwrap(), o);
+        }
+        assert_eq!(serde_json::to_string(&Role::Relay).unwrap(), "\"relay\"");
+        assert!(serde_json::from_str::<Role>("\"sensor\"").is_err());
+        assert_eq!(SyncResult::Failed("x".into()).to_string(), "failed: x");
+    }
+}
