@@ -1,0 +1,165 @@
+//! Administrator tokens, enrolment tokens and host credentials (all stored as SHA-256 hashes).
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{hash, new_secret, now, sql, Db};
+use crate::error::{Error, Result};
+
+impl Db {
+    // --- administrator tokens ---
+
+    pub fn create_admin_token(&self, name: &str) -> Result<String> {
+        let token = new_secret("upd_admin")?;
+        self.conn()?
+            .execute(
+                "INSERT INTO admin_tokens (name, hash, created) VALUES (?1, ?2, ?3)",
+                params![name, hash(&token), now()],
+            )
+            .map_err(sql)?;
+        self.audit("cli", "admin-token-create", name)?;
+        Ok(token)
+    }
+
+    pub fn list_admin_tokens(&self) -> Result<Vec<(i64, String, String, bool)>> {
+        let c = self.conn()?;
+        let mut st = c
+            .prepare("SELECT id, name, created, revoked FROM admin_tokens ORDER BY id")
+            .map_err(sql)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0))
+            })
+            .map_err(sql)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql)
+    }
+
+    pub fn revoke_admin_token(&self, id: i64) -> Result<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE admin_tokens SET revoked = 1 WHERE id = ?1",
+                params![id],
+            )
+            .map_err(sql)?;
+        self.audit("cli", "admin-token-revoke", &id.to_string())?;
+        Ok(n > 0)
+    }
+
+    /// The name of the administrator holding `token`, if valid.
+    pub fn admin(&self, token: &str) -> Result<Option<String>> {
+        self.conn()?
+            .query_row(
+                "SELECT name FROM admin_tokens WHERE hash = ?1 AND revoked = 0",
+                params![hash(token)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)
+    }
+
+    // --- enrolment ---
+
+    pub fn create_enroll_token(
+        &self,
+        group: &str,
+        expires_days: Option<u32>,
+        uses: Option<u32>,
+    ) -> Result<String> {
+        if self.group(group)?.is_none() {
+            return Err(Error::BadRequest {
+                field: "group".into(),
+                reason: format!("group {group:?} does not exist: create it first"),
+            });
+        }
+        let token = new_secret("upd_enroll")?;
+        let expires = expires_days.map(|d| {
+            tuf::metadata::format_expires(
+                time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)),
+            )
+        });
+        self.conn()?
+            .execute(
+                "INSERT INTO enroll_tokens (hash, grp, expires, uses_left, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash(&token), group, expires, uses, now()],
+            )
+            .map_err(sql)?;
+        self.audit("cli", "enroll-token-create", group)?;
+        Ok(token)
+    }
+
+    /// Whether an enrolment token exists, is not expired and has uses left.
+    pub fn enroll_token_valid(&self, token: &str) -> Result<bool> {
+        let row: Option<(Option<String>, Option<i64>)> = self
+            .conn()?
+            .query_row(
+                "SELECT expires, uses_left FROM enroll_tokens WHERE hash = ?1",
+                params![hash(token)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        Ok(row.is_some_and(|(e, u)| e.is_none_or(|e| e > now()) && u.is_none_or(|u| u > 0)))
+    }
+
+    /// Enrol a host with an enrolment token; returns (host id, credential).
+    pub fn enroll(
+        &self,
+        token: &str,
+        hostname: &str,
+        role: &str,
+    ) -> Result<Option<(String, String)>> {
+        let mut c = self.conn()?;
+        let tx = c.transaction().map_err(sql)?;
+        let row: Option<(i64, String, Option<String>, Option<i64>)> = tx
+            .query_row(
+                "SELECT id, grp, expires, uses_left FROM enroll_tokens WHERE hash = ?1",
+                params![hash(token)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        let Some((id, group, expires, uses)) = row else {
+            return Ok(None);
+        };
+        if expires.is_some_and(|e| e <= now()) || uses.is_some_and(|u| u <= 0) {
+            return Ok(None);
+        }
+        if uses.is_some() {
+            tx.execute(
+                "UPDATE enroll_tokens SET uses_left = uses_left - 1 WHERE id = ?1",
+                params![id],
+            )
+            .map_err(sql)?;
+        }
+        let host_id = new_secret("host")?[5..21].to_string();
+        let cred = new_secret("upd_host")?;
+        tx.execute(
+            "INSERT INTO hosts (id, cred_hash, hostname, role, grp, enrolled) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![host_id, hash(&cred), hostname, role, group, now()],
+        )
+        .map_err(sql)?;
+        tx.execute(
+            "INSERT INTO audit (time, actor, action, detail) VALUES (?1, ?2, 'enroll', ?3)",
+            params![
+                now(),
+                format!("host {host_id}"),
+                format!("{hostname} ({role}) in {group}")
+            ],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(Some((host_id, cred)))
+    }
+
+    /// (host id, group, role) for a host credential.
+    pub fn host_by_credential(&self, cred: &str) -> Result<Option<(String, String, String)>> {
+        self.conn()?
+            .prepare_cached("SELECT id, grp, role FROM hosts WHERE cred_hash = ?1")
+            .map_err(sql)?
+            .query_row(params![hash(cred)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(sql)
+    }
+}
