@@ -1,23 +1,54 @@
 //! The fleet questions: which hosts run what, which an advisory affects, who lacks a patch and
-//! why, and in what order to upgrade.
+//! why, and in what order to upgrade. Each answer is a typed struct (the API serializes it as it
+//! is; the admin CLI prints it).
+
+mod plan;
 
 use std::collections::{BTreeMap, HashSet};
 
+use model::protocol::{HistoryEntry, ModuleState, Outcome, Role};
 use model::{Requirement, Version};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, Group, Host};
+pub use plan::{plan, Plan, PlanHost, PlanRequest, PlanStep, StepKind, Upgrade, Violation};
+
+use crate::db::{Advisory, Db, Host};
 use crate::error::{Error, Result};
 
 /// A host with its computed status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostView {
     #[serde(flatten)]
     pub host: Host,
-    /// "online", or "offline" when no heartbeat came within `offline_after`.
-    pub status: String,
+    /// Online, or offline when no heartbeat came within `offline_after`.
+    pub status: ModuleState,
 }
 
+/// `GET /api/v1/hosts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostList {
+    pub count: usize,
+    pub hosts: Vec<HostView>,
+}
+
+impl HostList {
+    pub fn new(hosts: Vec<HostView>) -> Self {
+        HostList {
+            count: hosts.len(),
+            hosts,
+        }
+    }
+}
+
+/// `GET /api/v1/hosts/{id}`: one host with its hotfix history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostDetail {
+    pub host: Host,
+    pub status: ModuleState,
+    pub hotfix_history: Vec<HistoryEntry>,
+}
+
+/// Whether `h` sent a heartbeat within `offline_after` seconds.
 pub fn online(h: &Host, offline_after: u64) -> bool {
     let Some(seen) = h
         .last_seen
@@ -26,14 +57,23 @@ pub fn online(h: &Host, offline_after: u64) -> bool {
     else {
         return false;
     };
-    (time::OffsetDateTime::now_utc() - seen).whole_seconds() <= offline_after as i64
+    let limit = i64::try_from(offline_after).unwrap_or(i64::MAX);
+    (time::OffsetDateTime::now_utc() - seen).whole_seconds() <= limit
+}
+
+pub fn status(h: &Host, offline_after: u64) -> ModuleState {
+    if online(h, offline_after) {
+        ModuleState::Online
+    } else {
+        ModuleState::Offline
+    }
 }
 
 /// Filters for the host list.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostFilter {
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub group: Option<String>,
     /// `product` with optional `build` (exact) or `build_below`.
     pub product: Option<String>,
@@ -41,7 +81,30 @@ pub struct HostFilter {
     pub build_below: Option<String>,
     pub component: Option<String>,
     pub version: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<ModuleState>,
+}
+
+impl HostFilter {
+    fn keeps(&self, h: &Host, below: Option<&Version>) -> bool {
+        let product = match &self.product {
+            None => true,
+            Some(p) => h.builds.get(p).is_some_and(|b| {
+                self.build.as_ref().is_none_or(|want| b == want)
+                    && below.is_none_or(|lim| b.parse::<Version>().is_ok_and(|v| &v < lim))
+            }),
+        };
+        let component = match &self.component {
+            None => true,
+            Some(c) => h
+                .components
+                .get(c)
+                .is_some_and(|v| self.version.as_ref().is_none_or(|want| v == want)),
+        };
+        self.role.is_none_or(|r| h.role == r)
+            && self.group.as_ref().is_none_or(|g| &h.group == g)
+            && product
+            && component
+    }
 }
 
 pub fn hosts(db: &Db, f: &HostFilter, offline_after: u64) -> Result<Vec<HostView>> {
@@ -57,42 +120,55 @@ pub fn hosts(db: &Db, f: &HostFilter, offline_after: u64) -> Result<Vec<HostView
     Ok(db
         .hosts()?
         .into_iter()
-        .filter(|h| f.role.as_ref().is_none_or(|r| &h.role == r))
-        .filter(|h| f.group.as_ref().is_none_or(|g| &h.group == g))
-        .filter(|h| match &f.product {
-            None => true,
-            Some(p) => match h.builds.get(p) {
-                None => false,
-                Some(b) => {
-                    f.build.as_ref().is_none_or(|want| b == want)
-                        && below
-                            .as_ref()
-                            .is_none_or(|lim| b.parse::<Version>().is_ok_and(|v| &v < lim))
-                }
-            },
-        })
-        .filter(|h| match &f.component {
-            None => true,
-            Some(c) => h
-                .components
-                .get(c)
-                .is_some_and(|v| f.version.as_ref().is_none_or(|want| v == want)),
-        })
-        .map(|h| {
-            let status = if online(&h, offline_after) {
-                "online"
-            } else {
-                "offline"
-            }
-            .to_string();
-            HostView { host: h, status }
+        .filter(|h| f.keeps(h, below.as_ref()))
+        .map(|host| HostView {
+            status: status(&host, offline_after),
+            host,
         })
         .filter(|v| f.status.as_ref().is_none_or(|s| &v.status == s))
         .collect())
 }
 
+/// One host with its hotfix history, or `None` if there is no such host.
+pub fn host_detail(db: &Db, id: &str, offline_after: u64) -> Result<Option<HostDetail>> {
+    let Some(host) = db.host(id)? else {
+        return Ok(None);
+    };
+    let hotfix_history = db
+        .history(Some(id), None)?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    Ok(Some(HostDetail {
+        status: status(&host, offline_after),
+        host,
+        hotfix_history,
+    }))
+}
+
+/// A host an advisory affects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AffectedHost {
+    pub id: String,
+    pub hostname: String,
+    pub role: Role,
+    pub group: String,
+    pub build: String,
+    pub status: ModuleState,
+}
+
+/// `GET /api/v1/advisories/{id}/hosts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdvisoryHosts {
+    pub advisory: Advisory,
+    pub count: usize,
+    /// build → hosts affected running it.
+    pub by_build: BTreeMap<String, u64>,
+    pub hosts: Vec<AffectedHost>,
+}
+
 /// Hosts an advisory affects: role matches and the product's build is in the affected range.
-pub fn affected(db: &Db, advisory_id: &str, offline_after: u64) -> Result<serde_json::Value> {
+pub fn affected(db: &Db, advisory_id: &str, offline_after: u64) -> Result<AdvisoryHosts> {
     let a = db
         .advisories()?
         .into_iter()
@@ -104,25 +180,77 @@ pub fn affected(db: &Db, advisory_id: &str, offline_after: u64) -> Result<serde_
     let req: Requirement = a
         .affected
         .parse()
-        .map_err(|e: model::Error| Error::Other(e.to_string()))?;
+        .map_err(|e: model::Error| Error::Other(format!("advisory {advisory_id}: {e}")))?;
     let mut hosts = Vec::new();
     let mut by_build: BTreeMap<String, u64> = BTreeMap::new();
     for v in self::hosts(db, &HostFilter::default(), offline_after)? {
-        if a.role != "any" && v.host.role != a.role {
-            continue;
-        }
         let Some(b) = v.host.builds.get(&a.product) else {
             continue;
         };
-        if b.parse::<Version>().is_ok_and(|bv| req.matches(&bv)) {
+        if a.role.covers(v.host.role) && b.parse::<Version>().is_ok_and(|bv| req.matches(&bv)) {
             *by_build.entry(b.clone()).or_default() += 1;
-            hosts.push(serde_json::json!({"id": v.host.id, "hostname": v.host.hostname, "role": v.host.role,
-                "group": v.host.group, "build": b, "status": v.status}));
+            hosts.push(AffectedHost {
+                build: b.clone(),
+                id: v.host.id,
+                hostname: v.host.hostname,
+                role: v.host.role,
+                group: v.host.group,
+                status: v.status,
+            });
         }
     }
-    Ok(
-        serde_json::json!({"advisory": a, "count": hosts.len(), "by_build": by_build, "hosts": hosts}),
-    )
+    Ok(AdvisoryHosts {
+        advisory: a,
+        count: hosts.len(),
+        by_build,
+        hosts,
+    })
+}
+
+/// A host in a patch coverage answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CoverageHost {
+    pub id: String,
+    pub hostname: String,
+    pub group: String,
+    /// Its build of the product, if it reported one.
+    pub build: Option<String>,
+    pub status: ModuleState,
+    /// Why it is not eligible (or why that is unknown).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageCounts {
+    pub have: usize,
+    pub eligible_without: usize,
+    pub not_eligible: usize,
+    pub unknown: usize,
+}
+
+/// `GET /api/v1/patches/{patch_id}/coverage`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Coverage {
+    pub patch_id: String,
+    pub product: String,
+    pub requires_build: String,
+    pub counts: CoverageCounts,
+    pub have: Vec<CoverageHost>,
+    pub eligible_without: Vec<CoverageHost>,
+    pub not_eligible: Vec<CoverageHost>,
+    pub unknown: Vec<CoverageHost>,
+}
+
+impl Coverage {
+    /// The four lists with their names, in order.
+    pub fn lists(&self) -> [(&'static str, &[CoverageHost]); 4] {
+        [
+            ("have", &self.have),
+            ("eligible_without", &self.eligible_without),
+            ("not_eligible", &self.not_eligible),
+            ("unknown", &self.unknown),
+        ]
+    }
 }
 
 /// Patch coverage: hosts that have `patch_id`, hosts eligible without it, hosts not eligible.
@@ -132,7 +260,7 @@ pub fn coverage(
     product: &str,
     requires_build: &str,
     offline_after: u64,
-) -> Result<serde_json::Value> {
+) -> Result<Coverage> {
     let req: Requirement = requires_build
         .parse()
         .map_err(|e: model::Error| Error::BadRequest {
@@ -142,137 +270,63 @@ pub fn coverage(
     let applied: HashSet<String> = db
         .history(None, Some(patch_id))?
         .into_iter()
-        .filter(|(_, h)| h.outcome == "applied")
+        .filter(|(_, h)| h.outcome == Outcome::Applied)
         .map(|(id, _)| id)
         .collect();
-    let (mut have, mut eligible, mut not_eligible, mut unknown) = (vec![], vec![], vec![], vec![]);
+    let mut c = Coverage {
+        patch_id: patch_id.into(),
+        product: product.into(),
+        requires_build: requires_build.into(),
+        counts: CoverageCounts {
+            have: 0,
+            eligible_without: 0,
+            not_eligible: 0,
+            unknown: 0,
+        },
+        have: vec![],
+        eligible_without: vec![],
+        not_eligible: vec![],
+        unknown: vec![],
+    };
     for v in hosts(db, &HostFilter::default(), offline_after)? {
-        let h = &v.host;
-        let entry = |reason: Option<String>| {
-            serde_json::json!({"id": h.id, "hostname": h.hostname, "group": h.group,
-                "build": h.builds.get(product), "status": v.status, "reason": reason})
+        c.place(v, &applied, &req);
+    }
+    c.counts = CoverageCounts {
+        have: c.have.len(),
+        eligible_without: c.eligible_without.len(),
+        not_eligible: c.not_eligible.len(),
+        unknown: c.unknown.len(),
+    };
+    Ok(c)
+}
+
+impl Coverage {
+    /// Put one host in the list it belongs to (relays without the product are in none).
+    fn place(&mut self, v: HostView, applied: &HashSet<String>, req: &Requirement) {
+        let build = v.host.builds.get(&self.product).cloned();
+        let entry = |reason: Option<String>| CoverageHost {
+            id: v.host.id.clone(),
+            hostname: v.host.hostname.clone(),
+            group: v.host.group.clone(),
+            build: build.clone(),
+            status: v.status.clone(),
+            reason,
         };
-        if applied.contains(&h.id) {
-            have.push(entry(None));
-            continue;
+        if applied.contains(&v.host.id) {
+            self.have.push(entry(None));
+            return;
         }
-        match h.builds.get(product).map(|b| (b, b.parse::<Version>())) {
-            Some((_, Ok(bv))) if req.matches(&bv) => eligible.push(entry(None)),
-            Some((b, _)) => not_eligible.push(entry(Some(format!(
-                "build {b} does not satisfy {requires_build}"
-            )))),
-            None if h.role == "agent" => {
-                unknown.push(entry(Some(format!("no build of {product} reported"))))
+        match build.as_deref().map(|b| (b, b.parse::<Version>())) {
+            Some((_, Ok(bv))) if req.matches(&bv) => self.eligible_without.push(entry(None)),
+            Some((b, _)) => {
+                let why = format!("build {b} does not satisfy {}", self.requires_build);
+                self.not_eligible.push(entry(Some(why)))
+            }
+            None if v.host.role == Role::Agent => {
+                let why = format!("no build of {} reported", self.product);
+                self.unknown.push(entry(Some(why)))
             }
             None => {}
         }
     }
-    Ok(serde_json::json!({
-        "patch_id": patch_id, "product": product, "requires_build": requires_build,
-        "counts": {"have": have.len(), "eligible_without": eligible.len(), "not_eligible": not_eligible.len(), "unknown": unknown.len()},
-        "have": have, "eligible_without": eligible, "not_eligible": not_eligible, "unknown": unknown,
-    }))
-}
-
-/// Input of an upgrade plan: the target build per product (e.g. `{"updraft": "0.2.0"}`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanRequest {
-    pub targets: BTreeMap<String, String>,
-}
-
-/// An ordered upgrade plan that respects the support policy: the manager first; relay groups
-/// parents before children; relays before the agents they serve; no agent newer than the
-/// manager. Hosts already violating the policy are flagged.
-pub fn plan(
-    db: &Db,
-    req: &PlanRequest,
-    manager_build: &str,
-    offline_after: u64,
-) -> Result<serde_json::Value> {
-    for (p, b) in &req.targets {
-        b.parse::<Version>().map_err(|e| Error::BadRequest {
-            field: format!("targets.{p}"),
-            reason: e.to_string(),
-        })?;
-    }
-    let groups = db.groups()?;
-    let all = hosts(db, &HostFilter::default(), offline_after)?;
-    let mut steps = Vec::new();
-    let mut n = 1;
-    let needs = |h: &Host| -> Vec<(String, String, String)> {
-        req.targets
-            .iter()
-            .filter_map(|(p, t)| {
-                let cur = h.builds.get(p)?;
-                let (cv, tv) = (cur.parse::<Version>().ok()?, t.parse::<Version>().ok()?);
-                (cv < tv).then(|| (p.clone(), cur.clone(), t.clone()))
-            })
-            .collect()
-    };
-    if let Some(t) = req.targets.get("updraft") {
-        if manager_build.parse::<Version>().ok() < t.parse::<Version>().ok() {
-            steps.push(
-                serde_json::json!({"step": n, "what": "manager", "from": manager_build, "to": t}),
-            );
-            n += 1;
-        }
-    }
-    // Relay groups in tree order: roots first, then children (breadth first).
-    let relay_groups: Vec<&Group> = groups.iter().filter(|g| g.role == "relay").collect();
-    let mut ordered: Vec<&Group> = Vec::new();
-    let mut frontier: Vec<Option<String>> = vec![None];
-    while let Some(parent) = frontier.pop() {
-        let mut children: Vec<&Group> = relay_groups
-            .iter()
-            .copied()
-            .filter(|g| g.parent == parent)
-            .collect();
-        children.sort_by(|a, b| a.name.cmp(&b.name));
-        for c in children.iter().rev() {
-            frontier.insert(0, Some(c.name.clone()));
-        }
-        ordered.extend(children);
-    }
-    let group_steps = |kind: &str,
-                       gs: &[&Group],
-                       steps: &mut Vec<serde_json::Value>,
-                       n: &mut i32| {
-        for g in gs {
-            let hosts: Vec<serde_json::Value> = all
-                .iter()
-                .filter(|v| v.host.group == g.name && v.host.role == kind)
-                .filter_map(|v| {
-                    let need = needs(&v.host);
-                    (!need.is_empty()).then(|| {
-                        serde_json::json!({"id": v.host.id, "hostname": v.host.hostname, "status": v.status,
-                            "upgrades": need.iter().map(|(p, f, t)| serde_json::json!({"product": p, "from": f, "to": t})).collect::<Vec<_>>()})
-                    })
-                })
-                .collect();
-            if !hosts.is_empty() {
-                steps.push(serde_json::json!({"step": *n, "what": format!("{kind} group {}", g.name), "group": g.name,
-                    "parent": g.parent, "hosts": hosts}));
-                *n += 1;
-            }
-        }
-    };
-    group_steps("relay", &ordered, &mut steps, &mut n);
-    let agent_groups: Vec<&Group> = groups.iter().filter(|g| g.role == "agent").collect();
-    group_steps("agent", &agent_groups, &mut steps, &mut n);
-    // Policy violations now: agents (or relays) newer than the manager.
-    let mgr = manager_build.parse::<Version>().ok();
-    let violations: Vec<serde_json::Value> = all
-        .iter()
-        .filter_map(|v| {
-            let b = v.host.builds.get("updraft")?;
-            (b.parse::<Version>().ok() > mgr).then(|| {
-                serde_json::json!({"id": v.host.id, "hostname": v.host.hostname, "role": v.host.role, "build": b,
-                    "violation": format!("{} build {b} is newer than the manager ({manager_build})", v.host.role)})
-            })
-        })
-        .collect();
-    Ok(
-        serde_json::json!({"manager_build": manager_build, "targets": req.targets, "steps": steps, "violations": violations}),
-    )
 }

@@ -30,7 +30,7 @@ fn main() {
     db.put_group(
         &manager::db::Group {
             name: "fleet".into(),
-            role: "agent".into(),
+            role: model::protocol::Role::Agent,
             poll_interval: 300,
             ..Default::default()
         },
@@ -41,10 +41,14 @@ fn main() {
     let token = db.create_enroll_token("fleet", None, None).unwrap();
     let creds: Vec<String> = (0..hosts)
         .map(|i| {
-            db.enroll(&token, &format!("host-{i:05}"), "agent")
-                .unwrap()
-                .unwrap()
-                .1
+            db.enroll(
+                &token,
+                &format!("host-{i:05}"),
+                model::protocol::Role::Agent,
+            )
+            .unwrap()
+            .unwrap()
+            .credential
         })
         .collect();
     println!(

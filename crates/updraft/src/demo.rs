@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use model::protocol::{Outcome, Role};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -264,10 +265,10 @@ fn demo(args: &DemoArgs, dir: &Path, procs: &Procs, started: Instant) -> Result<
         format!("http://127.0.0.1:{child_port}"),
     );
     let group =
-        |name: &str, role: &str, parent: Option<&str>, relays: &[&String], allow_direct: bool| {
+        |name: &str, role: Role, parent: Option<&str>, relays: &[&String], allow_direct: bool| {
             let g = manager::db::Group {
                 name: name.into(),
-                role: role.into(),
+                role,
                 parent: parent.map(str::to_string),
                 relays: relays.iter().map(|r| r.to_string()).collect(),
                 poll_interval: 1,
@@ -276,17 +277,17 @@ fn demo(args: &DemoArgs, dir: &Path, procs: &Procs, started: Instant) -> Result<
             };
             db_handle.put_group(&g, "demo")
         };
-    group("core", "relay", None, &[&parent_url], false)?;
-    group("site", "relay", Some("core"), &[&child_url], false)?;
-    group("agents-hq", "agent", None, &[&parent_url], false)?;
+    group("core", Role::Relay, None, &[&parent_url], false)?;
+    group("site", Role::Relay, Some("core"), &[&child_url], false)?;
+    group("agents-hq", Role::Agent, None, &[&parent_url], false)?;
     group(
         "agents-branch",
-        "agent",
+        Role::Agent,
         None,
         &[&child_url, &parent_url],
         false,
     )?;
-    group("agents-roaming", "agent", None, &[&child_url], true)?;
+    group("agents-roaming", Role::Agent, None, &[&child_url], true)?;
     let manager = spawn(
         procs,
         &[
@@ -456,7 +457,10 @@ fn demo(args: &DemoArgs, dir: &Path, procs: &Procs, started: Instant) -> Result<
         "the new pattern and the patch spread",
         60,
         |hosts| {
-            let agents: Vec<_> = hosts.iter().filter(|h| h.host.role == "agent").collect();
+            let agents: Vec<_> = hosts
+                .iter()
+                .filter(|h| h.host.role == Role::Agent)
+                .collect();
             let updated = agents
                 .iter()
                 .filter(|h| {
@@ -473,7 +477,7 @@ fn demo(args: &DemoArgs, dir: &Path, procs: &Procs, started: Instant) -> Result<
                 .count();
             let legacy_recorded = db_handle
                 .history(None, Some("CP-1519"))
-                .map(|v| v.iter().any(|(_, e)| e.outcome == "not applicable"))
+                .map(|v| v.iter().any(|(_, e)| e.outcome == Outcome::NotApplicable))
                 .unwrap_or(false);
             let line = format!(
             "   {updated}/{} agents on pattern 18.525.00, {patched}/4 eligible agents patched, too-old host recorded as not applicable: {}",

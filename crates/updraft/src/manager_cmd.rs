@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use manager::{db::Advisory, db::Group, fleet, Db, ManagerConfig};
+use manager::db::{Advisory, AdvisoryRole, Group};
+use manager::{fleet, Db, ManagerConfig};
+use model::protocol::{ModuleState, Outcome, Role};
+use serde::Serialize;
 
 #[derive(Args)]
 pub struct ManagerArgs {
@@ -87,26 +90,7 @@ enum AdminCommand {
     #[command(subcommand)]
     Group(GroupCmd),
     /// List hosts (filters as in GET /api/v1/hosts)
-    Hosts {
-        #[arg(long)]
-        role: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long)]
-        product: Option<String>,
-        #[arg(long)]
-        build: Option<String>,
-        #[arg(long)]
-        build_below: Option<String>,
-        #[arg(long)]
-        component: Option<String>,
-        #[arg(long)]
-        version: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long, default_value_t = 900)]
-        offline_after: u64,
-    },
+    Hosts(HostsArgs),
     /// Advisories
     #[command(subcommand)]
     Advisory(AdvisoryCmd),
@@ -123,6 +107,30 @@ enum AdminCommand {
         #[arg(long = "target", required = true)]
         targets: Vec<String>,
     },
+}
+
+#[derive(Args)]
+struct HostsArgs {
+    /// agent or relay
+    #[arg(long)]
+    role: Option<Role>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    product: Option<String>,
+    #[arg(long)]
+    build: Option<String>,
+    #[arg(long)]
+    build_below: Option<String>,
+    #[arg(long)]
+    component: Option<String>,
+    #[arg(long)]
+    version: Option<String>,
+    /// online or offline
+    #[arg(long)]
+    status: Option<ModuleState>,
+    #[arg(long, default_value_t = 900)]
+    offline_after: u64,
 }
 
 #[derive(Subcommand)]
@@ -151,49 +159,55 @@ enum EnrollCmd {
     },
 }
 
+#[derive(Args)]
+struct GroupPut {
+    name: String,
+    /// agent or relay
+    #[arg(long, default_value = "agent")]
+    role: Role,
+    /// Parent relay group (relay groups)
+    #[arg(long)]
+    parent: Option<String>,
+    /// Relay URL, repeatable, in order
+    #[arg(long = "relay")]
+    relays: Vec<String>,
+    #[arg(long, default_value_t = 300)]
+    poll_interval: u64,
+    #[arg(long)]
+    allow_direct: bool,
+    /// Pinned version component=version, repeatable
+    #[arg(long = "pin")]
+    pins: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum GroupCmd {
     /// Create or replace a group
-    Put {
-        name: String,
-        /// agent or relay
-        #[arg(long, default_value = "agent")]
-        role: String,
-        /// Parent relay group (relay groups)
-        #[arg(long)]
-        parent: Option<String>,
-        /// Relay URL, repeatable, in order
-        #[arg(long = "relay")]
-        relays: Vec<String>,
-        #[arg(long, default_value_t = 300)]
-        poll_interval: u64,
-        #[arg(long)]
-        allow_direct: bool,
-        /// Pinned version component=version, repeatable
-        #[arg(long = "pin")]
-        pins: Vec<String>,
-    },
+    Put(GroupPut),
     List,
+}
+
+#[derive(Args)]
+struct AdvisoryCreate {
+    id: String,
+    #[arg(long)]
+    title: String,
+    /// agent, relay or any
+    #[arg(long, default_value = "any")]
+    role: AdvisoryRole,
+    #[arg(long)]
+    product: String,
+    /// Affected builds, e.g. "<9.5.1519"
+    #[arg(long)]
+    affected: String,
+    #[arg(long)]
+    fixed: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum AdvisoryCmd {
     /// Create or replace an advisory
-    Create {
-        id: String,
-        #[arg(long)]
-        title: String,
-        /// agent, relay or any
-        #[arg(long, default_value = "any")]
-        role: String,
-        #[arg(long)]
-        product: String,
-        /// Affected builds, e.g. "<9.5.1519"
-        #[arg(long)]
-        affected: String,
-        #[arg(long)]
-        fixed: Option<String>,
-    },
+    Create(AdvisoryCreate),
     List,
     /// Hosts an advisory affects
     Hosts {
@@ -203,212 +217,231 @@ enum AdvisoryCmd {
     },
 }
 
-fn print(json: bool, v: &serde_json::Value, table: impl FnOnce()) -> Result<()> {
+/// Print `v` as JSON with `--json`, else as the table `table` prints.
+fn print<T: Serialize>(json: bool, v: &T, table: impl FnOnce(&T)) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(v)?);
     } else {
-        table();
+        table(v);
     }
     Ok(())
 }
 
 pub fn run_admin(a: &AdminArgs) -> Result<()> {
-    let db = Db::open(&a.db)?;
+    let db = Db::open(&a.db).with_context(|| format!("opening the database {}", a.db))?;
     match &a.cmd {
-        AdminCommand::Token(TokenCmd::Create { name }) => {
-            println!("{}", db.create_admin_token(name)?)
-        }
-        AdminCommand::Token(TokenCmd::List) => {
-            let t = db.list_admin_tokens()?;
-            let v = serde_json::json!(t.iter().map(|(id, n, c, r)| serde_json::json!({"id": id, "name": n, "created": c, "revoked": r})).collect::<Vec<_>>());
-            print(a.json, &v, || {
-                println!("{:<5} {:<20} {:<22} revoked", "id", "name", "created");
-                for (id, n, c, r) in &t {
-                    println!("{id:<5} {n:<20} {c:<22} {r}");
-                }
-            })?;
-        }
-        AdminCommand::Token(TokenCmd::Revoke { id }) => {
-            if !db.revoke_admin_token(*id)? {
-                bail!("no token with id {id}");
-            }
-            println!("revoked token {id}");
-        }
+        AdminCommand::Token(c) => token(&db, a.json, c),
         AdminCommand::EnrollToken(EnrollCmd::Create {
             group,
             expires,
             uses,
         }) => {
-            println!("{}", db.create_enroll_token(group, *expires, *uses)?)
+            println!("{}", db.create_enroll_token(group, *expires, *uses)?);
+            Ok(())
         }
-        AdminCommand::Group(GroupCmd::Put {
-            name,
-            role,
-            parent,
-            relays,
-            poll_interval,
-            allow_direct,
-            pins,
-        }) => {
-            let mut pinned = BTreeMap::new();
-            for p in pins {
-                let (c, v) = p
-                    .split_once('=')
-                    .with_context(|| format!("--pin {p:?}: use component=version"))?;
-                pinned.insert(c.to_string(), v.to_string());
-            }
-            let g = Group {
-                name: name.clone(),
-                role: role.clone(),
-                parent: parent.clone(),
-                relays: relays.clone(),
-                poll_interval: *poll_interval,
-                allow_direct: *allow_direct,
-                pinned,
-            };
-            db.put_group(&g, "cli")?;
-            println!("group {name} saved");
-        }
-        AdminCommand::Group(GroupCmd::List) => {
-            let g = db.groups()?;
-            print(a.json, &serde_json::to_value(&g)?, || {
-                println!(
-                    "{:<16} {:<6} {:<16} {:<6} {:<6} relays",
-                    "group", "role", "parent", "poll", "direct"
-                );
-                for x in &g {
-                    println!(
-                        "{:<16} {:<6} {:<16} {:<6} {:<6} {}",
-                        x.name,
-                        x.role,
-                        x.parent.as_deref().unwrap_or("-"),
-                        x.poll_interval,
-                        x.allow_direct,
-                        x.relays.join(" ")
-                    );
-                }
-            })?;
-        }
-        AdminCommand::Hosts {
-            role,
-            group,
-            product,
-            build,
-            build_below,
-            component,
-            version,
-            status,
-            offline_after,
-        } => {
-            let f = fleet::HostFilter {
-                role: role.clone(),
-                group: group.clone(),
-                product: product.clone(),
-                build: build.clone(),
-                build_below: build_below.clone(),
-                component: component.clone(),
-                version: version.clone(),
-                status: status.clone(),
-            };
-            let hosts = fleet::hosts(&db, &f, *offline_after)?;
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&hosts)?);
-            } else {
-                hosts_table(&db, &hosts)?;
-            }
-        }
-        AdminCommand::Advisory(AdvisoryCmd::Create {
-            id,
-            title,
-            role,
-            product,
-            affected,
-            fixed,
-        }) => {
-            db.put_advisory(
-                &Advisory {
-                    id: id.clone(),
-                    title: title.clone(),
-                    role: role.clone(),
-                    product: product.clone(),
-                    affected: affected.clone(),
-                    fixed: fixed.clone(),
-                },
-                "cli",
-            )?;
-            println!("advisory {id} saved");
-        }
-        AdminCommand::Advisory(AdvisoryCmd::List) => {
-            let v = db.advisories()?;
-            print(a.json, &serde_json::to_value(&v)?, || {
-                for x in &v {
-                    println!(
-                        "{:<12} {:<6} {} {} — {}",
-                        x.id, x.role, x.product, x.affected, x.title
-                    );
-                }
-            })?;
-        }
+        AdminCommand::Group(GroupCmd::Put(g)) => group_put(&db, g),
+        AdminCommand::Group(GroupCmd::List) => group_list(&db, a.json),
+        AdminCommand::Hosts(f) => hosts(&db, a.json, f),
+        AdminCommand::Advisory(AdvisoryCmd::Create(c)) => advisory_create(&db, c),
+        AdminCommand::Advisory(AdvisoryCmd::List) => advisory_list(&db, a.json),
         AdminCommand::Advisory(AdvisoryCmd::Hosts { id, offline_after }) => {
-            let v = fleet::affected(&db, id, *offline_after)?;
-            print(a.json, &v, || {
-                println!("{} host(s) affected by {id}", v["count"]);
-                for h in v["hosts"].as_array().into_iter().flatten() {
-                    println!(
-                        "  {:<18} {:<6} {:<12} {}",
-                        h["hostname"].as_str().unwrap_or(""),
-                        h["role"].as_str().unwrap_or(""),
-                        h["group"].as_str().unwrap_or(""),
-                        h["build"].as_str().unwrap_or("")
-                    );
-                }
-            })?;
+            advisory_hosts(&db, a.json, id, *offline_after)
         }
         AdminCommand::Coverage {
             patch_id,
             product,
             requires_build,
-        } => {
-            let v = fleet::coverage(&db, patch_id, product, requires_build, 900)?;
-            print(a.json, &v, || {
-                println!("{patch_id}: {}", v["counts"]);
-                for k in ["have", "eligible_without", "not_eligible", "unknown"] {
-                    for h in v[k].as_array().into_iter().flatten() {
-                        println!(
-                            "  {k:<17} {:<18} {} {}",
-                            h["hostname"].as_str().unwrap_or(""),
-                            h["build"].as_str().unwrap_or("-"),
-                            h["reason"].as_str().unwrap_or("")
-                        );
-                    }
+        } => coverage(&db, a.json, patch_id, product, requires_build),
+        AdminCommand::Plan { targets } => plan(&db, a.json, targets),
+    }
+}
+
+/// An administrator token as `admin token list` shows it (never the token itself).
+#[derive(Serialize)]
+struct TokenRow {
+    id: i64,
+    name: String,
+    created: String,
+    revoked: bool,
+}
+
+fn token(db: &Db, json: bool, c: &TokenCmd) -> Result<()> {
+    match c {
+        TokenCmd::Create { name } => println!("{}", db.create_admin_token(name)?),
+        TokenCmd::List => {
+            let rows: Vec<TokenRow> = db
+                .list_admin_tokens()?
+                .into_iter()
+                .map(|(id, name, created, revoked)| TokenRow {
+                    id,
+                    name,
+                    created,
+                    revoked,
+                })
+                .collect();
+            print(json, &rows, |rows| {
+                println!("{:<5} {:<20} {:<22} revoked", "id", "name", "created");
+                for t in rows {
+                    println!("{:<5} {:<20} {:<22} {}", t.id, t.name, t.created, t.revoked);
                 }
             })?;
         }
-        AdminCommand::Plan { targets } => {
-            let mut t = BTreeMap::new();
-            for x in targets {
-                let (p, b) = x
-                    .split_once('=')
-                    .with_context(|| format!("--target {x:?}: use product=build"))?;
-                t.insert(p.to_string(), b.to_string());
+        TokenCmd::Revoke { id } => {
+            if !db.revoke_admin_token(*id)? {
+                bail!("no token with id {id}");
             }
-            let v = fleet::plan(
-                &db,
-                &fleet::PlanRequest { targets: t },
-                env!("CARGO_PKG_VERSION"),
-                900,
-            )?;
-            print(a.json, &v, || {
-                for s in v["steps"].as_array().into_iter().flatten() {
-                    println!("{}. {}", s["step"], s["what"].as_str().unwrap_or(""));
-                }
-                for x in v["violations"].as_array().into_iter().flatten() {
-                    println!("violation: {}", x["violation"].as_str().unwrap_or(""));
-                }
-            })?;
+            println!("revoked token {id}");
         }
     }
     Ok(())
+}
+
+/// `key=value` pairs of a repeatable flag.
+fn pairs(flag: &str, form: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|x| {
+            let (k, v) = x
+                .split_once('=')
+                .with_context(|| format!("--{flag} {x:?}: use {form}"))?;
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn group_put(db: &Db, g: &GroupPut) -> Result<()> {
+    let group = Group {
+        name: g.name.clone(),
+        role: g.role,
+        parent: g.parent.clone(),
+        relays: g.relays.clone(),
+        poll_interval: g.poll_interval,
+        allow_direct: g.allow_direct,
+        pinned: pairs("pin", "component=version", &g.pins)?,
+    };
+    db.put_group(&group, "cli")?;
+    println!("group {} saved", g.name);
+    Ok(())
+}
+
+fn group_list(db: &Db, json: bool) -> Result<()> {
+    print(json, &db.groups()?, |groups| {
+        println!(
+            "{:<16} {:<6} {:<16} {:<6} {:<6} relays",
+            "group", "role", "parent", "poll", "direct"
+        );
+        for x in groups {
+            println!(
+                "{:<16} {:<6} {:<16} {:<6} {:<6} {}",
+                x.name,
+                x.role.as_str(),
+                x.parent.as_deref().unwrap_or("-"),
+                x.poll_interval,
+                x.allow_direct,
+                x.relays.join(" ")
+            );
+        }
+    })
+}
+
+fn hosts(db: &Db, json: bool, a: &HostsArgs) -> Result<()> {
+    let f = fleet::HostFilter {
+        role: a.role,
+        group: a.group.clone(),
+        product: a.product.clone(),
+        build: a.build.clone(),
+        build_below: a.build_below.clone(),
+        component: a.component.clone(),
+        version: a.version.clone(),
+        status: a.status.clone(),
+    };
+    let hosts = fleet::hosts(db, &f, a.offline_after)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&hosts)?);
+        Ok(())
+    } else {
+        hosts_table(db, &hosts)
+    }
+}
+
+fn advisory_create(db: &Db, c: &AdvisoryCreate) -> Result<()> {
+    let a = Advisory {
+        id: c.id.clone(),
+        title: c.title.clone(),
+        role: c.role,
+        product: c.product.clone(),
+        affected: c.affected.clone(),
+        fixed: c.fixed.clone(),
+    };
+    db.put_advisory(&a, "cli")?;
+    println!("advisory {} saved", c.id);
+    Ok(())
+}
+
+fn advisory_list(db: &Db, json: bool) -> Result<()> {
+    print(json, &db.advisories()?, |list| {
+        for x in list {
+            println!(
+                "{:<12} {:<6} {} {} — {}",
+                x.id,
+                x.role.as_str(),
+                x.product,
+                x.affected,
+                x.title
+            );
+        }
+    })
+}
+
+fn advisory_hosts(db: &Db, json: bool, id: &str, offline_after: u64) -> Result<()> {
+    print(json, &fleet::affected(db, id, offline_after)?, |v| {
+        println!("{} host(s) affected by {id}", v.count);
+        for h in &v.hosts {
+            println!(
+                "  {:<18} {:<6} {:<12} {}",
+                h.hostname,
+                h.role.as_str(),
+                h.group,
+                h.build
+            );
+        }
+    })
+}
+
+fn coverage(db: &Db, json: bool, patch_id: &str, product: &str, requires: &str) -> Result<()> {
+    let v = fleet::coverage(db, patch_id, product, requires, 900)?;
+    print(json, &v, |v| {
+        let c = &v.counts;
+        println!(
+            "{patch_id}: have {}, eligible without {}, not eligible {}, unknown {}",
+            c.have, c.eligible_without, c.not_eligible, c.unknown
+        );
+        for (k, list) in v.lists() {
+            for h in list {
+                println!(
+                    "  {k:<17} {:<18} {} {}",
+                    h.hostname,
+                    h.build.as_deref().unwrap_or("-"),
+                    h.reason.as_deref().unwrap_or("")
+                );
+            }
+        }
+    })
+}
+
+fn plan(db: &Db, json: bool, targets: &[String]) -> Result<()> {
+    let req = fleet::PlanRequest {
+        targets: pairs("target", "product=build", targets)?,
+    };
+    let v = fleet::plan(db, &req, env!("CARGO_PKG_VERSION"), 900)?;
+    print(json, &v, |v| {
+        for s in &v.steps {
+            println!("{}. {}", s.step, s.what);
+        }
+        for x in &v.violations {
+            println!("violation: {}", x.violation);
+        }
+    })
 }
 
 /// The fleet table: host, role, group, status, builds, component versions, module status and the
@@ -418,47 +451,46 @@ pub fn hosts_table(db: &Db, hosts: &[fleet::HostView]) -> Result<()> {
         "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} hotfix history",
         "host", "role", "group", "status", "builds", "components", "modules"
     );
-    let join = |it: &mut dyn Iterator<Item = String>| it.collect::<Vec<_>>().join(", ");
     for h in hosts {
-        let builds = join(&mut h.host.builds.iter().map(|(k, v)| format!("{k} {v}")));
-        let comps = join(
-            &mut h
-                .host
-                .components
-                .iter()
-                .map(|(k, v)| format!("{} {v}", k.rsplit('.').next().unwrap_or(k))),
-        );
-        let mods = join(
-            &mut h.host.modules.as_array().into_iter().flatten().map(|m| {
-                format!(
-                    "{} {}",
-                    m["name"].as_str().unwrap_or("?"),
-                    m["status"].as_str().unwrap_or("?")
-                )
-            }),
-        );
-        let hist: Vec<String> = db
-            .history(Some(&h.host.id), None)?
-            .into_iter()
-            .map(|(_, e)| {
-                if e.outcome == "applied" {
-                    format!("{} applied", e.patch_id)
-                } else {
-                    format!("{} {}", e.patch_id, e.message)
-                }
-            })
-            .collect();
-        println!(
-            "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} {}",
-            h.host.hostname,
-            h.host.role,
-            h.host.group,
-            h.status,
-            builds,
-            comps,
-            mods,
-            hist.join("; ")
-        );
+        println!("{}", host_row(db, h)?);
     }
     Ok(())
+}
+
+fn host_row(db: &Db, h: &fleet::HostView) -> Result<String> {
+    let host = &h.host;
+    let builds: Vec<String> = host
+        .builds
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let comps: Vec<String> = host
+        .components
+        .iter()
+        .map(|(k, v)| format!("{} {v}", k.rsplit('.').next().unwrap_or(k)))
+        .collect();
+    let mods: Vec<String> = host
+        .modules
+        .iter()
+        .map(|m| format!("{} {}", m.name, m.status))
+        .collect();
+    let hist: Vec<String> = db
+        .history(Some(&host.id), None)?
+        .into_iter()
+        .map(|(_, e)| match e.outcome {
+            Outcome::Applied => format!("{} applied", e.patch_id),
+            _ => format!("{} {}", e.patch_id, e.message),
+        })
+        .collect();
+    Ok(format!(
+        "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} {}",
+        host.hostname,
+        host.role.as_str(),
+        host.group,
+        h.status.as_str(),
+        builds.join(", "),
+        comps.join(", "),
+        mods.join(", "),
+        hist.join("; ")
+    ))
 }

@@ -278,9 +278,10 @@ fn enrolment_heartbeats_policy_and_fleet_questions() {
             json!({"hostname": "agent-1", "role": "agent", "builds": {"scanner": "nine"}}),
             "builds.scanner",
         ),
+        (json!({"hostname": "agent-1", "role": "sensor"}), "role"),
         (
-            json!({"hostname": "agent-1", "role": "agent", "color": "red"}),
-            "color",
+            json!({"hostname": "agent-1", "role": "agent", "modules": [{"name": "m"}]}),
+            "modules[0].status",
         ),
         (
             json!({"hostname": "agent-1", "role": "agent", "components": {"Bad Name": "1"}}),

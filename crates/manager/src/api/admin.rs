@@ -4,6 +4,31 @@
 #![allow(clippy::result_large_err)]
 
 use super::*;
+use crate::db::AuditEntry;
+
+/// `GET /api/v1/groups`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GroupList {
+    pub groups: Vec<Group>,
+}
+
+/// `GET /api/v1/advisories`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdvisoryList {
+    pub advisories: Vec<Advisory>,
+}
+
+/// `GET /api/v1/audit`: newest first.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditLog {
+    pub audit: Vec<AuditEntry>,
+}
+
+/// The answer to a change that was saved.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Saved {
+    pub ok: bool,
+}
 
 pub(super) async fn list_hosts(
     State(s): State<Arc<AppState>>,
@@ -16,11 +41,7 @@ pub(super) async fn list_hosts(
         return bad("query", "unknown or malformed filter");
     };
     let (db, off) = (s.db.clone(), s.offline_after);
-    answer(
-        move || fleet::hosts(&db, &f, off),
-        |h| serde_json::json!({"count": h.len(), "hosts": h}),
-    )
-    .await
+    answer(move || fleet::hosts(&db, &f, off).map(fleet::HostList::new)).await
 }
 
 pub(super) async fn host_detail(
@@ -31,25 +52,8 @@ pub(super) async fn host_detail(
 ) -> Response {
     admin!(s, peer, headers);
     let (db, off) = (s.db.clone(), s.offline_after);
-    let r = blocking(move || {
-        let h = db.host(&id)?;
-        let hist: Vec<HistoryEntry> = db
-            .history(Some(&id), None)?
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect();
-        Ok(h.map(|h| {
-            let status = if fleet::online(&h, off) {
-                "online"
-            } else {
-                "offline"
-            };
-            serde_json::json!({"host": h, "status": status, "hotfix_history": hist})
-        }))
-    })
-    .await;
-    match r {
-        Ok(Some(v)) => json(StatusCode::OK, v),
+    match blocking(move || fleet::host_detail(&db, &id, off)).await {
+        Ok(Some(v)) => json(StatusCode::OK, &v),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such host"),
         Err(r) => r,
     }
@@ -62,7 +66,12 @@ pub(super) async fn list_groups(
 ) -> Response {
     admin!(s, peer, headers);
     let db = s.db.clone();
-    answer(move || db.groups(), |g| serde_json::json!({"groups": g})).await
+    answer(move || {
+        Ok(GroupList {
+            groups: db.groups()?,
+        })
+    })
+    .await
 }
 
 pub(super) async fn put_group(
@@ -82,10 +91,10 @@ pub(super) async fn put_group(
     }
     g.name = name;
     let db = s.db.clone();
-    answer(
-        move || db.put_group(&g, &format!("admin {admin}")),
-        |_| serde_json::json!({"ok": true}),
-    )
+    answer(move || {
+        db.put_group(&g, &format!("admin {admin}"))
+            .map(|()| Saved { ok: true })
+    })
     .await
 }
 
@@ -96,10 +105,11 @@ pub(super) async fn list_advisories(
 ) -> Response {
     admin!(s, peer, headers);
     let db = s.db.clone();
-    answer(
-        move || db.advisories(),
-        |a| serde_json::json!({"advisories": a}),
-    )
+    answer(move || {
+        Ok(AdvisoryList {
+            advisories: db.advisories()?,
+        })
+    })
     .await
 }
 
@@ -117,10 +127,10 @@ pub(super) async fn put_advisory(
     };
     a.id = id;
     let db = s.db.clone();
-    answer(
-        move || db.put_advisory(&a, &format!("admin {admin}")),
-        |_| serde_json::json!({"ok": true}),
-    )
+    answer(move || {
+        db.put_advisory(&a, &format!("admin {admin}"))
+            .map(|()| Saved { ok: true })
+    })
     .await
 }
 
@@ -132,7 +142,7 @@ pub(super) async fn advisory_hosts(
 ) -> Response {
     admin!(s, peer, headers);
     let (db, off) = (s.db.clone(), s.offline_after);
-    answer(move || fleet::affected(&db, &id, off), |v| v).await
+    answer(move || fleet::affected(&db, &id, off)).await
 }
 
 #[derive(Deserialize)]
@@ -154,11 +164,7 @@ pub(super) async fn coverage(
         return bad("query", "product and requires_build are required");
     };
     let (db, off) = (s.db.clone(), s.offline_after);
-    answer(
-        move || fleet::coverage(&db, &patch_id, &q.product, &q.requires_build, off),
-        |v| v,
-    )
-    .await
+    answer(move || fleet::coverage(&db, &patch_id, &q.product, &q.requires_build, off)).await
 }
 
 pub(super) async fn upgrade_plan(
@@ -173,7 +179,7 @@ pub(super) async fn upgrade_plan(
         Err(r) => return r,
     };
     let (db, off, build) = (s.db.clone(), s.offline_after, s.manager_build.clone());
-    answer(move || fleet::plan(&db, &req, &build, off), |v| v).await
+    answer(move || fleet::plan(&db, &req, &build, off)).await
 }
 
 pub(super) async fn audit(
@@ -183,9 +189,10 @@ pub(super) async fn audit(
 ) -> Response {
     admin!(s, peer, headers);
     let db = s.db.clone();
-    answer(
-        move || db.audit_log(1000),
-        |v| serde_json::json!({"audit": v}),
-    )
+    answer(move || {
+        Ok(AuditLog {
+            audit: db.audit_log(1000)?,
+        })
+    })
     .await
 }

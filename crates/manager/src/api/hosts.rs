@@ -1,16 +1,17 @@
-//! Routes hosts call: enrolment and heartbeats.
+//! Routes hosts call: enrolment and heartbeats, in the words of [`model::protocol`]. Hosts of
+//! other versions must interoperate: fields a newer host adds are accepted and ignored (within
+//! [`BODY_LIMIT`]); what this build does read is validated as strictly as ever.
 
 // Handlers short-circuit with a ready `Response` as the error value.
 #![allow(clippy::result_large_err)]
 
-use super::*;
+use model::protocol::{EnrollRequest, Heartbeat, HeartbeatReply, Role, MAX_HISTORY_PER_HEARTBEAT};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EnrollBody {
-    hostname: String,
-    role: String,
-}
+use super::*;
+use crate::db::HostCredential;
+
+/// Most modules a heartbeat may report.
+const MAX_MODULES: usize = 100;
 
 pub(super) async fn enroll(
     State(s): State<Arc<AppState>>,
@@ -24,28 +25,16 @@ pub(super) async fn enroll(
     }) else {
         return error(StatusCode::UNAUTHORIZED, "missing or invalid credential");
     };
-    let b: EnrollBody = match parse(&body) {
+    let b: EnrollRequest = match parse(&body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if b.hostname.is_empty() || b.hostname.len() > 253 {
-        return from_error(Error::BadRequest {
-            field: "hostname".into(),
-            reason: "1 to 253 characters".into(),
-        });
-    }
-    if b.role != "agent" && b.role != "relay" {
-        return from_error(Error::BadRequest {
-            field: "role".into(),
-            reason: "agent or relay".into(),
-        });
+    if let Err(r) = check_hostname(&b.hostname) {
+        return r;
     }
     let db = s.db.clone();
-    match blocking(move || db.enroll(&token, &b.hostname, &b.role)).await {
-        Ok(Some((id, cred))) => json(
-            StatusCode::OK,
-            serde_json::json!({"host_id": id, "credential": cred}),
-        ),
+    match blocking(move || db.enroll(&token, &b.hostname, b.role)).await {
+        Ok(Some(reply)) => json(StatusCode::OK, &reply),
         Ok(None) => {
             // An unknown, expired or used-up enrolment token counts as an authentication failure.
             let _ = authorize(&s, &HeaderMap::new(), peer.ip(), Access::Host).await;
@@ -58,32 +47,16 @@ pub(super) async fn enroll(
     }
 }
 
-/// A heartbeat as hosts send it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeartbeatBody {
-    pub hostname: String,
-    pub role: String,
-    #[serde(default)]
-    pub upstream: Option<String>,
-    #[serde(default)]
-    pub builds: BTreeMap<String, String>,
-    #[serde(default)]
-    pub components: BTreeMap<String, String>,
-    #[serde(default)]
-    pub modules: Vec<serde_json::Value>,
-    #[serde(default)]
-    pub history: Vec<HistoryEntry>,
-    #[serde(default)]
-    pub last_result: Option<String>,
-    #[serde(default)]
-    pub applied_policy: Option<serde_json::Value>,
-}
-
-fn validate(b: &HeartbeatBody, role: &str) -> Result<(), Response> {
-    if b.hostname.is_empty() || b.hostname.len() > 253 {
+fn check_hostname(hostname: &str) -> Result<(), Response> {
+    if hostname.is_empty() || hostname.len() > 253 {
         return Err(bad("hostname", "1 to 253 characters"));
     }
+    Ok(())
+}
+
+/// What this build reads of a heartbeat must be well-formed; `role` must be the enrolled one.
+fn validate(b: &Heartbeat, role: Role) -> Result<(), Response> {
+    check_hostname(&b.hostname)?;
     if b.role != role {
         return Err(bad("role", format!("this host enrolled as {role}")));
     }
@@ -99,11 +72,14 @@ fn validate(b: &HeartbeatBody, role: &str) -> Result<(), Response> {
         v.parse::<model::Version>()
             .map_err(|e| bad(&format!("components.{c}"), e.to_string()))?;
     }
-    if b.modules.len() > 100 {
-        return Err(bad("modules", "at most 100"));
+    if b.modules.len() > MAX_MODULES {
+        return Err(bad("modules", format!("at most {MAX_MODULES}")));
     }
-    if b.history.len() > 1000 {
-        return Err(bad("history", "at most 1000 entries per heartbeat"));
+    if b.history.len() > MAX_HISTORY_PER_HEARTBEAT {
+        return Err(bad(
+            "history",
+            format!("at most {MAX_HISTORY_PER_HEARTBEAT} entries per heartbeat"),
+        ));
     }
     Ok(())
 }
@@ -114,56 +90,36 @@ pub(super) async fn heartbeat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (id, group, role) = match authorize(&s, &headers, peer.ip(), Access::Host).await {
-        Ok(Caller::Host { id, group, role }) => (id, group, role),
+    let host = match authorize(&s, &headers, peer.ip(), Access::Host).await {
+        Ok(Caller::Host(h)) => h,
         Ok(_) => return error(StatusCode::UNAUTHORIZED, "missing or invalid credential"),
         Err(r) => return r,
     };
-    let b: HeartbeatBody = match parse(&body) {
+    let b: Heartbeat = match parse(&body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = validate(&b, &role) {
+    if let Err(r) = validate(&b, host.role) {
         return r;
     }
     let db = s.db.clone();
-    let beat = Beat {
-        hostname: b.hostname,
-        upstream: b.upstream,
-        builds: b.builds,
-        components: b.components,
-        modules: serde_json::Value::Array(b.modules),
-        history: b.history,
-        last_result: b.last_result,
-        applied_policy: b.applied_policy,
-    };
-    let result = blocking(move || {
-        db.heartbeat(&id, &beat)?;
-        let g = db.group(&group)?;
-        let parent = match g.as_ref().and_then(|g| g.parent.clone()) {
-            Some(p) => db.group(&p)?,
-            None => None,
-        };
-        Ok((g, parent))
-    })
-    .await;
-    match result {
-        Ok((Some(g), parent)) => {
-            // A relay group's upstreams are its parent group's relays.
-            // A relay group's upstreams are its parent group's relays; a root relay group keeps
-            // the upstreams it was configured with (the origin is not a group).
-            let relays = if g.role == "relay" {
-                parent.map(|p| p.relays).unwrap_or_default()
-            } else {
-                g.relays
-            };
-            json(
-                StatusCode::OK,
-                serde_json::json!({"policy": {"group": g.name, "relays": relays, "poll_interval": g.poll_interval,
-                    "allow_direct": g.allow_direct, "pinned": g.pinned}}),
-            )
-        }
-        Ok((None, _)) => json(StatusCode::OK, serde_json::json!({"policy": null})),
+    match blocking(move || record(&db, &host, &b)).await {
+        Ok(reply) => json(StatusCode::OK, &reply),
         Err(r) => r,
     }
+}
+
+/// Record the heartbeat; the reply carries the host's group's policy.
+fn record(db: &Db, host: &HostCredential, b: &Heartbeat) -> crate::error::Result<HeartbeatReply> {
+    db.heartbeat(&host.id, b)?;
+    let Some(group) = db.group(&host.group)? else {
+        return Ok(HeartbeatReply { policy: None });
+    };
+    let parent = match &group.parent {
+        Some(p) => db.group(p)?,
+        None => None,
+    };
+    Ok(HeartbeatReply {
+        policy: Some(group.policy(parent.as_ref())),
+    })
 }

@@ -6,7 +6,7 @@
 // Handlers short-circuit with a ready `Response` as the error value; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,9 +17,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::db::{Advisory, Beat, Db, Group, HistoryEntry};
+use crate::db::{Advisory, Db, Group, HostCredential};
 use crate::error::Error;
 use crate::fleet;
 
@@ -86,21 +86,47 @@ impl AppState {
     }
 }
 
-fn json(status: StatusCode, v: serde_json::Value) -> Response {
-    let body = serde_json::to_vec_pretty(&v).unwrap_or_default();
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+fn json<T: Serialize + ?Sized>(status: StatusCode, v: &T) -> Response {
+    match serde_json::to_vec_pretty(v) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize an answer");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// Every error answer: what went wrong, and for a bad request the field it is about.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    json(status, serde_json::json!({ "error": message }))
+    json(
+        status,
+        &ErrorBody {
+            error: message,
+            field: None,
+        },
+    )
+}
+
+fn bad_request(field: &str, message: &str) -> Response {
+    json(
+        StatusCode::BAD_REQUEST,
+        &ErrorBody {
+            error: message,
+            field: Some(field),
+        },
+    )
 }
 
 fn from_error(e: Error) -> Response {
     match e {
-        Error::BadRequest { field, reason } => json(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({"error": format!("{field}: {reason}"), "field": field}),
-        ),
+        Error::BadRequest { field, reason } => bad_request(&field, &format!("{field}: {reason}")),
         other => {
             tracing::error!(error = %other, "request failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -111,11 +137,7 @@ fn from_error(e: Error) -> Response {
 /// The caller, once authenticated.
 enum Caller {
     Admin(String),
-    Host {
-        id: String,
-        group: String,
-        role: String,
-    },
+    Host(HostCredential),
     Enroll(String),
 }
 
@@ -139,13 +161,12 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Run `f` on the blocking pool and answer 200 with `to_json` of its result (or the error).
-async fn answer<T: Send + 'static>(
+/// Run `f` on the blocking pool and answer 200 with its result as JSON (or the error).
+async fn answer<T: Serialize + Send + 'static>(
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
-    to_json: impl FnOnce(T) -> serde_json::Value,
 ) -> Response {
     match blocking(f).await {
-        Ok(v) => json(StatusCode::OK, to_json(v)),
+        Ok(v) => json(StatusCode::OK, &v),
         Err(r) => r,
     }
 }
@@ -157,51 +178,21 @@ async fn authorize(
     peer: IpAddr,
     access: Access,
 ) -> Result<Caller, Response> {
-    let token = bearer(headers).map(str::to_string);
-    let st = state.clone();
-    let found = match token {
+    let found = match bearer(headers).map(str::to_string) {
         None => None,
         Some(t) => {
-            blocking(move || -> crate::error::Result<Option<Caller>> {
-                Ok(match access {
-                    Access::Admin => match st.db.admin(&t)? {
-                        Some(name) => Some(Caller::Admin(name)),
-                        None => st
-                            .db
-                            .host_by_credential(&t)?
-                            .map(|(id, group, role)| Caller::Host { id, group, role }),
-                    },
-                    Access::Host => st
-                        .db
-                        .host_by_credential(&t)?
-                        .map(|(id, group, role)| Caller::Host { id, group, role }),
-                    Access::Enroll => st.db.enroll_token_valid(&t)?.then_some(Caller::Enroll(t)),
-                    Access::Public => None,
-                })
-            })
-            .await?
+            let st = state.clone();
+            blocking(move || lookup(&st.db, access, t)).await?
         }
     };
     match (access, found) {
-        (Access::Admin, Some(Caller::Host { .. })) => Err(error(
+        (Access::Admin, Some(Caller::Host(_))) => Err(error(
             StatusCode::FORBIDDEN,
             "a host credential cannot call administrator routes",
         )),
         (_, Some(c)) => Ok(c),
         (_, None) => {
-            let delay = {
-                let mut f = state
-                    .failures
-                    .lock()
-                    .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
-                let e = f.entry(peer).or_insert((0, Instant::now()));
-                if e.1.elapsed() > Duration::from_secs(60) {
-                    *e = (0, Instant::now());
-                }
-                e.0 += 1;
-                // The first few failures answer at once; then `failure_delay` more each, up to 2 s.
-                (state.failure_delay * e.0.saturating_sub(5)).min(Duration::from_secs(2))
-            };
+            let delay = failure_delay(state, peer)?;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -211,6 +202,37 @@ async fn authorize(
             ))
         }
     }
+}
+
+/// Who holds `token`, among the callers `access` admits (a host on an administrator route is
+/// found, so that it can be told 403).
+fn lookup(db: &Db, access: Access, token: String) -> crate::error::Result<Option<Caller>> {
+    Ok(match access {
+        Access::Admin => match db.admin(&token)? {
+            Some(name) => Some(Caller::Admin(name)),
+            None => db.host_by_credential(&token)?.map(Caller::Host),
+        },
+        Access::Host => db.host_by_credential(&token)?.map(Caller::Host),
+        Access::Enroll => db
+            .enroll_token_valid(&token)?
+            .then_some(Caller::Enroll(token)),
+        Access::Public => None,
+    })
+}
+
+/// Count an authentication failure from `peer`: the first few answer at once, then
+/// `failure_delay` more each, up to 2 s (the count restarts after a minute).
+fn failure_delay(state: &AppState, peer: IpAddr) -> Result<Duration, Response> {
+    let mut f = state
+        .failures
+        .lock()
+        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
+    let e = f.entry(peer).or_insert((0, Instant::now()));
+    if e.1.elapsed() > Duration::from_secs(60) {
+        *e = (0, Instant::now());
+    }
+    e.0 = e.0.saturating_add(1);
+    Ok((state.failure_delay * e.0.saturating_sub(5)).min(Duration::from_secs(2)))
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -235,19 +257,30 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 type Peer = ConnectInfo<SocketAddr>;
 
+/// Parse a JSON body; a malformed one is answered 400 naming the field (its path, e.g.
+/// `modules[0].status`, or the missing field's name).
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .map(str::to_string)
-            .unwrap_or_else(|| "body".into());
-        json(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({"error": format!("invalid body: {msg}"), "field": field}),
-        )
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = error_field(&e);
+        bad_request(&field, &format!("invalid body: {field}: {}", e.inner()))
     })
+}
+
+fn error_field(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let msg = e.inner().to_string();
+    // "missing field `x`" / "unknown field `x`, expected …": the field is named in the message.
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| msg.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    match (path.as_str(), named) {
+        (".", Some(f)) => f.to_string(),
+        (".", None) => "body".to_string(),
+        (p, Some(f)) if !p.ends_with(f) => format!("{p}.{f}"),
+        (p, _) => p.to_string(),
+    }
 }
 
 fn bad(field: &str, reason: impl Into<String>) -> Response {
@@ -271,5 +304,4 @@ mod admin;
 mod hosts;
 mod openapi;
 
-pub use hosts::HeartbeatBody;
 pub use openapi::openapi_document;

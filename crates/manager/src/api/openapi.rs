@@ -11,7 +11,7 @@ pub(super) async fn openapi(
     headers: HeaderMap,
 ) -> Response {
     admin!(s, peer, headers);
-    json(StatusCode::OK, openapi_document())
+    json(StatusCode::OK, &openapi_document())
 }
 
 /// The OpenAPI 3 document for [`ROUTES`].

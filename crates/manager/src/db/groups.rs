@@ -2,20 +2,21 @@
 
 use std::collections::BTreeMap;
 
+use model::protocol::{Policy, Role};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::{sql, Db};
+use super::{role_column, sql, to_json_text, Db};
 use crate::error::{Error, Result};
 
-/// Policy a group hands to its hosts in heartbeat replies.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+/// A group of hosts and the policy it hands them in heartbeat replies (administrator input:
+/// unknown fields are refused).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
     #[serde(default)]
     pub name: String,
-    /// "agent" or "relay".
-    pub role: String,
+    pub role: Role,
     /// For relay groups: the parent relay group (its relays are this group's upstreams).
     #[serde(default)]
     pub parent: Option<String>,
@@ -35,12 +36,54 @@ fn default_poll() -> u64 {
     300
 }
 
-impl Db {
-    // --- groups ---
+impl Default for Group {
+    fn default() -> Self {
+        Group {
+            name: String::new(),
+            role: Role::Agent,
+            parent: None,
+            relays: Vec::new(),
+            poll_interval: default_poll(),
+            allow_direct: false,
+            pinned: BTreeMap::new(),
+        }
+    }
+}
 
+impl Group {
+    /// The policy this group hands its hosts. A relay group's upstreams are its parent group's
+    /// relays; a root relay group hands none (its relays keep the upstreams they were configured
+    /// with: the origin is not a group).
+    pub fn policy(&self, parent: Option<&Group>) -> Policy {
+        let relays = match self.role {
+            Role::Relay => parent.map(|p| p.relays.clone()).unwrap_or_default(),
+            Role::Agent => self.relays.clone(),
+        };
+        Policy {
+            group: self.name.clone(),
+            relays,
+            poll_interval: self.poll_interval,
+            allow_direct: self.allow_direct,
+            pinned: self.pinned.clone(),
+        }
+    }
+}
+
+fn bad(field: &str, reason: impl Into<String>) -> Error {
+    Error::BadRequest {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+const GROUP_COLUMNS: &str = "name, role, parent, relays, poll_interval, allow_direct, pinned";
+
+impl Db {
     pub fn group(&self, name: &str) -> Result<Option<Group>> {
         self.conn()?
-            .prepare_cached("SELECT name, role, parent, relays, poll_interval, allow_direct, pinned FROM groups WHERE name = ?1")
+            .prepare_cached(&format!(
+                "SELECT {GROUP_COLUMNS} FROM groups WHERE name = ?1"
+            ))
             .map_err(sql)?
             .query_row(params![name], row_group)
             .optional()
@@ -50,7 +93,7 @@ impl Db {
     pub fn groups(&self) -> Result<Vec<Group>> {
         let c = self.conn()?;
         let mut st = c
-            .prepare("SELECT name, role, parent, relays, poll_interval, allow_direct, pinned FROM groups ORDER BY name")
+            .prepare(&format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name"))
             .map_err(sql)?;
         let rows = st.query_map([], row_group).map_err(sql)?;
         rows.collect::<std::result::Result<_, _>>().map_err(sql)
@@ -59,78 +102,104 @@ impl Db {
     /// Create or replace a group.
     pub fn put_group(&self, g: &Group, actor: &str) -> Result<()> {
         if g.name.is_empty() || g.name.len() > 100 {
-            return Err(Error::BadRequest {
-                field: "name".into(),
-                reason: "1 to 100 characters".into(),
-            });
-        }
-        if g.role != "agent" && g.role != "relay" {
-            return Err(Error::BadRequest {
-                field: "role".into(),
-                reason: "agent or relay".into(),
-            });
+            return Err(bad("name", "1 to 100 characters"));
         }
         if let Some(p) = &g.parent {
-            match self.group(p)? {
-                Some(pg) if pg.role == "relay" => {}
-                _ => {
-                    return Err(Error::BadRequest {
-                        field: "parent".into(),
-                        reason: format!("parent {p:?} is not a relay group"),
-                    })
-                }
-            }
-            // No cycles in the relay tree.
-            let mut cur = Some(p.clone());
-            let mut seen = 0;
-            while let Some(name) = cur {
-                if name == g.name || seen > 1000 {
-                    return Err(Error::BadRequest {
-                        field: "parent".into(),
-                        reason: "the relay tree would have a cycle".into(),
-                    });
-                }
-                cur = self.group(&name)?.and_then(|x| x.parent);
-                seen += 1;
-            }
+            self.check_parent(&g.name, p)?;
         }
         if g.poll_interval == 0 {
-            return Err(Error::BadRequest {
-                field: "poll_interval".into(),
-                reason: "at least 1".into(),
-            });
+            return Err(bad("poll_interval", "at least 1"));
         }
+        let poll = i64::try_from(g.poll_interval)
+            .map_err(|_| bad("poll_interval", "at most 2^63 - 1 seconds"))?;
         self.conn()?
             .execute(
-                "INSERT OR REPLACE INTO groups (name, role, parent, relays, poll_interval, allow_direct, pinned)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &format!("INSERT OR REPLACE INTO groups ({GROUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                 params![
                     g.name,
-                    g.role,
+                    g.role.as_str(),
                     g.parent,
-                    serde_json::to_string(&g.relays).unwrap_or_default(),
-                    g.poll_interval as i64,
+                    to_json_text("relays", &g.relays)?,
+                    poll,
                     g.allow_direct,
-                    serde_json::to_string(&g.pinned).unwrap_or_default()
+                    to_json_text("pinned", &g.pinned)?,
                 ],
             )
             .map_err(sql)?;
-        self.audit(
-            actor,
-            "group-put",
-            &serde_json::to_string(g).unwrap_or_default(),
-        )
+        self.audit(actor, "group-put", &to_json_text("group", g)?)
+    }
+
+    /// `parent` must be a relay group, and making it `name`'s parent must not close a cycle.
+    fn check_parent(&self, name: &str, parent: &str) -> Result<()> {
+        match self.group(parent)? {
+            Some(pg) if pg.role == Role::Relay => {}
+            _ => {
+                return Err(bad(
+                    "parent",
+                    format!("parent {parent:?} is not a relay group"),
+                ))
+            }
+        }
+        let mut cur = Some(parent.to_string());
+        let mut seen = 0;
+        while let Some(ancestor) = cur {
+            if ancestor == name || seen > 1000 {
+                return Err(bad("parent", "the relay tree would have a cycle"));
+            }
+            cur = self.group(&ancestor)?.and_then(|x| x.parent);
+            seen += 1;
+        }
+        Ok(())
     }
 }
 
 fn row_group(r: &rusqlite::Row<'_>) -> rusqlite::Result<Group> {
     Ok(Group {
         name: r.get(0)?,
-        role: r.get(1)?,
+        role: role_column(r, 1)?,
         parent: r.get(2)?,
         relays: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
-        poll_interval: r.get::<_, i64>(4)?.max(1) as u64,
+        poll_interval: u64::try_from(r.get::<_, i64>(4)?.max(1)).unwrap_or(1),
         allow_direct: r.get(5)?,
         pinned: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relay_group_hands_its_parents_relays_an_agent_group_its_own() {
+        let parent = Group {
+            name: "core".into(),
+            role: Role::Relay,
+            relays: vec!["https://core".into()],
+            ..Group::default()
+        };
+        let site = Group {
+            name: "site".into(),
+            role: Role::Relay,
+            parent: Some("core".into()),
+            relays: vec!["https://site".into()],
+            poll_interval: 60,
+            ..Group::default()
+        };
+        let p = site.policy(Some(&parent));
+        assert_eq!((p.group.as_str(), p.poll_interval), ("site", 60));
+        assert_eq!(p.relays, ["https://core"]);
+        assert!(
+            parent.policy(None).relays.is_empty(),
+            "a root relay group hands no upstreams"
+        );
+        let agents = Group {
+            name: "a".into(),
+            relays: vec!["https://site".into()],
+            allow_direct: true,
+            ..Group::default()
+        };
+        let p = agents.policy(Some(&parent));
+        assert_eq!(p.relays, ["https://site"]);
+        assert!(p.allow_direct);
+    }
 }

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use model::protocol::{Heartbeat, ModuleReport, Policy, Role};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::{now, sql, Db, HistoryEntry};
+use super::{history, now, role_column, sql, to_json_text, Db};
 use crate::error::Result;
 
 /// A host as recorded from its heartbeats.
@@ -13,69 +14,50 @@ use crate::error::Result;
 pub struct Host {
     pub id: String,
     pub hostname: String,
-    pub role: String,
+    pub role: Role,
     pub group: String,
     pub enrolled: String,
     pub last_seen: Option<String>,
     pub upstream: Option<String>,
     pub builds: BTreeMap<String, String>,
     pub components: BTreeMap<String, String>,
-    pub modules: serde_json::Value,
+    pub modules: Vec<ModuleReport>,
     pub last_result: Option<String>,
-    pub applied_policy: Option<serde_json::Value>,
-}
-
-/// What a heartbeat updates.
-#[derive(Debug, Clone)]
-pub struct Beat {
-    pub hostname: String,
-    pub upstream: Option<String>,
-    pub builds: BTreeMap<String, String>,
-    pub components: BTreeMap<String, String>,
-    pub modules: serde_json::Value,
-    pub history: Vec<HistoryEntry>,
-    pub last_result: Option<String>,
-    pub applied_policy: Option<serde_json::Value>,
+    pub applied_policy: Option<Policy>,
 }
 
 impl Db {
-    // --- heartbeats ---
-
-    pub fn heartbeat(&self, host_id: &str, b: &Beat) -> Result<()> {
-        let mut c = self.conn()?;
-        let tx = c.transaction().map_err(sql)?;
-        let js = |v: &BTreeMap<String, String>| serde_json::to_string(v).unwrap_or_default();
-        tx.prepare_cached(
-            "UPDATE hosts SET hostname = ?2, last_seen = ?3, upstream = ?4, builds = ?5, components = ?6,
-             modules = ?7, last_result = ?8, applied_policy = ?9 WHERE id = ?1",
-        )
-        .map_err(sql)?
-        .execute(params![
-            host_id,
-            b.hostname,
-            now(),
-            b.upstream,
-            js(&b.builds),
-            js(&b.components),
-            b.modules.to_string(),
-            b.last_result,
-            b.applied_policy.as_ref().map(|p| p.to_string()),
-        ])
-        .map_err(sql)?;
-        for h in &b.history {
+    /// Record a (validated) heartbeat of `host_id`: its state, and its new history entries.
+    pub fn heartbeat(&self, host_id: &str, b: &Heartbeat) -> Result<()> {
+        let builds = to_json_text("builds", &b.builds)?;
+        let components = to_json_text("components", &b.components)?;
+        let modules = to_json_text("modules", &b.modules)?;
+        let policy = b
+            .applied_policy
+            .as_ref()
+            .map(|p| to_json_text("applied_policy", p))
+            .transpose()?;
+        self.transaction(|tx| {
             tx.prepare_cached(
-                "INSERT INTO hotfix_history (host_id, time, patch_id, product, from_build, to_build, outcome, message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "UPDATE hosts SET hostname = ?2, last_seen = ?3, upstream = ?4, builds = ?5, components = ?6,
+                 modules = ?7, last_result = ?8, applied_policy = ?9 WHERE id = ?1",
             )
             .map_err(sql)?
-            .execute(params![host_id, h.time, h.patch_id, h.product, h.from_build, h.to_build, h.outcome, h.message])
+            .execute(params![
+                host_id,
+                b.hostname,
+                now(),
+                b.upstream,
+                builds,
+                components,
+                modules,
+                b.last_result,
+                policy,
+            ])
             .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)?;
-        Ok(())
+            history::append(tx, host_id, &b.history)
+        })
     }
-
-    // --- hosts ---
 
     pub fn hosts(&self) -> Result<Vec<Host>> {
         let c = self.conn()?;
@@ -94,18 +76,20 @@ impl Db {
     }
 }
 
+/// The JSON columns were written by [`Db::heartbeat`]; one a reader cannot parse shows as empty
+/// rather than hiding the whole fleet.
 fn row_host(r: &rusqlite::Row<'_>) -> rusqlite::Result<Host> {
     Ok(Host {
         id: r.get(0)?,
         hostname: r.get(1)?,
-        role: r.get(2)?,
+        role: role_column(r, 2)?,
         group: r.get(3)?,
         enrolled: r.get(4)?,
         last_seen: r.get(5)?,
         upstream: r.get(6)?,
         builds: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
         components: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
-        modules: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or(serde_json::Value::Null),
+        modules: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
         last_result: r.get(10)?,
         applied_policy: r
             .get::<_, Option<String>>(11)?

@@ -10,15 +10,18 @@ mod hosts;
 mod tokens;
 
 pub use advisories::Advisory;
+pub use advisories::AdvisoryRole;
+pub use audit::AuditEntry;
 pub use groups::Group;
-pub use history::HistoryEntry;
-pub use hosts::{Beat, Host};
+pub use hosts::Host;
+pub use tokens::HostCredential;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use model::protocol::Role;
 use ring::rand::SecureRandom;
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
 
 use crate::error::{Error, Result};
 
@@ -65,6 +68,19 @@ fn sql(e: rusqlite::Error) -> Error {
     Error::Db(e.to_string())
 }
 
+/// Column `i` of a row as a [`Role`] (this crate writes roles as [`Role::as_str`]).
+fn role_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Role> {
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+/// A value stored as JSON text (data this crate serialized itself).
+fn to_json_text<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Other(format!("cannot store {what}: {e}")))
+}
+
 impl Db {
     /// Open (creating) and migrate.
     pub fn open(url: &str) -> Result<Self> {
@@ -96,17 +112,23 @@ impl Db {
             .map_err(|_| Error::Other("database lock poisoned".into()))
     }
 
-    fn migrate(&self) -> Result<()> {
+    /// Run `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
+    fn transaction<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut c = self.conn()?;
-        let current: i64 = c
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sql)?;
+        let tx = c.transaction().map_err(sql)?;
+        let v = f(&tx)?;
+        tx.commit().map_err(sql)?;
+        Ok(v)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let current = self.schema_version()?;
         for (v, script) in MIGRATIONS {
             if *v > current {
-                let tx = c.transaction().map_err(sql)?;
-                tx.execute_batch(script).map_err(sql)?;
-                tx.pragma_update(None, "user_version", v).map_err(sql)?;
-                tx.commit().map_err(sql)?;
+                self.transaction(|tx| {
+                    tx.execute_batch(script).map_err(sql)?;
+                    tx.pragma_update(None, "user_version", v).map_err(sql)
+                })?;
                 tracing::info!(version = v, "database migrated");
             }
         }

@@ -1,8 +1,9 @@
 //! Administrator tokens, enrolment tokens and host credentials (all stored as SHA-256 hashes).
 
-use rusqlite::{params, OptionalExtension};
+use model::protocol::{EnrollReply, Role};
+use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{hash, new_secret, now, sql, Db};
+use super::{hash, new_secret, now, role_column, sql, Db};
 use crate::error::{Error, Result};
 
 impl Db {
@@ -101,65 +102,84 @@ impl Db {
         Ok(row.is_some_and(|(e, u)| e.is_none_or(|e| e > now()) && u.is_none_or(|u| u > 0)))
     }
 
-    /// Enrol a host with an enrolment token; returns (host id, credential).
-    pub fn enroll(
-        &self,
-        token: &str,
-        hostname: &str,
-        role: &str,
-    ) -> Result<Option<(String, String)>> {
-        let mut c = self.conn()?;
-        let tx = c.transaction().map_err(sql)?;
-        let row: Option<(i64, String, Option<String>, Option<i64>)> = tx
-            .query_row(
-                "SELECT id, grp, expires, uses_left FROM enroll_tokens WHERE hash = ?1",
-                params![hash(token)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(sql)?;
-        let Some((id, group, expires, uses)) = row else {
-            return Ok(None);
-        };
-        if expires.is_some_and(|e| e <= now()) || uses.is_some_and(|u| u <= 0) {
-            return Ok(None);
-        }
-        if uses.is_some() {
+    /// Enrol a host with an enrolment token: its id and credential, or `None` when the token is
+    /// unknown, expired or used up.
+    pub fn enroll(&self, token: &str, hostname: &str, role: Role) -> Result<Option<EnrollReply>> {
+        self.transaction(|tx| {
+            let Some(group) = take_enroll_use(tx, token)? else {
+                return Ok(None);
+            };
+            let host_id = new_secret("host")?[5..21].to_string();
+            let credential = new_secret("upd_host")?;
             tx.execute(
-                "UPDATE enroll_tokens SET uses_left = uses_left - 1 WHERE id = ?1",
-                params![id],
+                "INSERT INTO hosts (id, cred_hash, hostname, role, grp, enrolled) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![host_id, hash(&credential), hostname, role.as_str(), group, now()],
             )
             .map_err(sql)?;
-        }
-        let host_id = new_secret("host")?[5..21].to_string();
-        let cred = new_secret("upd_host")?;
-        tx.execute(
-            "INSERT INTO hosts (id, cred_hash, hostname, role, grp, enrolled) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![host_id, hash(&cred), hostname, role, group, now()],
-        )
-        .map_err(sql)?;
-        tx.execute(
-            "INSERT INTO audit (time, actor, action, detail) VALUES (?1, ?2, 'enroll', ?3)",
-            params![
-                now(),
-                format!("host {host_id}"),
-                format!("{hostname} ({role}) in {group}")
-            ],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(Some((host_id, cred)))
+            tx.execute(
+                "INSERT INTO audit (time, actor, action, detail) VALUES (?1, ?2, 'enroll', ?3)",
+                params![
+                    now(),
+                    format!("host {host_id}"),
+                    format!("{hostname} ({role}) in {group}")
+                ],
+            )
+            .map_err(sql)?;
+            Ok(Some(EnrollReply {
+                host_id,
+                credential,
+            }))
+        })
     }
 
-    /// (host id, group, role) for a host credential.
-    pub fn host_by_credential(&self, cred: &str) -> Result<Option<(String, String, String)>> {
+    /// The host holding a host credential.
+    pub fn host_by_credential(&self, cred: &str) -> Result<Option<HostCredential>> {
         self.conn()?
             .prepare_cached("SELECT id, grp, role FROM hosts WHERE cred_hash = ?1")
             .map_err(sql)?
             .query_row(params![hash(cred)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok(HostCredential {
+                    id: r.get(0)?,
+                    group: r.get(1)?,
+                    role: role_column(r, 2)?,
+                })
             })
             .optional()
             .map_err(sql)
     }
+}
+
+/// The host a credential belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCredential {
+    pub id: String,
+    pub group: String,
+    /// The role it enrolled with.
+    pub role: Role,
+}
+
+/// Count one use of a valid enrolment token; its group, or `None` if it is not valid.
+fn take_enroll_use(tx: &Transaction<'_>, token: &str) -> Result<Option<String>> {
+    let row: Option<(i64, String, Option<String>, Option<i64>)> = tx
+        .query_row(
+            "SELECT id, grp, expires, uses_left FROM enroll_tokens WHERE hash = ?1",
+            params![hash(token)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .map_err(sql)?;
+    let Some((id, group, expires, uses)) = row else {
+        return Ok(None);
+    };
+    if expires.is_some_and(|e| e <= now()) || uses.is_some_and(|u| u <= 0) {
+        return Ok(None);
+    }
+    if uses.is_some() {
+        tx.execute(
+            "UPDATE enroll_tokens SET uses_left = uses_left - 1 WHERE id = ?1",
+            params![id],
+        )
+        .map_err(sql)?;
+    }
+    Ok(Some(group))
 }
