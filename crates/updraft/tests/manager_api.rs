@@ -106,59 +106,87 @@ impl Mgr {
     }
 }
 
+/// The running binary documents exactly the routes of `manager::api::ROUTES` (the table the
+/// router is built from), and every route but /healthz refuses a request without the right
+/// credential.
 #[test]
 fn every_route_but_healthz_requires_the_right_credential() {
+    use manager::api::{Access, ROUTES};
     let tmp = tempfile::tempdir().unwrap();
     // No slow-down here: this test fails authentication on purpose dozens of times.
     let m = manager_with(tmp.path(), "900", "0");
     ok(&["admin", "--db", &m.db, "group", "put", "lab"]);
     let (_, host_cred) = m.enroll("lab", "h1", "agent");
     let doc = m.get("/api/v1/openapi.json");
-    let paths = doc["paths"].as_object().unwrap();
-    assert!(paths.len() >= 13, "{doc:#}");
+    let documented: std::collections::BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let table: std::collections::BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.as_str().to_string(), r.path.to_string()))
+        .collect();
+    assert_eq!(documented, table, "{doc:#}");
+    assert_eq!(table.len(), ROUTES.len(), "no route is listed twice");
     let c = http();
-    for (path, methods) in paths {
+    for r in ROUTES {
+        let (method, path) = (r.method.as_str(), r.path);
         let concrete = path
             .replace("{id}", "x")
             .replace("{name}", "x")
             .replace("{patch_id}", "x");
-        for (method, op) in methods.as_object().unwrap() {
-            let req = |auth: Option<&str>| {
-                let b = c.request(method.to_uppercase().parse().unwrap(), m.url(&concrete));
-                let b = match auth {
-                    Some(a) => b.header("Authorization", a),
-                    None => b,
-                };
-                b.body("{}")
-                    .header("content-type", "application/json")
-                    .send()
-                    .unwrap()
-                    .status()
+        let req = |auth: Option<&str>| {
+            let b = c.request(method.parse().unwrap(), m.url(&concrete));
+            let b = match auth {
+                Some(a) => b.header("Authorization", a),
+                None => b,
             };
-            if path == "/healthz" {
-                assert_eq!(req(None), 200);
-                continue;
-            }
-            assert_eq!(req(None), 401, "{method} {path} without a credential");
+            b.body("{}")
+                .header("content-type", "application/json")
+                .send()
+                .unwrap()
+                .status()
+        };
+        assert_eq!(
+            doc["paths"][path][method.to_lowercase()]["x-access"],
+            json!(r.access),
+            "{method} {path}: documented access"
+        );
+        if r.access == Access::Public {
+            assert_eq!(req(None), 200, "{method} {path}");
+            continue;
+        }
+        assert_eq!(req(None), 401, "{method} {path} without a credential");
+        assert_eq!(
+            req(Some("Bearer upd_admin_forged0000")),
+            401,
+            "{method} {path} with a forged credential"
+        );
+        assert_eq!(
+            req(Some("Basic b3BzOm9wcw==")),
+            401,
+            "{method} {path} with another scheme"
+        );
+        if r.access == Access::Admin {
             assert_eq!(
-                req(Some("Bearer upd_admin_forged0000")),
-                401,
-                "{method} {path} with a forged credential"
+                req(Some(&format!("Bearer {host_cred}"))),
+                403,
+                "{method} {path} with a host credential"
             );
-            assert_eq!(
-                req(Some("Basic b3BzOm9wcw==")),
-                401,
-                "{method} {path} with another scheme"
-            );
-            if op["x-access"] == "admin" {
-                assert_eq!(
-                    req(Some(&format!("Bearer {host_cred}"))),
-                    403,
-                    "{method} {path} with a host credential"
-                );
-            }
         }
     }
+    assert_eq!(
+        ROUTES.iter().filter(|r| r.access == Access::Public).count(),
+        1,
+        "only /healthz is public"
+    );
 }
 
 #[test]

@@ -32,11 +32,9 @@ pub struct Saved {
 
 pub(super) async fn list_hosts(
     State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    _: AdminCaller,
     q: Result<Query<fleet::HostFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    admin!(s, peer, headers);
     let Ok(Query(f)) = q else {
         return bad("query", "unknown or malformed filter");
     };
@@ -46,11 +44,9 @@ pub(super) async fn list_hosts(
 
 pub(super) async fn host_detail(
     State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    _: AdminCaller,
     Path(id): Path<String>,
 ) -> Response {
-    admin!(s, peer, headers);
     let (db, off) = (s.db.clone(), s.offline_after);
     match blocking(move || fleet::host_detail(&db, &id, off)).await {
         Ok(Some(v)) => json(StatusCode::OK, &v),
@@ -59,12 +55,7 @@ pub(super) async fn host_detail(
     }
 }
 
-pub(super) async fn list_groups(
-    State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
-) -> Response {
-    admin!(s, peer, headers);
+pub(super) async fn list_groups(State(s): State<Arc<AppState>>, _: AdminCaller) -> Response {
     let db = s.db.clone();
     answer(move || {
         Ok(GroupList {
@@ -76,12 +67,10 @@ pub(super) async fn list_groups(
 
 pub(super) async fn put_group(
     State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    AdminCaller(admin): AdminCaller,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let admin = admin!(s, peer, headers);
     let mut g: Group = match parse(&body) {
         Ok(g) => g,
         Err(r) => return r,
@@ -98,12 +87,7 @@ pub(super) async fn put_group(
     .await
 }
 
-pub(super) async fn list_advisories(
-    State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
-) -> Response {
-    admin!(s, peer, headers);
+pub(super) async fn list_advisories(State(s): State<Arc<AppState>>, _: AdminCaller) -> Response {
     let db = s.db.clone();
     answer(move || {
         Ok(AdvisoryList {
@@ -115,12 +99,10 @@ pub(super) async fn list_advisories(
 
 pub(super) async fn put_advisory(
     State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let admin = admin!(s, peer, headers);
     let mut a: Advisory = match parse(&body) {
         Ok(a) => a,
         Err(r) => return r,
@@ -136,11 +118,9 @@ pub(super) async fn put_advisory(
 
 pub(super) async fn advisory_hosts(
     State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    _: AdminCaller,
     Path(id): Path<String>,
 ) -> Response {
-    admin!(s, peer, headers);
     let (db, off) = (s.db.clone(), s.offline_after);
     answer(move || fleet::affected(&db, &id, off)).await
 }
@@ -154,12 +134,10 @@ pub(super) struct CoverageQuery {
 
 pub(super) async fn coverage(
     State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    _: AdminCaller,
     Path(patch_id): Path<String>,
     q: Result<Query<CoverageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    admin!(s, peer, headers);
     let Ok(Query(q)) = q else {
         return bad("query", "product and requires_build are required");
     };
@@ -169,11 +147,9 @@ pub(super) async fn coverage(
 
 pub(super) async fn upgrade_plan(
     State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    _: AdminCaller,
     body: Bytes,
 ) -> Response {
-    admin!(s, peer, headers);
     let req: fleet::PlanRequest = match parse(&body) {
         Ok(r) => r,
         Err(r) => return r,
@@ -182,12 +158,7 @@ pub(super) async fn upgrade_plan(
     answer(move || fleet::plan(&db, &req, &build, off)).await
 }
 
-pub(super) async fn audit(
-    State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
-) -> Response {
-    admin!(s, peer, headers);
+pub(super) async fn audit(State(s): State<Arc<AppState>>, _: AdminCaller) -> Response {
     let db = s.db.clone();
     answer(move || {
         Ok(AuditLog {

@@ -16,15 +16,9 @@ const MAX_MODULES: usize = 100;
 pub(super) async fn enroll(
     State(s): State<Arc<AppState>>,
     ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    EnrollCaller(token): EnrollCaller,
     body: Bytes,
 ) -> Response {
-    let Caller::Enroll(token) = (match authorize(&s, &headers, peer.ip(), Access::Enroll).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    }) else {
-        return error(StatusCode::UNAUTHORIZED, "missing or invalid credential");
-    };
     let b: EnrollRequest = match parse(&body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -35,14 +29,8 @@ pub(super) async fn enroll(
     let db = s.db.clone();
     match blocking(move || db.enroll(&token, &b.hostname, b.role)).await {
         Ok(Some(reply)) => json(StatusCode::OK, &reply),
-        Ok(None) => {
-            // An unknown, expired or used-up enrolment token counts as an authentication failure.
-            let _ = authorize(&s, &HeaderMap::new(), peer.ip(), Access::Host).await;
-            error(
-                StatusCode::UNAUTHORIZED,
-                "enrolment token unknown, expired or used up",
-            )
-        }
+        // A token used up or expired since it was checked counts as an authentication failure.
+        Ok(None) => refuse(&s, peer.ip(), "enrolment token unknown, expired or used up").await,
         Err(r) => r,
     }
 }
@@ -86,15 +74,9 @@ fn validate(b: &Heartbeat, role: Role) -> Result<(), Response> {
 
 pub(super) async fn heartbeat(
     State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    HostCaller(host): HostCaller,
     body: Bytes,
 ) -> Response {
-    let host = match authorize(&s, &headers, peer.ip(), Access::Host).await {
-        Ok(Caller::Host(h)) => h,
-        Ok(_) => return error(StatusCode::UNAUTHORIZED, "missing or invalid credential"),
-        Err(r) => return r,
-    };
     let b: Heartbeat = match parse(&body) {
         Ok(b) => b,
         Err(r) => return r,

@@ -12,10 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
@@ -33,32 +35,89 @@ pub enum Access {
     Enroll,
 }
 
-/// One documented route.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteDoc {
-    pub method: &'static str,
+/// The HTTP methods the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Method::Get => MethodFilter::GET,
+            Method::Post => MethodFilter::POST,
+            Method::Put => MethodFilter::PUT,
+        }
+    }
+}
+
+type Handler = fn(MethodFilter) -> MethodRouter<Arc<AppState>>;
+
+/// One route: the router and the OpenAPI document are both built from [`ROUTES`], and the
+/// route's `access` is enforced by the router (an authentication layer in front of the
+/// handler), so a route cannot be served without being documented and checked.
+#[derive(Clone, Copy)]
+pub struct Route {
+    pub method: Method,
     pub path: &'static str,
     pub access: Access,
     pub summary: &'static str,
+    handler: Handler,
 }
 
-/// Every route of the API (the router is built from the same paths; the OpenAPI document and
-/// the authentication test walk this list).
-pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "GET", path: "/healthz", access: Access::Public, summary: "Liveness (no credential)" },
-    RouteDoc { method: "POST", path: "/api/v1/enroll", access: Access::Enroll, summary: "Enrol a host: body {hostname, role}; returns {host_id, credential}" },
-    RouteDoc { method: "POST", path: "/api/v1/heartbeat", access: Access::Host, summary: "Report state; returns the group's policy" },
-    RouteDoc { method: "GET", path: "/api/v1/openapi.json", access: Access::Admin, summary: "This document" },
-    RouteDoc { method: "GET", path: "/api/v1/hosts", access: Access::Admin, summary: "Hosts; filters role, group, product, build, build_below, component, version, status" },
-    RouteDoc { method: "GET", path: "/api/v1/hosts/{id}", access: Access::Admin, summary: "One host with its hotfix history" },
-    RouteDoc { method: "GET", path: "/api/v1/groups", access: Access::Admin, summary: "Groups and their policy" },
-    RouteDoc { method: "PUT", path: "/api/v1/groups/{name}", access: Access::Admin, summary: "Create or replace a group" },
-    RouteDoc { method: "GET", path: "/api/v1/advisories", access: Access::Admin, summary: "Advisories" },
-    RouteDoc { method: "PUT", path: "/api/v1/advisories/{id}", access: Access::Admin, summary: "Create or replace an advisory" },
-    RouteDoc { method: "GET", path: "/api/v1/advisories/{id}/hosts", access: Access::Admin, summary: "Hosts the advisory affects, with counts" },
-    RouteDoc { method: "GET", path: "/api/v1/patches/{patch_id}/coverage", access: Access::Admin, summary: "Hosts with the patch, eligible without it, not eligible and why; query product, requires_build" },
-    RouteDoc { method: "POST", path: "/api/v1/upgrade-plan", access: Access::Admin, summary: "Ordered upgrade steps for target builds: body {targets: {product: build}}" },
-    RouteDoc { method: "GET", path: "/api/v1/audit", access: Access::Admin, summary: "Administrative changes, newest first" },
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} ({:?})",
+            self.method.as_str(),
+            self.path,
+            self.access
+        )
+    }
+}
+
+/// Every route of the API.
+#[rustfmt::skip]
+pub const ROUTES: &[Route] = &[
+    Route { method: Method::Get, path: "/healthz", access: Access::Public, summary: "Liveness (no credential)",
+        handler: |m| on(m, || async { "ok\n" }) },
+    Route { method: Method::Post, path: model::protocol::ENROLL_PATH, access: Access::Enroll, summary: "Enrol a host: body {hostname, role}; returns {host_id, credential}",
+        handler: |m| on(m, hosts::enroll) },
+    Route { method: Method::Post, path: model::protocol::HEARTBEAT_PATH, access: Access::Host, summary: "Report state; returns the group's policy",
+        handler: |m| on(m, hosts::heartbeat) },
+    Route { method: Method::Get, path: "/api/v1/openapi.json", access: Access::Admin, summary: "This document",
+        handler: |m| on(m, openapi::openapi) },
+    Route { method: Method::Get, path: "/api/v1/hosts", access: Access::Admin, summary: "Hosts; filters role, group, product, build, build_below, component, version, status",
+        handler: |m| on(m, admin::list_hosts) },
+    Route { method: Method::Get, path: "/api/v1/hosts/{id}", access: Access::Admin, summary: "One host with its hotfix history",
+        handler: |m| on(m, admin::host_detail) },
+    Route { method: Method::Get, path: "/api/v1/groups", access: Access::Admin, summary: "Groups and their policy",
+        handler: |m| on(m, admin::list_groups) },
+    Route { method: Method::Put, path: "/api/v1/groups/{name}", access: Access::Admin, summary: "Create or replace a group",
+        handler: |m| on(m, admin::put_group) },
+    Route { method: Method::Get, path: "/api/v1/advisories", access: Access::Admin, summary: "Advisories",
+        handler: |m| on(m, admin::list_advisories) },
+    Route { method: Method::Put, path: "/api/v1/advisories/{id}", access: Access::Admin, summary: "Create or replace an advisory",
+        handler: |m| on(m, admin::put_advisory) },
+    Route { method: Method::Get, path: "/api/v1/advisories/{id}/hosts", access: Access::Admin, summary: "Hosts the advisory affects, with counts",
+        handler: |m| on(m, admin::advisory_hosts) },
+    Route { method: Method::Get, path: "/api/v1/patches/{patch_id}/coverage", access: Access::Admin, summary: "Hosts with the patch, eligible without it, not eligible and why; query product, requires_build",
+        handler: |m| on(m, admin::coverage) },
+    Route { method: Method::Post, path: "/api/v1/upgrade-plan", access: Access::Admin, summary: "Ordered upgrade steps for target builds: body {targets: {product: build}}",
+        handler: |m| on(m, admin::upgrade_plan) },
+    Route { method: Method::Get, path: "/api/v1/audit", access: Access::Admin, summary: "Administrative changes, newest first",
+        handler: |m| on(m, admin::audit) },
 ];
 
 /// Largest accepted request body.
@@ -135,6 +194,7 @@ fn from_error(e: Error) -> Response {
 }
 
 /// The caller, once authenticated.
+#[derive(Clone)]
 enum Caller {
     Admin(String),
     Host(HostCredential),
@@ -191,17 +251,18 @@ async fn authorize(
             "a host credential cannot call administrator routes",
         )),
         (_, Some(c)) => Ok(c),
-        (_, None) => {
-            let delay = failure_delay(state, peer)?;
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Err(error(
-                StatusCode::UNAUTHORIZED,
-                "missing or invalid credential",
-            ))
-        }
+        (_, None) => Err(refuse(state, peer, "missing or invalid credential").await),
     }
+}
+
+/// Answer an authentication failure: 401, after the delay repeated failures from `peer` earn.
+async fn refuse(state: &AppState, peer: IpAddr, message: &str) -> Response {
+    match failure_delay(state, peer) {
+        Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Ok(_) => {}
+        Err(r) => return r,
+    }
+    error(StatusCode::UNAUTHORIZED, message)
 }
 
 /// Who holds `token`, among the callers `access` admits (a host on an administrator route is
@@ -235,24 +296,83 @@ fn failure_delay(state: &AppState, peer: IpAddr) -> Result<Duration, Response> {
     Ok((state.failure_delay * e.0.saturating_sub(5)).min(Duration::from_secs(2)))
 }
 
+/// The router: every route of [`ROUTES`], each behind the authentication its `access` names.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/api/v1/enroll", post(hosts::enroll))
-        .route("/api/v1/heartbeat", post(hosts::heartbeat))
-        .route("/api/v1/openapi.json", get(openapi::openapi))
-        .route("/api/v1/hosts", get(admin::list_hosts))
-        .route("/api/v1/hosts/{id}", get(admin::host_detail))
-        .route("/api/v1/groups", get(admin::list_groups))
-        .route("/api/v1/groups/{name}", put(admin::put_group))
-        .route("/api/v1/advisories", get(admin::list_advisories))
-        .route("/api/v1/advisories/{id}", put(admin::put_advisory))
-        .route("/api/v1/advisories/{id}/hosts", get(admin::advisory_hosts))
-        .route("/api/v1/patches/{patch_id}/coverage", get(admin::coverage))
-        .route("/api/v1/upgrade-plan", post(admin::upgrade_plan))
-        .route("/api/v1/audit", get(admin::audit))
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, r| {
+            let mut m = (r.handler)(r.method.filter());
+            if r.access != Access::Public {
+                let layer = middleware::from_fn_with_state((state.clone(), r.access), authenticate);
+                m = m.route_layer(layer);
+            }
+            router.route(r.path, m)
+        })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The authentication layer: the caller, authenticated for the route's access, goes to the
+/// handler as a request extension (read by [`AdminCaller`], [`HostCaller`], [`EnrollCaller`]).
+async fn authenticate(
+    State((state, access)): State<(Arc<AppState>, Access)>,
+    ConnectInfo(peer): Peer,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match authorize(&state, req.headers(), peer.ip(), access).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(r) => r,
+    }
+}
+
+fn caller(parts: &Parts) -> Option<&Caller> {
+    parts.extensions.get::<Caller>()
+}
+
+/// An administrator, by the name of its token.
+pub(super) struct AdminCaller(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        match caller(parts) {
+            Some(Caller::Admin(name)) => Ok(AdminCaller(name.clone())),
+            _ => Err(error(
+                StatusCode::FORBIDDEN,
+                "administrator credential required",
+            )),
+        }
+    }
+}
+
+/// An enrolled host.
+pub(super) struct HostCaller(pub HostCredential);
+
+impl<S: Send + Sync> FromRequestParts<S> for HostCaller {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        match caller(parts) {
+            Some(Caller::Host(h)) => Ok(HostCaller(h.clone())),
+            _ => Err(error(StatusCode::FORBIDDEN, "host credential required")),
+        }
+    }
+}
+
+/// The holder of a valid enrolment token (the token itself).
+pub(super) struct EnrollCaller(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for EnrollCaller {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        match caller(parts) {
+            Some(Caller::Enroll(t)) => Ok(EnrollCaller(t.clone())),
+            _ => Err(error(StatusCode::FORBIDDEN, "enrolment token required")),
+        }
+    }
 }
 
 type Peer = ConnectInfo<SocketAddr>;
@@ -288,16 +408,6 @@ fn bad(field: &str, reason: impl Into<String>) -> Response {
         field: field.into(),
         reason: reason.into(),
     })
-}
-
-macro_rules! admin {
-    ($s:expr, $peer:expr, $headers:expr) => {
-        match authorize(&$s, &$headers, $peer.ip(), Access::Admin).await {
-            Ok(Caller::Admin(name)) => name,
-            Ok(_) => return error(StatusCode::FORBIDDEN, "administrator credential required"),
-            Err(r) => return r,
-        }
-    };
 }
 
 mod admin;

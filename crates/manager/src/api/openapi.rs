@@ -5,12 +5,7 @@
 
 use super::*;
 
-pub(super) async fn openapi(
-    State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    headers: HeaderMap,
-) -> Response {
-    admin!(s, peer, headers);
+pub(super) async fn openapi(_: AdminCaller) -> Response {
     json(StatusCode::OK, &openapi_document())
 }
 
@@ -25,7 +20,7 @@ pub fn openapi_document() -> serde_json::Value {
             Access::Public => serde_json::json!([]),
             _ => serde_json::json!([{"bearer": []}]),
         };
-        entry[r.method.to_lowercase()] = serde_json::json!({
+        entry[r.method.as_str().to_lowercase()] = serde_json::json!({
             "summary": r.summary,
             "x-access": r.access,
             "security": security,
