@@ -415,3 +415,37 @@ mod hosts;
 mod openapi;
 
 pub use openapi::openapi_document;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
+        let de = &mut serde_json::Deserializer::from_str(body);
+        error_field(&serde_path_to_error::deserialize::<_, T>(de).unwrap_err())
+    }
+
+    #[test]
+    fn a_malformed_body_names_the_field_by_its_path() {
+        use model::protocol::Heartbeat;
+        assert_eq!(field_of::<Heartbeat>(r#"{"hostname":"h"}"#), "role");
+        assert_eq!(
+            field_of::<Heartbeat>(r#"{"hostname":"h","role":"sensor"}"#),
+            "role"
+        );
+        assert_eq!(
+            field_of::<Heartbeat>(r#"{"hostname":"h","role":"agent","modules":[{"name":"m"}]}"#),
+            "modules[0].status"
+        );
+        assert_eq!(
+            field_of::<Heartbeat>(r#"{"hostname":"h","role":"agent","builds":{"x":1}}"#),
+            "builds.x"
+        );
+        assert_eq!(field_of::<Heartbeat>("42"), "body");
+        // Administrator input stays strict: an unknown field is refused by name.
+        assert_eq!(
+            field_of::<Group>(r#"{"role":"agent","colour":"red"}"#),
+            "colour"
+        );
+    }
+}
