@@ -179,7 +179,7 @@ pub fn recover(state: &StateDir) -> Result<Option<String>> {
                 ),
             })?;
             let mut products = state.products()?;
-            products.last_outcome.remove(patch_id);
+            products.last_outcome.remove(&format!("patch:{patch_id}"));
             state.save_products(&products)?;
             Ok(Some(format!(
                 "rolled back the interrupted patch {patch_id}"
