@@ -319,85 +319,136 @@ fn unpack_into(
     dest: &Path,
     limits: &PatchLimits,
 ) -> Result<Vec<String>> {
-    let refuse = |reason: String| Error::PatchArchive {
-        archive: archive.to_path_buf(),
-        reason,
-    };
     fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-    let file = File::open(archive).map_err(|e| Error::io(archive, e))?;
-    let reader: Box<dyn Read> = if zstd {
-        Box::new(
-            ruzstd::decoding::StreamingDecoder::new(file)
-                .map_err(|e| refuse(format!("not zstd: {e}")))?,
-        )
-    } else {
-        Box::new(file)
+    let mut u = Unpack {
+        archive,
+        dest,
+        limits,
+        exceeded: std::rc::Rc::new(std::cell::Cell::new(false)),
+        stream_bound: limits.max_unpacked_bytes.saturating_add(
+            limits
+                .max_members
+                .saturating_add(2)
+                .saturating_mul(HEADER_ALLOWANCE_PER_MEMBER),
+        ),
+        total: 0,
+        members: 0,
+        files: Vec::new(),
     };
-    let max_bytes = limits.max_unpacked_bytes;
-    let max_members = limits.max_members;
-    let exceeded = std::rc::Rc::new(std::cell::Cell::new(false));
-    let stream_bound = max_bytes.saturating_add(
-        max_members
-            .saturating_add(2)
-            .saturating_mul(HEADER_ALLOWANCE_PER_MEMBER),
-    );
-    let bounded = Bounded {
-        inner: reader,
-        left: stream_bound,
-        exceeded: exceeded.clone(),
-    };
-    // An I/O error while reading the archive: the stream bound, or a broken archive.
-    let read_error = |e: std::io::Error| {
-        if exceeded.get() {
-            refuse(format!(
-                "the decompressed archive exceeds {stream_bound} bytes (patch_limits.max_unpacked_bytes = {max_bytes} plus {HEADER_ALLOWANCE_PER_MEMBER} bytes of headers per member allowed by patch_limits.max_members = {max_members} in the agent configuration); ask the publisher for a smaller patch or raise the limit"
+    let mut tar = tar::Archive::new(u.open(zstd)?);
+    for entry in tar.entries().map_err(|e| u.read_error(e))? {
+        let mut entry = entry.map_err(|e| u.read_error(e))?;
+        u.member(&mut entry)?;
+    }
+    if u.files.is_empty() {
+        return Err(u.refuse("it holds no files".into()));
+    }
+    Ok(u.files)
+}
+
+/// One archive being unpacked: where, within which limits, and what was written so far.
+struct Unpack<'a> {
+    archive: &'a Path,
+    dest: &'a Path,
+    limits: &'a PatchLimits,
+    /// Set when the decompressed stream passed `stream_bound`.
+    exceeded: std::rc::Rc<std::cell::Cell<bool>>,
+    stream_bound: u64,
+    /// Bytes of files written, and members seen.
+    total: u64,
+    members: u64,
+    files: Vec<String>,
+}
+
+impl Unpack<'_> {
+    fn refuse(&self, reason: String) -> Error {
+        Error::PatchArchive {
+            archive: self.archive.to_path_buf(),
+            reason,
+        }
+    }
+
+    /// An I/O error while reading the archive: the stream bound, or a broken archive.
+    fn read_error(&self, e: std::io::Error) -> Error {
+        let (max_bytes, max_members) = (self.limits.max_unpacked_bytes, self.limits.max_members);
+        if self.exceeded.get() {
+            self.refuse(format!(
+                "the decompressed archive exceeds {} bytes (patch_limits.max_unpacked_bytes = {max_bytes} plus {HEADER_ALLOWANCE_PER_MEMBER} bytes of headers per member allowed by patch_limits.max_members = {max_members} in the agent configuration); ask the publisher for a smaller patch or raise the limit",
+                self.stream_bound
             ))
         } else {
-            refuse(format!("unreadable: {e}"))
+            self.refuse(format!("unreadable: {e}"))
         }
-    };
-    let mut tar = tar::Archive::new(bounded);
-    let mut files = Vec::new();
-    let mut members: u64 = 0;
-    let mut total: u64 = 0;
-    for entry in tar.entries().map_err(read_error)? {
-        let mut entry = entry.map_err(read_error)?;
-        members = members.saturating_add(1);
-        if members > max_members {
-            return Err(refuse(format!(
+    }
+
+    /// The archive's (decompressed) stream, cut at the stream bound.
+    fn open(&self, zstd: bool) -> Result<Bounded<Box<dyn Read>>> {
+        let file = File::open(self.archive).map_err(|e| Error::io(self.archive, e))?;
+        let reader: Box<dyn Read> = if zstd {
+            Box::new(
+                ruzstd::decoding::StreamingDecoder::new(file)
+                    .map_err(|e| self.refuse(format!("not zstd: {e}")))?,
+            )
+        } else {
+            Box::new(file)
+        };
+        Ok(Bounded {
+            inner: reader,
+            left: self.stream_bound,
+            exceeded: self.exceeded.clone(),
+        })
+    }
+
+    /// Check one member against the limits and write it if it is a file.
+    fn member<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let (max_bytes, max_members) = (self.limits.max_unpacked_bytes, self.limits.max_members);
+        self.members = self.members.saturating_add(1);
+        if self.members > max_members {
+            return Err(self.refuse(format!(
                 "it has more than {max_members} members (patch_limits.max_members = {max_members} in the agent configuration); ask the publisher for a smaller patch or raise the limit"
             )));
         }
-        let path = entry.path().map_err(read_error)?.into_owned();
-        let Some(rel) = member_file(&path, entry.header().entry_type()).map_err(&refuse)? else {
-            continue;
+        let path = entry.path().map_err(|e| self.read_error(e))?.into_owned();
+        let kind = entry.header().entry_type();
+        let Some(rel) = member_file(&path, kind).map_err(|r| self.refuse(r))? else {
+            return Ok(());
         };
         let size = entry.size();
-        let left = max_bytes.saturating_sub(total);
+        let left = max_bytes.saturating_sub(self.total);
         if size > left {
-            return Err(refuse(format!(
+            return Err(self.refuse(format!(
                 "member {} ({size} bytes) would bring the unpacked files to more than {max_bytes} bytes (patch_limits.max_unpacked_bytes = {max_bytes} in the agent configuration); ask the publisher for a smaller patch or raise the limit",
                 rel.display()
             )));
         }
+        self.write(entry, &rel, left)
+    }
+
+    /// Write member `rel` (at most `left` bytes) with its masked mode.
+    fn write<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        rel: &Path,
+        left: u64,
+    ) -> Result<()> {
         let archive_mode = entry
             .header()
             .mode()
-            .map_err(|e| refuse(format!("member {}: unreadable mode: {e}", rel.display())))?;
-        let out = dest.join(&rel);
+            .map_err(|e| self.refuse(format!("member {}: unreadable mode: {e}", rel.display())))?;
+        let out = self.dest.join(rel);
         let mut f = create_staged(&out).map_err(|e| match e {
             Some(e) => e,
-            None => refuse(format!("member {} appears twice", rel.display())),
+            None => self.refuse(format!("member {} appears twice", rel.display())),
         })?;
         // Never more than the room left, whatever the member's reader yields.
-        let copied = std::io::copy(&mut (&mut entry).take(left), &mut f).map_err(|e| {
-            if exceeded.get() {
-                read_error(e)
+        let copied = std::io::copy(&mut entry.take(left), &mut f).map_err(|e| {
+            if self.exceeded.get() {
+                self.read_error(e)
             } else {
                 Error::io(&out, e)
             }
         })?;
-        total = total.saturating_add(copied);
+        self.total = self.total.saturating_add(copied);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -409,12 +460,9 @@ fn unpack_into(
         }
         #[cfg(not(unix))]
         let _ = archive_mode;
-        files.push(rel.to_string_lossy().into_owned());
+        self.files.push(rel.to_string_lossy().into_owned());
+        Ok(())
     }
-    if files.is_empty() {
-        return Err(refuse("it holds no files".into()));
-    }
-    Ok(files)
 }
 
 #[cfg(test)]
