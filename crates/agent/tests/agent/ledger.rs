@@ -48,10 +48,10 @@ fn after_a_rollback_the_next_preflight_failure_is_recorded_again() {
     let a = bed.agent();
     a.cycle().unwrap();
     let pf = ("CP-1519".to_string(), spelled(Outcome::PreflightFailed));
-    assert_eq!(bed.outcomes(), [pf.clone()]);
+    assert_eq!(bed.outcomes(), vec![pf.clone()]);
     // Same failure next cycle: recorded once only.
     a.cycle().unwrap();
-    assert_eq!(bed.outcomes(), [pf.clone()]);
+    assert_eq!(bed.outcomes(), vec![pf.clone()]);
 
     // The preflight passed once, the agent crashed swapping the patch in; it fails again now.
     leave_a_crash_mid_patch(&bed, "CP-1519");
