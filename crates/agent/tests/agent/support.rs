@@ -2,7 +2,9 @@
 //! configuration over them.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use model::protocol::Outcome;
 use model::{ContentInfo, Kind};
@@ -15,6 +17,10 @@ pub struct Bed {
     pub repo: Repository,
     /// Extra TOML for the `[[product]]` table (preflight, restart, ...).
     pub product_extra: String,
+    /// The configuration's relays (default: the repository).
+    pub relays: Vec<String>,
+    /// The components of module `antimalware` (default: the pattern).
+    pub components: Vec<String>,
 }
 
 impl Bed {
@@ -29,7 +35,10 @@ impl Bed {
             tmp,
             repo,
             product_extra: String::new(),
+            relays: Vec::new(),
+            components: vec![PATTERN.into()],
         };
+        bed.relays = vec![bed.url()];
         bed.add(PATTERN, "18.523.00", Kind::Pattern, b"pattern 18.523.00");
         bed.repo.publish().unwrap();
         bed
@@ -105,12 +114,13 @@ impl Bed {
     pub fn config_text(&self) -> String {
         let q = |p: &Path| format!("{:?}", p.to_str().unwrap());
         format!(
-            "state_dir = {}\ntrusted_root = {}\nrelays = [{:?}]\npoll_interval = 300\n\
-             [[module]]\nname = \"antimalware\"\ncomponents = [\"{PATTERN}\"]\ninstall_dir = {}\n\
+            "state_dir = {}\ntrusted_root = {}\nrelays = {:?}\npoll_interval = 300\n\
+             [[module]]\nname = \"antimalware\"\ncomponents = {:?}\ninstall_dir = {}\n\
              [[product]]\nname = \"scanner\"\nbuild = \"9.5.1514\"\ninstall_dir = {}\n{}\n",
             q(&self.path("state")),
             q(&self.repo.metadata_dir().join("1.root.json")),
-            self.url(),
+            self.relays,
+            self.components,
             q(&self.path("av")),
             q(&self.path("opt")),
             self.product_extra,
@@ -123,8 +133,24 @@ impl Bed {
         agent::AgentConfig::load(&file).unwrap()
     }
 
+    /// The agent over the file fetcher.
     pub fn agent(&self) -> agent::Agent {
-        agent::Agent::new(self.config()).unwrap()
+        self.agent_with(Arc::new(tuf::FileFetcher))
+    }
+
+    pub fn agent_with(&self, fetcher: Arc<dyn tuf::Fetcher>) -> agent::Agent {
+        agent::Agent::with_fetcher(self.config(), fetcher).unwrap()
+    }
+
+    /// What the module directory holds of the pattern.
+    pub fn pattern(&self) -> String {
+        String::from_utf8(std::fs::read(self.path("av/antimalware.pattern.dat")).unwrap()).unwrap()
+    }
+
+    /// Write the manager's policy as the manager link stores it.
+    pub fn set_policy(&self, policy: serde_json::Value) {
+        std::fs::create_dir_all(self.path("state")).unwrap();
+        std::fs::write(self.path("state/policy.json"), policy.to_string()).unwrap();
     }
 
     /// The hotfix history as (patch id, outcome) pairs.
@@ -135,6 +161,39 @@ impl Bed {
             .into_iter()
             .map(|e| (e.patch_id, e.outcome.to_string()))
             .collect()
+    }
+}
+
+/// A fetcher over the file system that a test steers: URLs starting with a refused prefix fail
+/// as an unreachable host would; URLs starting with a tampered prefix serve other bytes; a hook
+/// runs once, at the first target download.
+#[derive(Default)]
+pub struct Steered {
+    pub refused: Vec<String>,
+    pub tampered: Vec<String>,
+    pub on_first_target: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Every URL asked for, in order.
+    pub asked: Mutex<Vec<String>>,
+}
+
+impl tuf::Fetcher for Steered {
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, tuf::FetchError> {
+        self.asked.lock().unwrap().push(url.to_string());
+        if self.refused.iter().any(|p| url.starts_with(p.as_str())) {
+            return Err(tuf::FetchError::Transport {
+                url: url.into(),
+                reason: "connection refused".into(),
+            });
+        }
+        if self.tampered.iter().any(|p| url.starts_with(p.as_str())) {
+            return Ok(Box::new(std::io::Cursor::new(b"tampered".to_vec())));
+        }
+        if url.contains("/targets/") {
+            if let Some(hook) = self.on_first_target.lock().unwrap().take() {
+                hook();
+            }
+        }
+        tuf::FileFetcher.fetch(url)
     }
 }
 
