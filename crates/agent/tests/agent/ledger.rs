@@ -69,3 +69,67 @@ fn after_a_rollback_the_next_preflight_failure_is_recorded_again() {
         "the retry's outcome is recorded"
     );
 }
+
+/// An agent upgraded in place finds `products.json` as earlier agents wrote it (one string map
+/// `last_outcome` with `patch:{id}` keys) and `status.json` without the plan's digest: it plans
+/// again once, and neither records an outcome again nor applies or installs anything again.
+#[test]
+fn an_upgraded_agent_reads_the_earlier_ledger_and_records_nothing_twice() {
+    let mut bed = Bed::new();
+    bed.publish_patch(
+        "CP-1519",
+        ">=9.5.1514",
+        "9.5.1519",
+        &[("bin/scanner", b"scanner 9.5.1519\n")],
+    );
+    bed.publish_patch(
+        "CP-2000",
+        ">=9.6",
+        "9.6.0",
+        &[("bin/scanner", b"scanner 9.6.0\n")],
+    );
+    let a = bed.agent();
+    a.cycle().unwrap();
+    let history = bed.state().history().unwrap();
+    assert_eq!(
+        bed.outcomes(),
+        [
+            ("CP-1519".to_string(), spelled(Outcome::Applied)),
+            ("CP-2000".to_string(), spelled(Outcome::NotApplicable))
+        ]
+    );
+    // What an earlier agent left: its ledger layout, its status without `applied_plan`.
+    let last_outcome: serde_json::Map<String, serde_json::Value> = history
+        .iter()
+        .map(|e| (format!("patch:{}", e.patch_id), e.message.clone().into()))
+        .collect();
+    let old = serde_json::json!({"builds": {"scanner": "9.5.1519"},
+                                 "applied": {"scanner": ["CP-1519"]},
+                                 "last_outcome": last_outcome});
+    std::fs::write(bed.path("state/products.json"), old.to_string()).unwrap();
+    let status_file = bed.path("state/status.json");
+    let mut status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&status_file).unwrap()).unwrap();
+    assert!(status
+        .as_object_mut()
+        .unwrap()
+        .remove("applied_plan")
+        .is_some());
+    std::fs::write(&status_file, status.to_string()).unwrap();
+
+    let r = a.cycle().unwrap();
+    assert!(r.installed.is_empty() && r.patches.is_empty(), "{r:?}");
+    assert_eq!(
+        bed.state().history().unwrap(),
+        history,
+        "nothing recorded again"
+    );
+    assert_eq!(
+        std::fs::read(bed.path("opt/bin/scanner")).unwrap(),
+        b"scanner 9.5.1519\n"
+    );
+    // Read in the typed form (written so with the next change).
+    let ledger = bed.state().ledger().unwrap();
+    assert_eq!(ledger.patches["CP-2000"].outcome, Outcome::NotApplicable);
+    assert!(ledger.is_applied("scanner", "CP-1519"));
+}

@@ -8,3 +8,4 @@ mod support;
 mod failover;
 mod ledger;
 mod policy;
+mod report;
