@@ -1,18 +1,14 @@
-//! Installing verified files into a module's directory and applying patches, crash-safely: every
-//! change is described in `journal.json` before it starts; after a crash, an install is completed
-//! (its files are already verified in the versions store) and a patch is rolled back from its
-//! backup, so each component and product is entirely old or entirely new.
+//! Host operations the agent's installs use: the fault-injection hook, the clock, running a
+//! configured command, and unpacking a patch archive into a staging directory within limits.
 
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use crate::beneath::Beneath;
 use std::process::Command;
 
 use crate::config::PatchLimits;
 use crate::error::{Error, Result};
-use crate::state::{HistoryEntry, InstalledComponent, Journal, StateDir};
 
 /// Test hook: `UPDRAFT_FAULT=<point>` aborts the process at that point (like `kill -9`).
 pub fn fault(point: &str) {
@@ -40,151 +36,6 @@ pub fn run_command(cmd: &str) -> std::result::Result<String, String> {
             }
         }
         Err(e) => Err(format!("`{cmd}` could not run: {e}")),
-    }
-}
-
-/// Carry out an install journal: copy every file of the version into the module directory,
-/// remove the previous version's files the new one lacks, record it, clear the journal.
-pub fn apply_install(state: &StateDir, j: &Journal) -> Result<()> {
-    let Journal::Install {
-        component,
-        module,
-        install_dir,
-        version,
-        files,
-        remove,
-        previous,
-        previous_files,
-    } = j
-    else {
-        return Err(Error::Other("not an install journal".into()));
-    };
-    let vdir = Beneath::open(&state.version_dir(component, version), false)?;
-    let dir = Beneath::open(install_dir, true)?;
-    for (i, f) in files.iter().enumerate() {
-        // Module content: data read by the module, never run.
-        dir.copy_from(&vdir, f, Some(0o644))?;
-        if i == 0 {
-            fault("install-mid-swap");
-        }
-    }
-    for r in remove {
-        dir.remove_file(r)?;
-    }
-    dir.sync();
-    let mut installed = state.installed()?;
-    installed.components.insert(
-        component.clone(),
-        InstalledComponent {
-            module: module.clone(),
-            version: version.clone(),
-            files: files.clone(),
-            previous: previous.clone(),
-            previous_files: previous_files.clone(),
-        },
-    );
-    state.save_installed(&installed)?;
-    fault("install-before-clear");
-    state.clear_journal()
-}
-
-/// Undo a patch journal from its backup: put back every replaced file (mode included) and remove
-/// every added one, never through a symlink (see [`crate::beneath`]). A member that cannot be
-/// reached that way (a symlink planted under the product since) is left as it is and described
-/// in the answer, so that a hostile product directory cannot make recovery fail forever.
-pub fn rollback_patch(state: &StateDir, j: &Journal) -> Result<Vec<String>> {
-    let Journal::Patch {
-        patch_id,
-        product,
-        install_dir,
-        backup_dir,
-        replaced,
-        added,
-        from_build,
-        ..
-    } = j
-    else {
-        return Err(Error::Other("not a patch journal".into()));
-    };
-    let dir = Beneath::open(install_dir, true)?;
-    let backup = Beneath::open(backup_dir, true)?;
-    // A member that cannot be restored (a symlink planted meanwhile, a permission or I/O error)
-    // is left as it is and reported, with the backup kept in `backup_dir`: a hostile or broken
-    // product directory must not make recovery fail on every cycle and block all updates.
-    let mut not_restored = Vec::new();
-    let mut skip = |rel: &str, r: Result<()>| {
-        if let Err(e) = r {
-            tracing::error!(member = rel, error = %e, "patch rollback: member left as it is");
-            not_restored.push(format!("{rel}: {e} (backup in {})", backup_dir.display()));
-        }
-    };
-    for rel in replaced {
-        skip(rel, dir.copy_from(&backup, rel, None));
-    }
-    for rel in added {
-        skip(rel, dir.remove_file(rel));
-    }
-    dir.sync();
-    let mut products = state.products()?;
-    products.builds.insert(product.clone(), from_build.clone());
-    if let Some(a) = products.applied.get_mut(product) {
-        a.remove(patch_id);
-    }
-    state.save_products(&products)?;
-    state.clear_journal()?;
-    Ok(not_restored)
-}
-
-/// "; not restored: …" for a rollback that left members as they were (empty when none).
-pub fn not_restored_text(not_restored: &[String]) -> String {
-    if not_restored.is_empty() {
-        String::new()
-    } else {
-        format!("; not restored: {}", not_restored.join("; "))
-    }
-}
-
-/// Finish or undo whatever a crash interrupted. Returns a description of what was done.
-pub fn recover(state: &StateDir) -> Result<Option<String>> {
-    let Some(j) = state.journal()? else {
-        return Ok(None);
-    };
-    match &j {
-        Journal::Install {
-            component, version, ..
-        } => {
-            apply_install(state, &j)?;
-            Ok(Some(format!(
-                "completed the interrupted install of {component} {version}"
-            )))
-        }
-        Journal::Patch {
-            patch_id,
-            product,
-            from_build,
-            to_build,
-            ..
-        } => {
-            let not_restored = rollback_patch(state, &j)?;
-            state.append_history(&HistoryEntry {
-                time: now(),
-                patch_id: patch_id.clone(),
-                product: product.clone(),
-                from_build: from_build.clone(),
-                to_build: to_build.clone(),
-                outcome: "rolled back".into(),
-                message: format!(
-                    "interrupted while applying; the backup was restored and the patch will be retried{}",
-                    not_restored_text(&not_restored)
-                ),
-            })?;
-            let mut products = state.products()?;
-            products.last_outcome.remove(patch_id);
-            state.save_products(&products)?;
-            Ok(Some(format!(
-                "rolled back the interrupted patch {patch_id}"
-            )))
-        }
     }
 }
 
@@ -319,85 +170,136 @@ fn unpack_into(
     dest: &Path,
     limits: &PatchLimits,
 ) -> Result<Vec<String>> {
-    let refuse = |reason: String| Error::PatchArchive {
-        archive: archive.to_path_buf(),
-        reason,
-    };
     fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-    let file = File::open(archive).map_err(|e| Error::io(archive, e))?;
-    let reader: Box<dyn Read> = if zstd {
-        Box::new(
-            ruzstd::decoding::StreamingDecoder::new(file)
-                .map_err(|e| refuse(format!("not zstd: {e}")))?,
-        )
-    } else {
-        Box::new(file)
+    let mut u = Unpack {
+        archive,
+        dest,
+        limits,
+        exceeded: std::rc::Rc::new(std::cell::Cell::new(false)),
+        stream_bound: limits.max_unpacked_bytes.saturating_add(
+            limits
+                .max_members
+                .saturating_add(2)
+                .saturating_mul(HEADER_ALLOWANCE_PER_MEMBER),
+        ),
+        total: 0,
+        members: 0,
+        files: Vec::new(),
     };
-    let max_bytes = limits.max_unpacked_bytes;
-    let max_members = limits.max_members;
-    let exceeded = std::rc::Rc::new(std::cell::Cell::new(false));
-    let stream_bound = max_bytes.saturating_add(
-        max_members
-            .saturating_add(2)
-            .saturating_mul(HEADER_ALLOWANCE_PER_MEMBER),
-    );
-    let bounded = Bounded {
-        inner: reader,
-        left: stream_bound,
-        exceeded: exceeded.clone(),
-    };
-    // An I/O error while reading the archive: the stream bound, or a broken archive.
-    let read_error = |e: std::io::Error| {
-        if exceeded.get() {
-            refuse(format!(
-                "the decompressed archive exceeds {stream_bound} bytes (patch_limits.max_unpacked_bytes = {max_bytes} plus {HEADER_ALLOWANCE_PER_MEMBER} bytes of headers per member allowed by patch_limits.max_members = {max_members} in the agent configuration); ask the publisher for a smaller patch or raise the limit"
+    let mut tar = tar::Archive::new(u.open(zstd)?);
+    for entry in tar.entries().map_err(|e| u.read_error(e))? {
+        let mut entry = entry.map_err(|e| u.read_error(e))?;
+        u.member(&mut entry)?;
+    }
+    if u.files.is_empty() {
+        return Err(u.refuse("it holds no files".into()));
+    }
+    Ok(u.files)
+}
+
+/// One archive being unpacked: where, within which limits, and what was written so far.
+struct Unpack<'a> {
+    archive: &'a Path,
+    dest: &'a Path,
+    limits: &'a PatchLimits,
+    /// Set when the decompressed stream passed `stream_bound`.
+    exceeded: std::rc::Rc<std::cell::Cell<bool>>,
+    stream_bound: u64,
+    /// Bytes of files written, and members seen.
+    total: u64,
+    members: u64,
+    files: Vec<String>,
+}
+
+impl Unpack<'_> {
+    fn refuse(&self, reason: String) -> Error {
+        Error::PatchArchive {
+            archive: self.archive.to_path_buf(),
+            reason,
+        }
+    }
+
+    /// An I/O error while reading the archive: the stream bound, or a broken archive.
+    fn read_error(&self, e: std::io::Error) -> Error {
+        let (max_bytes, max_members) = (self.limits.max_unpacked_bytes, self.limits.max_members);
+        if self.exceeded.get() {
+            self.refuse(format!(
+                "the decompressed archive exceeds {} bytes (patch_limits.max_unpacked_bytes = {max_bytes} plus {HEADER_ALLOWANCE_PER_MEMBER} bytes of headers per member allowed by patch_limits.max_members = {max_members} in the agent configuration); ask the publisher for a smaller patch or raise the limit",
+                self.stream_bound
             ))
         } else {
-            refuse(format!("unreadable: {e}"))
+            self.refuse(format!("unreadable: {e}"))
         }
-    };
-    let mut tar = tar::Archive::new(bounded);
-    let mut files = Vec::new();
-    let mut members: u64 = 0;
-    let mut total: u64 = 0;
-    for entry in tar.entries().map_err(read_error)? {
-        let mut entry = entry.map_err(read_error)?;
-        members = members.saturating_add(1);
-        if members > max_members {
-            return Err(refuse(format!(
+    }
+
+    /// The archive's (decompressed) stream, cut at the stream bound.
+    fn open(&self, zstd: bool) -> Result<Bounded<Box<dyn Read>>> {
+        let file = File::open(self.archive).map_err(|e| Error::io(self.archive, e))?;
+        let reader: Box<dyn Read> = if zstd {
+            Box::new(
+                ruzstd::decoding::StreamingDecoder::new(file)
+                    .map_err(|e| self.refuse(format!("not zstd: {e}")))?,
+            )
+        } else {
+            Box::new(file)
+        };
+        Ok(Bounded {
+            inner: reader,
+            left: self.stream_bound,
+            exceeded: self.exceeded.clone(),
+        })
+    }
+
+    /// Check one member against the limits and write it if it is a file.
+    fn member<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let (max_bytes, max_members) = (self.limits.max_unpacked_bytes, self.limits.max_members);
+        self.members = self.members.saturating_add(1);
+        if self.members > max_members {
+            return Err(self.refuse(format!(
                 "it has more than {max_members} members (patch_limits.max_members = {max_members} in the agent configuration); ask the publisher for a smaller patch or raise the limit"
             )));
         }
-        let path = entry.path().map_err(read_error)?.into_owned();
-        let Some(rel) = member_file(&path, entry.header().entry_type()).map_err(&refuse)? else {
-            continue;
+        let path = entry.path().map_err(|e| self.read_error(e))?.into_owned();
+        let kind = entry.header().entry_type();
+        let Some(rel) = member_file(&path, kind).map_err(|r| self.refuse(r))? else {
+            return Ok(());
         };
         let size = entry.size();
-        let left = max_bytes.saturating_sub(total);
+        let left = max_bytes.saturating_sub(self.total);
         if size > left {
-            return Err(refuse(format!(
+            return Err(self.refuse(format!(
                 "member {} ({size} bytes) would bring the unpacked files to more than {max_bytes} bytes (patch_limits.max_unpacked_bytes = {max_bytes} in the agent configuration); ask the publisher for a smaller patch or raise the limit",
                 rel.display()
             )));
         }
+        self.write(entry, &rel, left)
+    }
+
+    /// Write member `rel` (at most `left` bytes) with its masked mode.
+    fn write<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        rel: &Path,
+        left: u64,
+    ) -> Result<()> {
         let archive_mode = entry
             .header()
             .mode()
-            .map_err(|e| refuse(format!("member {}: unreadable mode: {e}", rel.display())))?;
-        let out = dest.join(&rel);
+            .map_err(|e| self.refuse(format!("member {}: unreadable mode: {e}", rel.display())))?;
+        let out = self.dest.join(rel);
         let mut f = create_staged(&out).map_err(|e| match e {
             Some(e) => e,
-            None => refuse(format!("member {} appears twice", rel.display())),
+            None => self.refuse(format!("member {} appears twice", rel.display())),
         })?;
         // Never more than the room left, whatever the member's reader yields.
-        let copied = std::io::copy(&mut (&mut entry).take(left), &mut f).map_err(|e| {
-            if exceeded.get() {
-                read_error(e)
+        let copied = std::io::copy(&mut entry.take(left), &mut f).map_err(|e| {
+            if self.exceeded.get() {
+                self.read_error(e)
             } else {
                 Error::io(&out, e)
             }
         })?;
-        total = total.saturating_add(copied);
+        self.total = self.total.saturating_add(copied);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -409,12 +311,9 @@ fn unpack_into(
         }
         #[cfg(not(unix))]
         let _ = archive_mode;
-        files.push(rel.to_string_lossy().into_owned());
+        self.files.push(rel.to_string_lossy().into_owned());
+        Ok(())
     }
-    if files.is_empty() {
-        return Err(refuse("it holds no files".into()));
-    }
-    Ok(files)
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! The agent's persistent state in `state_dir`, every file written atomically:
-//! `installed.json` (component versions and files), `products.json` (builds, applied patches),
+//! `installed.json` (component versions and files), `products.json` (the [`crate::ledger::Ledger`]),
 //! `status.json`, `history.jsonl` (append-only hotfix history), `journal.json` (an install or
 //! patch in progress, for crash recovery), `versions/<component>/<version>/` (verified files of
 //! the current and previous version) and `tuf/` (trusted metadata).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,39 +29,11 @@ pub struct Installed {
     pub components: BTreeMap<String, InstalledComponent>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Products {
-    /// Builds changed by patches (override the configured `build`).
-    pub builds: BTreeMap<String, String>,
-    /// Patch ids applied per product.
-    pub applied: BTreeMap<String, BTreeSet<String>>,
-    /// Last recorded outcome per patch id (so that a repeated outcome is not recorded again).
-    pub last_outcome: BTreeMap<String, String>,
-}
+/// The hotfix history's entries and the modules' status are the manager protocol's types (the
+/// state files spell them as the protocol does).
+pub use model::protocol::{HistoryEntry, ModuleReport, ModuleState};
 
-/// One entry of the hotfix history.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct HistoryEntry {
-    pub time: String,
-    pub patch_id: String,
-    pub product: String,
-    pub from_build: String,
-    pub to_build: String,
-    /// applied, not applicable, preflight failed, failed, rolled back, refused (a signed patch
-    /// target whose description is invalid, e.g. a patch id that is not a name).
-    pub outcome: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ModuleStatus {
-    pub name: String,
-    /// "online" or "offline".
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub components: BTreeMap<String, Option<String>>,
-}
+pub use crate::journal::Journal;
 
 /// `status.json`: what the host runs and why a module is offline.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -72,7 +44,7 @@ pub struct Status {
     pub last_success: Option<String>,
     pub unreachable_since: Option<String>,
     pub metadata_expired_since: Option<String>,
-    pub modules: Vec<ModuleStatus>,
+    pub modules: Vec<ModuleReport>,
     pub products: BTreeMap<String, String>,
     pub errors: Vec<String>,
     /// Sources whose data was rejected in the last cycle (tampered, wrong length), with why.
@@ -90,35 +62,10 @@ pub struct Status {
     /// before the installs leaves this behind, so the next cycle does the work).
     #[serde(default)]
     pub applied_timestamp: u64,
-}
-
-/// A change in progress, replayed or undone after a crash.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Journal {
-    /// Copy `files` of `version` from the versions store into `install_dir`, remove `remove`.
-    Install {
-        component: String,
-        module: String,
-        install_dir: PathBuf,
-        version: String,
-        files: Vec<String>,
-        remove: Vec<String>,
-        previous: Option<String>,
-        previous_files: Vec<String>,
-    },
-    /// A patch being swapped in; on recovery the backup is restored.
-    Patch {
-        patch_id: String,
-        product: String,
-        install_dir: PathBuf,
-        backup_dir: PathBuf,
-        /// Files the patch replaces (backed up) and adds (removed on rollback), relative.
-        replaced: Vec<String>,
-        added: Vec<String>,
-        from_build: String,
-        to_build: String,
-    },
+    /// Digest of what else the last complete apply was planned with (pinned versions, modules,
+    /// products, platform: see `cycle::plan_digest`); a change re-plans at once.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub applied_plan: String,
 }
 
 /// Where the agent keeps the working files of one patch, under `state_dir/patches/`.
@@ -137,7 +84,7 @@ pub struct StateDir {
     pub dir: PathBuf,
 }
 
-fn read_json<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
     match fs::read(path) {
         Ok(b) => {
             serde_json::from_slice(&b).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
@@ -147,7 +94,7 @@ fn read_json<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
     }
 }
 
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(v).map_err(|e| Error::Other(e.to_string()))?;
     tuf::fsutil::write_atomic(path, &bytes)?;
     Ok(())
@@ -180,12 +127,6 @@ impl StateDir {
     }
     pub fn save_installed(&self, v: &Installed) -> Result<()> {
         write_json(&self.dir.join("installed.json"), v)
-    }
-    pub fn products(&self) -> Result<Products> {
-        read_json(&self.dir.join("products.json"))
-    }
-    pub fn save_products(&self, v: &Products) -> Result<()> {
-        write_json(&self.dir.join("products.json"), v)
     }
     pub fn status(&self) -> Result<Status> {
         read_json(&self.dir.join("status.json"))

@@ -178,8 +178,9 @@ macro_rules! string_enum {
         }
 
         impl fmt::Display for $name {
+            // `pad`: a width in the format (`{:<8}`, tables) applies.
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
     };

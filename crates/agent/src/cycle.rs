@@ -1,0 +1,306 @@
+//! One update cycle: recover from a crash, refresh (failover, catch-up), plan, apply, write the
+//! status. What the cycle works with (the policy, read once; the sources passed over) is in one
+//! [`Cycle`] value that lives as long as the cycle.
+
+use std::collections::BTreeMap;
+
+use crate::config::ProductConfig;
+use crate::error::Result;
+use crate::install::{now, run_command};
+use crate::ledger::Ledger;
+use crate::manager::Policy;
+use crate::plan::{self, Basis, Content, MAX_ROLES};
+use crate::sources::{behind_trusted, Downloads, Refreshed};
+use crate::state::Status;
+use crate::{journal, Agent, AgentConfig, CycleReport};
+
+/// What one cycle works with: read once at its start, or found along the way.
+#[derive(Debug)]
+pub(crate) struct Cycle {
+    /// The manager's policy as this cycle applies it.
+    pub policy: Option<Policy>,
+    /// Update sources in the order they are tried; `true` marks the origin (direct fallback).
+    pub sources: Vec<(String, bool)>,
+    /// Sources rejected this cycle, with why (reported in the status).
+    pub rejected: Vec<String>,
+    /// Sources found behind another source or the trusted state (reported in the status).
+    pub lagging: Vec<String>,
+}
+
+impl Cycle {
+    pub fn new(config: &AgentConfig, policy: Option<Policy>) -> Self {
+        Cycle {
+            sources: config.sources_with(policy.as_ref()),
+            policy,
+            rejected: Vec::new(),
+            lagging: Vec::new(),
+        }
+    }
+
+    /// Component → version pinned by the policy.
+    pub fn pinned(&self) -> BTreeMap<String, String> {
+        self.policy
+            .as_ref()
+            .map(|p| p.pinned.clone())
+            .unwrap_or_default()
+    }
+
+    /// A source that did not answer usefully: lagging (behind the trusted state) or rejected.
+    pub fn passed_over(&mut self, base: &str, e: &tuf::Error) {
+        if let Some(lag) = behind_trusted(base, e) {
+            tracing::warn!(source = %base, "{lag}; trying the next");
+            self.lagging.push(lag);
+        } else {
+            tracing::warn!(source = %base, error = %e, "update source rejected; trying the next");
+            self.rejected.push(format!("rejected {base}: {e}"));
+        }
+    }
+}
+
+/// The digest of what, besides the timestamp, decides a cycle's plan: the policy's pinned
+/// versions and the configuration's modules, products and platform. Recorded with the
+/// timestamp version of a complete apply; when either differs the cycle plans again.
+pub(crate) fn plan_digest(config: &AgentConfig, pinned: &BTreeMap<String, String>) -> String {
+    let modules: Vec<_> = config
+        .modules
+        .iter()
+        .map(|m| (&m.name, &m.components, &m.install_dir))
+        .collect();
+    let products: Vec<_> = config
+        .products
+        .iter()
+        .map(|p| (&p.name, &p.build, &p.build_command, &p.install_dir))
+        .collect();
+    let basis = serde_json::json!({
+        "pinned": pinned,
+        "platform": config.platform,
+        "modules": modules,
+        "products": products,
+    });
+    tuf::crypto::sha256_hex(basis.to_string().as_bytes())
+}
+
+impl Agent {
+    /// The product's build now: as a patch left it, else as configured, else as its
+    /// `build_command` prints it.
+    pub(crate) fn current_build(
+        &self,
+        p: &ProductConfig,
+        ledger: &Ledger,
+    ) -> std::result::Result<String, String> {
+        if let Some(b) = ledger.builds.get(&p.name) {
+            return Ok(b.clone());
+        }
+        if let Some(b) = &p.build {
+            return Ok(b.clone());
+        }
+        match &p.build_command {
+            Some(cmd) => {
+                run_command(cmd).map(|o| o.lines().next().unwrap_or("").trim().to_string())
+            }
+            None => Err("no build configured".into()),
+        }
+    }
+
+    /// One update cycle under `policy`: recover from a crash, refresh, plan and apply what is
+    /// new, write the status (only when it changed).
+    pub(crate) fn update(&self, policy: Option<Policy>) -> Result<CycleReport> {
+        let mut cy = Cycle::new(&self.config, policy);
+        let mut report = CycleReport {
+            recovered: journal::recover(&self.state)?,
+            ..CycleReport::default()
+        };
+        if let Some(r) = &report.recovered {
+            tracing::warn!("{r}");
+        }
+        let previous = self.state.status()?;
+        let refreshed = match self.refresh(&mut cy) {
+            Ok(r) => r,
+            Err(errors) => {
+                report.status_written = self.unreachable(&cy, &previous, &errors)?;
+                return Ok(report);
+            }
+        };
+        report.source = Some(refreshed.source.clone());
+        report.timestamp_unchanged = refreshed.unchanged;
+        let digest = plan_digest(&self.config, &cy.pinned());
+        let ts_version = refreshed.up.timestamp_version();
+        if refreshed.unchanged
+            && previous.last_result == "ok"
+            && previous.applied_timestamp == ts_version
+            && previous.applied_plan == digest
+            && report.recovered.is_none()
+        {
+            report.status_written = self.nothing_new(cy, &previous, &refreshed.source)?;
+            return Ok(report);
+        }
+        self.plan_and_apply(cy, refreshed, &previous, digest, report)
+    }
+
+    /// No source answered: keep what is installed, mark the modules offline with why.
+    fn unreachable(
+        &self,
+        cy: &Cycle,
+        previous: &Status,
+        errors: &[(String, tuf::Error)],
+    ) -> Result<bool> {
+        let expired = errors
+            .iter()
+            .any(|(_, e)| matches!(e, tuf::Error::Expired { .. }));
+        let mut status = Status {
+            products: previous.products.clone(),
+            ignored: previous.ignored.clone(),
+            lagging: cy.lagging.clone(),
+            last_result: "failed".into(),
+            last_success: previous.last_success.clone(),
+            errors: errors.iter().map(|(s, e)| format!("{s}: {e}")).collect(),
+            ..Status::default()
+        };
+        let reason = if expired {
+            let since = previous.metadata_expired_since.clone().unwrap_or_else(now);
+            status.metadata_expired_since = Some(since.clone());
+            format!("signature metadata expired (since {since})")
+        } else {
+            let since = previous.unreachable_since.clone().unwrap_or_else(now);
+            status.unreachable_since = Some(since.clone());
+            format!("update source unreachable since {since}")
+        };
+        status.modules = self.module_status(Some(&reason))?;
+        self.state.save_status(&status)
+    }
+
+    /// Nothing changed upstream or in the plan's basis and the last cycle finished: nothing to
+    /// do, nothing to write (unless a source was rejected on the way: that is reported).
+    fn nothing_new(&self, cy: Cycle, previous: &Status, source: &str) -> Result<bool> {
+        let status = Status {
+            source: Some(source.to_string()),
+            last_result: "ok".into(),
+            last_success: previous.last_success.clone(),
+            products: previous.products.clone(),
+            ignored: previous.ignored.clone(),
+            lagging: cy.lagging,
+            rejected: if cy.rejected.is_empty() {
+                previous.rejected.clone()
+            } else {
+                cy.rejected
+            },
+            applied_timestamp: previous.applied_timestamp,
+            applied_plan: previous.applied_plan.clone(),
+            modules: self.module_status(None)?,
+            ..Status::default()
+        };
+        self.state.save_status(&status)
+    }
+
+    /// List the content, plan, apply, and write the status.
+    fn plan_and_apply(
+        &self,
+        mut cy: Cycle,
+        mut refreshed: Refreshed,
+        previous: &Status,
+        digest: String,
+        mut report: CycleReport,
+    ) -> Result<CycleReport> {
+        let content = plan::authorised_content(refreshed.up.all_targets(MAX_ROLES)?);
+        let ts_version = refreshed.up.timestamp_version();
+        let pinned = cy.pinned();
+        let mut errors = Vec::new();
+        let retry = {
+            let mut dl = Downloads::new(&mut refreshed.up, &refreshed.source, &mut cy);
+            let (installed, patches) = self.apply_plan(&content, &pinned, &mut dl, &mut errors)?;
+            report.installed = installed;
+            report.patches = patches.applied;
+            patches.retry
+        };
+        let mut status = self.status_after(&cy, previous, &content, &errors, retry)?;
+        status.source = Some(refreshed.source.clone());
+        if errors.is_empty() && !retry {
+            status.applied_timestamp = ts_version;
+            status.applied_plan = digest;
+        }
+        status.errors = errors;
+        let changed = !report.installed.is_empty() || !report.patches.is_empty();
+        // Keep reporting rejected sources until a later cycle downloads something again.
+        status.rejected = if cy.rejected.is_empty() && !changed {
+            previous.rejected.clone()
+        } else {
+            cy.rejected
+        };
+        if changed || previous.last_result != status.last_result {
+            status.last_success = Some(now());
+        }
+        report.status_written = self.state.save_status(&status)?;
+        Ok(report)
+    }
+
+    /// Plan from the state as it is now, then carry the plan out.
+    fn apply_plan(
+        &self,
+        content: &Content,
+        pinned: &BTreeMap<String, String>,
+        dl: &mut Downloads<'_>,
+        errors: &mut Vec<String>,
+    ) -> Result<(Vec<(String, String)>, crate::patches::PatchesDone)> {
+        let installed = self.state.installed()?;
+        let ledger = self.state.ledger()?;
+        let builds = self.builds(&ledger);
+        let basis = Basis {
+            modules: &self.config.modules,
+            products: &self.config.products,
+            platform: &self.config.platform,
+            pinned,
+            installed: &installed,
+            ledger: &ledger,
+            builds: &builds,
+        };
+        let plan = plan::plan(content, &basis);
+        let done = self.apply_modules(&plan.modules, dl, errors)?;
+        let patches = self.apply_patches(&plan.products, dl, errors)?;
+        Ok((done, patches))
+    }
+
+    /// Every configured product's build now (or why it is unknown).
+    fn builds(&self, ledger: &Ledger) -> BTreeMap<String, std::result::Result<String, String>> {
+        self.config
+            .products
+            .iter()
+            .map(|p| (p.name.clone(), self.current_build(p, ledger)))
+            .collect()
+    }
+
+    /// The status after applying: result, builds, ignored targets, module status.
+    fn status_after(
+        &self,
+        cy: &Cycle,
+        previous: &Status,
+        content: &Content,
+        errors: &[String],
+        retry: bool,
+    ) -> Result<Status> {
+        let mut status = Status {
+            products: previous.products.clone(),
+            ignored: content.ignored.clone(),
+            lagging: cy.lagging.clone(),
+            last_success: previous.last_success.clone(),
+            applied_timestamp: previous.applied_timestamp,
+            applied_plan: previous.applied_plan.clone(),
+            last_result: if !errors.is_empty() {
+                "failed".into()
+            } else if retry {
+                // A patch waits for its preflight checks: evaluate again next cycle.
+                "retry".into()
+            } else {
+                "ok".into()
+            },
+            ..Status::default()
+        };
+        let ledger = self.state.ledger()?;
+        for (p, b) in self.builds(&ledger) {
+            if let Ok(b) = b {
+                status.products.insert(p, b);
+            }
+        }
+        status.modules = self.module_status(None)?;
+        Ok(status)
+    }
+}
