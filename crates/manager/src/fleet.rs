@@ -133,13 +133,12 @@ pub fn coverage(
     requires_build: &str,
     offline_after: u64,
 ) -> Result<serde_json::Value> {
-    let req: Requirement =
-        requires_build
-            .parse()
-            .map_err(|e: model::Error| Error::BadRequest {
-                field: "requires_build".into(),
-                reason: e.to_string(),
-            })?;
+    let req: Requirement = requires_build
+        .parse()
+        .map_err(|e: model::Error| Error::BadRequest {
+            field: "requires_build".into(),
+            reason: e.to_string(),
+        })?;
     let applied: HashSet<String> = db
         .history(None, Some(patch_id))?
         .into_iter()
