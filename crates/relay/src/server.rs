@@ -49,6 +49,17 @@ pub struct SyncStatus {
     /// Upstreams found behind another upstream (or the trusted state) in the last sync.
     pub lagging_upstreams: Vec<String>,
     pub syncing: bool,
+    /// The manager link (when a manager is set).
+    pub manager: ManagerStatus,
+}
+
+/// What `/status` reports about the manager link.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ManagerStatus {
+    /// When the last heartbeat was accepted.
+    pub last_heartbeat: Option<String>,
+    /// Why the last heartbeat (or enrolment) failed; `None` after a success.
+    pub error: Option<String>,
 }
 
 /// State shared by the server and the sync loop.
@@ -299,13 +310,13 @@ pub fn status_json(shared: &Shared) -> serde_json::Value {
     let sync = shared.sync.read().map(|s| s.clone()).unwrap_or_default();
     let lag = sync
         .last_success_at
-        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
+        .map(|t| (node::clock::now() - t).whole_seconds());
     let mut warnings: Vec<String> = view
         .as_ref()
         .map(|v| v.manifest.warnings.clone())
         .unwrap_or_default();
     if let Some(v) = &view {
-        let now = time::OffsetDateTime::now_utc();
+        let now = node::clock::now();
         for (role, expires) in [
             ("timestamp", &v.manifest.versions.timestamp_expires),
             ("snapshot", &v.manifest.versions.snapshot_expires),
@@ -352,6 +363,7 @@ pub fn status_json(shared: &Shared) -> serde_json::Value {
             "in_progress": sync.syncing,
         },
         "last_success": sync.last_success,
+        "manager": sync.manager,
         "lag_seconds": lag,
         "warnings": warnings,
     })
