@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::view::ServedView;
+use crate::view::{FileEntry, ServedView};
 
 /// Counters exported at `/metrics`.
 #[derive(Debug, Default)]
@@ -224,16 +224,7 @@ async fn target(
     if etag_matches(&headers, &entry.etag) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
-    // If-Range with another validator: the file changed, send all of it.
-    let range_allowed = headers
-        .get(header::IF_RANGE)
-        .map(|v| v.to_str().map(|s| s.trim() == entry.etag).unwrap_or(false))
-        .unwrap_or(true);
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .filter(|_| range_allowed)
-        .and_then(|v| parse_range(v, entry.length));
+    let range = requested_range(&headers, &entry);
     let base = [
         (
             header::CONTENT_TYPE,
@@ -267,30 +258,9 @@ async fn target(
             .target_partial
             .fetch_add(1, Ordering::Relaxed);
     }
-    let mut resp = if method == Method::HEAD {
-        Response::new(Body::empty())
-    } else if let Some(bytes) = &entry.memory {
-        shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
-        let (a, b) = (start as usize, (start + len) as usize);
-        Response::new(Body::from(bytes.slice(a..b.min(bytes.len()))))
-    } else {
-        let mut file = match tokio::fs::File::open(&entry.path).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(path = %entry.path.display(), error = %e, "stored object unreadable");
-                return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "stored object unreadable\n",
-                )
-                    .into_response();
-            }
-        };
-        if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n").into_response();
-        }
-        shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
-        Response::new(Body::from_stream(stream))
+    let mut resp = match target_body(&shared, &entry, &method, start, len).await {
+        Ok(body) => Response::new(body),
+        Err(r) => return r,
     };
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -302,6 +272,56 @@ async fn target(
         h.insert(header::CONTENT_RANGE, cr);
     }
     resp
+}
+
+/// The byte range asked for, unless `If-Range` names another validator (the file changed: send
+/// all of it).
+fn requested_range(headers: &HeaderMap, entry: &FileEntry) -> Option<Result<(u64, u64), ()>> {
+    let range_allowed = headers
+        .get(header::IF_RANGE)
+        .map(|v| v.to_str().map(|s| s.trim() == entry.etag).unwrap_or(false))
+        .unwrap_or(true);
+    headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| range_allowed)
+        .and_then(|v| parse_range(v, entry.length))
+}
+
+/// `len` bytes of the target from `start`: from memory, streamed from its stored object, or
+/// nothing for HEAD.
+async fn target_body(
+    shared: &Shared,
+    entry: &FileEntry,
+    method: &Method,
+    start: u64,
+    len: u64,
+) -> Result<Body, Response> {
+    if *method == Method::HEAD {
+        return Ok(Body::empty());
+    }
+    if let Some(bytes) = &entry.memory {
+        shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        let (a, b) = (start as usize, (start + len) as usize);
+        return Ok(Body::from(bytes.slice(a..b.min(bytes.len()))));
+    }
+    let mut file = match tokio::fs::File::open(&entry.path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(path = %entry.path.display(), error = %e, "stored object unreadable");
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "stored object unreadable\n",
+            )
+                .into_response());
+        }
+    };
+    if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+        return Err((StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n").into_response());
+    }
+    shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+    Ok(Body::from_stream(stream))
 }
 
 /// The `/status` document.
