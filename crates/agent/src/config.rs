@@ -1,14 +1,16 @@
 //! The agent's TOML configuration. Unknown keys, missing files and an unusable root are errors
-//! that name the key or file, before anything runs.
+//! that name the key or file, before anything runs. The trust anchor, URL and directory checks,
+//! the outgoing HTTPS settings and the manager settings are node's, shared with the relay; the
+//! configuration serializes back to the same TOML (`toml::to_string`).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// Where the agent keeps its state (trusted metadata, staged versions, history, status).
@@ -19,7 +21,7 @@ pub struct AgentConfig {
     #[serde(default)]
     pub relays: Vec<String>,
     /// The origin, used only when no relay answers and `allow_direct` is true.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     #[serde(default)]
     pub allow_direct: bool,
@@ -29,29 +31,19 @@ pub struct AgentConfig {
     /// Platform of this host, matched against `platforms` of targets.
     #[serde(default = "default_platform")]
     pub platform: String,
-    /// Extra CA certificate (PEM) for HTTPS relays, besides the system roots.
-    #[serde(default)]
-    pub ca: Option<PathBuf>,
-    /// Seconds a source may take to start answering a request before the agent gives up on it
-    /// and fails over to the next source (slow retrieval).
-    #[serde(default = "default_first_byte_timeout")]
-    pub first_byte_timeout: u64,
-    /// Progress window in seconds: a download that receives less than `min_rate` bytes per
-    /// second over this window (or nothing at all) is cut off and the next source is tried.
-    #[serde(default = "default_stall_timeout")]
-    pub stall_timeout: u64,
-    /// Minimum download rate in bytes per second, measured per `stall_timeout` window (0: only
-    /// a complete stall is cut off).
-    #[serde(default = "default_min_rate")]
-    pub min_rate: u64,
+    /// Outgoing HTTPS (relays, origin and manager): `ca` (an extra CA certificate, PEM, besides
+    /// the system roots), `first_byte_timeout`, `stall_timeout`, `min_rate` (slow sources are
+    /// cut off and the next one is tried).
+    #[serde(flatten)]
+    pub http: node::HttpSettings,
     /// The manager's base URL: heartbeats after every cycle, policy from the replies.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager: Option<String>,
     /// File holding an enrolment token, used once to obtain this host's credential.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enroll_token_file: Option<PathBuf>,
     /// Name reported to the manager (default: the system host name).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     #[serde(default, rename = "module")]
     pub modules: Vec<ModuleConfig>,
@@ -65,7 +57,7 @@ pub struct AgentConfig {
 /// Bounds on what one patch archive may unpack to, enforced while it is unpacked: the agent
 /// never writes more than `max_unpacked_bytes` of files nor more than `max_members` members,
 /// and refuses (recording why in the hotfix history) an archive that would.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchLimits {
     /// Total size of the files of one patch, unpacked, in bytes (default 1 GiB).
@@ -94,29 +86,29 @@ fn default_max_members() -> u64 {
 }
 
 /// A consumer of components, e.g. a virus scanner reading its signature directory.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModuleConfig {
     pub name: String,
     pub components: Vec<String>,
     pub install_dir: PathBuf,
     /// Shell command run after a change (e.g. `clamdscan --reload`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<String>,
 }
 
 /// A product that receives patches.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductConfig {
     pub name: String,
     /// The installed build, or `build_command` that prints it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_command: Option<String>,
     pub install_dir: PathBuf,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
     /// Commands that must each exit 0 before a patch is applied.
     #[serde(default)]
@@ -127,39 +119,48 @@ fn default_poll() -> u64 {
     300
 }
 
-fn default_first_byte_timeout() -> u64 {
-    transport::DEFAULT_FIRST_BYTE_TIMEOUT_SECS
-}
-
-fn default_stall_timeout() -> u64 {
-    transport::DEFAULT_STALL_TIMEOUT_SECS
-}
-
-fn default_min_rate() -> u64 {
-    transport::DEFAULT_MIN_RATE
-}
-
 fn default_platform() -> String {
     format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
 }
 
+fn config(e: impl std::fmt::Display) -> Error {
+    Error::Config(e.to_string())
+}
+
 impl AgentConfig {
+    /// A configuration with every default, for the state directory and trust anchor given
+    /// (no sources yet: add relays or an origin).
+    pub fn new(state_dir: PathBuf, trusted_root: PathBuf) -> Self {
+        AgentConfig {
+            state_dir,
+            trusted_root,
+            relays: Vec::new(),
+            origin: None,
+            allow_direct: false,
+            poll_interval: default_poll(),
+            platform: default_platform(),
+            http: node::HttpSettings::default(),
+            manager: None,
+            enroll_token_file: None,
+            hostname: None,
+            modules: Vec::new(),
+            products: Vec::new(),
+            patch_limits: PatchLimits::default(),
+        }
+    }
+
     /// The HTTP client's bounds from this configuration (slow sources, extra CA).
     pub fn http_config(&self) -> Result<transport::HttpConfig> {
-        let mut http = transport::HttpConfig {
-            connect_timeout: std::time::Duration::from_secs(5),
-            first_byte_timeout: std::time::Duration::from_secs(self.first_byte_timeout),
-            stall_timeout: std::time::Duration::from_secs(self.stall_timeout),
-            min_rate: self.min_rate,
-            ..transport::HttpConfig::default()
-        };
-        if let Some(ca) = &self.ca {
-            http.extra_root_pem.push(
-                std::fs::read(ca)
-                    .map_err(|e| Error::Config(format!("ca {}: {e}", ca.display())))?,
-            );
+        self.http.http_config().map_err(config)
+    }
+
+    /// The manager settings, as node's manager link takes them.
+    pub fn link_settings(&self) -> node::LinkSettings {
+        node::LinkSettings {
+            manager: self.manager.clone(),
+            enroll_token_file: self.enroll_token_file.clone(),
+            hostname: self.hostname.clone(),
         }
-        Ok(http)
     }
 
     /// Read and check a configuration file.
@@ -174,43 +175,44 @@ impl AgentConfig {
 
     /// Check what can be checked before running; returns the trust anchor bytes.
     pub fn validate(&self) -> Result<Vec<u8>> {
-        let root = std::fs::read(&self.trusted_root).map_err(|e| {
-            Error::Config(format!("trusted_root {}: {e}", self.trusted_root.display()))
-        })?;
-        tuf::TrustedSet::new(&root, time::OffsetDateTime::now_utc()).map_err(|e| {
-            Error::Config(format!("trusted_root {}: {e}", self.trusted_root.display()))
-        })?;
+        let root = node::anchor::load(&self.trusted_root).map_err(config)?;
+        self.validate_sources()?;
+        self.link_settings()
+            .validate(&self.state_dir)
+            .map_err(config)?;
+        self.validate_limits()?;
+        let mut names = HashSet::new();
+        for m in &self.modules {
+            m.validate(&mut names)?;
+        }
+        for p in &self.products {
+            p.validate(&mut names)?;
+        }
+        node::dirs::writable("state_dir", &self.state_dir).map_err(config)?;
+        Ok(root)
+    }
+
+    fn validate_sources(&self) -> Result<()> {
         if self.relays.is_empty() && self.origin.is_none() {
             return Err(Error::Config(
                 "relays is empty and there is no origin: nothing to update from".into(),
             ));
-        }
-        if self.enroll_token_file.is_some() && self.manager.is_none() {
-            return Err(Error::Config(
-                "enroll_token_file needs manager = URL".into(),
-            ));
-        }
-        if let Some(f) = &self.enroll_token_file {
-            if !f.is_file() && !self.state_dir.join("manager.json").is_file() {
-                return Err(Error::Config(format!(
-                    "enroll_token_file {}: not a readable file",
-                    f.display()
-                )));
-            }
         }
         if self.allow_direct && self.origin.is_none() {
             return Err(Error::Config(
                 "allow_direct = true needs origin = URL".into(),
             ));
         }
-        for u in self.relays.iter().chain(self.origin.iter()) {
-            if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://"))
-            {
-                return Err(Error::Config(format!(
-                    "{u:?} is not an http://, https:// or file:// URL"
-                )));
-            }
+        for u in &self.relays {
+            node::url::check("relays", u, node::url::SOURCE_SCHEMES).map_err(config)?;
         }
+        if let Some(u) = &self.origin {
+            node::url::check("origin", u, node::url::SOURCE_SCHEMES).map_err(config)?;
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<()> {
         if self.patch_limits.max_unpacked_bytes == 0 {
             return Err(Error::Config(
                 "patch_limits.max_unpacked_bytes must be at least 1".into(),
@@ -224,60 +226,7 @@ impl AgentConfig {
         if self.poll_interval == 0 {
             return Err(Error::Config("poll_interval must be at least 1".into()));
         }
-        if self.first_byte_timeout == 0 || self.stall_timeout == 0 {
-            return Err(Error::Config(
-                "first_byte_timeout and stall_timeout must be at least 1 (seconds)".into(),
-            ));
-        }
-        let mut names = HashSet::new();
-        for m in &self.modules {
-            if !names.insert(format!("module {}", m.name)) {
-                return Err(Error::Config(format!(
-                    "module {:?} is configured twice",
-                    m.name
-                )));
-            }
-            if m.components.is_empty() {
-                return Err(Error::Config(format!(
-                    "module {:?}: components is empty",
-                    m.name
-                )));
-            }
-            for c in &m.components {
-                model::check_component(c)
-                    .map_err(|e| Error::Config(format!("module {:?}: {e}", m.name)))?;
-            }
-        }
-        for p in &self.products {
-            if !names.insert(format!("product {}", p.name)) {
-                return Err(Error::Config(format!(
-                    "product {:?} is configured twice",
-                    p.name
-                )));
-            }
-            match (&p.build, &p.build_command) {
-                (Some(b), None) => {
-                    b.parse::<model::Version>()
-                        .map_err(|e| Error::Config(format!("product {:?}: build: {e}", p.name)))?;
-                }
-                (None, Some(_)) => {}
-                _ => {
-                    return Err(Error::Config(format!(
-                        "product {:?}: give exactly one of build or build_command",
-                        p.name
-                    )))
-                }
-            }
-        }
-        std::fs::create_dir_all(&self.state_dir)
-            .map_err(|e| Error::Config(format!("state_dir {}: {e}", self.state_dir.display())))?;
-        tempfile::NamedTempFile::new_in(&self.state_dir).map_err(|e| {
-            Error::Config(format!(
-                "state_dir {} is not writable: {e}",
-                self.state_dir.display()
-            ))
-        })?;
-        Ok(root)
+        self.http.validate().map_err(config)
     }
 
     /// Update sources in the order they are tried: relays, then the origin if allowed.
@@ -300,6 +249,53 @@ impl AgentConfig {
             }
         }
         v
+    }
+}
+
+impl ModuleConfig {
+    /// Check the module; `names` holds the modules and products seen so far.
+    fn validate(&self, names: &mut HashSet<String>) -> Result<()> {
+        if !names.insert(format!("module {}", self.name)) {
+            return Err(Error::Config(format!(
+                "module {:?} is configured twice",
+                self.name
+            )));
+        }
+        if self.components.is_empty() {
+            return Err(Error::Config(format!(
+                "module {:?}: components is empty",
+                self.name
+            )));
+        }
+        for c in &self.components {
+            model::check_component(c)
+                .map_err(|e| Error::Config(format!("module {:?}: {e}", self.name)))?;
+        }
+        Ok(())
+    }
+}
+
+impl ProductConfig {
+    /// Check the product; `names` holds the modules and products seen so far.
+    fn validate(&self, names: &mut HashSet<String>) -> Result<()> {
+        if !names.insert(format!("product {}", self.name)) {
+            return Err(Error::Config(format!(
+                "product {:?} is configured twice",
+                self.name
+            )));
+        }
+        match (&self.build, &self.build_command) {
+            (Some(b), None) => {
+                b.parse::<model::Version>()
+                    .map_err(|e| Error::Config(format!("product {:?}: build: {e}", self.name)))?;
+                Ok(())
+            }
+            (None, Some(_)) => Ok(()),
+            _ => Err(Error::Config(format!(
+                "product {:?}: give exactly one of build or build_command",
+                self.name
+            ))),
+        }
     }
 }
 
@@ -363,6 +359,22 @@ max_members = 10000                        # members of one patch archive
             toml::from_str::<AgentConfig>(&format!("{without}\n[patch_limits]\nmax_bytes = 3\n"))
                 .unwrap_err();
         assert!(err.to_string().contains("max_bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_configuration_serializes_to_toml_that_reads_back_the_same() {
+        let mut c: AgentConfig = toml::from_str(MINIMAL).unwrap();
+        c.http.ca = Some("/etc/updraft/ca.pem".into());
+        c.http.min_rate = 1;
+        c.manager = Some("https://manager:8443".into());
+        let text = toml::to_string(&c).unwrap();
+        assert!(text.contains("ca = \"/etc/updraft/ca.pem\""), "{text}");
+        assert_eq!(toml::from_str::<AgentConfig>(&text).unwrap(), c, "{text}");
+        let mut fresh = AgentConfig::new("/var/lib/updraft".into(), "/etc/root.json".into());
+        fresh.relays = vec!["http://relay-1:8080".into()];
+        let back: AgentConfig = toml::from_str(&toml::to_string(&fresh).unwrap()).unwrap();
+        assert_eq!(back, fresh);
+        assert_eq!(back.http, node::HttpSettings::default());
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub enum Error {
     Config(String),
     #[error("{0}")]
     Transport(#[from] transport::Error),
+    /// Host plumbing shared with the relay (node): trust anchor, settings, the manager link.
+    #[error(transparent)]
+    Node(#[from] node::Error),
     /// A patch archive that is refused: what is wrong with it and, for limits, which key.
     #[error("patch archive {}: {reason}", archive.display())]
     PatchArchive { archive: PathBuf, reason: String },

@@ -12,14 +12,11 @@ use crate::error::{Error, Result};
 
 /// Test hook: `UPDRAFT_FAULT=<point>` aborts the process at that point (like `kill -9`).
 pub fn fault(point: &str) {
-    if std::env::var("UPDRAFT_FAULT").is_ok_and(|v| v == point) {
-        tracing::error!(point, "UPDRAFT_FAULT: aborting");
-        std::process::abort();
-    }
+    node::fault::fault(point)
 }
 
 pub(crate) fn now() -> String {
-    tuf::metadata::format_expires(time::OffsetDateTime::now_utc())
+    node::clock::now_string()
 }
 
 /// Run a shell command; Ok(output) on exit 0, Err(output) otherwise.

@@ -1,30 +1,26 @@
-//! Reporting to the manager (the shared client in `transport::manager_client`), with the agent's
-//! state directory: identity in `manager.json` (mode 0600), policy in `policy.json`.
+//! Reporting to the manager: a thin layer over node's manager link with the agent's state
+//! directory (identity in `manager.json`, mode 0600; policy in `policy.json`).
 
-use transport::manager_client as mc;
-pub use transport::manager_client::{hostname, Identity, Policy};
+use model::protocol::{Heartbeat, Role};
+pub use node::manager::{hostname, Identity, Policy};
 
 use crate::error::{Error, Result};
 use crate::state::StateDir;
 
-fn err(e: mc::ClientError) -> Error {
-    Error::Other(e.0)
-}
-
 pub fn identity(state: &StateDir) -> Result<Option<Identity>> {
-    mc::identity(&state.dir).map_err(err)
+    Ok(node::manager::identity(&state.dir)?)
 }
 
 pub fn save_identity(state: &StateDir, id: &Identity) -> Result<()> {
-    mc::save_identity(&state.dir, id).map_err(err)
+    Ok(node::manager::save_identity(&state.dir, id)?)
 }
 
 pub fn policy(state: &StateDir) -> Option<Policy> {
-    mc::policy(&state.dir)
+    node::manager::stored_policy(&state.dir)
 }
 
 pub fn save_policy(state: &StateDir, p: &Policy) -> Result<bool> {
-    mc::save_policy(&state.dir, p).map_err(err)
+    Ok(node::manager::save_policy(&state.dir, p)?)
 }
 
 pub fn enroll(
@@ -35,14 +31,25 @@ pub fn enroll(
     hostname: &str,
     role: &str,
 ) -> Result<Identity> {
-    mc::enroll(client, &state.dir, manager, token_file, hostname, role).map_err(err)
+    let role: Role = role.parse().map_err(Error::Other)?;
+    Ok(node::manager::enroll(
+        client, &state.dir, manager, token_file, hostname, role,
+    )?)
 }
 
-pub fn heartbeat(
+/// Send a heartbeat; returns the policy in the reply.
+///
+/// The body is a [`Heartbeat`]. The bound is `Serialize` (the body must still read as a
+/// `Heartbeat`, or nothing is sent) only while the agent's report moves to the typed heartbeat;
+/// then it narrows to `&Heartbeat`.
+pub fn heartbeat<B: serde::Serialize>(
     client: &transport::HttpFetcher,
     manager: &str,
     id: &Identity,
-    body: &serde_json::Value,
+    body: &B,
 ) -> Result<Option<Policy>> {
-    mc::heartbeat(client, manager, id, body).map_err(err)
+    let typed: Heartbeat = serde_json::to_value(body)
+        .and_then(serde_json::from_value)
+        .map_err(|e| Error::Other(format!("heartbeat body: {e}")))?;
+    Ok(node::manager::heartbeat(client, manager, id, &typed)?)
 }

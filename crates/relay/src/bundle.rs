@@ -88,7 +88,7 @@ pub fn export(
     }
     let manifest = BundleManifest {
         format: BUNDLE_FORMAT,
-        created: tuf::metadata::format_expires(time::OffsetDateTime::now_utc()),
+        created: node::clock::now_string(),
         producer: format!("updraft {}", env!("CARGO_PKG_VERSION")),
         versions: view.versions.clone(),
         components: components.to_vec(),

@@ -13,6 +13,9 @@ pub enum Error {
     Tuf(#[from] tuf::Error),
     #[error("configuration: {0}")]
     Config(String),
+    /// Host plumbing shared with the agent: trust anchor, settings, cache directory, manager.
+    #[error(transparent)]
+    Node(#[from] node::Error),
     #[error("{0}")]
     Transport(#[from] transport::Error),
     #[error("every upstream failed: {0}")]

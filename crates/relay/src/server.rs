@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::view::ServedView;
+use crate::view::{FileEntry, ServedView};
 
 /// Counters exported at `/metrics`.
 #[derive(Debug, Default)]
@@ -49,6 +49,17 @@ pub struct SyncStatus {
     /// Upstreams found behind another upstream (or the trusted state) in the last sync.
     pub lagging_upstreams: Vec<String>,
     pub syncing: bool,
+    /// The manager link (when a manager is set).
+    pub manager: ManagerStatus,
+}
+
+/// What `/status` reports about the manager link.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ManagerStatus {
+    /// When the last heartbeat was accepted.
+    pub last_heartbeat: Option<String>,
+    /// Why the last heartbeat (or enrolment) failed; `None` after a success.
+    pub error: Option<String>,
 }
 
 /// State shared by the server and the sync loop.
@@ -213,16 +224,7 @@ async fn target(
     if etag_matches(&headers, &entry.etag) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
-    // If-Range with another validator: the file changed, send all of it.
-    let range_allowed = headers
-        .get(header::IF_RANGE)
-        .map(|v| v.to_str().map(|s| s.trim() == entry.etag).unwrap_or(false))
-        .unwrap_or(true);
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .filter(|_| range_allowed)
-        .and_then(|v| parse_range(v, entry.length));
+    let range = requested_range(&headers, &entry);
     let base = [
         (
             header::CONTENT_TYPE,
@@ -256,30 +258,9 @@ async fn target(
             .target_partial
             .fetch_add(1, Ordering::Relaxed);
     }
-    let mut resp = if method == Method::HEAD {
-        Response::new(Body::empty())
-    } else if let Some(bytes) = &entry.memory {
-        shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
-        let (a, b) = (start as usize, (start + len) as usize);
-        Response::new(Body::from(bytes.slice(a..b.min(bytes.len()))))
-    } else {
-        let mut file = match tokio::fs::File::open(&entry.path).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(path = %entry.path.display(), error = %e, "stored object unreadable");
-                return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "stored object unreadable\n",
-                )
-                    .into_response();
-            }
-        };
-        if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n").into_response();
-        }
-        shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
-        Response::new(Body::from_stream(stream))
+    let mut resp = match target_body(&shared, &entry, &method, start, len).await {
+        Ok(body) => Response::new(body),
+        Err(r) => return r,
     };
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -293,19 +274,69 @@ async fn target(
     resp
 }
 
+/// The byte range asked for, unless `If-Range` names another validator (the file changed: send
+/// all of it).
+fn requested_range(headers: &HeaderMap, entry: &FileEntry) -> Option<Result<(u64, u64), ()>> {
+    let range_allowed = headers
+        .get(header::IF_RANGE)
+        .map(|v| v.to_str().map(|s| s.trim() == entry.etag).unwrap_or(false))
+        .unwrap_or(true);
+    headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| range_allowed)
+        .and_then(|v| parse_range(v, entry.length))
+}
+
+/// `len` bytes of the target from `start`: from memory, streamed from its stored object, or
+/// nothing for HEAD.
+async fn target_body(
+    shared: &Shared,
+    entry: &FileEntry,
+    method: &Method,
+    start: u64,
+    len: u64,
+) -> Result<Body, Response> {
+    if *method == Method::HEAD {
+        return Ok(Body::empty());
+    }
+    if let Some(bytes) = &entry.memory {
+        shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        let (a, b) = (start as usize, (start + len) as usize);
+        return Ok(Body::from(bytes.slice(a..b.min(bytes.len()))));
+    }
+    let mut file = match tokio::fs::File::open(&entry.path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(path = %entry.path.display(), error = %e, "stored object unreadable");
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "stored object unreadable\n",
+            )
+                .into_response());
+        }
+    };
+    if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+        return Err((StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n").into_response());
+    }
+    shared.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+    Ok(Body::from_stream(stream))
+}
+
 /// The `/status` document.
 pub fn status_json(shared: &Shared) -> serde_json::Value {
     let view = shared.current();
     let sync = shared.sync.read().map(|s| s.clone()).unwrap_or_default();
     let lag = sync
         .last_success_at
-        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
+        .map(|t| (node::clock::now() - t).whole_seconds());
     let mut warnings: Vec<String> = view
         .as_ref()
         .map(|v| v.manifest.warnings.clone())
         .unwrap_or_default();
     if let Some(v) = &view {
-        let now = time::OffsetDateTime::now_utc();
+        let now = node::clock::now();
         for (role, expires) in [
             ("timestamp", &v.manifest.versions.timestamp_expires),
             ("snapshot", &v.manifest.versions.snapshot_expires),
@@ -352,6 +383,7 @@ pub fn status_json(shared: &Shared) -> serde_json::Value {
             "in_progress": sync.syncing,
         },
         "last_success": sync.last_success,
+        "manager": sync.manager,
         "lag_seconds": lag,
         "warnings": warnings,
     })

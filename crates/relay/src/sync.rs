@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use tuf::{Fetcher, TargetInfo, Updater, UpdaterConfig};
 
+use node::fault::fault;
+
 use crate::error::{Error, Result};
 use crate::store::{ObjectId, Store};
 use crate::view::{Manifest, TargetEntry, Versions, Views, VIEW_FORMAT};
@@ -25,9 +27,8 @@ impl Cache {
     /// Open (creating) a cache directory; fails early on a read-only or unusable directory.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         // Probe writability now rather than at the first sync.
-        tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+        node::dirs::writable("cache", &dir)?;
         Ok(Cache {
             store: Store::open(&dir)?,
             views: Views::open(&dir)?,
@@ -96,15 +97,6 @@ pub struct SyncOutcome {
     /// Upstreams found behind another upstream or the trusted state, and by how much.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lagging: Vec<String>,
-}
-
-/// Test hook: `UPDRAFT_FAULT=<point>` aborts the process at that point of a sync, the way
-/// `kill -9` would, so that crash recovery can be tested deterministically.
-fn fault(point: &str) {
-    if std::env::var("UPDRAFT_FAULT").is_ok_and(|v| v == point) {
-        tracing::error!(point, "UPDRAFT_FAULT: aborting");
-        std::process::abort();
-    }
 }
 
 fn versions(set: &tuf::TrustedSet) -> Versions {
@@ -209,7 +201,7 @@ pub fn sync_from(
     let manifest = Manifest {
         format: VIEW_FORMAT,
         id: cache.views.next_id()?,
-        created: tuf::metadata::format_expires(time::OffsetDateTime::now_utc()),
+        created: node::clock::now_string(),
         source: source.label.clone(),
         versions,
         metadata,

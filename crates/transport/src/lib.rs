@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use tuf::FetchError;
 
-pub mod manager_client;
-
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

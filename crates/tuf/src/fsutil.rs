@@ -53,11 +53,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// atomic for readers, but a power loss may leave the old content, or on some file systems an
 /// empty file (which a TUF client then rejects and downloads again).
 pub fn write_atomic_with(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+    // Published and cached files are readable by everyone (a web server may serve them).
+    write_atomic_as(path, bytes, durable, public_permissions())
+}
+
+/// As [`write_atomic`] for a secret (a private key, a host credential): the file is created
+/// with mode 0600 before anything is written to it.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_as(path, bytes, true, private_permissions())
+}
+
+fn write_atomic_as(path: &Path, bytes: &[u8], durable: bool, mode: fs::Permissions) -> Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    // Published and cached files are readable by everyone (a web server may serve them);
-    // private keys are written elsewhere with 0600.
-    let mut tmp = public_tempfile(&dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .permissions(mode)
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     if durable {
         tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
@@ -82,6 +94,17 @@ pub fn public_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile> {
 fn public_permissions() -> fs::Permissions {
     use std::os::unix::fs::PermissionsExt;
     fs::Permissions::from_mode(0o644)
+}
+
+#[cfg(unix)]
+fn private_permissions() -> fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    fs::Permissions::from_mode(0o600)
+}
+
+#[cfg(not(unix))]
+fn private_permissions() -> fs::Permissions {
+    public_permissions()
 }
 
 #[cfg(not(unix))]
@@ -141,6 +164,20 @@ mod tests {
         assert_eq!(safe_file_name("targets"), "targets");
         assert_eq!(safe_file_name("a/b c"), "a%2Fb%20c");
         assert_ne!(safe_file_name("."), safe_file_name(".."));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_0600_and_public_ones_0644() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let (secret, public) = (dir.path().join("secret"), dir.path().join("public"));
+        write_atomic_private(&secret, b"s").unwrap();
+        write_atomic(&public, b"p").unwrap();
+        assert_eq!((mode(&secret), mode(&public)), (0o600, 0o644));
+        write_atomic_private(&secret, b"t").unwrap();
+        assert_eq!(fs::read(&secret).unwrap(), b"t");
     }
 
     #[test]

@@ -180,31 +180,7 @@ fn to_value<T: Serialize>(t: &T) -> Result<Value> {
 
 fn write_private_key(path: &Path, key: &PrivateKey) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(key).map_err(|e| Error::Repository(e.to_string()))?;
-    let dir = crate::fsutil::parent_dir(path);
-    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let tmp = tempfile::Builder::new()
-        .permissions(private_permissions())
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
-    fs::write(tmp.path(), &bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn private_permissions() -> fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    fs::Permissions::from_mode(0o600)
-}
-
-#[cfg(not(unix))]
-fn private_permissions() -> fs::Permissions {
-    let mut p = fs::metadata(".")
-        .map(|m| m.permissions())
-        .unwrap_or_else(|_| unreachable!());
-    p.set_readonly(false);
-    p
+    crate::fsutil::write_atomic_private(path, &bytes)
 }
 
 fn read_signed<T: serde::de::DeserializeOwned + crate::metadata::Common>(

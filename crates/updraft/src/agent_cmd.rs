@@ -1,6 +1,6 @@
 //! `updraft agent …`: run the agent, or show its status and hotfix history.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use agent::{Agent, AgentConfig};
 use anyhow::Result;
@@ -41,100 +41,108 @@ enum AgentCommand {
 
 pub fn run(args: &AgentArgs) -> Result<()> {
     match &args.cmd {
-        Some(AgentCommand::Status { config, json }) => {
-            let c = AgentConfig::load(config)?;
-            let s = agent::state::StateDir::new(&c.state_dir).status()?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-                return Ok(());
-            }
-            println!(
-                "update source: {}",
-                s.source.as_deref().unwrap_or("none yet")
-            );
-            println!(
-                "last result:   {}",
-                if s.last_result.is_empty() {
-                    "never run"
-                } else {
-                    &s.last_result
-                }
-            );
-            if let Some(t) = &s.last_success {
-                println!("last change:   {t}");
-            }
-            for e in &s.errors {
-                println!("error:         {e}");
-            }
-            for l in &s.lagging {
-                println!("lagging:       {l}");
-            }
-            println!(
-                "\n{:<16} {:<8} {:<40} reason",
-                "module", "status", "components"
-            );
-            for m in &s.modules {
-                let comps: Vec<String> = m
-                    .components
-                    .iter()
-                    .map(|(c, v)| format!("{c} {}", v.as_deref().unwrap_or("-")))
-                    .collect();
-                println!(
-                    "{:<16} {:<8} {:<40} {}",
-                    m.name,
-                    m.status,
-                    comps.join(", "),
-                    m.reason.as_deref().unwrap_or("")
-                );
-            }
-            if !s.products.is_empty() {
-                println!("\n{:<16} build", "product");
-                for (p, b) in &s.products {
-                    println!("{p:<16} {b}");
-                }
-            }
-            Ok(())
-        }
-        Some(AgentCommand::History { config, json }) => {
-            let c = AgentConfig::load(config)?;
-            let h = agent::state::StateDir::new(&c.state_dir).history()?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&h)?);
-                return Ok(());
-            }
-            println!(
-                "{:<21} {:<10} {:<12} {:<12} {:<12} {:<17} message",
-                "time", "patch", "product", "from", "to", "outcome"
-            );
-            for e in &h {
-                println!(
-                    "{:<21} {:<10} {:<12} {:<12} {:<12} {:<17} {}",
-                    e.time, e.patch_id, e.product, e.from_build, e.to_build, e.outcome, e.message
-                );
-            }
-            Ok(())
-        }
+        Some(AgentCommand::Status { config, json }) => status(config, *json),
+        Some(AgentCommand::History { config, json }) => history(config, *json),
         None => {
             let config = args
                 .config
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("--config FILE is required"))?;
-            let a = Agent::new(AgentConfig::load(config)?)?;
-            if args.once {
-                let report = a.cycle()?;
-                println!("{}", serde_json::to_string_pretty(&report)?);
-                return Ok(());
-            }
-            loop {
-                match a.cycle() {
-                    Ok(r) if !r.installed.is_empty() || !r.patches.is_empty() => {
-                        tracing::info!(installed = ?r.installed, patches = ?r.patches, source = ?r.source, "cycle done")
-                    }
-                    Ok(_) => tracing::debug!("cycle done, nothing changed"),
-                    Err(e) => tracing::error!(error = %e, "cycle failed"),
-                }
-                std::thread::sleep(agent::next_poll(a.poll_interval()));
-            }
+            daemon(Agent::new(AgentConfig::load(config)?)?, args.once)
         }
+    }
+}
+
+fn status(config: &Path, json: bool) -> Result<()> {
+    let c = AgentConfig::load(config)?;
+    let s = agent::state::StateDir::new(&c.state_dir).status()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!(
+        "update source: {}",
+        s.source.as_deref().unwrap_or("none yet")
+    );
+    println!(
+        "last result:   {}",
+        if s.last_result.is_empty() {
+            "never run"
+        } else {
+            &s.last_result
+        }
+    );
+    if let Some(t) = &s.last_success {
+        println!("last change:   {t}");
+    }
+    for e in &s.errors {
+        println!("error:         {e}");
+    }
+    for l in &s.lagging {
+        println!("lagging:       {l}");
+    }
+    println!(
+        "\n{:<16} {:<8} {:<40} reason",
+        "module", "status", "components"
+    );
+    for m in &s.modules {
+        let comps: Vec<String> = m
+            .components
+            .iter()
+            .map(|(c, v)| format!("{c} {}", v.as_deref().unwrap_or("-")))
+            .collect();
+        println!(
+            "{:<16} {:<8} {:<40} {}",
+            m.name,
+            m.status,
+            comps.join(", "),
+            m.reason.as_deref().unwrap_or("")
+        );
+    }
+    if !s.products.is_empty() {
+        println!("\n{:<16} build", "product");
+        for (p, b) in &s.products {
+            println!("{p:<16} {b}");
+        }
+    }
+    Ok(())
+}
+
+fn history(config: &Path, json: bool) -> Result<()> {
+    let c = AgentConfig::load(config)?;
+    let h = agent::state::StateDir::new(&c.state_dir).history()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&h)?);
+        return Ok(());
+    }
+    println!(
+        "{:<21} {:<10} {:<12} {:<12} {:<12} {:<17} message",
+        "time", "patch", "product", "from", "to", "outcome"
+    );
+    for e in &h {
+        println!(
+            "{:<21} {:<10} {:<12} {:<12} {:<12} {:<17} {}",
+            e.time, e.patch_id, e.product, e.from_build, e.to_build, e.outcome, e.message
+        );
+    }
+    Ok(())
+}
+
+/// Run cycles every poll interval; with `once`, one cycle whose report is printed as JSON.
+fn daemon(a: Agent, once: bool) -> Result<()> {
+    if once {
+        let report = a.cycle()?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    loop {
+        match a.cycle() {
+            Ok(r) if !r.installed.is_empty() || !r.patches.is_empty() => {
+                tracing::info!(installed = ?r.installed, patches = ?r.patches, source = ?r.source, "cycle done")
+            }
+            Ok(_) => tracing::debug!("cycle done, nothing changed"),
+            Err(e) => tracing::error!(error = %e, "cycle failed"),
+        }
+        std::thread::sleep(agent::next_poll(a.poll_interval()));
     }
 }

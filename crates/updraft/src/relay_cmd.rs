@@ -1,6 +1,6 @@
 //! `updraft relay …`: run a relay, or export/import offline bundles.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -77,9 +77,11 @@ struct RunArgs {
     /// TLS private key (PEM)
     #[arg(long)]
     tls_key: Option<PathBuf>,
-    /// Extra CA certificate (PEM) for HTTPS upstreams, besides the system roots
-    #[arg(long)]
-    upstream_ca: Option<PathBuf>,
+    /// Extra CA certificate (PEM) trusted besides the system roots, for HTTPS upstreams AND the
+    /// manager (`--upstream-ca`, its former name, is still accepted; `ca` or `upstream_ca` in a
+    /// config file)
+    #[arg(long, visible_alias = "upstream-ca", value_name = "PEM")]
+    ca: Option<PathBuf>,
     /// Seconds an upstream may take to start answering before the next one is tried [default: 10]
     #[arg(long, value_name = "SECS")]
     first_byte_timeout: Option<u64>,
@@ -113,82 +115,48 @@ struct RunArgs {
 fn config(a: &RunArgs) -> Result<RelayConfig> {
     let mut c = match &a.config {
         Some(path) => RelayConfig::from_file(path)?,
-        None => RelayConfig {
-            upstreams: Vec::new(),
-            trusted_root: a
-                .trusted_root
+        None => RelayConfig::new(
+            a.trusted_root
                 .clone()
                 .context("--trusted-root FILE is required (or --config FILE)")?,
-            cache: a
-                .cache
+            a.cache
                 .clone()
                 .context("--cache DIR is required (or --config FILE)")?,
-            listen: "127.0.0.1:8080".into(),
-            poll_interval: 300,
-            keep_views: 3,
-            tls_cert: None,
-            tls_key: None,
-            upstream_ca: None,
-            first_byte_timeout: relay::default_first_byte_timeout(),
-            stall_timeout: relay::default_stall_timeout(),
-            min_rate: relay::default_min_rate(),
-            offline_grace: 0,
-            offline: false,
-            manager: None,
-            enroll_token_file: None,
-            hostname: None,
-        },
+        ),
     };
     if !a.upstreams.is_empty() {
         c.upstreams = a.upstreams.clone();
     }
-    if let Some(v) = &a.trusted_root {
-        c.trusted_root = v.clone();
-    }
-    if let Some(v) = &a.cache {
-        c.cache = v.clone();
-    }
-    if let Some(v) = &a.listen {
-        c.listen = v.clone();
-    }
-    if let Some(v) = a.poll_interval {
-        c.poll_interval = v;
-    }
-    if let Some(v) = a.keep_views {
-        c.keep_views = v;
-    }
-    if a.tls_cert.is_some() {
-        c.tls_cert = a.tls_cert.clone();
-    }
-    if a.tls_key.is_some() {
-        c.tls_key = a.tls_key.clone();
-    }
-    if a.upstream_ca.is_some() {
-        c.upstream_ca = a.upstream_ca.clone();
-    }
-    if let Some(v) = a.first_byte_timeout {
-        c.first_byte_timeout = v;
-    }
-    if let Some(v) = a.stall_timeout {
-        c.stall_timeout = v;
-    }
-    if let Some(v) = a.min_rate {
-        c.min_rate = v;
-    }
-    if let Some(v) = a.offline_grace {
-        c.offline_grace = v;
-    }
+    set(&mut c.trusted_root, &a.trusted_root);
+    set(&mut c.cache, &a.cache);
+    set(&mut c.listen, &a.listen);
+    set(&mut c.poll_interval, &a.poll_interval);
+    set(&mut c.keep_views, &a.keep_views);
+    set_some(&mut c.tls_cert, &a.tls_cert);
+    set_some(&mut c.tls_key, &a.tls_key);
+    set_some(&mut c.http.ca, &a.ca);
+    set(&mut c.http.first_byte_timeout, &a.first_byte_timeout);
+    set(&mut c.http.stall_timeout, &a.stall_timeout);
+    set(&mut c.http.min_rate, &a.min_rate);
+    set(&mut c.offline_grace, &a.offline_grace);
     c.offline |= a.offline;
-    if a.manager.is_some() {
-        c.manager = a.manager.clone();
-    }
-    if a.enroll_token_file.is_some() {
-        c.enroll_token_file = a.enroll_token_file.clone();
-    }
-    if a.hostname.is_some() {
-        c.hostname = a.hostname.clone();
-    }
+    set_some(&mut c.link.manager, &a.manager);
+    set_some(&mut c.link.enroll_token_file, &a.enroll_token_file);
+    set_some(&mut c.link.hostname, &a.hostname);
     Ok(c)
+}
+
+/// A flag given on the command line wins over the file.
+fn set<T: Clone>(setting: &mut T, flag: &Option<T>) {
+    if let Some(v) = flag {
+        *setting = v.clone();
+    }
+}
+
+fn set_some<T: Clone>(setting: &mut Option<T>, flag: &Option<T>) {
+    if flag.is_some() {
+        *setting = flag.clone();
+    }
 }
 
 pub fn run(args: &RelayArgs) -> Result<()> {
@@ -197,19 +165,7 @@ pub fn run(args: &RelayArgs) -> Result<()> {
             cache,
             out,
             components,
-        }) => {
-            let m = relay::bundle::export(cache, out, components, true)?;
-            println!(
-                "wrote {}: bundle format {}, root v{}, timestamp v{}, {} metadata file(s), {} target file(s)",
-                out.display(),
-                m.format,
-                m.versions.root,
-                m.versions.timestamp,
-                m.metadata.len(),
-                m.targets.len()
-            );
-            Ok(())
-        }
+        }) => export(cache, out, components),
         Some(RelayCommand::Import {
             cache,
             trusted_root,
@@ -217,57 +173,72 @@ pub fn run(args: &RelayArgs) -> Result<()> {
             keep_views,
             bundle,
         }) => {
-            let anchor = relay::trust_anchor(trusted_root)?;
             let settings = relay::SyncSettings {
-                trusted_root: anchor,
+                trusted_root: relay::trust_anchor(trusted_root)?,
                 keep_views: *keep_views,
                 offline_grace: time::Duration::days(*offline_grace as i64),
                 max_roles: 100_000,
                 progress: true,
             };
-            let out = relay::bundle::import(cache, bundle, &settings).with_context(|| {
-                format!(
-                    "bundle {} was not imported; the view in service is unchanged",
-                    bundle.display()
-                )
-            })?;
-            for w in &out.warnings {
-                eprintln!("warning: {w}");
-            }
-            println!(
-                "imported {}: view {} ({}), {} target file(s) verified, {} not in the bundle",
-                bundle.display(),
-                out.view,
-                if out.changed { "new" } else { "unchanged" },
-                out.downloaded,
-                out.skipped_missing
-            );
-            Ok(())
+            import(cache, bundle, &settings)
         }
-        None => {
-            let c = config(&args.run)?;
-            if args.run.once {
-                let anchor = c.validate()?;
-                let cache = relay::Cache::open(&c.cache)?;
-                let fetcher = relay::fetcher(&c)?;
-                let shared = relay::Shared::new(c.offline_grace);
-                let out = relay::sync_cycle(
-                    &cache,
-                    &c.sync_settings(anchor, true),
-                    &fetcher,
-                    &c.upstreams,
-                    &shared,
-                )?;
-                println!("{}", serde_json::to_string_pretty(&out)?);
-                return Ok(());
-            }
-            if c.offline && !c.upstreams.is_empty() {
-                bail!("--offline serves the cache only: remove --upstream, or drop --offline");
-            }
-            crate::runtime()?.block_on(relay::run(c, async {
-                let _ = tokio::signal::ctrl_c().await;
-            }))?;
-            Ok(())
-        }
+        None => serve(&args.run),
     }
+}
+
+fn export(cache: &Path, out: &Path, components: &[String]) -> Result<()> {
+    let m = relay::bundle::export(cache, out, components, true)?;
+    println!(
+        "wrote {}: bundle format {}, root v{}, timestamp v{}, {} metadata file(s), {} target file(s)",
+        out.display(),
+        m.format,
+        m.versions.root,
+        m.versions.timestamp,
+        m.metadata.len(),
+        m.targets.len()
+    );
+    Ok(())
+}
+
+fn import(cache: &Path, bundle: &Path, settings: &relay::SyncSettings) -> Result<()> {
+    let out = relay::bundle::import(cache, bundle, settings).with_context(|| {
+        format!(
+            "bundle {} was not imported; the view in service is unchanged",
+            bundle.display()
+        )
+    })?;
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "imported {}: view {} ({}), {} target file(s) verified, {} not in the bundle",
+        bundle.display(),
+        out.view,
+        if out.changed { "new" } else { "unchanged" },
+        out.downloaded,
+        out.skipped_missing
+    );
+    Ok(())
+}
+
+/// Run the relay, or with `--once` sync once and print the outcome.
+fn serve(a: &RunArgs) -> Result<()> {
+    let c = config(a)?;
+    if a.once {
+        let anchor = c.validate()?;
+        let cache = relay::Cache::open(&c.cache)?;
+        let fetcher = relay::fetcher(&c)?;
+        let shared = relay::Shared::new(c.offline_grace);
+        let settings = c.sync_settings(anchor, true);
+        let out = relay::sync_cycle(&cache, &settings, &fetcher, &c.upstreams, &shared)?;
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if c.offline && !c.upstreams.is_empty() {
+        bail!("--offline serves the cache only: remove --upstream, or drop --offline");
+    }
+    crate::runtime()?.block_on(relay::run(c, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))?;
+    Ok(())
 }

@@ -1,0 +1,189 @@
+//! The running relay: serve the cached view at once, sync every poll interval on a thread of
+//! its own, report to the manager after every sync and follow its policy.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::protocol::{Heartbeat, Role};
+use node::ManagerLink;
+
+use crate::config::RelayConfig;
+use crate::cycle::{sync_cycle, sync_result};
+use crate::error::{Error, Result};
+use crate::server::{self, Shared};
+use crate::sync::{Cache, SyncOutcome, SyncSettings};
+
+/// A failed sync is retried sooner than a long poll interval.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+
+/// Run the relay: serve the cached view at once, then sync every `poll_interval` seconds, until
+/// `shutdown` resolves.
+pub async fn run(
+    config: RelayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let anchor = config.validate()?;
+    let cache = Cache::open(&config.cache)?;
+    let shared = Shared::new(config.offline_grace);
+    crate::load_current(&cache, &shared)?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %local, "relay listening");
+    println!("relay listening on {scheme}://{local}");
+    let offline = config.offline || config.upstreams.is_empty();
+    if offline && shared.current().is_none() {
+        return Err(Error::NoView(config.cache.clone()));
+    }
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let sync_thread = if offline {
+        None
+    } else {
+        let settings = config.sync_settings(anchor, true);
+        let sync = SyncLoop::new(&config, cache, settings, shared.clone())?;
+        Some(sync.spawn(stop_rx)?)
+    };
+    let app = server::router(shared);
+    let serve_result = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => transport::serve_tls(listener, app, cert, key, shutdown).await,
+        _ => transport::serve_plain(listener, app, shutdown).await,
+    };
+    let _ = stop_tx.send(());
+    if let Some(h) = sync_thread {
+        // A sync in progress finishes its current step; the thread is not awaited on the runtime.
+        let _ = tokio::task::spawn_blocking(move || h.join()).await;
+    }
+    serve_result.map_err(Error::from)
+}
+
+/// The sync loop: its own thread, because the TUF client and its HTTP client are blocking.
+struct SyncLoop {
+    cache: Cache,
+    settings: SyncSettings,
+    fetcher: Arc<dyn tuf::Fetcher>,
+    /// The manager, with the policy of its last reply (upstreams, poll interval).
+    link: Option<ManagerLink>,
+    upstreams: Vec<String>,
+    poll: Duration,
+    shared: Arc<Shared>,
+}
+
+impl SyncLoop {
+    /// One HTTP client (with the one `ca` setting) serves the upstreams and the manager.
+    fn new(
+        config: &RelayConfig,
+        cache: Cache,
+        settings: SyncSettings,
+        shared: Arc<Shared>,
+    ) -> Result<Self> {
+        let client = config.http.client()?;
+        let link = ManagerLink::open(&config.link, &cache.dir, Role::Relay, client.clone());
+        Ok(SyncLoop {
+            cache,
+            settings,
+            fetcher: Arc::new(client),
+            link,
+            upstreams: config.upstreams.clone(),
+            poll: Duration::from_secs(config.poll_interval),
+            shared,
+        })
+    }
+
+    fn spawn(self, stop: Receiver<()>) -> Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("relay-sync".into())
+            .spawn(move || self.run(stop))
+            .map_err(|e| Error::Other(format!("cannot start the sync thread: {e}")))
+    }
+
+    fn run(mut self, stop: Receiver<()>) {
+        loop {
+            let wait = self.cycle();
+            match stop.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                _ => break,
+            }
+        }
+    }
+
+    /// Sync, report; returns how long to wait before the next cycle.
+    fn cycle(&mut self) -> Duration {
+        let policy = self.link.as_ref().and_then(ManagerLink::policy);
+        let upstreams = policy
+            .map(|p| p.relays.clone())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| self.upstreams.clone());
+        let result = sync_cycle(
+            &self.cache,
+            &self.settings,
+            &self.fetcher,
+            &upstreams,
+            &self.shared,
+        );
+        self.report(&result);
+        // The policy of this cycle's reply applies at once.
+        let poll = self
+            .link
+            .as_ref()
+            .and_then(ManagerLink::policy)
+            .map(|p| p.poll_interval)
+            .filter(|p| *p > 0)
+            .map(Duration::from_secs)
+            .unwrap_or(self.poll);
+        if result.is_err() {
+            return poll.min(RETRY_AFTER_FAILURE);
+        }
+        poll
+    }
+
+    /// Heartbeat to the manager (enrolling first if needed); the outcome goes into `/status`.
+    fn report(&mut self, result: &Result<SyncOutcome>) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        let hb = heartbeat(link, &self.shared, result);
+        let outcome = link.heartbeat(&hb);
+        if let Err(e) = &outcome {
+            tracing::warn!(manager = %link.url(), error = %e, "heartbeat failed");
+        }
+        if let Ok(mut s) = self.shared.sync.write() {
+            match outcome {
+                Ok(_) => {
+                    s.manager.last_heartbeat = Some(node::clock::now_string());
+                    s.manager.error = None;
+                }
+                Err(e) => s.manager.error = Some(e.to_string()),
+            }
+        }
+    }
+}
+
+/// The relay's heartbeat: its build, the upstream in use, and how the last sync ended (with
+/// the upstreams found lagging).
+fn heartbeat(link: &ManagerLink, shared: &Shared, result: &Result<SyncOutcome>) -> Heartbeat {
+    let sync = shared.sync.read().map(|s| s.clone()).unwrap_or_default();
+    let last_result = std::iter::once(sync_result(result).to_string())
+        .chain(sync.lagging_upstreams.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Heartbeat {
+        hostname: link.hostname().to_string(),
+        role: Role::Relay,
+        upstream: sync.upstream_in_use,
+        builds: [("updraft".to_string(), env!("CARGO_PKG_VERSION").to_string())].into(),
+        components: Default::default(),
+        modules: Vec::new(),
+        history: Vec::new(),
+        last_result: Some(last_result),
+        applied_policy: link.policy().cloned(),
+    }
+}
