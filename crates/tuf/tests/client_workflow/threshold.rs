@@ -1,7 +1,5 @@
 //! Thresholds count distinct keys: duplicate signatures and duplicate keys never count twice.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tuf::repo::InitOptions;
 use tuf::Error;

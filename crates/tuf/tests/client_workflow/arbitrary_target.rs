@@ -1,8 +1,6 @@
 //! Arbitrary software and endless data: a target is written only if its signed length and
 //! hashes match, reading never more than the signed length; metadata reads are bounded too.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use tuf::{Error, Updater, UpdaterConfig};
 
 fn stored_target(env: &Env) -> std::path::PathBuf {

@@ -1,7 +1,5 @@
 //! Mix-and-match and URL/version mismatches: each file must be the one the parent lists.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tuf::Error;
 

@@ -1,7 +1,5 @@
 //! Unsigned, mis-typed and malformed metadata is rejected before anything is trusted.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use tuf::Error;
 

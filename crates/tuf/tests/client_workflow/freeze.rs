@@ -1,7 +1,5 @@
 //! Freeze attacks: every role's expiry is checked against the fixed update start time.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tuf::Error;
 

@@ -1,8 +1,6 @@
 //! Key rotation of every role (threshold up and down), far-behind clients, the root walk cap,
 //! and fast-forward recovery.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tuf::{Error, UpdaterConfig};
 

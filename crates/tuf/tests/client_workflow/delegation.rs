@@ -1,8 +1,6 @@
 //! Delegation graphs: pre-order depth-first search in order, terminating roles, cycles, path
 //! patterns, hash prefixes, succinct hash bins and the visit cap.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tuf::UpdaterConfig;
 
@@ -255,7 +253,7 @@ fn delegated_metadata_needs_delegated_keys_and_matching_snapshot_entry() {
     env.rechain_snapshot("team", v);
     let mut up = env.updater();
     up.refresh().unwrap();
-    common::assert_err(
+    crate::common::assert_err(
         up.target_info("t/f"),
         |e| matches!(e, tuf::Error::Threshold { role, .. } if role == "team"),
         "wrong key",
@@ -266,7 +264,7 @@ fn delegated_metadata_needs_delegated_keys_and_matching_snapshot_entry() {
     });
     let mut up = env.updater();
     up.refresh().unwrap();
-    common::assert_err(
+    crate::common::assert_err(
         up.target_info("t/f"),
         |e| {
             matches!(

@@ -1,7 +1,5 @@
 //! Unusual role names and target paths never escape the metadata or download directory.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tuf::metadata::TargetFile;
 

@@ -1,7 +1,5 @@
 //! Rollback attacks: no role may go back in version, and an unchanged timestamp is a quiet success.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tuf::{Error, FileFetcher, TimestampUpdate, Updater, UpdaterConfig};
 

@@ -1,7 +1,6 @@
 //! Shared helpers: a real repository made by the engine in a temporary directory, a client over
 //! the file fetcher, and functions that break the repository in precise ways (re-signing with
 //! the right keys so that only the property under test is wrong).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
