@@ -5,7 +5,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-#[path = "../../../transport/tests/support/hostile.rs"]
+#[path = "../../../transport/tests/http/hostile.rs"]
 mod hostile;
 
 mod content_identity;

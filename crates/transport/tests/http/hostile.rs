@@ -2,7 +2,6 @@
 //! and the `trust_attacks` tests of the `updraft` binary): it accepts and says nothing, or sends
 //! headers and then drips. Every connection and the server stop when it is dropped, and by
 //! themselves after 90 s.
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,15 +1,11 @@
 //! Slow retrieval: a source that accepts the connection and then sends nothing, or sends its
 //! headers and then drips a byte a second, is cut off after the configured first-byte timeout
 //! or stall window, for streamed targets and for metadata alike; a steady source is read whole.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "support/hostile.rs"]
-mod hostile;
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use hostile::{Hostile, Mode};
+use crate::hostile::{Hostile, Mode};
 use transport::{HttpConfig, HttpFetcher};
 use tuf::{FetchError, Fetcher};
 

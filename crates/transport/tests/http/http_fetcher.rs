@@ -1,6 +1,5 @@
 //! The HTTP fetcher against the real origin server on 127.0.0.1: found, not found, announced
 //! lengths above the caller's bound refused, bodies within the bound read exactly.
-#![allow(clippy::unwrap_used)]
 
 use std::io::Read;
 
