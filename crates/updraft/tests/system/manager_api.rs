@@ -1,9 +1,7 @@
 //! The manager over real HTTP: every route but /healthz needs a credential (401 without or with a
 //! forged one, 403 for a host credential on administrator routes, repeated failures slowed down);
 //! enrolment, heartbeats with validation and policy replies, the fleet questions, the audit log.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::Path;

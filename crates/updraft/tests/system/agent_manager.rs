@@ -1,9 +1,7 @@
 //! An agent enrols with the manager using a one-time token (its credential stored 0600), reports
 //! after every cycle (versions, module status, hotfix history), and applies the group's policy
 //! from the reply at once: relay list, pinned versions; the manager shows what it applied.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[test]

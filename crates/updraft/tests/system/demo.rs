@@ -2,9 +2,7 @@
 //! manager and five agents as real processes, publishes a pattern and a patch, and must end with
 //! every agent up to date, the eligible ones patched and the too-old one "not applicable" with its
 //! reason; it leaves no process and no directory behind.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn demo_runs_end_to_end_and_cleans_up() {

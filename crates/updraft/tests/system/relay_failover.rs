@@ -1,9 +1,7 @@
 //! Upstream failover: connection errors, tampered data and rollbacks make the relay try the next
 //! upstream while it keeps serving its last good view; it returns to the first upstream once that
 //! one answers again, and `/status` says which upstream served the last sync.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,9 +1,7 @@
 //! The agent killed (abort, like SIGKILL) at each point of an install and of a patch, repeatedly:
 //! after the restart every component is entirely the old or the new version, the product entirely
 //! patched or not, the history consistent, and the next cycle completes.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 
 /// The module directory's files and contents.

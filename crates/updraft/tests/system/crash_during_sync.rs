@@ -1,9 +1,7 @@
 //! `kill -9` at any point of a sync: after a restart the relay serves the previous good view and
 //! the next sync reuses every object that was already verified (nothing downloaded twice).
 //! The crash points are injected with `UPDRAFT_FAULT`, which aborts the process there.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 
 fn served_view(root: &std::path::Path, cache: &std::path::Path) -> u64 {
     let relay = relay_offline(root, cache);

@@ -1,9 +1,7 @@
 //! A relay enrols with the manager, reports after every sync, and takes its upstreams and poll
 //! interval from its group's policy: here the configured upstream is dead and the policy names
 //! the origin, so the relay recovers through the manager alone.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[test]

@@ -1,9 +1,7 @@
 //! A relay serves the standard TUF layout: clients (ours and python-tuf's) download through it;
 //! metadata comes from memory with strong ETags and 304s; targets support Range and If-Range;
 //! `/healthz`, `/status` and `/metrics` report what it does.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use reqwest::header;
 
 #[test]

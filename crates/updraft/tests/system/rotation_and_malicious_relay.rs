@@ -5,9 +5,7 @@
 //!    restart and no reconfiguration.
 //! 2. Malicious relay: a relay answering with tampered content; the agent rejects it, fails over,
 //!    installs nothing from it, and the manager shows why.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn s(p: &Path) -> &str {

@@ -1,9 +1,7 @@
 //! A real consumer end to end: a ClamAV hash signature database published as
 //! `antimalware.pattern` travels `updraft serve` → `updraft relay` → `updraft agent --once` into a
 //! directory that `clamscan -d DIR` reads. ClamAV comes from Debian (scripts/setup-system.sh).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 

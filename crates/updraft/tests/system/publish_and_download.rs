@@ -1,9 +1,7 @@
 //! The publisher's commands, the origin and the conformance client as real processes over
 //! 127.0.0.1: publishing, key rotation the client follows, clear errors that change nothing,
 //! and a server sending endless data.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::path::Path;
 

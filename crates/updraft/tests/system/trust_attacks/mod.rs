@@ -1,12 +1,6 @@
 //! Attacks on the trust promises, run against the real `updraft` binaries (agent, relay,
 //! publisher) with hostile repositories, sources and archives built by code. Each module is named
 //! after the property it protects; see `docs/threat-model.md`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../common/mod.rs"]
-mod common;
-#[path = "../../../transport/tests/http/hostile.rs"]
-mod hostile;
 
 mod content_identity;
 mod delegation_scope;

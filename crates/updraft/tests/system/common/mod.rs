@@ -1,5 +1,4 @@
 //! Helpers for end-to-end tests with real `updraft` processes on 127.0.0.1.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,9 +1,7 @@
 //! The agent installs the newest verified version of each component its modules use, removes
 //! files the new version dropped, keeps the previous version, restores it when the reload fails,
 //! fails over between relays, goes direct only when allowed, and reports why a module is offline.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 
 const PATTERN: &str = "antimalware.pattern";
 

@@ -1,9 +1,7 @@
 //! A relay that trusts only root v1 keeps syncing while the origin rotates root three times (with
 //! threshold changes) and the targets, snapshot and timestamp keys; it serves the whole root chain
 //! so that a client trusting root v1 updates through it.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn relay_on_root_v1_follows_every_rotation_and_serves_the_chain() {

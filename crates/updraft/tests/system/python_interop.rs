@@ -1,9 +1,7 @@
 //! Interoperability with python-tuf (PyPI `tuf`, in the venv made by scripts/setup-python.sh):
 //! its ngclient reads what `updraft repo` publishes, and `updraft tuf-client` reads what its
 //! Metadata API writes (ed25519, ECDSA and RSA-PSS keys, a root rotation).
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 

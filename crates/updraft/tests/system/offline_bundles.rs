@@ -1,9 +1,7 @@
 //! Offline bundles: export from a connected relay, import into an isolated one (verified with the
 //! TUF client workflow), component filters, tampered and foreign-format bundles refused, expiry
 //! only under an explicit grace, and a committed bundle of format 1 that every later build imports.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 fn s(p: &Path) -> &str {

@@ -6,9 +6,7 @@
 //!   unreachable" in the manager;
 //! - air-gapped site: a bundle exported from a connected relay is imported into an isolated
 //!   relay; its agent updates and the manager shows it once it can report.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 

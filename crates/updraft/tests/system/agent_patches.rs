@@ -1,9 +1,7 @@
 //! Patches: applicable only when the current build satisfies `requires_build` ("not applicable"
 //! recorded once), preflight failures recorded and retried, files swapped with a backup, the
 //! build advanced, restart failures rolled back, re-publication harmless, tar and tar.zst.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 
 fn outcomes(h: &[serde_json::Value]) -> Vec<String> {
     h.iter()

@@ -1,8 +1,6 @@
 //! HTTPS between relays with rustls (a private CA given with --upstream-ca), a certificate change
 //! that does not interrupt syncing, and bad configurations that fail at once with one clear line.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn s(p: &Path) -> &str {

@@ -1,8 +1,6 @@
 //! Relays form trees: a child relay's upstream is its parent relay; an agent-side client downloads
 //! from the child. Two levels, both running as daemons, following a new publication.
-#![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use crate::common::*;
 
 fn daemon(upstream: &str, root: &std::path::Path, cache: &std::path::Path) -> Server {
     let (r, c) = (root.to_str().unwrap(), cache.to_str().unwrap());
