@@ -141,14 +141,7 @@ fn agent_enrols_reports_and_applies_policy() {
 #[test]
 fn an_unreachable_manager_never_stops_updates() {
     let bed = AgentBed::new();
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let dead = format!("http://127.0.0.1:{}", free_port());
     std::fs::write(bed.path("enroll.token"), "upd_enroll_x").unwrap();
     let mut o = bed.opts();
     o.manager = Some((dead.clone(), bed.path("enroll.token"), "lonely".into()));

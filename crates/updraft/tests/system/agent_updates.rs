@@ -150,14 +150,7 @@ fn relay_failover_then_direct_only_when_allowed() {
     let cache = bed.path("relay-cache");
     relay_once(&[&bed.origin.base], &bed.repo.root_v1, &cache).unwrap();
     let relay = relay_offline(&bed.repo.root_v1, &cache);
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let dead = format!("http://127.0.0.1:{}", free_port());
     let mut o = bed.opts();
     o.relays = vec![dead.clone(), relay.base.clone()];
     o.origin = Some(bed.origin.base.clone());

@@ -9,17 +9,10 @@
 use crate::common::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use updraft::launch::{agent_config_toml, AgentSetup, ManagerLink, ModuleSetup};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Fleet {
@@ -60,18 +53,25 @@ impl Fleet {
     fn agent(&self, name: &str, group: &str, relays: Vec<String>, allow_direct: bool) -> PathBuf {
         let home = self.bed.path(name);
         std::fs::create_dir_all(&home).unwrap();
-        let cfg = format!(
-            "state_dir = {:?}\ntrusted_root = {:?}\nrelays = {:?}\norigin = {:?}\nallow_direct = {allow_direct}\n\
-             manager = {:?}\nenroll_token_file = {:?}\nhostname = {name:?}\n\n[[module]]\nname = \"antimalware\"\n\
-             components = [\"antimalware.pattern\"]\ninstall_dir = {:?}\n",
-            s(&home.join("state")),
-            s(&self.bed.repo.root_v1),
+        let cfg = agent_config_toml(&AgentSetup {
+            state_dir: home.join("state"),
+            trusted_root: self.bed.repo.root_v1.clone(),
             relays,
-            self.bed.origin.base,
-            self.mgr.base,
-            s(&self.token(group, name)),
-            s(&home.join("av")),
-        );
+            origin: Some(self.bed.origin.base.clone()),
+            allow_direct,
+            manager: Some(ManagerLink {
+                url: self.mgr.base.clone(),
+                enroll_token_file: self.token(group, name),
+                hostname: name.into(),
+            }),
+            modules: vec![ModuleSetup {
+                name: "antimalware".into(),
+                components: vec!["antimalware.pattern".into()],
+                install_dir: home.join("av"),
+                reload: None,
+            }],
+            ..AgentSetup::default()
+        });
         let path = home.join("agent.toml");
         std::fs::write(&path, cfg).unwrap();
         path
@@ -184,18 +184,20 @@ fn advisory_plan_relay_failure_and_air_gapped_site() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    let mut affected: Vec<String> = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while affected.len() < 2 && std::time::Instant::now() < deadline {
+    let mut affected = eventually("two hosts affected by the advisory", || {
         let v = f.api("/api/v1/advisories/UPD-1/hosts");
-        affected = v["hosts"]
+        let affected: Vec<String> = v["hosts"]
             .as_array()
             .unwrap()
             .iter()
             .map(|h| h["hostname"].as_str().unwrap().to_string())
             .collect();
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+        if affected.len() >= 2 {
+            Ok(affected)
+        } else {
+            Err(format!("{v:#}"))
+        }
+    });
     affected.sort();
     assert_eq!(
         affected,

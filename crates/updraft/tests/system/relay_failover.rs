@@ -3,14 +3,6 @@
 //! one answers again, and `/status` says which upstream served the last sync.
 use crate::common::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn unreachable_and_tampering_upstreams_are_skipped_in_order() {
     let tmp = tempfile::tempdir().unwrap();

@@ -40,14 +40,7 @@ fn relay_reports_and_follows_the_policy_upstreams() {
     ]);
     let token_file = tmp.path().join("relay.token");
     std::fs::write(&token_file, token.trim()).unwrap();
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let dead = format!("http://127.0.0.1:{}", free_port());
     let cache = tmp.path().join("cache");
     let relay = Server::spawn(
         &[
@@ -86,8 +79,7 @@ fn relay_reports_and_follows_the_policy_upstreams() {
         assert_eq!(mode, 0o600);
     }
     // The manager knows the relay, its build and what it applied.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    let h = eventually("the manager to see the relay's upstream", || {
         let v: serde_json::Value = serde_json::from_slice(
             &http()
                 .get(format!("{}/api/v1/hosts?role=relay", mgr.base))
@@ -100,15 +92,12 @@ fn relay_reports_and_follows_the_policy_upstreams() {
         .unwrap();
         let h = &v["hosts"][0];
         if h["upstream"] == origin.base.as_str() {
-            assert_eq!(h["hostname"], "relay-core-1");
-            assert_eq!(h["builds"]["updraft"], env!("CARGO_PKG_VERSION"));
-            assert_eq!(h["applied_policy"]["relays"][0], origin.base.as_str());
-            break;
+            Ok(h.clone())
+        } else {
+            Err(format!("{v:#}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "manager never saw the relay's upstream: {v:#}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    });
+    assert_eq!(h["hostname"], "relay-core-1");
+    assert_eq!(h["builds"]["updraft"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(h["applied_policy"]["relays"][0], origin.base.as_str());
 }

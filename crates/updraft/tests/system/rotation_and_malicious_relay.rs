@@ -12,14 +12,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn issue(
     ca: &(rcgen::Certificate, rcgen::KeyPair),
     dir: &Path,

@@ -1,19 +1,24 @@
 //! Helpers for end-to-end tests with real `updraft` processes on 127.0.0.1.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use updraft::launch::{
+    self, agent_config_toml, AgentSetup, Launcher, Logs, ManagerLink, ModuleSetup, ProductSetup,
+};
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_updraft"))
 }
 
+/// The `updraft` under test, run with `RUST_LOG=warn`.
+pub fn launcher() -> Launcher {
+    Launcher::new(bin())
+}
+
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+    launcher().command(args).output().unwrap()
 }
 
 pub fn ok(args: &[&str]) -> String {
@@ -61,10 +66,15 @@ pub fn download_args<'a>(
     ]
 }
 
-/// A running `updraft serve` or `updraft relay` process, killed on drop.
-pub struct Server {
-    child: Child,
-    pub base: String,
+/// A running `updraft serve`, `relay` or `manager` process (the launch library's), killed on
+/// drop.
+pub struct Server(launch::Server);
+
+impl std::ops::Deref for Server {
+    type Target = launch::Server;
+    fn deref(&self) -> &launch::Server {
+        &self.0
+    }
 }
 
 impl Server {
@@ -78,51 +88,25 @@ impl Server {
 
     /// Any `updraft` command that prints `… http(s)://ADDR…` on its first stdout line.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(bin())
-            .args(args)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let (scheme, rest) = match line.split("https://").nth(1) {
-            Some(r) => ("https", r),
-            None => (
-                "http",
-                line.split("http://")
-                    .nth(1)
-                    .unwrap_or_else(|| panic!("no address in {line:?}")),
-            ),
-        };
-        let addr = rest
-            .split(['/', ' ', '\n'])
-            .next()
-            .unwrap()
-            .trim()
-            .to_string();
-        Server {
-            child,
-            base: format!("{scheme}://{addr}"),
-        }
+        Server(launcher().server(args, env, Logs::Discard).unwrap())
     }
 
     /// Stop the process (kill -9) and wait for it.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill(self) {
+        self.0.kill();
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    launch::free_port().unwrap()
+}
+
+/// Call `check` every 100 ms until it returns `Ok` (for at most 30 s); its value. Panics
+/// naming `what` and the last `Err` (say what was seen, so a failure shows it).
+pub fn eventually<T, E: std::fmt::Display>(what: &str, check: impl FnMut() -> Result<T, E>) -> T {
+    let (within, every) = (Duration::from_secs(30), Duration::from_millis(100));
+    launch::eventually(what, within, every, check).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The python interpreter of the venv that scripts/setup-python.sh makes (set up once per test
@@ -159,24 +143,21 @@ pub fn wait_status(
     what: &str,
     cond: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut last = serde_json::Value::Null;
-    while std::time::Instant::now() < deadline {
-        if let Ok(resp) = http().get(format!("{base}/status")).send() {
-            if let Ok(v) = resp
-                .bytes()
-                .map(|b| serde_json::from_slice::<serde_json::Value>(&b))
-            {
-                let Ok(v) = v else { continue };
-                if cond(&v) {
-                    return v;
-                }
-                last = v;
-            }
+    eventually(what, || {
+        let resp = http()
+            .get(format!("{base}/status"))
+            .send()
+            .map_err(|e| e.to_string())?;
+        let v: serde_json::Value = resp
+            .bytes()
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))?;
+        if cond(&v) {
+            Ok(v)
+        } else {
+            Err(format!("status {v:#}"))
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}; last status: {last:#}");
+    })
 }
 
 /// A repository made with `updraft repo` holding a pattern and a rules file.
@@ -329,10 +310,9 @@ pub fn relay_once_with(
         args.extend(["--upstream", u]);
     }
     args.extend_from_slice(extra);
-    let out = Command::new(bin())
-        .args(&args)
+    let out = launcher()
+        .command(&args)
         .envs(env.iter().copied())
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     if out.status.success() {
@@ -456,50 +436,34 @@ impl AgentBed {
 
     /// Write `agent.toml` and return its path.
     pub fn config(&self, o: &AgentOpts) -> PathBuf {
-        let q = |s: &str| format!("{s:?}");
-        let mut t = format!(
-            "state_dir = {}\ntrusted_root = {}\nrelays = [{}]\nallow_direct = {}\npoll_interval = 300\n",
-            q(self.path("state").to_str().unwrap()),
-            q(self.repo.root_v1.to_str().unwrap()),
-            o.relays.iter().map(|r| q(r)).collect::<Vec<_>>().join(", "),
-            o.allow_direct
-        );
-        if let Some(origin) = &o.origin {
-            t.push_str(&format!("origin = {}\n", q(origin)));
-        }
-        if let Some((url, token, host)) = &o.manager {
-            t.push_str(&format!(
-                "manager = {}\nenroll_token_file = {}\nhostname = {}\n",
-                q(url),
-                q(token.to_str().unwrap()),
-                q(host)
-            ));
-        }
-        t.push_str(&format!(
-            "\n[[module]]\nname = \"antimalware\"\ncomponents = [\"antimalware.pattern\"]\ninstall_dir = {}\n",
-            q(self.path("av").to_str().unwrap())
-        ));
-        if let Some(r) = &o.reload {
-            t.push_str(&format!("reload = {}\n", q(r)));
-        }
-        t.push_str(&format!(
-            "\n[[product]]\nname = \"scanner\"\nbuild = {}\ninstall_dir = {}\n",
-            q(&o.build),
-            q(self.path("opt").to_str().unwrap())
-        ));
-        if let Some(r) = &o.restart {
-            t.push_str(&format!("restart = {}\n", q(r)));
-        }
-        t.push_str(&format!(
-            "preflight = [{}]\n",
-            o.preflight
-                .iter()
-                .map(|p| q(p))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        let setup = AgentSetup {
+            state_dir: self.path("state"),
+            trusted_root: self.repo.root_v1.clone(),
+            relays: o.relays.clone(),
+            origin: o.origin.clone(),
+            allow_direct: o.allow_direct,
+            poll_interval: Some(300),
+            manager: o.manager.clone().map(|(url, token, hostname)| ManagerLink {
+                url,
+                enroll_token_file: token,
+                hostname,
+            }),
+            modules: vec![ModuleSetup {
+                name: "antimalware".into(),
+                components: vec!["antimalware.pattern".into()],
+                install_dir: self.path("av"),
+                reload: o.reload.clone(),
+            }],
+            products: vec![ProductSetup {
+                name: "scanner".into(),
+                build: o.build.clone(),
+                install_dir: self.path("opt"),
+                restart: o.restart.clone(),
+                preflight: o.preflight.clone(),
+            }],
+        };
         let path = self.path("agent.toml");
-        std::fs::write(&path, t).unwrap();
+        std::fs::write(&path, agent_config_toml(&setup)).unwrap();
         path
     }
 
@@ -513,10 +477,9 @@ impl AgentBed {
         config: &Path,
         env: &[(&str, &str)],
     ) -> Result<serde_json::Value, String> {
-        let out = Command::new(bin())
-            .args(["agent", "--config", config.to_str().unwrap(), "--once"])
+        let out = launcher()
+            .command(&["agent", "--config", config.to_str().unwrap(), "--once"])
             .envs(env.iter().copied())
-            .env("RUST_LOG", "warn")
             .output()
             .unwrap();
         if out.status.success() {

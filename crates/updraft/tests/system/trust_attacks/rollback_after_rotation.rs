@@ -3,7 +3,6 @@
 //! the repository, after restarts (every `--once` is a new process) and across sources.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::common::*;
 
@@ -51,14 +50,14 @@ fn agent_refuses_a_stale_copy_after_a_timestamp_rotation() {
         assert_eq!(version, "18.700.00", "{st:#}");
     }
     // Back on the real source: an unchanged repository, and no root is "updated" again.
-    let out = Command::new(bin())
-        .args([
+    let out = launcher()
+        .rust_log("info")
+        .command(&[
             "agent",
             "--config",
             bed.config(&bed.opts()).to_str().unwrap(),
             "--once",
         ])
-        .env("RUST_LOG", "info")
         .output()
         .unwrap();
     assert!(out.status.success());
