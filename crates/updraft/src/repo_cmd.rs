@@ -3,12 +3,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use model::{ContentInfo, Kind};
 use tuf::crypto::KeyKind;
 use tuf::repo::{InitOptions, Repository, RotateOptions};
 
-use crate::KeyType;
+/// Key types the publisher can create.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KeyType {
+    Ed25519,
+    Ecdsa,
+}
 
 #[derive(Subcommand)]
 pub enum RepoCommand {
