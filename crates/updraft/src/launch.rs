@@ -250,6 +250,11 @@ impl Process {
         &self.what
     }
 
+    /// Its process id, while it has not been killed.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kill it (SIGKILL) and wait for it.
     pub fn kill(mut self) {
         self.stop();
