@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tuf::repo::{InitOptions, Repository};
+use updraft::launch::{self, Launcher, Logs};
 
 /// CPU time (ns, /proc/self/task/*/schedstat) of this process's threads that belong to the agent:
 /// all but the origin server's runtime ("origin") and the proxy ("proxy") threads.
@@ -193,21 +194,31 @@ fn main() {
     } else {
         Path::new(env!("CARGO_BIN_EXE_updraft")).to_path_buf()
     };
-    let mut child = std::process::Command::new(&bin)
-        .args(["agent", "--config", cfg2.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .spawn()
+    let agent = Launcher::new(&bin)
+        .daemon(
+            &["agent", "--config", cfg2.to_str().unwrap()],
+            &[],
+            Logs::Discard,
+        )
         .unwrap();
     let status = state2.join("state/status.json");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"last_result\": \"ok\""))
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(200));
+    let first_cycle = launch::eventually(
+        "the daemon's first cycle",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || match std::fs::read_to_string(&status) {
+            Ok(s) if s.contains("\"last_result\": \"ok\"") => Ok(()),
+            Ok(s) => Err(s),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    if let Err(e) = first_cycle {
+        eprintln!("{e}");
     }
+    // Let it settle between polls before measuring.
     std::thread::sleep(Duration::from_secs(2));
-    let proc_status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let pid = agent.id().unwrap();
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss = proc_status
         .lines()
         .find(|l| l.starts_with("VmRSS"))
@@ -218,7 +229,6 @@ fn main() {
         bin.display(),
         rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    agent.kill();
     rt.block_on(server.shutdown()).unwrap();
 }

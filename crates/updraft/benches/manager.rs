@@ -6,12 +6,12 @@
 //! (UPDRAFT_BENCH_HOSTS, UPDRAFT_BENCH_SECONDS, UPDRAFT_BENCH_CONCURRENCY change the defaults).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use updraft::launch::{Launcher, Logs};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -63,17 +63,14 @@ fn main() {
     } else {
         Path::new(env!("CARGO_BIN_EXE_updraft")).to_path_buf()
     };
-    let mut child = Command::new(&bin)
-        .args(["manager", "--db", &url, "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
+    let manager = Launcher::new(bin)
+        .server(
+            &["manager", "--db", &url, "--listen", "127.0.0.1:0"],
+            &[],
+            Logs::Discard,
+        )
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    let base = manager.base.clone();
     let creds = Arc::new(creds);
     let next = Arc::new(AtomicUsize::new(0));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -122,8 +119,7 @@ fn main() {
         }
         (all, errors)
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    manager.kill();
     latencies.sort();
     let n = latencies.len();
     let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)].as_secs_f64() * 1000.0;

@@ -1,18 +1,22 @@
 //! `updraft demo`: the whole system on 127.0.0.1 in a temporary directory: a publisher's
 //! repository, the origin, a parent and a child relay, a manager on SQLite and five agents, then a
 //! new pattern and a patch spreading through the relay tree, and the fleet table at the end.
-//! Every process is a real `updraft` process; all of them are stopped and the directory removed
-//! on exit or Ctrl-C (unless `--keep-running` / `--keep` say otherwise).
+//! Every process is a real `updraft` process started through the launch library; all of them are
+//! stopped and the directory removed on exit or Ctrl-C (unless `--keep-running` / `--keep` say
+//! otherwise).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use model::protocol::{Outcome, Role};
+use model::protocol::Role;
+mod spread;
+
+use updraft::launch::{
+    self, agent_config_toml, AgentSetup, Launcher, Logs, ManagerLink, ModuleSetup, Processes,
+    ProductSetup,
+};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -22,117 +26,6 @@ pub struct DemoArgs {
     /// Keep the temporary directory after exiting
     #[arg(long)]
     keep: bool,
-}
-
-/// Child processes, killed when dropped (and on Ctrl-C).
-#[derive(Default, Clone)]
-struct Procs(Arc<Mutex<Vec<Child>>>);
-
-impl Procs {
-    fn kill_all(&self) {
-        if let Ok(mut v) = self.0.lock() {
-            for c in v.iter_mut() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-            v.clear();
-        }
-    }
-}
-
-fn exe() -> Result<PathBuf> {
-    std::env::current_exe().context("cannot find the updraft executable")
-}
-
-fn cmd(args: &[&str]) -> Result<String> {
-    let out = Command::new(exe()?)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "updraft {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Start a long-running `updraft` process that prints `… http://ADDR` first; returns ADDR's URL.
-fn spawn(procs: &Procs, args: &[&str], log: &Path) -> Result<String> {
-    let logf = std::fs::File::create(log)?;
-    let mut child = Command::new(exe()?)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(logf)
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .map(|w| {
-            w.trim_end_matches('/')
-                .split("/metadata")
-                .next()
-                .unwrap_or(w)
-                .to_string()
-        })
-        .with_context(|| {
-            format!(
-                "updraft {} did not start: {line:?} (see {})",
-                args.join(" "),
-                log.display()
-            )
-        })?;
-    procs
-        .0
-        .lock()
-        .map_err(|_| anyhow::anyhow!("lock"))?
-        .push(child);
-    Ok(url)
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn add(
-    repo: &Path,
-    dir: &Path,
-    component: &str,
-    version: &str,
-    kind: &str,
-    name: &str,
-    body: &[u8],
-    extra: &[&str],
-) -> Result<()> {
-    let file = dir.join(name);
-    std::fs::write(&file, body)?;
-    let mut args = vec![
-        "repo",
-        "add",
-        s(repo),
-        s(&file),
-        "--component",
-        component,
-        "--version",
-        version,
-        "--kind",
-        kind,
-    ];
-    args.extend_from_slice(extra);
-    cmd(&args)?;
-    Ok(())
 }
 
 struct AgentSpec {
@@ -172,29 +65,9 @@ const AGENTS: [AgentSpec; 5] = [
 pub fn run(args: &DemoArgs) -> Result<()> {
     let started = Instant::now();
     let tmp = tempfile::Builder::new().prefix("updraft-demo-").tempdir()?;
-    let root_dir = tmp.path().to_path_buf();
-    let procs = Procs::default();
-    {
-        // Ctrl-C at any time: stop every process, remove the directory, exit.
-        let (procs, dir, keep) = (procs.clone(), root_dir.clone(), args.keep);
-        std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                });
-                eprintln!("\nstopping every process…");
-                procs.kill_all();
-                if !keep {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-                std::process::exit(130);
-            }
-        });
-    }
-    let result = demo(args, &root_dir, &procs, started);
+    let procs = Processes::default();
+    stop_on_ctrl_c(&procs, tmp.path().to_path_buf(), args.keep);
+    let result = demo(args, tmp.path(), &procs, started);
     if !args.keep_running || result.is_err() {
         procs.kill_all();
     }
@@ -205,309 +78,38 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     result
 }
 
-fn demo(args: &DemoArgs, dir: &Path, procs: &Procs, started: Instant) -> Result<()> {
-    let d = |p: &str| dir.join(p);
-    std::fs::create_dir_all(d("logs"))?;
-    std::fs::create_dir_all(d("files"))?;
-    let repo = d("repo");
-    let root = repo.join("metadata/1.root.json");
-    println!(
-        "1. publisher: repository in {} with antimalware.pattern, antimalware.engine, ips.rules",
-        repo.display()
-    );
-    cmd(&["repo", "init", s(&repo)])?;
-    add(
-        &repo,
-        &d("files"),
-        "antimalware.pattern",
-        "18.523.00",
-        "pattern",
-        "main.hdb",
-        b"pattern 18.523.00\n",
-        &[],
-    )?;
-    add(
-        &repo,
-        &d("files"),
-        "antimalware.engine",
-        "12.0.1",
-        "engine",
-        "engine.bin",
-        b"engine 12.0.1\n",
-        &[],
-    )?;
-    add(
-        &repo,
-        &d("files"),
-        "ips.rules",
-        "2026.11.1",
-        "rules",
-        "ips.rules",
-        b"rules 2026.11.1\n",
-        &[],
-    )?;
-    cmd(&["repo", "publish", s(&repo)])?;
-
-    let origin = spawn(
-        procs,
-        &["serve", s(&repo), "--listen", "127.0.0.1:0"],
-        &d("logs/origin.log"),
-    )?;
-    println!("2. origin:  {origin}");
-
-    // The manager's database is set up through the manager library (what `updraft admin` calls).
-    let db = format!("sqlite://{}", s(&d("manager.db")));
-    let db_handle = manager::Db::open(&db)?;
-    let admin = db_handle.create_admin_token("demo")?;
-    let (parent_port, child_port) = (free_port()?, free_port()?);
-    let (parent_url, child_url) = (
-        format!("http://127.0.0.1:{parent_port}"),
-        format!("http://127.0.0.1:{child_port}"),
-    );
-    let group =
-        |name: &str, role: Role, parent: Option<&str>, relays: &[&String], allow_direct: bool| {
-            let g = manager::db::Group {
-                name: name.into(),
-                role,
-                parent: parent.map(str::to_string),
-                relays: relays.iter().map(|r| r.to_string()).collect(),
-                poll_interval: 1,
-                allow_direct,
-                pinned: Default::default(),
-            };
-            db_handle.put_group(&g, "demo")
-        };
-    group("core", Role::Relay, None, &[&parent_url], false)?;
-    group("site", Role::Relay, Some("core"), &[&child_url], false)?;
-    group("agents-hq", Role::Agent, None, &[&parent_url], false)?;
-    group(
-        "agents-branch",
-        Role::Agent,
-        None,
-        &[&child_url, &parent_url],
-        false,
-    )?;
-    group("agents-roaming", Role::Agent, None, &[&child_url], true)?;
-    let manager = spawn(
-        procs,
-        &[
-            "manager",
-            "--db",
-            &db,
-            "--listen",
-            "127.0.0.1:0",
-            "--offline-after",
-            "30",
-        ],
-        &d("logs/manager.log"),
-    )?;
-    println!(
-        "3. manager: {manager} (SQLite {})",
-        d("manager.db").display()
-    );
-
-    let token = |group: &str, file: &str| -> Result<PathBuf> {
-        let t = db_handle.create_enroll_token(group, None, Some(5))?;
-        let p = d(file);
-        std::fs::write(&p, t)?;
-        Ok(p)
-    };
-    let parent_token = token("core", "relay-parent.token")?;
-    let child_token = token("site", "relay-child.token")?;
-    let relay = |name: &str, upstream: &str, port: u16, tok: &Path| -> Result<String> {
-        let cache = d(&format!("{name}-cache"));
-        spawn(
-            procs,
-            &[
-                "relay",
-                "--upstream",
-                upstream,
-                "--trusted-root",
-                s(&root),
-                "--cache",
-                s(&cache),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--poll-interval",
-                "1",
-                "--manager",
-                &manager,
-                "--enroll-token-file",
-                s(tok),
-                "--hostname",
-                name,
-            ],
-            &d(&format!("logs/{name}.log")),
-        )
-    };
-    relay("relay-parent", &origin, parent_port, &parent_token)?;
-    relay("relay-child", &parent_url, child_port, &child_token)?;
-    println!(
-        "4. relays:  parent {parent_url} (upstream: origin), child {child_url} (upstream: parent)"
-    );
-
-    for a in &AGENTS {
-        let home = d(a.name);
-        std::fs::create_dir_all(home.join("opt/bin"))?;
-        std::fs::write(
-            home.join("opt/bin/scanner"),
-            format!("scanner {}\n", a.build),
-        )?;
-        let tok = token(a.group, &format!("{}.token", a.name))?;
-        let relays = if a.group == "agents-hq" {
-            format!("{parent_url:?}")
-        } else {
-            format!("{child_url:?}")
-        };
-        let cfg = format!(
-            "state_dir = {:?}\ntrusted_root = {:?}\nrelays = [{relays}]\norigin = {origin:?}\nallow_direct = false\npoll_interval = 1\n\
-             manager = {manager:?}\nenroll_token_file = {:?}\nhostname = {:?}\n\n\
-             [[module]]\nname = \"antimalware\"\ncomponents = [\"antimalware.pattern\", \"antimalware.engine\"]\ninstall_dir = {:?}\n\n\
-             [[module]]\nname = \"ips\"\ncomponents = [\"ips.rules\"]\ninstall_dir = {:?}\n\n\
-             [[product]]\nname = \"scanner\"\nbuild = {:?}\ninstall_dir = {:?}\nrestart = \"true\"\n",
-            s(&home.join("state")),
-            s(&root),
-            s(&tok),
-            a.name,
-            s(&home.join("signatures")),
-            s(&home.join("ips")),
-            a.build,
-            s(&home.join("opt")),
-        );
-        let cfg_path = home.join("agent.toml");
-        std::fs::write(&cfg_path, cfg)?;
-        let logf = std::fs::File::create(d(&format!("logs/{}.log", a.name)))?;
-        let child = Command::new(exe()?)
-            .args(["agent", "--config", s(&cfg_path)])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()?;
-        procs
-            .0
-            .lock()
-            .map_err(|_| anyhow::anyhow!("lock"))?
-            .push(child);
-    }
-    println!("5. agents:  agent-hq-1/2 behind the parent relay; agent-branch-1 and agent-legacy (build 9.5.1200) behind the child; agent-roaming behind the child with allow_direct");
-
-    wait(
-        &db_handle,
-        "every agent has the first content",
-        45,
-        |hosts| {
-            hosts
-                .iter()
-                .filter(|h| {
-                    h.host
-                        .components
-                        .get("antimalware.pattern")
-                        .map(String::as_str)
-                        == Some("18.523.00")
-                })
-                .count()
-                == AGENTS.len()
-        },
-    )?;
-
-    println!(
-        "6. publisher: new pattern 18.525.00 and patch CP-1519 (scanner >= 9.5.1514 -> 9.5.1519)"
-    );
-    add(
-        &repo,
-        &d("files"),
-        "antimalware.pattern",
-        "18.525.00",
-        "pattern",
-        "main.hdb",
-        b"pattern 18.525.00\n",
-        &[],
-    )?;
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    let body = b"scanner 9.5.1519\n";
-    h.set_size(body.len() as u64);
-    h.set_mode(0o755);
-    h.set_cksum();
-    tar.append_data(&mut h, "bin/scanner", &body[..])?;
-    let patch = tar.into_inner()?;
-    add(
-        &repo,
-        &d("files"),
-        "scanner",
-        "9.5.1519",
-        "patch",
-        "cp-1519.tar",
-        &patch,
-        &[
-            "--product",
-            "scanner",
-            "--requires-build",
-            ">=9.5.1514",
-            "--build",
-            "9.5.1519",
-            "--patch-id",
-            "CP-1519",
-        ],
-    )?;
-    cmd(&["repo", "publish", s(&repo)])?;
-    let last = std::cell::RefCell::new(String::new());
-    wait(
-        &db_handle,
-        "the new pattern and the patch spread",
-        60,
-        |hosts| {
-            let agents: Vec<_> = hosts
-                .iter()
-                .filter(|h| h.host.role == Role::Agent)
-                .collect();
-            let updated = agents
-                .iter()
-                .filter(|h| {
-                    h.host
-                        .components
-                        .get("antimalware.pattern")
-                        .map(String::as_str)
-                        == Some("18.525.00")
-                })
-                .count();
-            let patched = agents
-                .iter()
-                .filter(|h| h.host.builds.get("scanner").map(String::as_str) == Some("9.5.1519"))
-                .count();
-            let legacy_recorded = db_handle
-                .history(None, Some("CP-1519"))
-                .map(|v| v.iter().any(|(_, e)| e.outcome == Outcome::NotApplicable))
-                .unwrap_or(false);
-            let line = format!(
-            "   {updated}/{} agents on pattern 18.525.00, {patched}/4 eligible agents patched, too-old host recorded as not applicable: {}",
-            agents.len(),
-            if legacy_recorded { "yes" } else { "not yet" }
-        );
-            if *last.borrow() != line {
-                println!("{line}");
-                *last.borrow_mut() = line;
+/// Ctrl-C at any time: stop every process, remove the directory (unless `keep`), exit 130.
+fn stop_on_ctrl_c(procs: &Processes, dir: PathBuf, keep: bool) {
+    let procs = procs.clone();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            eprintln!("\nstopping every process…");
+            procs.kill_all();
+            if !keep {
+                let _ = std::fs::remove_dir_all(&dir);
             }
-            updated == AGENTS.len() && patched == 4 && legacy_recorded
-        },
-    )?;
+            std::process::exit(130);
+        }
+    });
+}
 
-    println!("\n7. fleet (from the manager):");
-    fleet_table(&db_handle)?;
-    println!(
-        "\ndone in {:.1} s. Files: {}",
-        started.elapsed().as_secs_f64(),
-        dir.display()
-    );
-    println!("look further (run with --keep-running to keep everything up):");
-    println!("  curl -s -H 'Authorization: Bearer {admin}' {manager}/api/v1/hosts");
-    println!("  curl -s {parent_url}/status    curl -s {child_url}/metrics");
-    println!("  updraft admin --db {db} hosts");
-    println!("  updraft admin --db {db} coverage CP-1519 --product scanner --requires-build '>=9.5.1514'");
-    println!(
-        "  updraft agent status --config {}",
-        d("agent-legacy/agent.toml").display()
-    );
+fn demo(args: &DemoArgs, dir: &Path, procs: &Processes, started: Instant) -> Result<()> {
+    let mut d = Demo::new(dir, procs)?;
+    d.publish()?;
+    d.start_origin()?;
+    d.start_manager()?;
+    d.start_relays()?;
+    d.start_agents()?;
+    d.wait_for_first_content()?;
+    d.publish_pattern_and_patch()?;
+    d.wait_for_the_spread()?;
+    d.show_fleet(started)?;
     if args.keep_running {
         println!("\neverything keeps running; Ctrl-C stops it all.");
         loop {
@@ -517,26 +119,317 @@ fn demo(args: &DemoArgs, dir: &Path, procs: &Procs, started: Instant) -> Result<
     Ok(())
 }
 
-fn wait(
-    db: &manager::Db,
-    what: &str,
-    secs: u64,
-    done: impl Fn(&[manager::fleet::HostView]) -> bool,
-) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let hosts = manager::fleet::hosts(db, &Default::default(), 30)?;
-        if done(&hosts) {
-            return Ok(());
+/// The demo's directory, processes and addresses, filled in step by step.
+struct Demo<'a> {
+    dir: PathBuf,
+    procs: &'a Processes,
+    /// Commands that finish (`repo`), quiet.
+    quiet: Launcher,
+    /// Processes that keep running, logging to `DIR/logs`.
+    logged: Launcher,
+    repo: PathBuf,
+    root: PathBuf,
+    db_url: String,
+    db: manager::Db,
+    admin: String,
+    origin: String,
+    manager: String,
+    parent_url: String,
+    child_url: String,
+    parent_port: u16,
+    child_port: u16,
+}
+
+impl<'a> Demo<'a> {
+    /// The directory layout, the manager's database with an administrator token, and the
+    /// relays' ports (known before they start: the groups name them).
+    fn new(dir: &Path, procs: &'a Processes) -> Result<Demo<'a>> {
+        std::fs::create_dir_all(dir.join("logs"))?;
+        std::fs::create_dir_all(dir.join("files"))?;
+        let quiet = Launcher::current()?.rust_log("error");
+        let repo = dir.join("repo");
+        // The manager's database is set up through the manager library (what `updraft admin`
+        // calls).
+        let db_url = format!("sqlite://{}", s(&dir.join("manager.db")));
+        let db = manager::Db::open(&db_url)?;
+        let admin = db.create_admin_token("demo")?;
+        let (parent_port, child_port) = (launch::free_port()?, launch::free_port()?);
+        Ok(Demo {
+            dir: dir.to_path_buf(),
+            procs,
+            logged: quiet.rust_log("info"),
+            quiet,
+            root: repo.join("metadata/1.root.json"),
+            repo,
+            db_url,
+            db,
+            admin,
+            origin: String::new(),
+            manager: String::new(),
+            parent_url: format!("http://127.0.0.1:{parent_port}"),
+            child_url: format!("http://127.0.0.1:{child_port}"),
+            parent_port,
+            child_port,
+        })
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// Step 1: the publisher's repository with a pattern, an engine and rules.
+    fn publish(&self) -> Result<()> {
+        println!(
+            "1. publisher: repository in {} with antimalware.pattern, antimalware.engine, ips.rules",
+            self.repo.display()
+        );
+        self.quiet.run(&["repo", "init", s(&self.repo)])?;
+        let first: [(&str, &str, &str, &str, &[u8]); 3] = [
+            (
+                "antimalware.pattern",
+                "18.523.00",
+                "pattern",
+                "main.hdb",
+                b"pattern 18.523.00\n",
+            ),
+            (
+                "antimalware.engine",
+                "12.0.1",
+                "engine",
+                "engine.bin",
+                b"engine 12.0.1\n",
+            ),
+            (
+                "ips.rules",
+                "2026.11.1",
+                "rules",
+                "ips.rules",
+                b"rules 2026.11.1\n",
+            ),
+        ];
+        for (component, version, kind, name, body) in first {
+            self.add(component, version, kind, name, body, &[])?;
         }
-        if Instant::now() > deadline {
-            bail!("timed out waiting until {what}; see the logs");
+        self.quiet.run(&["repo", "publish", s(&self.repo)])?;
+        Ok(())
+    }
+
+    /// `updraft repo add` of `body` saved as `files/NAME`, with `extra` arguments.
+    fn add(
+        &self,
+        component: &str,
+        version: &str,
+        kind: &str,
+        name: &str,
+        body: &[u8],
+        extra: &[&str],
+    ) -> Result<()> {
+        let file = self.path("files").join(name);
+        std::fs::write(&file, body).with_context(|| format!("writing {}", file.display()))?;
+        let mut args = vec!["repo", "add", s(&self.repo), s(&file)];
+        args.extend(["--component", component, "--version", version]);
+        args.extend(["--kind", kind]);
+        args.extend_from_slice(extra);
+        self.quiet.run(&args)?;
+        Ok(())
+    }
+
+    /// A long-running process that serves; its log in `DIR/logs/NAME.log`; returns its URL.
+    fn serve(&self, name: &str, args: &[&str]) -> Result<String> {
+        let log = Logs::File(self.path(&format!("logs/{name}.log")));
+        let server = self.logged.server(args, &[], log)?;
+        let url = server.base.clone();
+        self.procs.push(server.process);
+        Ok(url)
+    }
+
+    /// Step 2: `updraft serve` of the repository.
+    fn start_origin(&mut self) -> Result<()> {
+        let repo = s(&self.repo).to_string();
+        self.origin = self.serve("origin", &["serve", &repo, "--listen", "127.0.0.1:0"])?;
+        println!("2. origin:  {}", self.origin);
+        Ok(())
+    }
+
+    /// Step 3: the relay and agent groups, then `updraft manager` over the database.
+    fn start_manager(&mut self) -> Result<()> {
+        let (parent, child) = (self.parent_url.clone(), self.child_url.clone());
+        self.group("core", Role::Relay, None, &[&parent], false)?;
+        self.group("site", Role::Relay, Some("core"), &[&child], false)?;
+        self.group("agents-hq", Role::Agent, None, &[&parent], false)?;
+        self.group(
+            "agents-branch",
+            Role::Agent,
+            None,
+            &[&child, &parent],
+            false,
+        )?;
+        self.group("agents-roaming", Role::Agent, None, &[&child], true)?;
+        let db = self.db_url.clone();
+        let args = [
+            "manager",
+            "--db",
+            &db,
+            "--listen",
+            "127.0.0.1:0",
+            "--offline-after",
+            "30",
+        ];
+        self.manager = self.serve("manager", &args)?;
+        println!(
+            "3. manager: {} (SQLite {})",
+            self.manager,
+            self.path("manager.db").display()
+        );
+        Ok(())
+    }
+
+    fn group(
+        &self,
+        name: &str,
+        role: Role,
+        parent: Option<&str>,
+        relays: &[&str],
+        allow_direct: bool,
+    ) -> Result<()> {
+        let g = manager::db::Group {
+            name: name.into(),
+            role,
+            parent: parent.map(str::to_string),
+            relays: relays.iter().map(|r| r.to_string()).collect(),
+            poll_interval: 1,
+            allow_direct,
+            pinned: Default::default(),
+        };
+        self.db.put_group(&g, "demo")?;
+        Ok(())
+    }
+
+    /// An enrolment token for `group` (five uses), written to `DIR/FILE`.
+    fn token(&self, group: &str, file: &str) -> Result<PathBuf> {
+        let t = self.db.create_enroll_token(group, None, Some(5))?;
+        let p = self.path(file);
+        std::fs::write(&p, t).with_context(|| format!("writing {}", p.display()))?;
+        Ok(p)
+    }
+
+    /// Step 4: the parent relay (upstream: the origin) and the child (upstream: the parent).
+    fn start_relays(&self) -> Result<()> {
+        let parent_token = self.token("core", "relay-parent.token")?;
+        let child_token = self.token("site", "relay-child.token")?;
+        self.relay(
+            "relay-parent",
+            &self.origin,
+            self.parent_port,
+            &parent_token,
+        )?;
+        self.relay(
+            "relay-child",
+            &self.parent_url,
+            self.child_port,
+            &child_token,
+        )?;
+        println!(
+            "4. relays:  parent {} (upstream: origin), child {} (upstream: parent)",
+            self.parent_url, self.child_url
+        );
+        Ok(())
+    }
+
+    fn relay(&self, name: &str, upstream: &str, port: u16, token: &Path) -> Result<()> {
+        let cache = self.path(&format!("{name}-cache"));
+        let listen = format!("127.0.0.1:{port}");
+        let args = [
+            "relay",
+            "--upstream",
+            upstream,
+            "--trusted-root",
+            s(&self.root),
+            "--cache",
+            s(&cache),
+            "--listen",
+            &listen,
+            "--poll-interval",
+            "1",
+            "--manager",
+            &self.manager,
+            "--enroll-token-file",
+            s(token),
+            "--hostname",
+            name,
+        ];
+        self.serve(name, &args)?;
+        Ok(())
+    }
+
+    /// Step 5: five agents, each in its own directory with a scanner product of its build.
+    fn start_agents(&self) -> Result<()> {
+        for a in &AGENTS {
+            let cfg = self.agent_config(a)?;
+            let log = Logs::File(self.path(&format!("logs/{}.log", a.name)));
+            let agent = self
+                .logged
+                .daemon(&["agent", "--config", s(&cfg)], &[], log)?;
+            self.procs.push(agent);
         }
-        std::thread::sleep(Duration::from_millis(300));
+        println!("5. agents:  agent-hq-1/2 behind the parent relay; agent-branch-1 and agent-legacy (build 9.5.1200) behind the child; agent-roaming behind the child with allow_direct");
+        Ok(())
+    }
+
+    /// The agent's home (`DIR/NAME`) with its product, and its configuration file.
+    fn agent_config(&self, a: &AgentSpec) -> Result<PathBuf> {
+        let home = self.path(a.name);
+        std::fs::create_dir_all(home.join("opt/bin"))?;
+        std::fs::write(
+            home.join("opt/bin/scanner"),
+            format!("scanner {}\n", a.build),
+        )?;
+        let relay = match a.group {
+            "agents-hq" => &self.parent_url,
+            _ => &self.child_url,
+        };
+        let module = |name: &str, components: &[&str], dir: &str| ModuleSetup {
+            name: name.into(),
+            components: components.iter().map(|c| c.to_string()).collect(),
+            install_dir: home.join(dir),
+            reload: None,
+        };
+        let setup = AgentSetup {
+            state_dir: home.join("state"),
+            trusted_root: self.root.clone(),
+            relays: vec![relay.clone()],
+            origin: Some(self.origin.clone()),
+            allow_direct: false,
+            poll_interval: Some(1),
+            manager: Some(ManagerLink {
+                url: self.manager.clone(),
+                enroll_token_file: self.token(a.group, &format!("{}.token", a.name))?,
+                hostname: a.name.into(),
+            }),
+            modules: vec![
+                module(
+                    "antimalware",
+                    &["antimalware.pattern", "antimalware.engine"],
+                    "signatures",
+                ),
+                module("ips", &["ips.rules"], "ips"),
+            ],
+            products: vec![ProductSetup {
+                name: "scanner".into(),
+                build: a.build.into(),
+                install_dir: home.join("opt"),
+                restart: Some("true".into()),
+                preflight: Vec::new(),
+            }],
+        };
+        let path = home.join("agent.toml");
+        std::fs::write(&path, agent_config_toml(&setup))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
     }
 }
 
-fn fleet_table(db: &manager::Db) -> Result<()> {
-    let hosts = manager::fleet::hosts(db, &Default::default(), 30)?;
-    crate::manager_cmd::hosts_table(db, &hosts)
+/// `p` as a command-line argument (the demo's paths are UTF-8: a temporary directory).
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
 }

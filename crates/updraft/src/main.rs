@@ -1,15 +1,16 @@
-//! `updraft`: argument parsing for every Updraft command; the work is done by the library crates.
+//! `updraft`: argument parsing and dispatch for every Updraft command; each command family is a
+//! module of its own (`*_cmd.rs`, `tuf_client.rs`, `demo.rs`) and the work is done by the library
+//! crates. `runtime()` is the one async runtime the serving commands use.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
 
 mod agent_cmd;
 mod demo;
 mod manager_cmd;
 mod relay_cmd;
 mod repo_cmd;
+mod serve_cmd;
 mod tuf_client;
 
 #[derive(Parser)]
@@ -33,7 +34,7 @@ enum Command {
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
     /// Serve a repository directory over HTTP: DIR/metadata at /metadata/, DIR/targets at /targets/
-    Serve(ServeArgs),
+    Serve(serve_cmd::ServeArgs),
     /// Mirror an upstream with full verification and serve it; export/import offline bundles
     Relay(relay_cmd::RelayArgs),
     /// Keep this host's modules supplied with verified content and apply patches
@@ -46,22 +47,6 @@ enum Command {
     TufClient(tuf_client::TufClientArgs),
     /// Run a short demonstration on 127.0.0.1 in a temporary directory
     Demo(demo::DemoArgs),
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// Repository directory (made by `updraft repo init`)
-    dir: PathBuf,
-    /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: String,
-}
-
-/// Key types the publisher can create.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum KeyType {
-    Ed25519,
-    Ecdsa,
 }
 
 fn init_logging() {
@@ -82,39 +67,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn serve(args: &ServeArgs) -> Result<()> {
-    runtime()?.block_on(async {
-        let server = transport::serve_origin(&args.dir, &args.listen)
-            .await
-            .with_context(|| format!("cannot serve {}", args.dir.display()))?;
-        println!(
-            "serving {} at http://{}/metadata/ and http://{}/targets/ (Ctrl-C stops)",
-            args.dir.display(),
-            server.addr,
-            server.addr
-        );
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
-        server.shutdown().await?;
-        Ok(())
-    })
-}
-
-/// Check that a directory argument exists.
-pub fn existing_dir(dir: &Path) -> Result<()> {
-    if !dir.is_dir() {
-        bail!("{} is not a directory", dir.display());
-    }
-    Ok(())
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match &cli.command {
         Command::Repo(cmd) => repo_cmd::run(cmd),
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Relay(args) => relay_cmd::run(args),
         Command::Agent(args) => agent_cmd::run(args),
         Command::Manager(args) => manager_cmd::run_manager(args),

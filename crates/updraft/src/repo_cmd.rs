@@ -1,14 +1,19 @@
 //! `updraft repo …`: the publisher's commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use model::{ContentInfo, Kind};
 use tuf::crypto::KeyKind;
 use tuf::repo::{InitOptions, Repository, RotateOptions};
 
-use crate::KeyType;
+/// Key types the publisher can create.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KeyType {
+    Ed25519,
+    Ecdsa,
+}
 
 #[derive(Subcommand)]
 pub enum RepoCommand {
@@ -160,51 +165,10 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
             key_type,
             keys,
             threshold,
-        } => {
-            let opts = InitOptions {
-                key_kind: match key_type {
-                    KeyType::Ed25519 => KeyKind::Ed25519,
-                    KeyType::Ecdsa => KeyKind::EcdsaP256,
-                },
-                keys_per_role: *keys,
-                threshold: *threshold,
-                ..InitOptions::default()
-            };
-            let repo = Repository::init(dir, &opts)?;
-            println!("created repository in {}", dir.display());
-            println!(
-                "private keys: {} (mode 0600; keep them offline)",
-                dir.join("keys").display()
-            );
-            println!(
-                "root to distribute to clients: {}",
-                repo.metadata_dir().join("1.root.json").display()
-            );
-        }
-        RepoCommand::Add(args) => add(args)?,
-        RepoCommand::Remove { dir, target } => {
-            let mut repo = Repository::open(dir)?;
-            let role = repo.remove_target(target)?;
-            repo.save()?;
-            println!(
-                "staged removal of {target} from {role}; run `updraft repo publish` to sign it"
-            );
-        }
-        RepoCommand::Publish { dir } => {
-            let mut repo = Repository::open(dir)?;
-            let staged = repo.staged();
-            repo.publish()?;
-            println!(
-                "published: {} snapshot v{}, timestamp v{}",
-                if staged.is_empty() {
-                    "no role changes;".to_string()
-                } else {
-                    format!("{};", staged.join(", "))
-                },
-                repo.snapshot().version,
-                repo.timestamp().version
-            );
-        }
+        } => init(dir, *key_type, *keys, *threshold),
+        RepoCommand::Add(args) => add(args),
+        RepoCommand::Remove { dir, target } => remove(dir, target),
+        RepoCommand::Publish { dir } => publish(dir),
         RepoCommand::Rotate {
             dir,
             role,
@@ -212,33 +176,12 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
             keys,
             allow_lower_threshold,
         } => {
-            let mut repo = Repository::open(dir)?;
-            let rotation = repo.rotate_with(
-                role,
-                &RotateOptions {
-                    keys: *keys,
-                    threshold: *threshold,
-                    allow_lower_threshold: *allow_lower_threshold,
-                },
-            )?;
-            if rotation.lowered_threshold() {
-                eprintln!(
-                    "warning: {role}: threshold lowered from {} to {} (--allow-lower-threshold); \
-                     fewer keys now suffice to sign for this role",
-                    rotation.previous_threshold, rotation.threshold
-                );
-            }
-            println!(
-                "rotated {role}: {} new key(s), threshold {} (was {} key(s), threshold {}); root is now v{}",
-                rotation.new_keyids.len(),
-                rotation.threshold,
-                rotation.previous_keys,
-                rotation.previous_threshold,
-                repo.root().version
-            );
-            for id in rotation.new_keyids {
-                println!("  {id}");
-            }
+            let opts = RotateOptions {
+                keys: *keys,
+                threshold: *threshold,
+                allow_lower_threshold: *allow_lower_threshold,
+            };
+            rotate(dir, role, &opts)
         }
         RepoCommand::Delegate {
             dir,
@@ -261,46 +204,124 @@ pub fn run(cmd: &RepoCommand) -> Result<()> {
             )?;
             repo.save()?;
             println!("staged delegation {parent} -> {name} for {paths:?}; run `updraft repo publish` to sign it");
+            Ok(())
         }
-        RepoCommand::Refresh { dir } => {
-            let mut repo = Repository::open(dir)?;
-            repo.refresh_timestamp()?;
-            println!(
-                "timestamp v{} expires {}",
-                repo.timestamp().version,
-                repo.timestamp().expires
-            );
-        }
-        RepoCommand::Status { dir, json } => {
-            let repo = Repository::open(dir)?;
-            let status = repo.status();
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-                return Ok(());
-            }
-            println!(
-                "{:<24} {:>7}  {:<22} {:>9}  key ids",
-                "role", "version", "expires", "threshold"
-            );
-            for r in &status.roles {
-                let ids: Vec<&str> = r.keyids.iter().map(|k| &k[..k.len().min(12)]).collect();
-                println!(
-                    "{:<24} {:>7}  {:<22} {:>9}  {}",
-                    r.role,
-                    r.version,
-                    r.expires,
-                    r.threshold,
-                    ids.join(" ")
-                );
-            }
-            println!("\n{} target(s):", status.targets.len());
-            for (path, len, role) in &status.targets {
-                println!("  {path}  {len} bytes  ({role})");
-            }
-            if !status.staged.is_empty() {
-                println!("\nstaged, not yet published: {}", status.staged.join(", "));
-            }
-        }
+        RepoCommand::Refresh { dir } => refresh(dir),
+        RepoCommand::Status { dir, json } => status(dir, *json),
+    }
+}
+
+fn init(dir: &Path, key_type: KeyType, keys: usize, threshold: u64) -> Result<()> {
+    let opts = InitOptions {
+        key_kind: match key_type {
+            KeyType::Ed25519 => KeyKind::Ed25519,
+            KeyType::Ecdsa => KeyKind::EcdsaP256,
+        },
+        keys_per_role: keys,
+        threshold,
+        ..InitOptions::default()
+    };
+    let repo = Repository::init(dir, &opts)?;
+    println!("created repository in {}", dir.display());
+    println!(
+        "private keys: {} (mode 0600; keep them offline)",
+        dir.join("keys").display()
+    );
+    println!(
+        "root to distribute to clients: {}",
+        repo.metadata_dir().join("1.root.json").display()
+    );
+    Ok(())
+}
+
+fn remove(dir: &Path, target: &str) -> Result<()> {
+    let mut repo = Repository::open(dir)?;
+    let role = repo.remove_target(target)?;
+    repo.save()?;
+    println!("staged removal of {target} from {role}; run `updraft repo publish` to sign it");
+    Ok(())
+}
+
+fn publish(dir: &Path) -> Result<()> {
+    let mut repo = Repository::open(dir)?;
+    let staged = repo.staged();
+    repo.publish()?;
+    println!(
+        "published: {} snapshot v{}, timestamp v{}",
+        if staged.is_empty() {
+            "no role changes;".to_string()
+        } else {
+            format!("{};", staged.join(", "))
+        },
+        repo.snapshot().version,
+        repo.timestamp().version
+    );
+    Ok(())
+}
+
+fn rotate(dir: &Path, role: &str, opts: &RotateOptions) -> Result<()> {
+    let mut repo = Repository::open(dir)?;
+    let rotation = repo.rotate_with(role, opts)?;
+    if rotation.lowered_threshold() {
+        eprintln!(
+            "warning: {role}: threshold lowered from {} to {} (--allow-lower-threshold); \
+             fewer keys now suffice to sign for this role",
+            rotation.previous_threshold, rotation.threshold
+        );
+    }
+    println!(
+        "rotated {role}: {} new key(s), threshold {} (was {} key(s), threshold {}); root is now v{}",
+        rotation.new_keyids.len(),
+        rotation.threshold,
+        rotation.previous_keys,
+        rotation.previous_threshold,
+        repo.root().version
+    );
+    for id in rotation.new_keyids {
+        println!("  {id}");
+    }
+    Ok(())
+}
+
+fn refresh(dir: &Path) -> Result<()> {
+    let mut repo = Repository::open(dir)?;
+    repo.refresh_timestamp()?;
+    println!(
+        "timestamp v{} expires {}",
+        repo.timestamp().version,
+        repo.timestamp().expires
+    );
+    Ok(())
+}
+
+fn status(dir: &Path, json: bool) -> Result<()> {
+    let repo = Repository::open(dir)?;
+    let status = repo.status();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>7}  {:<22} {:>9}  key ids",
+        "role", "version", "expires", "threshold"
+    );
+    for r in &status.roles {
+        let ids: Vec<&str> = r.keyids.iter().map(|k| &k[..k.len().min(12)]).collect();
+        println!(
+            "{:<24} {:>7}  {:<22} {:>9}  {}",
+            r.role,
+            r.version,
+            r.expires,
+            r.threshold,
+            ids.join(" ")
+        );
+    }
+    println!("\n{} target(s):", status.targets.len());
+    for (path, len, role) in &status.targets {
+        println!("  {path}  {len} bytes  ({role})");
+    }
+    if !status.staged.is_empty() {
+        println!("\nstaged, not yet published: {}", status.staged.join(", "));
     }
     Ok(())
 }
