@@ -1,12 +1,12 @@
 //! The agent as a daemon: a cycle, then a pause of the poll interval (the manager's policy,
 //! else the configuration) plus jitter, for ever.
 
-use crate::{manager, Agent};
+use crate::Agent;
 
 impl Agent {
     /// Seconds until the next poll: the manager's policy, else the configuration.
     pub fn poll_interval(&self) -> u64 {
-        manager::policy(&self.state)
+        self.policy()
             .map(|p| p.poll_interval)
             .filter(|p| *p > 0)
             .unwrap_or(self.config.poll_interval)

@@ -53,8 +53,9 @@ pub struct Agent {
     pub state: StateDir,
     /// Where metadata and targets come from (URLs of the configured sources).
     fetcher: Arc<dyn tuf::Fetcher>,
-    /// The manager link's client.
-    http: transport::HttpFetcher,
+    /// The link to the manager (when one is configured): identity, heartbeat, and the policy
+    /// of the last reply kept in memory.
+    link: Option<std::sync::Mutex<node::ManagerLink>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -86,12 +87,18 @@ impl Agent {
         http: transport::HttpFetcher,
     ) -> Result<Self> {
         let anchor = config.validate()?;
+        let link = node::ManagerLink::open(
+            &config.link_settings(),
+            &config.state_dir,
+            model::protocol::Role::Agent,
+            http,
+        );
         Ok(Agent {
             state: StateDir::new(&config.state_dir),
             config,
             anchor,
             fetcher,
-            http,
+            link: link.map(std::sync::Mutex::new),
         })
     }
 
@@ -100,19 +107,19 @@ impl Agent {
     /// when it changes the sources or the plan's basis: the update runs again under it (it
     /// plans again because the recorded basis differs) and is reported.
     pub fn cycle(&self) -> Result<CycleReport> {
-        let policy = manager::policy(&self.state);
+        let policy = self.policy();
         let mut report = self.update(policy.clone())?;
         let Some(url) = self.config.manager.clone() else {
             return Ok(report);
         };
-        match self.report(&url, policy.as_ref()) {
+        match self.report(policy.as_ref()) {
             Ok(Some(new)) if self.changes_the_cycle(policy.as_ref(), &new) => {
                 let again = self.update(Some(new.clone()))?;
                 report.installed.extend(again.installed);
                 report.patches.extend(again.patches);
                 report.source = again.source.or(report.source);
                 report.status_written |= again.status_written;
-                if let Err(e) = self.report(&url, Some(&new)) {
+                if let Err(e) = self.report(Some(&new)) {
                     report.manager_error = Some(e.to_string());
                 }
             }

@@ -135,14 +135,5 @@ fn daemon(a: Agent, once: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    loop {
-        match a.cycle() {
-            Ok(r) if !r.installed.is_empty() || !r.patches.is_empty() => {
-                tracing::info!(installed = ?r.installed, patches = ?r.patches, source = ?r.source, "cycle done")
-            }
-            Ok(_) => tracing::debug!("cycle done, nothing changed"),
-            Err(e) => tracing::error!(error = %e, "cycle failed"),
-        }
-        std::thread::sleep(agent::next_poll(a.poll_interval()));
-    }
+    a.run()
 }

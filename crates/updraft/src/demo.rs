@@ -423,7 +423,7 @@ impl<'a> Demo<'a> {
             }],
         };
         let path = home.join("agent.toml");
-        std::fs::write(&path, agent_config_toml(&setup))
+        std::fs::write(&path, agent_config_toml(&setup)?)
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }

@@ -23,6 +23,8 @@ pub use agent_config::{agent_config_toml, AgentSetup, ManagerLink, ModuleSetup, 
 /// What can go wrong while starting, running or awaiting processes.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("cannot write the agent configuration: {0}")]
+    Config(String),
     #[error("cannot find the updraft executable: {0}")]
     Executable(#[source] std::io::Error),
     #[error("cannot start {what}: {source}")]

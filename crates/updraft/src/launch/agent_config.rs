@@ -2,7 +2,6 @@
 //! ([`agent_config_toml`]) from a small description ([`AgentSetup`]). Keys the setup leaves out
 //! take the agent's defaults.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// What an agent configuration says (the subset the demo and the tests set).
@@ -47,84 +46,56 @@ pub struct ProductSetup {
     pub preflight: Vec<String>,
 }
 
-/// The agent configuration (TOML) that `setup` describes.
-pub fn agent_config_toml(setup: &AgentSetup) -> String {
-    let mut t = String::new();
-    line(&mut t, "state_dir", &path(&setup.state_dir));
-    line(&mut t, "trusted_root", &path(&setup.trusted_root));
-    line(&mut t, "relays", &list(&setup.relays));
-    if let Some(origin) = &setup.origin {
-        line(&mut t, "origin", &string(origin));
+impl AgentSetup {
+    /// The agent configuration this setup describes; what it leaves out keeps the agent's
+    /// defaults ([`agent::AgentConfig::new`]).
+    pub fn config(&self) -> agent::AgentConfig {
+        let mut c = agent::AgentConfig::new(self.state_dir.clone(), self.trusted_root.clone());
+        c.relays = self.relays.clone();
+        c.origin = self.origin.clone();
+        c.allow_direct = self.allow_direct;
+        if let Some(secs) = self.poll_interval {
+            c.poll_interval = secs;
+        }
+        if let Some(m) = &self.manager {
+            c.manager = Some(m.url.clone());
+            c.enroll_token_file = Some(m.enroll_token_file.clone());
+            c.hostname = Some(m.hostname.clone());
+        }
+        c.modules = self.modules.iter().map(ModuleSetup::config).collect();
+        c.products = self.products.iter().map(ProductSetup::config).collect();
+        c
     }
-    line(&mut t, "allow_direct", &setup.allow_direct.to_string());
-    if let Some(secs) = setup.poll_interval {
-        line(&mut t, "poll_interval", &secs.to_string());
-    }
-    if let Some(m) = &setup.manager {
-        line(&mut t, "manager", &string(&m.url));
-        line(&mut t, "enroll_token_file", &path(&m.enroll_token_file));
-        line(&mut t, "hostname", &string(&m.hostname));
-    }
-    for m in &setup.modules {
-        t.push_str("\n[[module]]\n");
-        line(&mut t, "name", &string(&m.name));
-        line(&mut t, "components", &list(&m.components));
-        line(&mut t, "install_dir", &path(&m.install_dir));
-        if let Some(r) = &m.reload {
-            line(&mut t, "reload", &string(r));
+}
+
+impl ModuleSetup {
+    fn config(&self) -> agent::ModuleConfig {
+        agent::ModuleConfig {
+            name: self.name.clone(),
+            components: self.components.clone(),
+            install_dir: self.install_dir.clone(),
+            reload: self.reload.clone(),
         }
     }
-    for p in &setup.products {
-        product(&mut t, p);
-    }
-    t
 }
 
-fn product(t: &mut String, p: &ProductSetup) {
-    t.push_str("\n[[product]]\n");
-    line(t, "name", &string(&p.name));
-    line(t, "build", &string(&p.build));
-    line(t, "install_dir", &path(&p.install_dir));
-    if let Some(r) = &p.restart {
-        line(t, "restart", &string(r));
-    }
-    if !p.preflight.is_empty() {
-        line(t, "preflight", &list(&p.preflight));
-    }
-}
-
-fn line(t: &mut String, key: &str, value: &str) {
-    let _ = writeln!(t, "{key} = {value}");
-}
-
-fn path(p: &std::path::Path) -> String {
-    string(&p.to_string_lossy())
-}
-
-fn list(items: &[String]) -> String {
-    let items: Vec<String> = items.iter().map(|s| string(s)).collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// A TOML basic string.
-fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", u32::from(c));
-            }
-            c => out.push(c),
+impl ProductSetup {
+    fn config(&self) -> agent::ProductConfig {
+        agent::ProductConfig {
+            name: self.name.clone(),
+            build: Some(self.build.clone()),
+            build_command: None,
+            install_dir: self.install_dir.clone(),
+            restart: self.restart.clone(),
+            preflight: self.preflight.clone(),
         }
     }
-    out.push('"');
-    out
+}
+
+/// The agent configuration (TOML) that `setup` describes, written by the agent's own
+/// serializer (so every key is spelled as the agent reads it).
+pub fn agent_config_toml(setup: &AgentSetup) -> Result<String, super::Error> {
+    toml::to_string(&setup.config()).map_err(|e| super::Error::Config(e.to_string()))
 }
 
 #[cfg(test)]
@@ -163,7 +134,7 @@ mod tests {
     #[test]
     fn the_agent_reads_back_what_the_setup_says() {
         let s = setup();
-        let c: agent::AgentConfig = toml::from_str(&agent_config_toml(&s)).unwrap();
+        let c: agent::AgentConfig = toml::from_str(&agent_config_toml(&s).unwrap()).unwrap();
         assert_eq!(c.state_dir, s.state_dir);
         assert_eq!(c.relays, s.relays);
         assert_eq!(c.origin, s.origin);
@@ -188,7 +159,7 @@ mod tests {
             origin: None,
             ..setup()
         };
-        let c: agent::AgentConfig = toml::from_str(&agent_config_toml(&s)).unwrap();
+        let c: agent::AgentConfig = toml::from_str(&agent_config_toml(&s).unwrap()).unwrap();
         assert_eq!(c.poll_interval, 300);
         assert!(c.manager.is_none() && c.origin.is_none() && c.hostname.is_none());
     }

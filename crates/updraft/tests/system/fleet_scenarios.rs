@@ -73,7 +73,7 @@ impl Fleet {
             ..AgentSetup::default()
         });
         let path = home.join("agent.toml");
-        std::fs::write(&path, cfg).unwrap();
+        std::fs::write(&path, cfg.unwrap()).unwrap();
         path
     }
     fn pattern(&self, agent: &str) -> String {

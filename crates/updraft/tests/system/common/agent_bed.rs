@@ -86,8 +86,17 @@ impl AgentBed {
             }],
         };
         let path = self.path("agent.toml");
-        std::fs::write(&path, agent_config_toml(&setup)).unwrap();
+        std::fs::write(&path, agent_config_toml(&setup).unwrap()).unwrap();
         path
+    }
+
+    /// Change the agent configuration at `path` as `edit` says (read and written with the
+    /// agent's own configuration type, so no key is spelled here).
+    pub fn edit_config(&self, path: &Path, edit: impl FnOnce(&mut agent::AgentConfig)) {
+        let mut c: agent::AgentConfig =
+            toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        edit(&mut c);
+        std::fs::write(path, toml::to_string(&c).unwrap()).unwrap();
     }
 
     /// `updraft agent --once`; the report, or the error output.

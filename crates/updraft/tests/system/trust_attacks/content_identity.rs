@@ -135,11 +135,9 @@ fn a_component_cannot_overwrite_another_components_file_in_a_shared_module_dir()
         b"engine team's bytes",
     );
     let cfg = bed.config(&bed.opts());
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "components = [\"antimalware.pattern\"]",
-        "components = [\"antimalware.pattern\", \"antimalware.engine\"]",
-    );
-    std::fs::write(&cfg, text).unwrap();
+    bed.edit_config(&cfg, |c| {
+        c.modules[0].components.push("antimalware.engine".into());
+    });
     bed.once(&cfg).unwrap();
     assert_eq!(
         std::fs::read(bed.path("av/antimalware.pattern.dat")).unwrap(),

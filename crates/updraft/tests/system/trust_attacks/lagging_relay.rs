@@ -69,13 +69,11 @@ fn agent_takes_the_newest_verified_view_and_names_the_lagging_relay() {
 
     // The current source listed first: the stale one after it is still compared and named.
     let bed2_cfg = bed.path("agent2.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let swapped = text.replace(
-        &format!("relays = [{:?}, {:?}]", stale.base, bed.origin.base),
-        &format!("relays = [{:?}, {:?}]", bed.origin.base, stale.base),
-    );
-    assert_ne!(swapped, text);
-    std::fs::write(&bed2_cfg, swapped).unwrap();
+    let mut c: agent::AgentConfig =
+        toml::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(c.relays, [stale.base.clone(), bed.origin.base.clone()]);
+    c.relays.reverse();
+    std::fs::write(&bed2_cfg, toml::to_string(&c).unwrap()).unwrap();
     bed.once(&bed2_cfg).unwrap();
     let st = bed.status(&bed2_cfg);
     assert_eq!(st["source"], bed.origin.base.as_str(), "{st:#}");

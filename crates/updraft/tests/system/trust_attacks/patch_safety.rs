@@ -70,13 +70,6 @@ fn publish_archive(bed: &AgentBed, id: &str, version: &str, name: &str, bytes: &
     bed.repo.publish();
 }
 
-/// Append a `[patch_limits]` table to an agent configuration.
-fn with_limits(cfg: &Path, limits: &str) {
-    let mut text = std::fs::read_to_string(cfg).unwrap();
-    text.push_str(&format!("\n[patch_limits]\n{limits}\n"));
-    std::fs::write(cfg, text).unwrap();
-}
-
 /// Every path under `dir` with its length and a hash of its content (files) or `None`
 /// (directories), except `skip`.
 fn tree(dir: &Path, skip: &Path) -> Vec<(String, Option<(usize, u64)>)> {
@@ -317,7 +310,7 @@ fn setuid_and_world_writable_modes_in_a_patch_archive_are_masked() {
 fn a_zstd_bomb_patch_is_refused_while_unpacking() {
     let bed = AgentBed::new();
     let cfg = bed.config(&bed.opts());
-    with_limits(&cfg, "max_unpacked_bytes = 1048576");
+    bed.edit_config(&cfg, |c| c.patch_limits.max_unpacked_bytes = 1 << 20);
     // 16 MiB of zeros in a few kilobytes.
     let zeros = vec![0u8; 16 << 20];
     let tar = tar_of(&[("bin/scanner", 0o755, &zeros)]);
@@ -368,7 +361,7 @@ fn a_zstd_bomb_patch_is_refused_while_unpacking() {
 fn a_patch_with_too_many_members_is_refused() {
     let bed = AgentBed::new();
     let cfg = bed.config(&bed.opts());
-    with_limits(&cfg, "max_members = 10");
+    bed.edit_config(&cfg, |c| c.patch_limits.max_members = 10);
     let names: Vec<String> = (0..50).map(|i| format!("lib/f{i}")).collect();
     let members: Vec<(&str, u32, &[u8])> = names
         .iter()

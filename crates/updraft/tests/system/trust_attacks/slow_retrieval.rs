@@ -24,12 +24,10 @@ fn config(bed: &AgentBed, relays: Vec<String>) -> std::path::PathBuf {
         relays,
         ..bed.opts()
     });
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        format!("first_byte_timeout = 2\nstall_timeout = 2\n{text}"),
-    )
-    .unwrap();
+    bed.edit_config(&cfg, |c| {
+        c.http.first_byte_timeout = 2;
+        c.http.stall_timeout = 2;
+    });
     cfg
 }
 
