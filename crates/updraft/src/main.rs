@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod agent_cmd;
 mod demo;
+mod flags;
 mod manager_cmd;
 mod relay_cmd;
 mod repo_cmd;

@@ -35,6 +35,7 @@ pub struct ManagerArgs {
 }
 
 pub fn run_manager(a: &ManagerArgs) -> Result<()> {
+    use crate::flags::{set, set_some};
     let mut c: ManagerConfig = match &a.config {
         Some(p) => {
             toml::from_str(&std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?)
@@ -42,24 +43,12 @@ pub fn run_manager(a: &ManagerArgs) -> Result<()> {
         }
         None => toml::from_str("")?,
     };
-    if let Some(v) = &a.db {
-        c.db = v.clone();
-    }
-    if let Some(v) = &a.listen {
-        c.listen = v.clone();
-    }
-    if a.tls_cert.is_some() {
-        c.tls_cert = a.tls_cert.clone();
-    }
-    if a.tls_key.is_some() {
-        c.tls_key = a.tls_key.clone();
-    }
-    if let Some(v) = a.offline_after {
-        c.offline_after = v;
-    }
-    if let Some(v) = a.failure_delay_ms {
-        c.failure_delay_ms = v;
-    }
+    set(&mut c.db, &a.db);
+    set(&mut c.listen, &a.listen);
+    set_some(&mut c.tls_cert, &a.tls_cert);
+    set_some(&mut c.tls_key, &a.tls_key);
+    set(&mut c.offline_after, &a.offline_after);
+    set(&mut c.failure_delay_ms, &a.failure_delay_ms);
     crate::runtime()?.block_on(manager::run(c, async {
         let _ = tokio::signal::ctrl_c().await;
     }))?;

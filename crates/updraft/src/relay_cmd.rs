@@ -113,6 +113,7 @@ struct RunArgs {
 }
 
 fn config(a: &RunArgs) -> Result<RelayConfig> {
+    use crate::flags::{set, set_some};
     let mut c = match &a.config {
         Some(path) => RelayConfig::from_file(path)?,
         None => RelayConfig::new(
@@ -144,19 +145,6 @@ fn config(a: &RunArgs) -> Result<RelayConfig> {
     set_some(&mut c.link.enroll_token_file, &a.enroll_token_file);
     set_some(&mut c.link.hostname, &a.hostname);
     Ok(c)
-}
-
-/// A flag given on the command line wins over the file.
-fn set<T: Clone>(setting: &mut T, flag: &Option<T>) {
-    if let Some(v) = flag {
-        *setting = v.clone();
-    }
-}
-
-fn set_some<T: Clone>(setting: &mut Option<T>, flag: &Option<T>) {
-    if flag.is_some() {
-        *setting = flag.clone();
-    }
 }
 
 pub fn run(args: &RelayArgs) -> Result<()> {
