@@ -59,70 +59,98 @@ impl Repository {
 
     fn rotate_keys(&mut self, role: &str, nkeys: usize, threshold: u64) -> Result<Vec<String>> {
         let new_ids = self.new_keys(nkeys)?;
-        let old_ids: Vec<String>;
-        if TOP_LEVEL_ROLES.contains(&role) {
-            let r = self
-                .root
-                .roles
-                .get_mut(role)
-                .ok_or_else(|| Error::Repository(format!("root lacks role {role}")))?;
-            old_ids = std::mem::replace(&mut r.keyids, new_ids.clone());
-            r.threshold = threshold;
-            for id in &new_ids {
-                self.root
-                    .keys
-                    .insert(id.clone(), self.keys[id].public.clone());
-            }
-            let in_use: BTreeSet<String> = self
-                .root
-                .roles
-                .values()
-                .flat_map(|r| r.keyids.clone())
-                .collect();
-            self.root.keys.retain(|id, _| in_use.contains(id));
-            self.root_dirty = true;
-            if role == "targets" {
-                self.dirty.insert("targets".into());
-            }
+        let old_ids = if TOP_LEVEL_ROLES.contains(&role) {
+            self.replace_top_level_keys(role, &new_ids, threshold)?
         } else {
-            let parent = self
-                .delegators
-                .get(role)
-                .cloned()
-                .ok_or_else(|| Error::Repository(format!("unknown role {role:?}")))?;
-            let publics: Vec<(String, Key)> = new_ids
-                .iter()
-                .map(|id| (id.clone(), self.keys[id].public.clone()))
-                .collect();
-            let d = self
-                .targets
-                .get_mut(&parent)
-                .and_then(|t| t.delegations.as_mut())
-                .ok_or_else(|| Error::Repository(format!("{parent} has no delegations")))?;
-            let r = d
-                .roles
-                .as_mut()
-                .and_then(|rs| rs.iter_mut().find(|r| r.name == role))
-                .ok_or_else(|| {
-                    Error::Repository(format!(
-                        "rotating keys of succinct bins is not supported ({role})"
-                    ))
-                })?;
-            old_ids = std::mem::replace(&mut r.keyids, new_ids.clone());
-            r.threshold = threshold;
-            d.keys.extend(publics);
-            let in_use: BTreeSet<String> = d
-                .roles
-                .iter()
-                .flatten()
-                .flat_map(|r| r.keyids.clone())
-                .collect();
-            d.keys.retain(|id, _| in_use.contains(id));
-            self.dirty.insert(parent);
-            self.dirty.insert(role.to_string());
-        }
+            self.replace_delegated_keys(role, &new_ids, threshold)?
+        };
         self.publish()?;
-        // Retire keys no longer used by any role (they were needed to sign the new root).
+        self.retire_keys(old_ids)?;
+        Ok(new_ids)
+    }
+
+    /// List `new_ids` as the keys of top-level `role` in root (staged); returns the old key ids.
+    fn replace_top_level_keys(
+        &mut self,
+        role: &str,
+        new_ids: &[String],
+        threshold: u64,
+    ) -> Result<Vec<String>> {
+        let r = self
+            .root
+            .roles
+            .get_mut(role)
+            .ok_or_else(|| Error::Repository(format!("root lacks role {role}")))?;
+        let old_ids = std::mem::replace(&mut r.keyids, new_ids.to_vec());
+        r.threshold = threshold;
+        for id in new_ids {
+            self.root
+                .keys
+                .insert(id.clone(), self.keys[id].public.clone());
+        }
+        let in_use: BTreeSet<String> = self
+            .root
+            .roles
+            .values()
+            .flat_map(|r| r.keyids.clone())
+            .collect();
+        self.root.keys.retain(|id, _| in_use.contains(id));
+        self.root_dirty = true;
+        if role == "targets" {
+            self.dirty.insert("targets".into());
+        }
+        Ok(old_ids)
+    }
+
+    /// List `new_ids` as the keys of delegated `role` in its delegating role (staged); returns
+    /// the old key ids.
+    fn replace_delegated_keys(
+        &mut self,
+        role: &str,
+        new_ids: &[String],
+        threshold: u64,
+    ) -> Result<Vec<String>> {
+        let parent = self
+            .delegators
+            .get(role)
+            .cloned()
+            .ok_or_else(|| Error::Repository(format!("unknown role {role:?}")))?;
+        let publics: Vec<(String, Key)> = new_ids
+            .iter()
+            .map(|id| (id.clone(), self.keys[id].public.clone()))
+            .collect();
+        let d = self
+            .targets
+            .get_mut(&parent)
+            .and_then(|t| t.delegations.as_mut())
+            .ok_or_else(|| Error::Repository(format!("{parent} has no delegations")))?;
+        let r = d
+            .roles
+            .as_mut()
+            .and_then(|rs| rs.iter_mut().find(|r| r.name == role))
+            .ok_or_else(|| {
+                Error::Repository(format!(
+                    "rotating keys of succinct bins is not supported ({role})"
+                ))
+            })?;
+        let old_ids = std::mem::replace(&mut r.keyids, new_ids.to_vec());
+        r.threshold = threshold;
+        d.keys.extend(publics);
+        let in_use: BTreeSet<String> = d
+            .roles
+            .iter()
+            .flatten()
+            .flat_map(|r| r.keyids.clone())
+            .collect();
+        d.keys.retain(|id, _| in_use.contains(id));
+        self.dirty.insert(parent);
+        self.dirty.insert(role.to_string());
+        Ok(old_ids)
+    }
+
+    /// Move the keys of `old_ids` no role uses any more to `keys/retired/` (they were needed to
+    /// sign the new root).
+    fn retire_keys(&mut self, old_ids: Vec<String>) -> Result<()> {
         for id in old_ids {
             if self.role_uses_key(&id) {
                 continue;
@@ -136,7 +164,7 @@ impl Repository {
                 crate::fsutil::remove_if_exists(&from)?;
             }
         }
-        Ok(new_ids)
+        Ok(())
     }
 
     fn role_uses_key(&self, id: &str) -> bool {
