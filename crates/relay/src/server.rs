@@ -395,17 +395,34 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let m = &shared.metrics;
-    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let view = shared.current();
-    let mut out = String::with_capacity(2048);
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+    let mut out = Exposition(String::with_capacity(2048));
+    traffic_metrics(&mut out, &shared.metrics);
+    sync_metrics(&mut out, &shared.metrics);
+    view_metrics(&mut out, view.as_deref());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out.0).into_response()
+}
+
+/// Prometheus text exposition, written one metric family at a time.
+struct Exposition(String);
+
+impl Exposition {
+    fn metric(&mut self, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+        self.0
+            .push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         for (labels, v) in samples {
-            out.push_str(&format!("{name}{labels} {v}\n"));
+            self.0.push_str(&format!("{name}{labels} {v}\n"));
         }
-    };
-    metric(
+    }
+}
+
+fn g(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// Requests served and bytes sent.
+fn traffic_metrics(out: &mut Exposition, m: &Metrics) {
+    out.metric(
         "updraft_relay_requests_total",
         "counter",
         "Requests served, by kind.",
@@ -420,13 +437,17 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             ("{kind=\"not_found\"}", g(&m.not_found)),
         ],
     );
-    metric(
+    out.metric(
         "updraft_relay_sent_bytes_total",
         "counter",
         "Body bytes sent.",
         &[("", g(&m.bytes_sent))],
     );
-    metric(
+}
+
+/// Sync cycles and what they mirrored.
+fn sync_metrics(out: &mut Exposition, m: &Metrics) {
+    out.metric(
         "updraft_relay_syncs_total",
         "counter",
         "Sync cycles by result.",
@@ -436,40 +457,43 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             ("{result=\"failed\"}", g(&m.syncs_failed)),
         ],
     );
-    metric(
+    out.metric(
         "updraft_relay_sync_duration_microseconds_total",
         "counter",
         "Time spent in sync cycles.",
         &[("", g(&m.sync_micros_total))],
     );
-    metric(
+    out.metric(
         "updraft_relay_last_sync_duration_microseconds",
         "gauge",
         "Duration of the last sync cycle.",
         &[("", g(&m.last_sync_micros))],
     );
-    metric(
+    out.metric(
         "updraft_relay_downloaded_bytes_total",
         "counter",
         "Verified target bytes mirrored from upstreams.",
         &[("", g(&m.downloaded_bytes))],
     );
+}
+
+/// The view in service (0 for both without one).
+fn view_metrics(out: &mut Exposition, view: Option<&ServedView>) {
     let (id, targets) = view
         .map(|v| (v.manifest.id, v.targets.len() as u64))
         .unwrap_or((0, 0));
-    metric(
+    out.metric(
         "updraft_relay_view_id",
         "gauge",
         "View in service.",
         &[("", id)],
     );
-    metric(
+    out.metric(
         "updraft_relay_view_targets",
         "gauge",
         "Target paths in the view.",
         &[("", targets)],
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 #[cfg(test)]
