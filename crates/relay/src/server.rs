@@ -236,23 +236,8 @@ async fn target(
         (header::CACHE_CONTROL, cache_control(entry.immutable)),
         (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
     ];
-    let (status, start, len, content_range) = match range {
-        Some(Err(())) => {
-            let cr = HeaderValue::from_str(&format!("bytes */{}", entry.length))
-                .unwrap_or(HeaderValue::from_static(""));
-            return (
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                [(header::CONTENT_RANGE, cr)],
-            )
-                .into_response();
-        }
-        Some(Ok((a, b))) => (
-            StatusCode::PARTIAL_CONTENT,
-            a,
-            b - a + 1,
-            Some(format!("bytes {a}-{b}/{}", entry.length)),
-        ),
-        None => (StatusCode::OK, 0, entry.length, None),
+    let Some((status, start, len, content_range)) = range_plan(range, entry.length) else {
+        return range_not_satisfiable(entry.length);
     };
     if status == StatusCode::PARTIAL_CONTENT {
         shared
@@ -274,6 +259,35 @@ async fn target(
         h.insert(header::CONTENT_RANGE, cr);
     }
     resp
+}
+
+/// Status, first byte, length and `Content-Range` of the answer to `range` on a file of
+/// `length` bytes; `None` if the range cannot be satisfied.
+fn range_plan(
+    range: Option<Result<(u64, u64), ()>>,
+    length: u64,
+) -> Option<(StatusCode, u64, u64, Option<String>)> {
+    match range {
+        Some(Err(())) => None,
+        Some(Ok((a, b))) => Some((
+            StatusCode::PARTIAL_CONTENT,
+            a,
+            b - a + 1,
+            Some(format!("bytes {a}-{b}/{length}")),
+        )),
+        None => Some((StatusCode::OK, 0, length, None)),
+    }
+}
+
+/// 416 for a file of `length` bytes.
+fn range_not_satisfiable(length: u64) -> Response {
+    let cr =
+        HeaderValue::from_str(&format!("bytes */{length}")).unwrap_or(HeaderValue::from_static(""));
+    (
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        [(header::CONTENT_RANGE, cr)],
+    )
+        .into_response()
 }
 
 /// The byte range asked for, unless `If-Range` names another validator (the file changed: send
@@ -333,11 +347,39 @@ pub fn status_json(shared: &Shared) -> serde_json::Value {
     let lag = sync
         .last_success_at
         .map(|t| (node::clock::now() - t).whole_seconds());
+    let warnings = status_warnings(shared, view.as_deref());
+    serde_json::json!({
+        "view": view.as_ref().map(|v| serde_json::json!({
+            "id": v.manifest.id,
+            "created": v.manifest.created,
+            "source": v.manifest.source,
+            "targets": v.targets.len(),
+            "metadata_files": v.metadata.len(),
+        })),
+        "trusted_versions": view.as_ref().map(|v| &v.manifest.versions),
+        "upstream_in_use": sync.upstream_in_use,
+        "last_sync": {
+            "started": sync.last_sync_started,
+            "finished": sync.last_sync_finished,
+            "result": sync.last_sync_result,
+            "error": sync.last_error,
+            "upstream_errors": sync.upstream_errors,
+            "lagging_upstreams": sync.lagging_upstreams,
+            "in_progress": sync.syncing,
+        },
+        "last_success": sync.last_success,
+        "manager": sync.manager,
+        "lag_seconds": lag,
+        "warnings": warnings,
+    })
+}
+
+/// The view's own warnings, then expired timestamp or snapshot in service and the offline grace.
+fn status_warnings(shared: &Shared, view: Option<&ServedView>) -> Vec<String> {
     let mut warnings: Vec<String> = view
-        .as_ref()
         .map(|v| v.manifest.warnings.clone())
         .unwrap_or_default();
-    if let Some(v) = &view {
+    if let Some(v) = view {
         let now = node::clock::now();
         for (role, expires) in [
             ("timestamp", &v.manifest.versions.timestamp_expires),
@@ -365,30 +407,7 @@ pub fn status_json(shared: &Shared) -> serde_json::Value {
             shared.offline_grace_days
         ));
     }
-    serde_json::json!({
-        "view": view.as_ref().map(|v| serde_json::json!({
-            "id": v.manifest.id,
-            "created": v.manifest.created,
-            "source": v.manifest.source,
-            "targets": v.targets.len(),
-            "metadata_files": v.metadata.len(),
-        })),
-        "trusted_versions": view.as_ref().map(|v| &v.manifest.versions),
-        "upstream_in_use": sync.upstream_in_use,
-        "last_sync": {
-            "started": sync.last_sync_started,
-            "finished": sync.last_sync_finished,
-            "result": sync.last_sync_result,
-            "error": sync.last_error,
-            "upstream_errors": sync.upstream_errors,
-            "lagging_upstreams": sync.lagging_upstreams,
-            "in_progress": sync.syncing,
-        },
-        "last_success": sync.last_success,
-        "manager": sync.manager,
-        "lag_seconds": lag,
-        "warnings": warnings,
-    })
+    warnings
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
