@@ -9,11 +9,12 @@ use std::io::{BufWriter, Read};
 use std::path::Path;
 use std::sync::Arc;
 
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::sync::{sync_from, Cache, Source, SyncOutcome, SyncSettings};
-use crate::view::Versions;
+use crate::view::{Manifest, TargetEntry, Versions};
 
 /// The bundle format this build writes and reads.
 pub const BUNDLE_FORMAT: u32 = 1;
@@ -66,26 +67,7 @@ pub fn export(
         .views
         .current()?
         .ok_or_else(|| Error::NoView(cache_dir.to_path_buf()))?;
-    // One file per object, under the name clients request (the hash-prefixed one when there is).
-    let mut chosen: BTreeMap<String, &crate::view::TargetEntry> = BTreeMap::new();
-    let mut prefixed: HashSet<&crate::store::ObjectId> = HashSet::new();
-    for (path, t) in &view.targets {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        if name.starts_with(&format!("{}.", t.object.hex)) {
-            prefixed.insert(&t.object);
-        }
-    }
-    for (path, t) in &view.targets {
-        if !components.is_empty()
-            && !component_of(path).is_some_and(|c| components.iter().any(|w| w == c))
-        {
-            continue;
-        }
-        let name = path.rsplit('/').next().unwrap_or(path);
-        if name.starts_with(&format!("{}.", t.object.hex)) || !prefixed.contains(&t.object) {
-            chosen.insert(path.clone(), t);
-        }
-    }
+    let chosen = choose_targets(&view, components);
     let manifest = BundleManifest {
         format: BUNDLE_FORMAT,
         created: node::clock::now_string(),
@@ -105,32 +87,82 @@ pub fn export(
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
     let total: u64 = chosen.values().map(|t| t.length).sum();
     let bar = crate::progress::bar(progress, total, "writing bundle");
-    {
-        let mut tar = tar::Builder::new(BufWriter::new(tmp.as_file()));
-        let manifest_bytes =
-            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Other(e.to_string()))?;
-        append_bytes(&mut tar, MANIFEST, &manifest_bytes, out)?;
-        for (name, id) in &view.metadata {
-            let src = cache.store.path(id);
-            tar.append_path_with_name(&src, format!("metadata/{name}"))
-                .map_err(|e| bundle_err(out, e))?;
-        }
-        for (path, t) in &chosen {
-            let src = cache.store.path(&t.object);
-            tar.append_path_with_name(&src, format!("targets/{path}"))
-                .map_err(|e| bundle_err(out, e))?;
-            bar.inc(t.length);
-        }
-        tar.into_inner()
-            .map_err(|e| bundle_err(out, e))?
-            .into_inner()
-            .map_err(|e| bundle_err(out, e.error()))?
-            .sync_all()
-            .map_err(|e| Error::io(out, e))?;
-    }
+    let members = Members {
+        cache: &cache,
+        view: &view,
+        chosen: &chosen,
+    };
+    write_tar(tmp.as_file(), &manifest, &members, out, &bar)?;
     bar.finish_and_clear();
     tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
     Ok(manifest)
+}
+
+/// The targets of `view` a bundle carries: those of `components` (all if empty), one file per
+/// object, under the name clients request (the hash-prefixed one when there is).
+fn choose_targets<'a>(
+    view: &'a Manifest,
+    components: &[String],
+) -> BTreeMap<String, &'a TargetEntry> {
+    let mut chosen: BTreeMap<String, &TargetEntry> = BTreeMap::new();
+    let mut prefixed: HashSet<&crate::store::ObjectId> = HashSet::new();
+    for (path, t) in &view.targets {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if name.starts_with(&format!("{}.", t.object.hex)) {
+            prefixed.insert(&t.object);
+        }
+    }
+    for (path, t) in &view.targets {
+        if !components.is_empty()
+            && !component_of(path).is_some_and(|c| components.iter().any(|w| w == c))
+        {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if name.starts_with(&format!("{}.", t.object.hex)) || !prefixed.contains(&t.object) {
+            chosen.insert(path.clone(), t);
+        }
+    }
+    chosen
+}
+
+/// What goes into a bundle after its manifest: the view's metadata and the chosen targets,
+/// read from the cache's object store.
+struct Members<'a> {
+    cache: &'a Cache,
+    view: &'a Manifest,
+    chosen: &'a BTreeMap<String, &'a TargetEntry>,
+}
+
+/// Write the tar archive (manifest first) to `file` and sync it; errors name `out`.
+fn write_tar(
+    file: &File,
+    manifest: &BundleManifest,
+    members: &Members,
+    out: &Path,
+    bar: &ProgressBar,
+) -> Result<()> {
+    let mut tar = tar::Builder::new(BufWriter::new(file));
+    let manifest_bytes =
+        serde_json::to_vec_pretty(manifest).map_err(|e| Error::Other(e.to_string()))?;
+    append_bytes(&mut tar, MANIFEST, &manifest_bytes, out)?;
+    for (name, id) in &members.view.metadata {
+        let src = members.cache.store.path(id);
+        tar.append_path_with_name(&src, format!("metadata/{name}"))
+            .map_err(|e| bundle_err(out, e))?;
+    }
+    for (path, t) in members.chosen {
+        let src = members.cache.store.path(&t.object);
+        tar.append_path_with_name(&src, format!("targets/{path}"))
+            .map_err(|e| bundle_err(out, e))?;
+        bar.inc(t.length);
+    }
+    tar.into_inner()
+        .map_err(|e| bundle_err(out, e))?
+        .into_inner()
+        .map_err(|e| bundle_err(out, e.error()))?
+        .sync_all()
+        .map_err(|e| Error::io(out, e))
 }
 
 fn append_bytes<W: std::io::Write>(
@@ -196,6 +228,29 @@ pub fn import(cache_dir: &Path, bundle: &Path, settings: &SyncSettings) -> Resul
         .map_err(|e| Error::io(&cache.dir, e))?;
     let total: u64 = manifest.targets.iter().map(|t| t.length).sum();
     let bar = crate::progress::bar(settings.progress, total, "unpacking bundle");
+    unpack(bundle, staging.path(), &bar)?;
+    bar.finish_and_clear();
+    let source = Source {
+        label: format!("bundle {}", bundle.display()),
+        metadata_url: staging
+            .path()
+            .join("metadata")
+            .to_string_lossy()
+            .into_owned(),
+        targets_url: staging
+            .path()
+            .join("targets")
+            .to_string_lossy()
+            .into_owned(),
+        allow_missing_targets: true,
+    };
+    let fetcher: Arc<dyn tuf::Fetcher> = Arc::new(tuf::FileFetcher);
+    sync_from(&cache, settings, fetcher, &source)
+}
+
+/// Unpack the `metadata/` and `targets/` members of `bundle` into `staging`, refusing any other
+/// member, anything but regular files and directories, and members that would land outside.
+fn unpack(bundle: &Path, staging: &Path, bar: &ProgressBar) -> Result<()> {
     let file = File::open(bundle).map_err(|e| Error::io(bundle, e))?;
     let mut archive = tar::Archive::new(file);
     for entry in archive.entries().map_err(|e| bundle_err(bundle, e))? {
@@ -230,7 +285,7 @@ pub fn import(cache_dir: &Path, bundle: &Path, settings: &SyncSettings) -> Resul
         let size = entry.size();
         // unpack_in refuses members that would land outside the staging directory.
         let inside = entry
-            .unpack_in(staging.path())
+            .unpack_in(staging)
             .map_err(|e| bundle_err(bundle, e))?;
         if !inside {
             return Err(bundle_err(
@@ -240,21 +295,5 @@ pub fn import(cache_dir: &Path, bundle: &Path, settings: &SyncSettings) -> Resul
         }
         bar.inc(size);
     }
-    bar.finish_and_clear();
-    let source = Source {
-        label: format!("bundle {}", bundle.display()),
-        metadata_url: staging
-            .path()
-            .join("metadata")
-            .to_string_lossy()
-            .into_owned(),
-        targets_url: staging
-            .path()
-            .join("targets")
-            .to_string_lossy()
-            .into_owned(),
-        allow_missing_targets: true,
-    };
-    let fetcher: Arc<dyn tuf::Fetcher> = Arc::new(tuf::FileFetcher);
-    sync_from(&cache, settings, fetcher, &source)
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! `/targets/…` streamed from the object store with Range support), `/healthz`, `/status` and
 //! `/metrics`.
 
+mod metrics;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -99,7 +101,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/targets/{*path}", get(target))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/status", get(status))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::metrics))
         .with_state(shared)
 }
 
@@ -234,23 +236,8 @@ async fn target(
         (header::CACHE_CONTROL, cache_control(entry.immutable)),
         (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
     ];
-    let (status, start, len, content_range) = match range {
-        Some(Err(())) => {
-            let cr = HeaderValue::from_str(&format!("bytes */{}", entry.length))
-                .unwrap_or(HeaderValue::from_static(""));
-            return (
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                [(header::CONTENT_RANGE, cr)],
-            )
-                .into_response();
-        }
-        Some(Ok((a, b))) => (
-            StatusCode::PARTIAL_CONTENT,
-            a,
-            b - a + 1,
-            Some(format!("bytes {a}-{b}/{}", entry.length)),
-        ),
-        None => (StatusCode::OK, 0, entry.length, None),
+    let Some((status, start, len, content_range)) = range_plan(range, entry.length) else {
+        return range_not_satisfiable(entry.length);
     };
     if status == StatusCode::PARTIAL_CONTENT {
         shared
@@ -272,6 +259,35 @@ async fn target(
         h.insert(header::CONTENT_RANGE, cr);
     }
     resp
+}
+
+/// Status, first byte, length and `Content-Range` of the answer to `range` on a file of
+/// `length` bytes; `None` if the range cannot be satisfied.
+fn range_plan(
+    range: Option<Result<(u64, u64), ()>>,
+    length: u64,
+) -> Option<(StatusCode, u64, u64, Option<String>)> {
+    match range {
+        Some(Err(())) => None,
+        Some(Ok((a, b))) => Some((
+            StatusCode::PARTIAL_CONTENT,
+            a,
+            b - a + 1,
+            Some(format!("bytes {a}-{b}/{length}")),
+        )),
+        None => Some((StatusCode::OK, 0, length, None)),
+    }
+}
+
+/// 416 for a file of `length` bytes.
+fn range_not_satisfiable(length: u64) -> Response {
+    let cr =
+        HeaderValue::from_str(&format!("bytes */{length}")).unwrap_or(HeaderValue::from_static(""));
+    (
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        [(header::CONTENT_RANGE, cr)],
+    )
+        .into_response()
 }
 
 /// The byte range asked for, unless `If-Range` names another validator (the file changed: send
@@ -331,11 +347,39 @@ pub fn status_json(shared: &Shared) -> serde_json::Value {
     let lag = sync
         .last_success_at
         .map(|t| (node::clock::now() - t).whole_seconds());
+    let warnings = status_warnings(shared, view.as_deref());
+    serde_json::json!({
+        "view": view.as_ref().map(|v| serde_json::json!({
+            "id": v.manifest.id,
+            "created": v.manifest.created,
+            "source": v.manifest.source,
+            "targets": v.targets.len(),
+            "metadata_files": v.metadata.len(),
+        })),
+        "trusted_versions": view.as_ref().map(|v| &v.manifest.versions),
+        "upstream_in_use": sync.upstream_in_use,
+        "last_sync": {
+            "started": sync.last_sync_started,
+            "finished": sync.last_sync_finished,
+            "result": sync.last_sync_result,
+            "error": sync.last_error,
+            "upstream_errors": sync.upstream_errors,
+            "lagging_upstreams": sync.lagging_upstreams,
+            "in_progress": sync.syncing,
+        },
+        "last_success": sync.last_success,
+        "manager": sync.manager,
+        "lag_seconds": lag,
+        "warnings": warnings,
+    })
+}
+
+/// The view's own warnings, then expired timestamp or snapshot in service and the offline grace.
+fn status_warnings(shared: &Shared, view: Option<&ServedView>) -> Vec<String> {
     let mut warnings: Vec<String> = view
-        .as_ref()
         .map(|v| v.manifest.warnings.clone())
         .unwrap_or_default();
-    if let Some(v) = &view {
+    if let Some(v) = view {
         let now = node::clock::now();
         for (role, expires) in [
             ("timestamp", &v.manifest.versions.timestamp_expires),
@@ -363,113 +407,12 @@ pub fn status_json(shared: &Shared) -> serde_json::Value {
             shared.offline_grace_days
         ));
     }
-    serde_json::json!({
-        "view": view.as_ref().map(|v| serde_json::json!({
-            "id": v.manifest.id,
-            "created": v.manifest.created,
-            "source": v.manifest.source,
-            "targets": v.targets.len(),
-            "metadata_files": v.metadata.len(),
-        })),
-        "trusted_versions": view.as_ref().map(|v| &v.manifest.versions),
-        "upstream_in_use": sync.upstream_in_use,
-        "last_sync": {
-            "started": sync.last_sync_started,
-            "finished": sync.last_sync_finished,
-            "result": sync.last_sync_result,
-            "error": sync.last_error,
-            "upstream_errors": sync.upstream_errors,
-            "lagging_upstreams": sync.lagging_upstreams,
-            "in_progress": sync.syncing,
-        },
-        "last_success": sync.last_success,
-        "manager": sync.manager,
-        "lag_seconds": lag,
-        "warnings": warnings,
-    })
+    warnings
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
     let body = serde_json::to_vec_pretty(&status_json(&shared)).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let m = &shared.metrics;
-    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let view = shared.current();
-    let mut out = String::with_capacity(2048);
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (labels, v) in samples {
-            out.push_str(&format!("{name}{labels} {v}\n"));
-        }
-    };
-    metric(
-        "updraft_relay_requests_total",
-        "counter",
-        "Requests served, by kind.",
-        &[
-            ("{kind=\"metadata\"}", g(&m.metadata_requests)),
-            (
-                "{kind=\"metadata_not_modified\"}",
-                g(&m.metadata_not_modified),
-            ),
-            ("{kind=\"target\"}", g(&m.target_requests)),
-            ("{kind=\"target_partial\"}", g(&m.target_partial)),
-            ("{kind=\"not_found\"}", g(&m.not_found)),
-        ],
-    );
-    metric(
-        "updraft_relay_sent_bytes_total",
-        "counter",
-        "Body bytes sent.",
-        &[("", g(&m.bytes_sent))],
-    );
-    metric(
-        "updraft_relay_syncs_total",
-        "counter",
-        "Sync cycles by result.",
-        &[
-            ("{result=\"ok\"}", g(&m.syncs_ok)),
-            ("{result=\"unchanged\"}", g(&m.syncs_unchanged)),
-            ("{result=\"failed\"}", g(&m.syncs_failed)),
-        ],
-    );
-    metric(
-        "updraft_relay_sync_duration_microseconds_total",
-        "counter",
-        "Time spent in sync cycles.",
-        &[("", g(&m.sync_micros_total))],
-    );
-    metric(
-        "updraft_relay_last_sync_duration_microseconds",
-        "gauge",
-        "Duration of the last sync cycle.",
-        &[("", g(&m.last_sync_micros))],
-    );
-    metric(
-        "updraft_relay_downloaded_bytes_total",
-        "counter",
-        "Verified target bytes mirrored from upstreams.",
-        &[("", g(&m.downloaded_bytes))],
-    );
-    let (id, targets) = view
-        .map(|v| (v.manifest.id, v.targets.len() as u64))
-        .unwrap_or((0, 0));
-    metric(
-        "updraft_relay_view_id",
-        "gauge",
-        "View in service.",
-        &[("", id)],
-    );
-    metric(
-        "updraft_relay_view_targets",
-        "gauge",
-        "Target paths in the view.",
-        &[("", targets)],
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 #[cfg(test)]

@@ -156,34 +156,10 @@ pub fn sync_from(
     let mut up = client(cache, settings, fetcher, source, true)?;
     up.refresh()?;
     fault("after-refresh");
-    let set = up
-        .trusted()
-        .ok_or_else(|| Error::Other("no trusted metadata after refresh".into()))?;
+    let set = trusted(&up)?;
     let versions = versions(set);
-    let ts_hash = set
-        .timestamp()
-        .map(|t| tuf::crypto::sha256_hex(t.raw()))
-        .unwrap_or_default();
-    let current = cache.views.current()?;
-    if let Some(cur) = &current {
-        let same_ts = cur
-            .metadata
-            .get("timestamp.json")
-            .is_some_and(|o| o.hex == ts_hash);
-        if same_ts && cur.versions == versions {
-            return Ok(SyncOutcome {
-                source: source.label.clone(),
-                view: cur.id,
-                changed: false,
-                downloaded: 0,
-                downloaded_bytes: 0,
-                skipped_missing: 0,
-                warnings: set.grace_warnings(),
-                timestamp: versions.timestamp,
-                upstream_errors: Vec::new(),
-                lagging: Vec::new(),
-            });
-        }
+    if let Some(outcome) = unchanged(cache, set, &versions, source)? {
+        return Ok(outcome);
     }
     let consistent = set.root().consistent_snapshot.unwrap_or(false);
     let listing = up.all_targets(settings.max_roles)?;
@@ -193,9 +169,7 @@ pub fn sync_from(
         fetch_targets(cache, settings, &mut up, source, &targets)?;
     fault("after-download");
 
-    let set = up
-        .trusted()
-        .ok_or_else(|| Error::Other("no trusted metadata after refresh".into()))?;
+    let set = trusted(&up)?;
     let metadata = store_metadata(cache, set)?;
     let served = served_targets(cache, &targets, consistent);
     let manifest = Manifest {
@@ -211,16 +185,7 @@ pub fn sync_from(
     fault("before-commit");
     cache.views.commit(&manifest)?;
     fault("after-commit");
-    let (gc_n, gc_bytes) = cache
-        .views
-        .collect_garbage(&cache.store, settings.keep_views)?;
-    if gc_n > 0 {
-        tracing::info!(
-            objects = gc_n,
-            bytes = gc_bytes,
-            "collected unreferenced objects"
-        );
-    }
+    collect_garbage(cache, settings.keep_views)?;
     Ok(SyncOutcome {
         source: source.label.clone(),
         view: manifest.id,
@@ -233,6 +198,60 @@ pub fn sync_from(
         upstream_errors: Vec::new(),
         lagging: Vec::new(),
     })
+}
+
+fn trusted<F: Fetcher>(up: &Updater<F>) -> Result<&tuf::TrustedSet> {
+    up.trusted()
+        .ok_or_else(|| Error::Other("no trusted metadata after refresh".into()))
+}
+
+/// The outcome of a sync that changes nothing: the view in service already follows this
+/// timestamp (same bytes) and these versions. `None` if a new view is needed.
+fn unchanged(
+    cache: &Cache,
+    set: &tuf::TrustedSet,
+    versions: &Versions,
+    source: &Source,
+) -> Result<Option<SyncOutcome>> {
+    let ts_hash = set
+        .timestamp()
+        .map(|t| tuf::crypto::sha256_hex(t.raw()))
+        .unwrap_or_default();
+    let Some(cur) = cache.views.current()? else {
+        return Ok(None);
+    };
+    let same_ts = cur
+        .metadata
+        .get("timestamp.json")
+        .is_some_and(|o| o.hex == ts_hash);
+    if !(same_ts && cur.versions == *versions) {
+        return Ok(None);
+    }
+    Ok(Some(SyncOutcome {
+        source: source.label.clone(),
+        view: cur.id,
+        changed: false,
+        downloaded: 0,
+        downloaded_bytes: 0,
+        skipped_missing: 0,
+        warnings: set.grace_warnings(),
+        timestamp: versions.timestamp,
+        upstream_errors: Vec::new(),
+        lagging: Vec::new(),
+    }))
+}
+
+/// Remove the objects no view among the newest `keep_views` references.
+fn collect_garbage(cache: &Cache, keep_views: usize) -> Result<()> {
+    let (gc_n, gc_bytes) = cache.views.collect_garbage(&cache.store, keep_views)?;
+    if gc_n > 0 {
+        tracing::info!(
+            objects = gc_n,
+            bytes = gc_bytes,
+            "collected unreferenced objects"
+        );
+    }
+    Ok(())
 }
 
 /// Store every verified metadata file of `set` and name each as it is served (`N.role.json`

@@ -1,0 +1,171 @@
+//! The servers: a static file server for repository directories (the origin) and plain or TLS
+//! serving of an axum app.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::Error;
+
+/// A running static server; dropping it does not stop it, call [`StaticServer::shutdown`].
+#[derive(Debug)]
+pub struct StaticServer {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+}
+
+impl StaticServer {
+    /// Stop accepting connections and wait for the server task.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await
+                .map_err(|e| Error::Serve(std::io::Error::other(e)))?
+                .map_err(Error::Serve)?;
+        }
+        Ok(())
+    }
+}
+
+/// The origin router: `DIR/metadata` at `/metadata/`, `DIR/targets` at `/targets/`.
+pub fn origin_router(dir: &Path) -> Result<axum::Router, Error> {
+    for sub in ["metadata", "targets"] {
+        let p = dir.join(sub);
+        if !p.is_dir() {
+            return Err(Error::Dir {
+                path: p,
+                reason: "not a directory (is this a repository made by `updraft repo init`?)"
+                    .into(),
+            });
+        }
+    }
+    Ok(axum::Router::new()
+        .nest_service(
+            "/metadata",
+            tower_http::services::ServeDir::new(dir.join("metadata")),
+        )
+        .nest_service(
+            "/targets",
+            tower_http::services::ServeDir::new(dir.join("targets")),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok\n" })))
+}
+
+/// Serve a repository directory on `addr` until the returned server is shut down.
+pub async fn serve_origin(dir: &Path, addr: &str) -> Result<StaticServer, Error> {
+    let router = origin_router(dir)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(Error::Serve)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // Small responses (a 404, a timestamp) must not wait for delayed ACKs (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(StaticServer {
+        addr: local,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    })
+}
+
+/// Serve `app` on `listener` over plain HTTP (TCP_NODELAY) until `shutdown` resolves.
+pub async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(Error::Serve)
+}
+
+/// A rustls server configuration (ring provider) from PEM certificate chain and key files.
+pub fn tls_server_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<tokio_rustls::rustls::ServerConfig, Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| Error::Tls(format!("{}: {e}", cert.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Tls(format!("{}: no certificate", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| Error::Tls(format!("{}: {e}", key.display())))?;
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::Tls(e.to_string()))
+}
+
+/// Serve `app` on `listener` over HTTPS (rustls) until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    cert: &Path,
+    key: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls_server_config(cert, key)?));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                // Handlers see the peer address as with plain serving.
+                let app = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let tls = match acceptor.accept(tcp).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let io = hyper_util::rt::TokioIo::new(tls);
+                    let svc = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        }
+    }
+}
