@@ -52,12 +52,13 @@ pub fn heartbeat(
 }
 
 impl Agent {
-    /// The policy this cycle runs on: the last heartbeat reply's, kept in memory by the
-    /// manager link (loaded from `policy.json` when the agent starts).
+    /// The policy this cycle runs on: with a manager, the last heartbeat reply's, kept in
+    /// memory by the manager link (loaded from `policy.json` when the agent starts); without
+    /// one, the policy last stored in `policy.json` (read once per cycle, as the caller does).
     pub fn policy(&self) -> Option<Policy> {
         match &self.link {
             Some(link) => lock(link).ok()?.policy().cloned(),
-            None => None,
+            None => node::manager::stored_policy(&self.state.dir),
         }
     }
 
