@@ -53,11 +53,12 @@ pub fn heartbeat(
 
 impl Agent {
     /// The policy this cycle runs on: the last heartbeat reply's, kept in memory by the
-    /// manager link (loaded from `policy.json` when the agent starts).
+    /// manager link (loaded from `policy.json` when the agent starts). Without a manager, the
+    /// policy last stored in `policy.json` still applies, read here (as earlier agents did).
     pub fn policy(&self) -> Option<Policy> {
         match &self.link {
             Some(link) => lock(link).ok()?.policy().cloned(),
-            None => None,
+            None => node::manager::stored_policy(&self.config.state_dir),
         }
     }
 
