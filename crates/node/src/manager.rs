@@ -149,6 +149,18 @@ fn post<T: serde::de::DeserializeOwned>(
     body: &impl Serialize,
     max: u64,
 ) -> Result<T> {
+    let bytes = post_ok(client, url, bearer, body, max)?;
+    parse_reply(url, &bytes)
+}
+
+/// POST `body` to `url` with `bearer`; the body of a 200 answer, or why there is none.
+fn post_ok(
+    client: &transport::HttpFetcher,
+    url: &str,
+    bearer: &str,
+    body: &impl Serialize,
+    max: u64,
+) -> Result<Vec<u8>> {
     let fail = |reason: String| Error::Manager {
         url: url.to_string(),
         reason,
@@ -161,7 +173,14 @@ fn post<T: serde::de::DeserializeOwned>(
         let text = String::from_utf8_lossy(&bytes);
         return Err(fail(format!("refused ({status}): {}", text.trim())));
     }
-    serde_json::from_slice(&bytes).map_err(|e| fail(format!("unexpected answer: {e}")))
+    Ok(bytes)
+}
+
+fn parse_reply<T: serde::de::DeserializeOwned>(url: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Manager {
+        url: url.to_string(),
+        reason: format!("unexpected answer: {e}"),
+    })
 }
 
 /// Enrol with the token in `token_file`; returns the new identity (stored 0600 in `dir`).
@@ -196,16 +215,26 @@ pub fn enroll(
     Ok(id)
 }
 
-/// Send a heartbeat; returns the policy in the reply (`None`: the host is in no group).
+/// Send a heartbeat. `Err`: the manager did not record it. `Ok`: it did (it answered 200 with
+/// a JSON object), with the policy of the answer (`None`: the host is in no group) or why that
+/// policy cannot be read.
 pub fn heartbeat(
     client: &transport::HttpFetcher,
     manager: &str,
     id: &Identity,
     body: &Heartbeat,
-) -> Result<Option<Policy>> {
+) -> Result<Result<Option<Policy>>> {
     let url = endpoint(manager, HEARTBEAT_PATH);
-    let reply: HeartbeatReply = post(client, &url, &id.credential, body, MAX_HEARTBEAT_REPLY)?;
-    Ok(reply.policy)
+    let bytes = post_ok(client, &url, &id.credential, body, MAX_HEARTBEAT_REPLY)?;
+    let answer: serde_json::Map<String, serde_json::Value> = parse_reply(&url, &bytes)?;
+    Ok(
+        serde_json::from_value::<HeartbeatReply>(serde_json::Value::Object(answer))
+            .map(|r| r.policy)
+            .map_err(|e| Error::Manager {
+                url,
+                reason: format!("unexpected answer: {e}"),
+            }),
+    )
 }
 
 mod link;

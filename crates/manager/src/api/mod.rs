@@ -425,6 +425,27 @@ mod tests {
         error_field(&serde_path_to_error::deserialize::<_, T>(de).unwrap_err())
     }
 
+    /// Unknown fields are skipped, not stored: one nested as deep as the body limit allows is
+    /// read without recursion (no stack overflow) and what this build knows is still checked.
+    #[test]
+    fn an_unknown_field_nested_to_the_body_limit_is_skipped() {
+        use model::protocol::Heartbeat;
+        let depth = BODY_LIMIT / 2 - 100;
+        let body = format!(
+            r#"{{"hostname":"h","role":"agent","future":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert!(body.len() <= BODY_LIMIT);
+        let hb: Heartbeat = parse(body.as_bytes()).unwrap();
+        assert_eq!(hb.hostname, "h");
+        let unbalanced = format!(
+            r#"{{"hostname":"h","role":"agent","future":{}}}"#,
+            "[".repeat(depth)
+        );
+        assert!(parse::<Heartbeat>(unbalanced.as_bytes()).is_err());
+    }
+
     #[test]
     fn a_malformed_body_names_the_field_by_its_path() {
         use model::protocol::Heartbeat;

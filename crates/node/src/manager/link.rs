@@ -91,12 +91,13 @@ impl ManagerLink {
         Ok(self.identity()?.history_sent)
     }
 
-    /// Send `hb` (enrolling first if needed). On success its history entries count as
-    /// acknowledged and the policy in the reply is kept; returns whether the policy changed
+    /// Send `hb` (enrolling first if needed). Once the manager recorded it, its history
+    /// entries count as acknowledged (even if the policy in the answer cannot be read: they are
+    /// not sent again) and the policy in the reply is kept; returns whether the policy changed
     /// (it is stored only then).
     pub fn heartbeat(&mut self, hb: &Heartbeat) -> Result<bool> {
         let id = self.identity()?.clone();
-        let policy = heartbeat(&self.client, &self.url, &id, hb)?;
+        let reply = heartbeat(&self.client, &self.url, &id, hb)?;
         if !hb.history.is_empty() {
             let acked = Identity {
                 history_sent: id.history_sent.saturating_add(hb.history.len()),
@@ -105,7 +106,7 @@ impl ManagerLink {
             save_identity(&self.dir, &acked)?;
             self.identity = Some(acked);
         }
-        let Some(p) = policy else {
+        let Some(p) = reply? else {
             return Ok(false);
         };
         let changed = save_policy(&self.dir, &p)?;

@@ -174,3 +174,55 @@ fn the_link_enrols_acknowledges_history_and_keeps_the_policy() {
     let sent: Heartbeat = serde_json::from_str(&seen[1].1).unwrap();
     assert_eq!(sent.history.len(), 2);
 }
+
+/// Regression: a heartbeat the manager answered 200 with a JSON object is recorded there, even
+/// when this build cannot read the policy in the answer (a field missing). Its history entries
+/// count as acknowledged, or every later heartbeat would send them again and the manager would
+/// record them again each time. An answer that is not JSON at all (a proxy's page) acknowledges
+/// nothing.
+#[test]
+fn history_recorded_by_the_manager_is_acknowledged_even_when_the_policy_is_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    save_identity(
+        dir.path(),
+        &Identity {
+            host_id: "h1".into(),
+            credential: "c1".into(),
+            history_sent: 0,
+        },
+    )
+    .unwrap();
+    let (base, server) = fake_manager(vec![
+        "<html>not the manager</html>".into(),
+        r#"{"policy":{"group":"site","relays":[]}}"#.into(),
+    ]);
+    let settings = LinkSettings {
+        manager: Some(base),
+        enroll_token_file: None,
+        hostname: Some("agent-1".into()),
+    };
+    let client = crate::HttpSettings::default().client().unwrap();
+    let mut link = ManagerLink::open(&settings, dir.path(), Role::Agent, client).unwrap();
+    let hb = Heartbeat {
+        hostname: link.hostname().into(),
+        role: Role::Agent,
+        upstream: None,
+        builds: Default::default(),
+        components: Default::default(),
+        modules: Vec::new(),
+        history: vec![entry("CP-1"), entry("CP-2")],
+        last_result: Some("ok".into()),
+        applied_policy: None,
+    };
+    assert!(link.heartbeat(&hb).is_err(), "not a manager's answer");
+    assert_eq!(link.history_sent().unwrap(), 0, "nothing acknowledged");
+    let e = link.heartbeat(&hb).unwrap_err().to_string();
+    assert!(
+        e.contains("poll_interval"),
+        "the unreadable field is named: {e}"
+    );
+    assert_eq!(link.history_sent().unwrap(), 2, "recorded by the manager");
+    assert_eq!(identity(dir.path()).unwrap().unwrap().history_sent, 2);
+    assert_eq!(link.policy(), None, "an unreadable policy is not kept");
+    assert_eq!(server.join().unwrap().len(), 2);
+}
