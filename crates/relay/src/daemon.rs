@@ -115,11 +115,20 @@ impl SyncLoop {
         }
     }
 
+    /// The policy a cycle follows: with a manager, the link's (the last reply's, kept in
+    /// memory); without one, the policy last stored in the cache (as an agent does).
+    fn policy(&self) -> Option<node::manager::Policy> {
+        match &self.link {
+            Some(link) => link.policy().cloned(),
+            None => node::manager::stored_policy(&self.cache.dir),
+        }
+    }
+
     /// Sync, report; returns how long to wait before the next cycle.
     fn cycle(&mut self) -> Duration {
-        let policy = self.link.as_ref().and_then(ManagerLink::policy);
-        let upstreams = policy
-            .map(|p| p.relays.clone())
+        let upstreams = self
+            .policy()
+            .map(|p| p.relays)
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| self.upstreams.clone());
         let result = sync_cycle(
@@ -132,9 +141,7 @@ impl SyncLoop {
         self.report(&result);
         // The policy of this cycle's reply applies at once.
         let poll = self
-            .link
-            .as_ref()
-            .and_then(ManagerLink::policy)
+            .policy()
             .map(|p| p.poll_interval)
             .filter(|p| *p > 0)
             .map(Duration::from_secs)
@@ -185,5 +192,36 @@ fn heartbeat(link: &ManagerLink, shared: &Shared, result: &Result<SyncOutcome>) 
         history: Vec::new(),
         last_result: Some(last_result),
         applied_policy: link.policy().cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sync_loop(dir: &std::path::Path, manager: Option<&str>) -> SyncLoop {
+        let mut config = RelayConfig::new(dir.join("root.json"), dir.join("cache"));
+        config.upstreams = vec!["http://127.0.0.1:9/".into()];
+        config.link.manager = manager.map(str::to_string);
+        let cache = Cache::open(&config.cache).unwrap();
+        let settings = config.sync_settings(Vec::new(), false);
+        SyncLoop::new(&config, cache, settings, Shared::new(0)).unwrap()
+    }
+
+    #[test]
+    fn the_stored_policy_applies_with_or_without_a_manager() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = node::manager::Policy {
+            group: "site".into(),
+            relays: vec!["http://127.0.0.1:7/".into()],
+            poll_interval: 42,
+            allow_direct: false,
+            pinned: Default::default(),
+        };
+        std::fs::create_dir_all(dir.path().join("cache")).unwrap();
+        node::manager::save_policy(&dir.path().join("cache"), &policy).unwrap();
+        assert_eq!(sync_loop(dir.path(), None).policy(), Some(policy.clone()));
+        let with_manager = sync_loop(dir.path(), Some("http://127.0.0.1:9/"));
+        assert_eq!(with_manager.policy(), Some(policy));
     }
 }
