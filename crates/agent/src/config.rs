@@ -36,15 +36,10 @@ pub struct AgentConfig {
     /// cut off and the next one is tried).
     #[serde(flatten)]
     pub http: node::HttpSettings,
-    /// The manager's base URL: heartbeats after every cycle, policy from the replies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manager: Option<String>,
-    /// File holding an enrolment token, used once to obtain this host's credential.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enroll_token_file: Option<PathBuf>,
-    /// Name reported to the manager (default: the system host name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
+    /// The manager link: `manager` (base URL), `enroll_token_file`, `hostname` (the same keys
+    /// as the relay's).
+    #[serde(flatten)]
+    pub link: node::LinkSettings,
     #[serde(default, rename = "module")]
     pub modules: Vec<ModuleConfig>,
     #[serde(default, rename = "product")]
@@ -140,9 +135,7 @@ impl AgentConfig {
             poll_interval: default_poll(),
             platform: default_platform(),
             http: node::HttpSettings::default(),
-            manager: None,
-            enroll_token_file: None,
-            hostname: None,
+            link: node::LinkSettings::default(),
             modules: Vec::new(),
             products: Vec::new(),
             patch_limits: PatchLimits::default(),
@@ -156,11 +149,7 @@ impl AgentConfig {
 
     /// The manager settings, as node's manager link takes them.
     pub fn link_settings(&self) -> node::LinkSettings {
-        node::LinkSettings {
-            manager: self.manager.clone(),
-            enroll_token_file: self.enroll_token_file.clone(),
-            hostname: self.hostname.clone(),
-        }
+        self.link.clone()
     }
 
     /// Read and check a configuration file.
@@ -366,7 +355,7 @@ max_members = 10000                        # members of one patch archive
         let mut c: AgentConfig = toml::from_str(MINIMAL).unwrap();
         c.http.ca = Some("/etc/updraft/ca.pem".into());
         c.http.min_rate = 1;
-        c.manager = Some("https://manager:8443".into());
+        c.link.manager = Some("https://manager:8443".into());
         let text = toml::to_string(&c).unwrap();
         assert!(text.contains("ca = \"/etc/updraft/ca.pem\""), "{text}");
         assert_eq!(toml::from_str::<AgentConfig>(&text).unwrap(), c, "{text}");

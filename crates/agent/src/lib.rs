@@ -109,7 +109,7 @@ impl Agent {
     pub fn cycle(&self) -> Result<CycleReport> {
         let policy = self.policy();
         let mut report = self.update(policy.clone())?;
-        let Some(url) = self.config.manager.clone() else {
+        let Some(url) = self.config.link.manager.clone() else {
             return Ok(report);
         };
         match self.report(policy.as_ref()) {

@@ -58,9 +58,9 @@ impl AgentSetup {
             c.poll_interval = secs;
         }
         if let Some(m) = &self.manager {
-            c.manager = Some(m.url.clone());
-            c.enroll_token_file = Some(m.enroll_token_file.clone());
-            c.hostname = Some(m.hostname.clone());
+            c.link.manager = Some(m.url.clone());
+            c.link.enroll_token_file = Some(m.enroll_token_file.clone());
+            c.link.hostname = Some(m.hostname.clone());
         }
         c.modules = self.modules.iter().map(ModuleSetup::config).collect();
         c.products = self.products.iter().map(ProductSetup::config).collect();
@@ -141,10 +141,10 @@ mod tests {
         assert!(c.allow_direct);
         assert_eq!(c.poll_interval, 7);
         assert_eq!(
-            c.enroll_token_file.as_deref(),
+            c.link.enroll_token_file.as_deref(),
             Some("/tmp/t\\oken".as_ref())
         );
-        assert_eq!(c.hostname.as_deref(), Some("host-1"));
+        assert_eq!(c.link.hostname.as_deref(), Some("host-1"));
         assert_eq!(c.modules[0].reload.as_deref(), Some("echo 'reload'\tnow"));
         assert_eq!(c.modules[0].components, ["antimalware.pattern"]);
         assert_eq!(c.products[0].build.as_deref(), Some("9.5.1514"));
@@ -161,6 +161,6 @@ mod tests {
         };
         let c: agent::AgentConfig = toml::from_str(&agent_config_toml(&s).unwrap()).unwrap();
         assert_eq!(c.poll_interval, 300);
-        assert!(c.manager.is_none() && c.origin.is_none() && c.hostname.is_none());
+        assert!(c.link.manager.is_none() && c.origin.is_none() && c.link.hostname.is_none());
     }
 }
