@@ -32,6 +32,10 @@ pub struct ManagerConfig {
     /// within a minute (at most 2 s per answer).
     #[serde(default = "default_failure_delay")]
     pub failure_delay_ms: u64,
+    /// Bounds on served connections: `header_timeout`, `handshake_timeout`, `idle_timeout`
+    /// (seconds), `max_connections`.
+    #[serde(flatten)]
+    pub serve: transport::ServeSettings,
 }
 
 fn default_failure_delay() -> u64 {
@@ -56,6 +60,10 @@ pub async fn run(
     if config.tls_cert.is_some() != config.tls_key.is_some() {
         return Err(Error::Config("--tls-cert and --tls-key go together".into()));
     }
+    let limits = config
+        .serve
+        .limits()
+        .map_err(|e| Error::Config(e.to_string()))?;
     let db = {
         let url = config.db.clone();
         tokio::task::spawn_blocking(move || Db::open(&url))
@@ -80,8 +88,8 @@ pub async fn run(
         if tls { "https" } else { "http" }
     );
     match (&config.tls_cert, &config.tls_key) {
-        (Some(c), Some(k)) => transport::serve_tls(listener, app, c, k, shutdown).await,
-        _ => transport::serve_plain(listener, app, shutdown).await,
+        (Some(c), Some(k)) => transport::serve_tls(listener, app, c, k, limits, shutdown).await,
+        _ => transport::serve_plain(listener, app, limits, shutdown).await,
     }
     .map_err(|e| Error::Other(e.to_string()))
 }

@@ -47,6 +47,10 @@ pub struct RelayConfig {
     /// sync; the group's policy (upstreams, poll interval) is applied from the next cycle on.
     #[serde(flatten)]
     pub link: node::LinkSettings,
+    /// Bounds on served connections: `header_timeout`, `handshake_timeout`, `idle_timeout`
+    /// (seconds), `max_connections`.
+    #[serde(flatten)]
+    pub serve: transport::ServeSettings,
 }
 
 fn default_listen() -> String {
@@ -75,6 +79,7 @@ impl RelayConfig {
             offline_grace: 0,
             offline: false,
             link: node::LinkSettings::default(),
+            serve: transport::ServeSettings::default(),
         }
     }
 
@@ -104,6 +109,7 @@ impl RelayConfig {
             ));
         }
         self.http.validate()?;
+        self.serve.validate()?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Error::Config("--tls-cert and --tls-key go together".into()));
         }

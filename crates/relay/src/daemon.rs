@@ -24,6 +24,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let anchor = config.validate()?;
+    let limits = config.serve.limits()?;
     let cache = Cache::open(&config.cache)?;
     let shared = Shared::new(config.offline_grace);
     crate::load_current(&cache, &shared)?;
@@ -54,8 +55,10 @@ pub async fn run(
     };
     let app = server::router(shared);
     let serve_result = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => transport::serve_tls(listener, app, cert, key, shutdown).await,
-        _ => transport::serve_plain(listener, app, shutdown).await,
+        (Some(cert), Some(key)) => {
+            transport::serve_tls(listener, app, cert, key, limits, shutdown).await
+        }
+        _ => transport::serve_plain(listener, app, limits, shutdown).await,
     };
     let _ = stop_tx.send(());
     if let Some(h) = sync_thread {

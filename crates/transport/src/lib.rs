@@ -2,9 +2,15 @@
 //! crate's [`tuf::Fetcher`], and a static file server for repository directories (the origin).
 //!
 //! Code map: `fetcher` (HttpFetcher, HttpConfig and the bounds on slow sources), `serve` (the
-//! origin router and plain and TLS serving).
+//! origin router and plain and TLS serving), `limits` (the connection bounds every server
+//! applies: settings, defaults, the descriptor budget), `accept` (the one serving loop:
+//! connection limit, accept backoff, TLS handshake timeout, shutdown), `conn` (one connection
+//! under the header and idle timeouts).
 
+mod accept;
+mod conn;
 mod fetcher;
+mod limits;
 mod serve;
 
 use std::path::PathBuf;
@@ -13,8 +19,13 @@ pub use fetcher::{
     HttpConfig, HttpFetcher, DEFAULT_FIRST_BYTE_TIMEOUT_SECS, DEFAULT_MIN_RATE,
     DEFAULT_STALL_TIMEOUT_SECS,
 };
+pub use limits::{
+    descriptor_budget, ServeLimits, ServeSettings, DEFAULT_HANDSHAKE_TIMEOUT_SECS,
+    DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS,
+};
 pub use serve::{
-    origin_router, serve_origin, serve_plain, serve_tls, tls_server_config, StaticServer,
+    origin_router, serve_origin, serve_origin_with, serve_plain, serve_tls, tls_server_config,
+    StaticServer,
 };
 
 /// Errors of this crate.
@@ -33,4 +44,6 @@ pub enum Error {
     Serve(std::io::Error),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("setting {key}: {reason}")]
+    Setting { key: &'static str, reason: String },
 }

@@ -1,9 +1,11 @@
 //! The servers: a static file server for repository directories (the origin) and plain or TLS
-//! serving of an axum app.
+//! serving of an axum app, all through the one serving loop (`accept`) under [`ServeLimits`].
 
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::accept::{self, Security};
+use crate::limits::ServeLimits;
 use crate::Error;
 
 /// A running static server; dropping it does not stop it, call [`StaticServer::shutdown`].
@@ -11,7 +13,7 @@ use crate::Error;
 pub struct StaticServer {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), Error>>>,
 }
 
 impl StaticServer {
@@ -22,8 +24,7 @@ impl StaticServer {
         }
         if let Some(h) = self.handle.take() {
             h.await
-                .map_err(|e| Error::Serve(std::io::Error::other(e)))?
-                .map_err(Error::Serve)?;
+                .map_err(|e| Error::Serve(std::io::Error::other(e)))??;
         }
         Ok(())
     }
@@ -53,8 +54,19 @@ pub fn origin_router(dir: &Path) -> Result<axum::Router, Error> {
         .route("/healthz", axum::routing::get(|| async { "ok\n" })))
 }
 
-/// Serve a repository directory on `addr` until the returned server is shut down.
+/// Serve a repository directory on `addr` with the default limits until the returned server
+/// is shut down.
 pub async fn serve_origin(dir: &Path, addr: &str) -> Result<StaticServer, Error> {
+    serve_origin_with(dir, addr, ServeLimits::default()).await
+}
+
+/// Serve a repository directory on `addr` under `limits` until the returned server is shut
+/// down.
+pub async fn serve_origin_with(
+    dir: &Path,
+    addr: &str,
+    limits: ServeLimits,
+) -> Result<StaticServer, Error> {
     let router = origin_router(dir)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -64,17 +76,9 @@ pub async fn serve_origin(dir: &Path, addr: &str) -> Result<StaticServer, Error>
         })?;
     let local = listener.local_addr().map_err(Error::Serve)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    // Small responses (a 404, a timestamp) must not wait for delayed ACKs (Nagle).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let handle = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let handle = tokio::spawn(serve_plain(listener, router, limits, async move {
+        let _ = rx.await;
+    }));
     Ok(StaticServer {
         addr: local,
         shutdown: Some(tx),
@@ -82,22 +86,14 @@ pub async fn serve_origin(dir: &Path, addr: &str) -> Result<StaticServer, Error>
     })
 }
 
-/// Serve `app` on `listener` over plain HTTP (TCP_NODELAY) until `shutdown` resolves.
+/// Serve `app` on `listener` over plain HTTP under `limits` until `shutdown` resolves.
 pub async fn serve_plain(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    limits: ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(Error::Serve)
+    accept::serve(listener, app, Security::Plain, limits, shutdown).await
 }
 
 /// A rustls server configuration (ring provider) from PEM certificate chain and key files.
@@ -125,47 +121,16 @@ pub fn tls_server_config(
         .map_err(|e| Error::Tls(e.to_string()))
 }
 
-/// Serve `app` on `listener` over HTTPS (rustls) until `shutdown` resolves.
+/// Serve `app` on `listener` over HTTPS (rustls) under `limits` until `shutdown` resolves.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     cert: &Path,
     key: &Path,
+    limits: ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let acceptor =
         tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls_server_config(cert, key)?));
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                // Handlers see the peer address as with plain serving.
-                let app = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let tls = match acceptor.accept(tcp).await {
-                        Ok(t) => t,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    };
-                    let io = hyper_util::rt::TokioIo::new(tls);
-                    let svc = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(io, svc)
-                        .await;
-                });
-            }
-        }
-    }
+    accept::serve(listener, app, Security::Tls(acceptor), limits, shutdown).await
 }

@@ -32,6 +32,8 @@ pub struct ManagerArgs {
     /// minute (at most 2 s) [default: 100]
     #[arg(long)]
     failure_delay_ms: Option<u64>,
+    #[command(flatten)]
+    serve: crate::serve_cmd::ServeFlags,
 }
 
 pub fn run_manager(a: &ManagerArgs) -> Result<()> {
@@ -49,6 +51,7 @@ pub fn run_manager(a: &ManagerArgs) -> Result<()> {
     set_some(&mut c.tls_key, &a.tls_key);
     set(&mut c.offline_after, &a.offline_after);
     set(&mut c.failure_delay_ms, &a.failure_delay_ms);
+    a.serve.apply(&mut c.serve);
     crate::runtime()?.block_on(manager::run(c, async {
         let _ = tokio::signal::ctrl_c().await;
     }))?;

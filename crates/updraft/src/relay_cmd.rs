@@ -110,6 +110,8 @@ struct RunArgs {
     /// Name reported to the manager [default: the system host name]
     #[arg(long)]
     hostname: Option<String>,
+    #[command(flatten)]
+    serve: Box<crate::serve_cmd::ServeFlags>,
 }
 
 fn config(a: &RunArgs) -> Result<RelayConfig> {
@@ -144,6 +146,7 @@ fn config(a: &RunArgs) -> Result<RelayConfig> {
     set_some(&mut c.link.manager, &a.manager);
     set_some(&mut c.link.enroll_token_file, &a.enroll_token_file);
     set_some(&mut c.link.hostname, &a.hostname);
+    a.serve.apply(&mut c.serve);
     Ok(c)
 }
 
