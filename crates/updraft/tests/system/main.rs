@@ -29,4 +29,5 @@ mod relay_serving;
 mod relay_tls_and_config;
 mod relay_tree;
 mod rotation_and_malicious_relay;
+mod slowloris;
 mod trust_attacks;
