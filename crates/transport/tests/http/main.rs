@@ -5,4 +5,5 @@
 mod hostile;
 
 mod http_fetcher;
+mod serving_limits;
 mod slow_sources;

@@ -47,7 +47,12 @@ fn attack(base: &str, n: usize, payload: &[u8]) -> Vec<TcpStream> {
 /// CPU seconds (user + system) the process has used.
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     ticks as f64 / 100.0
 }
@@ -69,7 +74,11 @@ fn still_served(server: &Launched, log: &Path, client: reqwest::blocking::Client
     assert!(took < PROMPTLY, "{} answered after {took:?}", server.base);
     // A server spinning on accept errors would log and burn CPU all the while.
     let log_bytes = std::fs::metadata(log).unwrap().len();
-    assert!(log_bytes < 1_000_000, "{} logged {log_bytes} bytes", server.base);
+    assert!(
+        log_bytes < 1_000_000,
+        "{} logged {log_bytes} bytes",
+        server.base
+    );
     let cpu = cpu_secs(pid) - cpu_before;
     assert!(cpu < 2.0, "{} used {cpu} s of CPU in {took:?}", server.base);
 }
@@ -89,7 +98,14 @@ fn half_open_connections_do_not_starve_the_origin_the_relay_or_the_manager() {
         ("origin", vec!["serve", repo.dir.to_str().unwrap()], b""),
         (
             "relay",
-            vec!["relay", "--offline", "--trusted-root", root, "--cache", cache],
+            vec![
+                "relay",
+                "--offline",
+                "--trusted-root",
+                root,
+                "--cache",
+                cache,
+            ],
             b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
         ),
         ("manager", vec!["manager", "--db", &db], b"GET /heal"),
