@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use manager::db::{Advisory, AdvisoryRole, Group};
+use manager::text::escape as esc;
 use manager::{fleet, Db, ManagerConfig};
 use model::protocol::{ModuleState, Outcome, Role};
 use serde::Serialize;
@@ -32,6 +33,18 @@ pub struct ManagerArgs {
     /// minute (at most 2 s) [default: 100]
     #[arg(long)]
     failure_delay_ms: Option<u64>,
+    /// Hotfix history entries kept per host, the newest [default: 10000]
+    #[arg(long)]
+    history_per_host: Option<u64>,
+    /// Hotfix history entries kept in all, the newest [default: 1000000]
+    #[arg(long)]
+    history_total: Option<u64>,
+    /// Heartbeats one host may send per minute, sustained; more are answered 429 [default: 60]
+    #[arg(long)]
+    heartbeats_per_minute: Option<u32>,
+    /// Heartbeats one host may send at once above its rate [default: 10]
+    #[arg(long)]
+    heartbeat_burst: Option<u32>,
 }
 
 pub fn run_manager(a: &ManagerArgs) -> Result<()> {
@@ -49,6 +62,10 @@ pub fn run_manager(a: &ManagerArgs) -> Result<()> {
     set_some(&mut c.tls_key, &a.tls_key);
     set(&mut c.offline_after, &a.offline_after);
     set(&mut c.failure_delay_ms, &a.failure_delay_ms);
+    set(&mut c.history_per_host, &a.history_per_host);
+    set(&mut c.history_total, &a.history_total);
+    set(&mut c.heartbeats_per_minute, &a.heartbeats_per_minute);
+    set(&mut c.heartbeat_burst, &a.heartbeat_burst);
     crate::runtime()?.block_on(manager::run(c, async {
         let _ = tokio::signal::ctrl_c().await;
     }))?;
@@ -271,7 +288,13 @@ fn token(db: &Db, json: bool, c: &TokenCmd) -> Result<()> {
             print(json, &rows, |rows| {
                 println!("{:<5} {:<20} {:<22} revoked", "id", "name", "created");
                 for t in rows {
-                    println!("{:<5} {:<20} {:<22} {}", t.id, t.name, t.created, t.revoked);
+                    println!(
+                        "{:<5} {:<20} {:<22} {}",
+                        t.id,
+                        esc(&t.name),
+                        esc(&t.created),
+                        t.revoked
+                    );
                 }
             })?;
         }
@@ -322,19 +345,21 @@ fn group_list(db: &Db, json: bool) -> Result<()> {
         for x in groups {
             println!(
                 "{:<16} {:<6} {:<16} {:<6} {:<6} {}",
-                x.name,
+                esc(&x.name),
                 x.role.as_str(),
-                x.parent.as_deref().unwrap_or("-"),
+                esc(x.parent.as_deref().unwrap_or("-")),
                 x.poll_interval,
                 x.allow_direct,
-                x.relays.join(" ")
+                esc(&x.relays.join(" "))
             );
         }
     })
 }
 
+/// The host list, a page at a time (at most [`fleet::MAX_PAGE`] hosts in memory): a table, or
+/// with `--json` one JSON array.
 fn hosts(db: &Db, json: bool, a: &HostsArgs) -> Result<()> {
-    let f = fleet::HostFilter {
+    let mut f = fleet::HostFilter {
         role: a.role,
         group: a.group.clone(),
         product: a.product.clone(),
@@ -343,14 +368,36 @@ fn hosts(db: &Db, json: bool, a: &HostsArgs) -> Result<()> {
         component: a.component.clone(),
         version: a.version.clone(),
         status: a.status.clone(),
+        limit: Some(fleet::MAX_PAGE),
+        after: None,
     };
-    let hosts = fleet::hosts(db, &f, a.offline_after)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&hosts)?);
-        Ok(())
+        print!("[");
     } else {
-        hosts_table(db, &hosts)
+        hosts_header();
     }
+    let mut first = true;
+    // Each page moves the cursor forward; the number of pages is bounded by the fleet's size.
+    loop {
+        let page = fleet::host_list(db, &f, a.offline_after)?;
+        for h in &page.hosts {
+            if json {
+                let sep = if first { "" } else { "," };
+                print!("{sep}\n{}", serde_json::to_string_pretty(h)?);
+            } else {
+                println!("{}", host_row(db, h)?);
+            }
+            first = false;
+        }
+        match page.next {
+            Some(next) => f.after = Some(next),
+            None => break,
+        }
+    }
+    if json {
+        println!("\n]");
+    }
+    Ok(())
 }
 
 fn advisory_create(db: &Db, c: &AdvisoryCreate) -> Result<()> {
@@ -372,11 +419,11 @@ fn advisory_list(db: &Db, json: bool) -> Result<()> {
         for x in list {
             println!(
                 "{:<12} {:<6} {} {} — {}",
-                x.id,
+                esc(&x.id),
                 x.role.as_str(),
-                x.product,
-                x.affected,
-                x.title
+                esc(&x.product),
+                esc(&x.affected),
+                esc(&x.title)
             );
         }
     })
@@ -384,14 +431,18 @@ fn advisory_list(db: &Db, json: bool) -> Result<()> {
 
 fn advisory_hosts(db: &Db, json: bool, id: &str, offline_after: u64) -> Result<()> {
     print(json, &fleet::affected(db, id, offline_after)?, |v| {
-        println!("{} host(s) affected by {id}", v.count);
+        println!(
+            "{} host(s) affected by {} (by reported builds)",
+            v.count,
+            esc(id)
+        );
         for h in &v.hosts {
             println!(
                 "  {:<18} {:<6} {:<12} {}",
-                h.hostname,
+                esc(&h.hostname),
                 h.role.as_str(),
-                h.group,
-                h.build
+                esc(&h.group),
+                esc(&h.build)
             );
         }
     })
@@ -402,16 +453,20 @@ fn coverage(db: &Db, json: bool, patch_id: &str, product: &str, requires: &str) 
     print(json, &v, |v| {
         let c = &v.counts;
         println!(
-            "{patch_id}: have {}, eligible without {}, not eligible {}, unknown {}",
-            c.have, c.eligible_without, c.not_eligible, c.unknown
+            "{}: have (reported) {}, eligible without {}, not eligible {}, unknown {}",
+            esc(patch_id),
+            c.have,
+            c.eligible_without,
+            c.not_eligible,
+            c.unknown
         );
         for (k, list) in v.lists() {
             for h in list {
                 println!(
                     "  {k:<17} {:<18} {} {}",
-                    h.hostname,
-                    h.build.as_deref().unwrap_or("-"),
-                    h.reason.as_deref().unwrap_or("")
+                    esc(&h.hostname),
+                    esc(h.build.as_deref().unwrap_or("-")),
+                    esc(h.reason.as_deref().unwrap_or(""))
                 );
             }
         }
@@ -425,25 +480,39 @@ fn plan(db: &Db, json: bool, targets: &[String]) -> Result<()> {
     let v = fleet::plan(db, &req, env!("CARGO_PKG_VERSION"), 900)?;
     print(json, &v, |v| {
         for s in &v.steps {
-            println!("{}. {}", s.step, s.what);
+            println!("{}. {}", s.step, esc(&s.what));
         }
         for x in &v.violations {
-            println!("violation: {}", x.violation);
+            println!("violation: {}", esc(&x.violation));
         }
     })
 }
 
+/// History entries shown per host in the fleet table (the newest).
+const TABLE_HISTORY: u32 = 5;
+
 /// The fleet table: host, role, group, status, builds, component versions, module status and the
-/// hotfix history (used by `updraft admin hosts` and the demo).
+/// newest hotfix history entries (used by `updraft admin hosts` and the demo). What hosts
+/// reported is labelled so, and every string from the database is escaped.
 pub fn hosts_table(db: &Db, hosts: &[fleet::HostView]) -> Result<()> {
-    println!(
-        "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} hotfix history",
-        "host", "role", "group", "status", "builds", "components", "modules"
-    );
+    hosts_header();
     for h in hosts {
         println!("{}", host_row(db, h)?);
     }
     Ok(())
+}
+
+fn hosts_header() {
+    println!(
+        "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} hotfix history (reported)",
+        "host",
+        "role",
+        "group",
+        "status",
+        "builds (reported)",
+        "components (reported)",
+        "modules (reported)"
+    );
 }
 
 fn host_row(db: &Db, h: &fleet::HostView) -> Result<String> {
@@ -451,31 +520,42 @@ fn host_row(db: &Db, h: &fleet::HostView) -> Result<String> {
     let builds: Vec<String> = host
         .builds
         .iter()
-        .map(|(k, v)| format!("{k} {v}"))
+        .map(|(k, v)| format!("{} {}", esc(k), esc(v)))
         .collect();
     let comps: Vec<String> = host
         .components
         .iter()
-        .map(|(k, v)| format!("{} {v}", k.rsplit('.').next().unwrap_or(k)))
+        .map(|(k, v)| format!("{} {}", esc(k.rsplit('.').next().unwrap_or(k)), esc(v)))
         .collect();
     let mods: Vec<String> = host
         .modules
         .iter()
-        .map(|m| format!("{} {}", m.name, m.status))
+        .map(|m| format!("{} {}", esc(&m.name), esc(m.status.as_str())))
         .collect();
-    let hist: Vec<String> = db
-        .history(Some(&host.id), None)?
+    let mut hist: Vec<String> = db
+        .history_latest(&host.id, TABLE_HISTORY)?
         .into_iter()
-        .map(|(_, e)| match e.outcome {
-            Outcome::Applied => format!("{} applied", e.patch_id),
-            _ => format!("{} {}", e.patch_id, e.message),
+        .map(|r| match r.entry.outcome {
+            Outcome::Applied => format!("{} applied", esc(&r.entry.patch_id)),
+            _ => format!("{} {}", esc(&r.entry.patch_id), esc(&r.entry.message)),
         })
         .collect();
+    let older = db
+        .history_count(&host.id)?
+        .saturating_sub(hist.len() as u64);
+    if older > 0 {
+        hist.insert(0, format!("({older} older)"));
+    }
+    let hostname = if host.duplicate_hostname {
+        format!("{} (duplicate hostname)", esc(&host.hostname))
+    } else {
+        esc(&host.hostname).into_owned()
+    };
     Ok(format!(
         "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} {}",
-        host.hostname,
+        hostname,
         host.role.as_str(),
-        host.group,
+        esc(&host.group),
         h.status.as_str(),
         builds.join(", "),
         comps.join(", "),

@@ -131,17 +131,36 @@ pub struct AppState {
     /// Added per authentication failure from one address beyond the fifth in a minute (max 2 s).
     pub failure_delay: Duration,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failure_log: limits::FailureLog,
+    heartbeats: limits::HeartbeatLimiter,
 }
 
 impl AppState {
     pub fn new(db: Arc<Db>, offline_after: u64, failure_delay: Duration) -> Arc<Self> {
+        Self::with_heartbeat_rate(db, offline_after, failure_delay, HeartbeatRate::default())
+    }
+
+    /// As [`AppState::new`], with each host's heartbeats limited to `rate`.
+    pub fn with_heartbeat_rate(
+        db: Arc<Db>,
+        offline_after: u64,
+        failure_delay: Duration,
+        rate: HeartbeatRate,
+    ) -> Arc<Self> {
         Arc::new(AppState {
             db,
             offline_after,
             failure_delay,
             manager_build: env!("CARGO_PKG_VERSION").to_string(),
             failures: Mutex::new(HashMap::new()),
+            failure_log: limits::FailureLog::default(),
+            heartbeats: limits::HeartbeatLimiter::new(rate),
         })
+    }
+
+    /// Authentication failures (401 answers) since the start.
+    pub fn auth_failures(&self) -> u64 {
+        self.failure_log.total()
     }
 }
 
@@ -255,8 +274,10 @@ async fn authorize(
     }
 }
 
-/// Answer an authentication failure: 401, after the delay repeated failures from `peer` earn.
+/// Answer an authentication failure: 401, after the delay repeated failures from `peer` earn
+/// (counted, and logged at most every few seconds).
 async fn refuse(state: &AppState, peer: IpAddr, message: &str) -> Response {
+    state.failure_log.record(peer, message);
     match failure_delay(state, peer) {
         Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
         Ok(_) => {}
@@ -412,7 +433,10 @@ fn bad(field: &str, reason: impl Into<String>) -> Response {
 
 mod admin;
 mod hosts;
+mod limits;
 mod openapi;
+
+pub use limits::HeartbeatRate;
 
 pub use openapi::openapi_document;
 
