@@ -43,14 +43,20 @@ impl Db {
             .map(|p| to_json_text("applied_policy", p))
             .transpose()?;
         self.transaction(|tx| {
+            // The hostname is indexed: written only when it changed (the common heartbeat keeps it).
             tx.prepare_cached(
-                "UPDATE hosts SET hostname = ?2, last_seen = ?3, upstream = ?4, builds = ?5, components = ?6,
-                 modules = ?7, last_result = ?8, applied_policy = ?9 WHERE id = ?1",
+                "UPDATE hosts SET hostname = ?2 WHERE id = ?1 AND hostname IS NOT ?2",
+            )
+            .map_err(sql)?
+            .execute(params![host_id, b.hostname])
+            .map_err(sql)?;
+            tx.prepare_cached(
+                "UPDATE hosts SET last_seen = ?2, upstream = ?3, builds = ?4, components = ?5,
+                 modules = ?6, last_result = ?7, applied_policy = ?8 WHERE id = ?1",
             )
             .map_err(sql)?
             .execute(params![
                 host_id,
-                b.hostname,
                 now(),
                 b.upstream,
                 builds,
