@@ -6,13 +6,13 @@ mod plan;
 
 use std::collections::{BTreeMap, HashSet};
 
-use model::protocol::{HistoryEntry, ModuleState, Outcome, Role};
+use model::protocol::{ModuleState, Outcome, Role};
 use model::{Requirement, Version};
 use serde::{Deserialize, Serialize};
 
 pub use plan::{plan, Plan, PlanHost, PlanRequest, PlanStep, StepKind, Upgrade, Violation};
 
-use crate::db::{Advisory, Db, Host};
+use crate::db::{Advisory, Db, HistoryRow, Host};
 use crate::error::{Error, Result};
 
 /// A host with its computed status.
@@ -24,28 +24,124 @@ pub struct HostView {
     pub status: ModuleState,
 }
 
-/// `GET /api/v1/hosts`.
+/// What the host reported about itself (unverified: a host credential can claim anything): these
+/// fields of a host are shown as reported, in the API and by `updraft admin`.
+pub const REPORTED_FIELDS: &[&str] = &[
+    "hostname",
+    "upstream",
+    "builds",
+    "components",
+    "modules",
+    "last_result",
+    "applied_policy",
+    "hotfix_history",
+];
+
+fn reported_fields() -> Vec<String> {
+    REPORTED_FIELDS.iter().map(|f| f.to_string()).collect()
+}
+
+/// `GET /api/v1/hosts`: one page, ordered by hostname and id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostList {
+    /// Hosts on this page.
     pub count: usize,
     pub hosts: Vec<HostView>,
+    /// The cursor of the next page (`?after=`), if there are more hosts.
+    pub next: Option<String>,
+    /// Fields of each host as the host reported them ([`REPORTED_FIELDS`]).
+    pub reported_fields: Vec<String>,
 }
 
 impl HostList {
     pub fn new(hosts: Vec<HostView>) -> Self {
+        HostList::page(hosts, None)
+    }
+
+    fn page(hosts: Vec<HostView>, next: Option<String>) -> Self {
         HostList {
             count: hosts.len(),
             hosts,
+            next,
+            reported_fields: reported_fields(),
         }
     }
 }
 
-/// `GET /api/v1/hosts/{id}`: one host with its hotfix history.
+/// `GET /api/v1/hosts/{id}`: one host with one page of its hotfix history (oldest first).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostDetail {
     pub host: Host,
     pub status: ModuleState,
-    pub hotfix_history: Vec<HistoryEntry>,
+    pub hotfix_history: Vec<HistoryRow>,
+    /// Entries the manager keeps for this host in all.
+    pub history_count: u64,
+    /// The cursor of the next page of history (`?after=`), if there is more.
+    pub history_next: Option<String>,
+    /// Fields as the host reported them ([`REPORTED_FIELDS`]).
+    pub reported_fields: Vec<String>,
+}
+
+/// Items per page when the request names no `limit`, and the most it may ask for.
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
+
+/// A page request: `?limit=&after=` (`after` is the `next` cursor of the previous page).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+impl Page {
+    /// The page size asked for, checked against [`MAX_PAGE`].
+    pub fn limit(&self) -> Result<u32> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Some(n) => Err(Error::BadRequest {
+                field: "limit".into(),
+                reason: format!("{n}: give 1 to {MAX_PAGE}"),
+            }),
+        }
+    }
+
+    /// The cursor as a row id (history, audit).
+    pub fn after_id(&self) -> Result<Option<i64>> {
+        self.after
+            .as_deref()
+            .map(|a| {
+                a.parse::<i64>().map_err(|_| Error::BadRequest {
+                    field: "after".into(),
+                    reason: format!("{a:?} is not a cursor this list returned"),
+                })
+            })
+            .transpose()
+    }
+
+    /// This page of `items` (ordered, each with a unique `key`), and the next cursor.
+    fn of<T>(&self, items: Vec<T>, key: impl Fn(&T) -> &str) -> Result<(Vec<T>, Option<String>)> {
+        let limit = usize::try_from(self.limit()?).unwrap_or(usize::MAX);
+        let start = match &self.after {
+            None => 0,
+            Some(a) => match items.iter().position(|x| key(x) == a) {
+                Some(i) => i + 1,
+                None => {
+                    return Err(Error::BadRequest {
+                        field: "after".into(),
+                        reason: format!("{a:?} is not a cursor this list returned"),
+                    })
+                }
+            },
+        };
+        let more = items.len().saturating_sub(start) > limit;
+        let page: Vec<T> = items.into_iter().skip(start).take(limit).collect();
+        let next = more
+            .then(|| page.last().map(|x| key(x).to_string()))
+            .flatten();
+        Ok((page, next))
+    }
 }
 
 /// Whether `h` sent a heartbeat within `offline_after` seconds.
@@ -69,7 +165,7 @@ pub fn status(h: &Host, offline_after: u64) -> ModuleState {
     }
 }
 
-/// Filters for the host list.
+/// Filters for the host list (and the page: `limit`, `after`, which [`hosts`] ignores).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostFilter {
@@ -82,6 +178,8 @@ pub struct HostFilter {
     pub component: Option<String>,
     pub version: Option<String>,
     pub status: Option<ModuleState>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
 }
 
 impl HostFilter {
@@ -129,20 +227,43 @@ pub fn hosts(db: &Db, f: &HostFilter, offline_after: u64) -> Result<Vec<HostView
         .collect())
 }
 
-/// One host with its hotfix history, or `None` if there is no such host.
-pub fn host_detail(db: &Db, id: &str, offline_after: u64) -> Result<Option<HostDetail>> {
+/// One page of the hosts `f` keeps (`f.limit`, `f.after`).
+pub fn host_list(db: &Db, f: &HostFilter, offline_after: u64) -> Result<HostList> {
+    let page = Page {
+        limit: f.limit,
+        after: f.after.clone(),
+    };
+    page.limit()?;
+    let (hosts, next) = page.of(hosts(db, f, offline_after)?, |v| v.host.id.as_str())?;
+    Ok(HostList::page(hosts, next))
+}
+
+/// One host with a page of its hotfix history, or `None` if there is no such host.
+pub fn host_detail(
+    db: &Db,
+    id: &str,
+    page: &Page,
+    offline_after: u64,
+) -> Result<Option<HostDetail>> {
+    let limit = page.limit()?;
+    let after = page.after_id()?;
     let Some(host) = db.host(id)? else {
         return Ok(None);
     };
-    let hotfix_history = db
-        .history(Some(id), None)?
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    // One more than asked tells whether there is a next page.
+    let mut hotfix_history = db.history_page(id, after, limit.saturating_add(1))?;
+    let more = hotfix_history.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    hotfix_history.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let history_next = more
+        .then(|| hotfix_history.last().map(|e| e.id.to_string()))
+        .flatten();
     Ok(Some(HostDetail {
         status: status(&host, offline_after),
+        history_count: db.history_count(id)?,
         host,
         hotfix_history,
+        history_next,
+        reported_fields: reported_fields(),
     }))
 }
 
@@ -157,18 +278,33 @@ pub struct AffectedHost {
     pub status: ModuleState,
 }
 
-/// `GET /api/v1/advisories/{id}/hosts`.
+/// `GET /api/v1/advisories/{id}/hosts`: the counts over every affected host, one page of them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AdvisoryHosts {
     pub advisory: Advisory,
+    /// Hosts affected in all (by their reported builds).
     pub count: usize,
     /// build → hosts affected running it.
     pub by_build: BTreeMap<String, u64>,
     pub hosts: Vec<AffectedHost>,
+    /// The cursor of the next page of hosts (`?after=`), if there are more.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
-/// Hosts an advisory affects: role matches and the product's build is in the affected range.
+/// Hosts an advisory affects (every one: the CLI and the demo), see [`affected_page`].
 pub fn affected(db: &Db, advisory_id: &str, offline_after: u64) -> Result<AdvisoryHosts> {
+    affected_page(db, advisory_id, None, offline_after)
+}
+
+/// Hosts an advisory affects: role matches and the product's build is in the affected range;
+/// with `page`, only that page of hosts (the counts stay over all).
+pub fn affected_page(
+    db: &Db,
+    advisory_id: &str,
+    page: Option<&Page>,
+    offline_after: u64,
+) -> Result<AdvisoryHosts> {
     let a = db
         .advisories()?
         .into_iter()
@@ -199,11 +335,17 @@ pub fn affected(db: &Db, advisory_id: &str, offline_after: u64) -> Result<Adviso
             });
         }
     }
+    let count = hosts.len();
+    let (hosts, next) = match page {
+        Some(p) => p.of(hosts, |h| h.id.as_str())?,
+        None => (hosts, None),
+    };
     Ok(AdvisoryHosts {
         advisory: a,
-        count: hosts.len(),
+        count,
         by_build,
         hosts,
+        next,
     })
 }
 
@@ -267,12 +409,7 @@ pub fn coverage(
             field: "requires_build".into(),
             reason: e.to_string(),
         })?;
-    let applied: HashSet<String> = db
-        .history(None, Some(patch_id))?
-        .into_iter()
-        .filter(|(_, h)| h.outcome == Outcome::Applied)
-        .map(|(id, _)| id)
-        .collect();
+    let applied = db.hosts_reporting(patch_id, Outcome::Applied.as_str())?;
     let mut c = Coverage {
         patch_id: patch_id.into(),
         product: product.into(),

@@ -5,6 +5,7 @@ pub mod api;
 pub mod db;
 pub mod error;
 pub mod fleet;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +37,62 @@ pub struct ManagerConfig {
     /// (seconds), `max_connections`.
     #[serde(flatten)]
     pub serve: transport::ServeSettings,
+    /// Hotfix history entries kept per host (the newest) [default: 10000].
+    #[serde(default = "default_history_per_host")]
+    pub history_per_host: u64,
+    /// Hotfix history entries kept in all (the newest) [default: 1000000].
+    #[serde(default = "default_history_total")]
+    pub history_total: u64,
+    /// Heartbeats one host may send per minute, sustained [default: 60]; more are answered 429.
+    #[serde(default = "default_heartbeats_per_minute")]
+    pub heartbeats_per_minute: u32,
+    /// Heartbeats one host may send at once above its rate [default: 10].
+    #[serde(default = "default_heartbeat_burst")]
+    pub heartbeat_burst: u32,
+}
+
+fn default_history_per_host() -> u64 {
+    db::HistoryLimits::default().per_host
+}
+fn default_history_total() -> u64 {
+    db::HistoryLimits::default().total
+}
+fn default_heartbeats_per_minute() -> u32 {
+    api::HeartbeatRate::default().per_minute
+}
+fn default_heartbeat_burst() -> u32 {
+    api::HeartbeatRate::default().burst
+}
+
+impl ManagerConfig {
+    /// The storage and rate bounds, range-checked.
+    fn bounds(&self) -> Result<(db::HistoryLimits, api::HeartbeatRate)> {
+        let check = |key: &str, v: u64, max: u64| {
+            if (1..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::Config(format!("{key} = {v}: give 1 to {max}")))
+            }
+        };
+        check("history_per_host", self.history_per_host, 10_000_000)?;
+        check("history_total", self.history_total, 1_000_000_000)?;
+        check(
+            "heartbeats_per_minute",
+            self.heartbeats_per_minute.into(),
+            60_000,
+        )?;
+        check("heartbeat_burst", self.heartbeat_burst.into(), 10_000)?;
+        Ok((
+            db::HistoryLimits {
+                per_host: self.history_per_host,
+                total: self.history_total,
+            },
+            api::HeartbeatRate {
+                per_minute: self.heartbeats_per_minute,
+                burst: self.heartbeat_burst,
+            },
+        ))
+    }
 }
 
 fn default_failure_delay() -> u64 {
@@ -64,16 +121,19 @@ pub async fn run(
         .serve
         .limits()
         .map_err(|e| Error::Config(e.to_string()))?;
+    let (history, rate) = config.bounds()?;
     let db = {
         let url = config.db.clone();
         tokio::task::spawn_blocking(move || Db::open(&url))
             .await
             .map_err(|e| Error::Other(e.to_string()))??
+            .with_history_limits(history)
     };
-    let state = api::AppState::new(
+    let state = api::AppState::with_heartbeat_rate(
         Arc::new(db),
         config.offline_after,
         std::time::Duration::from_millis(config.failure_delay_ms),
+        rate,
     );
     let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(&config.listen)

@@ -6,8 +6,14 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use manager::db::{Advisory, AdvisoryRole, Group};
+use manager::text::escape as esc;
+
+mod hosts;
+
+use hosts::hosts;
+pub use hosts::hosts_table;
 use manager::{fleet, Db, ManagerConfig};
-use model::protocol::{ModuleState, Outcome, Role};
+use model::protocol::{ModuleState, Role};
 use serde::Serialize;
 
 #[derive(Args)]
@@ -34,6 +40,18 @@ pub struct ManagerArgs {
     failure_delay_ms: Option<u64>,
     #[command(flatten)]
     serve: crate::serve_cmd::ServeFlags,
+    /// Hotfix history entries kept per host, the newest [default: 10000]
+    #[arg(long)]
+    history_per_host: Option<u64>,
+    /// Hotfix history entries kept in all, the newest [default: 1000000]
+    #[arg(long)]
+    history_total: Option<u64>,
+    /// Heartbeats one host may send per minute, sustained; more are answered 429 [default: 60]
+    #[arg(long)]
+    heartbeats_per_minute: Option<u32>,
+    /// Heartbeats one host may send at once above its rate [default: 10]
+    #[arg(long)]
+    heartbeat_burst: Option<u32>,
 }
 
 pub fn run_manager(a: &ManagerArgs) -> Result<()> {
@@ -52,6 +70,10 @@ pub fn run_manager(a: &ManagerArgs) -> Result<()> {
     set(&mut c.offline_after, &a.offline_after);
     set(&mut c.failure_delay_ms, &a.failure_delay_ms);
     a.serve.apply(&mut c.serve);
+    set(&mut c.history_per_host, &a.history_per_host);
+    set(&mut c.history_total, &a.history_total);
+    set(&mut c.heartbeats_per_minute, &a.heartbeats_per_minute);
+    set(&mut c.heartbeat_burst, &a.heartbeat_burst);
     crate::runtime()?.block_on(manager::run(c, async {
         let _ = tokio::signal::ctrl_c().await;
     }))?;
@@ -144,8 +166,10 @@ enum EnrollCmd {
     Create {
         #[arg(long)]
         group: String,
+        /// Days the token is valid (1 to 3650) [default: never expires]
         #[arg(long)]
         expires: Option<u32>,
+        /// How many hosts it may enrol (at least 1) [default: unlimited]
         #[arg(long)]
         uses: Option<u32>,
     },
@@ -163,6 +187,7 @@ struct GroupPut {
     /// Relay URL, repeatable, in order
     #[arg(long = "relay")]
     relays: Vec<String>,
+    /// Seconds between the hosts' cycles (1 to 604800)
     #[arg(long, default_value_t = 300)]
     poll_interval: u64,
     #[arg(long)]
@@ -274,7 +299,13 @@ fn token(db: &Db, json: bool, c: &TokenCmd) -> Result<()> {
             print(json, &rows, |rows| {
                 println!("{:<5} {:<20} {:<22} revoked", "id", "name", "created");
                 for t in rows {
-                    println!("{:<5} {:<20} {:<22} {}", t.id, t.name, t.created, t.revoked);
+                    println!(
+                        "{:<5} {:<20} {:<22} {}",
+                        t.id,
+                        esc(&t.name),
+                        esc(&t.created),
+                        t.revoked
+                    );
                 }
             })?;
         }
@@ -325,35 +356,15 @@ fn group_list(db: &Db, json: bool) -> Result<()> {
         for x in groups {
             println!(
                 "{:<16} {:<6} {:<16} {:<6} {:<6} {}",
-                x.name,
+                esc(&x.name),
                 x.role.as_str(),
-                x.parent.as_deref().unwrap_or("-"),
+                esc(x.parent.as_deref().unwrap_or("-")),
                 x.poll_interval,
                 x.allow_direct,
-                x.relays.join(" ")
+                esc(&x.relays.join(" "))
             );
         }
     })
-}
-
-fn hosts(db: &Db, json: bool, a: &HostsArgs) -> Result<()> {
-    let f = fleet::HostFilter {
-        role: a.role,
-        group: a.group.clone(),
-        product: a.product.clone(),
-        build: a.build.clone(),
-        build_below: a.build_below.clone(),
-        component: a.component.clone(),
-        version: a.version.clone(),
-        status: a.status.clone(),
-    };
-    let hosts = fleet::hosts(db, &f, a.offline_after)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&hosts)?);
-        Ok(())
-    } else {
-        hosts_table(db, &hosts)
-    }
 }
 
 fn advisory_create(db: &Db, c: &AdvisoryCreate) -> Result<()> {
@@ -375,11 +386,11 @@ fn advisory_list(db: &Db, json: bool) -> Result<()> {
         for x in list {
             println!(
                 "{:<12} {:<6} {} {} — {}",
-                x.id,
+                esc(&x.id),
                 x.role.as_str(),
-                x.product,
-                x.affected,
-                x.title
+                esc(&x.product),
+                esc(&x.affected),
+                esc(&x.title)
             );
         }
     })
@@ -387,14 +398,18 @@ fn advisory_list(db: &Db, json: bool) -> Result<()> {
 
 fn advisory_hosts(db: &Db, json: bool, id: &str, offline_after: u64) -> Result<()> {
     print(json, &fleet::affected(db, id, offline_after)?, |v| {
-        println!("{} host(s) affected by {id}", v.count);
+        println!(
+            "{} host(s) affected by {} (by reported builds)",
+            v.count,
+            esc(id)
+        );
         for h in &v.hosts {
             println!(
                 "  {:<18} {:<6} {:<12} {}",
-                h.hostname,
+                esc(&h.hostname),
                 h.role.as_str(),
-                h.group,
-                h.build
+                esc(&h.group),
+                esc(&h.build)
             );
         }
     })
@@ -405,16 +420,20 @@ fn coverage(db: &Db, json: bool, patch_id: &str, product: &str, requires: &str) 
     print(json, &v, |v| {
         let c = &v.counts;
         println!(
-            "{patch_id}: have {}, eligible without {}, not eligible {}, unknown {}",
-            c.have, c.eligible_without, c.not_eligible, c.unknown
+            "{}: have (reported) {}, eligible without {}, not eligible {}, unknown {}",
+            esc(patch_id),
+            c.have,
+            c.eligible_without,
+            c.not_eligible,
+            c.unknown
         );
         for (k, list) in v.lists() {
             for h in list {
                 println!(
                     "  {k:<17} {:<18} {} {}",
-                    h.hostname,
-                    h.build.as_deref().unwrap_or("-"),
-                    h.reason.as_deref().unwrap_or("")
+                    esc(&h.hostname),
+                    esc(h.build.as_deref().unwrap_or("-")),
+                    esc(h.reason.as_deref().unwrap_or(""))
                 );
             }
         }
@@ -428,61 +447,10 @@ fn plan(db: &Db, json: bool, targets: &[String]) -> Result<()> {
     let v = fleet::plan(db, &req, env!("CARGO_PKG_VERSION"), 900)?;
     print(json, &v, |v| {
         for s in &v.steps {
-            println!("{}. {}", s.step, s.what);
+            println!("{}. {}", s.step, esc(&s.what));
         }
         for x in &v.violations {
-            println!("violation: {}", x.violation);
+            println!("violation: {}", esc(&x.violation));
         }
     })
-}
-
-/// The fleet table: host, role, group, status, builds, component versions, module status and the
-/// hotfix history (used by `updraft admin hosts` and the demo).
-pub fn hosts_table(db: &Db, hosts: &[fleet::HostView]) -> Result<()> {
-    println!(
-        "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} hotfix history",
-        "host", "role", "group", "status", "builds", "components", "modules"
-    );
-    for h in hosts {
-        println!("{}", host_row(db, h)?);
-    }
-    Ok(())
-}
-
-fn host_row(db: &Db, h: &fleet::HostView) -> Result<String> {
-    let host = &h.host;
-    let builds: Vec<String> = host
-        .builds
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    let comps: Vec<String> = host
-        .components
-        .iter()
-        .map(|(k, v)| format!("{} {v}", k.rsplit('.').next().unwrap_or(k)))
-        .collect();
-    let mods: Vec<String> = host
-        .modules
-        .iter()
-        .map(|m| format!("{} {}", m.name, m.status))
-        .collect();
-    let hist: Vec<String> = db
-        .history(Some(&host.id), None)?
-        .into_iter()
-        .map(|(_, e)| match e.outcome {
-            Outcome::Applied => format!("{} applied", e.patch_id),
-            _ => format!("{} {}", e.patch_id, e.message),
-        })
-        .collect();
-    Ok(format!(
-        "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} {}",
-        host.hostname,
-        host.role.as_str(),
-        host.group,
-        h.status.as_str(),
-        builds.join(", "),
-        comps.join(", "),
-        mods.join(", "),
-        hist.join("; ")
-    ))
 }

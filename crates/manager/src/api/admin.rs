@@ -18,10 +18,20 @@ pub struct AdvisoryList {
     pub advisories: Vec<Advisory>,
 }
 
-/// `GET /api/v1/audit`: newest first.
+/// `GET /api/v1/audit`: one page, newest first.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AuditLog {
     pub audit: Vec<AuditEntry>,
+    /// The cursor of the next (older) page (`?after=`), if there is more.
+    pub next: Option<String>,
+}
+
+type PageQuery = Result<Query<fleet::Page>, axum::extract::rejection::QueryRejection>;
+
+/// The page a query asks for; an unknown parameter is refused by name.
+fn page(q: PageQuery) -> Result<fleet::Page, Response> {
+    q.map(|Query(p)| p)
+        .map_err(|e| bad("query", format!("{e}: use limit and after")))
 }
 
 /// The answer to a change that was saved.
@@ -39,16 +49,21 @@ pub(super) async fn list_hosts(
         return bad("query", "unknown or malformed filter");
     };
     let (db, off) = (s.db.clone(), s.offline_after);
-    answer(move || fleet::hosts(&db, &f, off).map(fleet::HostList::new)).await
+    answer(move || fleet::host_list(&db, &f, off)).await
 }
 
 pub(super) async fn host_detail(
     State(s): State<Arc<AppState>>,
     _: AdminCaller,
     Path(id): Path<String>,
+    q: PageQuery,
 ) -> Response {
+    let p = match page(q) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let (db, off) = (s.db.clone(), s.offline_after);
-    match blocking(move || fleet::host_detail(&db, &id, off)).await {
+    match blocking(move || fleet::host_detail(&db, &id, &p, off)).await {
         Ok(Some(v)) => json(StatusCode::OK, &v),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such host"),
         Err(r) => r,
@@ -120,9 +135,14 @@ pub(super) async fn advisory_hosts(
     State(s): State<Arc<AppState>>,
     _: AdminCaller,
     Path(id): Path<String>,
+    q: PageQuery,
 ) -> Response {
+    let p = match page(q) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let (db, off) = (s.db.clone(), s.offline_after);
-    answer(move || fleet::affected(&db, &id, off)).await
+    answer(move || fleet::affected_page(&db, &id, Some(&p), off)).await
 }
 
 #[derive(Deserialize)]
@@ -158,12 +178,25 @@ pub(super) async fn upgrade_plan(
     answer(move || fleet::plan(&db, &req, &build, off)).await
 }
 
-pub(super) async fn audit(State(s): State<Arc<AppState>>, _: AdminCaller) -> Response {
+pub(super) async fn audit(
+    State(s): State<Arc<AppState>>,
+    _: AdminCaller,
+    q: PageQuery,
+) -> Response {
+    let p = match page(q) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let db = s.db.clone();
     answer(move || {
-        Ok(AuditLog {
-            audit: db.audit_log(1000)?,
-        })
+        let limit = p.limit()?;
+        let mut audit = db.audit_page(p.after_id()?, limit.saturating_add(1))?;
+        let more = audit.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        audit.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = more
+            .then(|| audit.last().map(|e| e.id.to_string()))
+            .flatten();
+        Ok(AuditLog { audit, next })
     })
     .await
 }

@@ -5,13 +5,20 @@
 // Handlers short-circuit with a ready `Response` as the error value.
 #![allow(clippy::result_large_err)]
 
-use model::protocol::{EnrollRequest, Heartbeat, HeartbeatReply, Role, MAX_HISTORY_PER_HEARTBEAT};
+use model::protocol::{
+    EnrollRequest, Heartbeat, HeartbeatReply, HistoryEntry, Role, MAX_HISTORY_PER_HEARTBEAT,
+};
 
 use super::*;
 use crate::db::HostCredential;
+use crate::text;
 
 /// Most modules a heartbeat may report.
 const MAX_MODULES: usize = 100;
+/// Most builds, components (of the host or of one module) a heartbeat may report.
+const MAX_ENTRIES: usize = 1000;
+/// Longest free text (a history message, a module's reason, the last result), in bytes.
+const MAX_TEXT: usize = 8192;
 
 pub(super) async fn enroll(
     State(s): State<Arc<AppState>>,
@@ -35,41 +42,98 @@ pub(super) async fn enroll(
     }
 }
 
+fn check(r: crate::error::Result<()>) -> Result<(), Response> {
+    r.map_err(from_error)
+}
+
 fn check_hostname(hostname: &str) -> Result<(), Response> {
-    if hostname.is_empty() || hostname.len() > 253 {
-        return Err(bad("hostname", "1 to 253 characters"));
-    }
-    Ok(())
+    check(text::check_name("hostname", hostname, 253))
 }
 
 /// What this build reads of a heartbeat must be well-formed; `role` must be the enrolled one.
+/// Names refuse control characters (400 naming the field); free text is bounded in length, kept
+/// as it came and escaped when shown.
 fn validate(b: &Heartbeat, role: Role) -> Result<(), Response> {
     check_hostname(&b.hostname)?;
     if b.role != role {
         return Err(bad("role", format!("this host enrolled as {role}")));
     }
+    if let Some(u) = &b.upstream {
+        check(text::check_name("upstream", u, 2048))?;
+    }
+    if let Some(r) = &b.last_result {
+        check(text::check_free_text("last_result", r, MAX_TEXT))?;
+    }
+    if b.builds.len() > MAX_ENTRIES || b.components.len() > MAX_ENTRIES {
+        return Err(bad(
+            "builds",
+            format!("at most {MAX_ENTRIES} builds and components"),
+        ));
+    }
     for (p, v) in &b.builds {
-        if p.is_empty() || p.len() > 100 {
-            return Err(bad("builds", "product names are 1 to 100 characters"));
-        }
+        check(text::check_name("builds", p, 100))?;
         v.parse::<model::Version>()
-            .map_err(|e| bad(&format!("builds.{p}"), e.to_string()))?;
+            .map_err(|e| bad(&format!("builds.{}", text::escape(p)), e.to_string()))?;
     }
     for (c, v) in &b.components {
         model::check_component(c).map_err(|e| bad("components", e.to_string()))?;
         v.parse::<model::Version>()
             .map_err(|e| bad(&format!("components.{c}"), e.to_string()))?;
     }
-    if b.modules.len() > MAX_MODULES {
-        return Err(bad("modules", format!("at most {MAX_MODULES}")));
-    }
+    validate_modules(b)?;
     if b.history.len() > MAX_HISTORY_PER_HEARTBEAT {
         return Err(bad(
             "history",
             format!("at most {MAX_HISTORY_PER_HEARTBEAT} entries per heartbeat"),
         ));
     }
+    for (i, h) in b.history.iter().enumerate() {
+        validate_entry(&format!("history[{i}]"), h)?;
+    }
     Ok(())
+}
+
+fn validate_modules(b: &Heartbeat) -> Result<(), Response> {
+    if b.modules.len() > MAX_MODULES {
+        return Err(bad("modules", format!("at most {MAX_MODULES}")));
+    }
+    for (i, m) in b.modules.iter().enumerate() {
+        let field = |f: &str| format!("modules[{i}].{f}");
+        check(text::check_name(&field("name"), &m.name, 100))?;
+        check(text::check_name(&field("status"), m.status.as_str(), 100))?;
+        if let Some(r) = &m.reason {
+            check(text::check_free_text(&field("reason"), r, MAX_TEXT))?;
+        }
+        if m.components.len() > MAX_ENTRIES {
+            return Err(bad(&field("components"), format!("at most {MAX_ENTRIES}")));
+        }
+        for (c, v) in &m.components {
+            check(text::check_name(&field("components"), c, 200))?;
+            if let Some(v) = v {
+                check(text::check_name(&field("components"), v, 100))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_entry(at: &str, h: &HistoryEntry) -> Result<(), Response> {
+    let field = |f: &str| format!("{at}.{f}");
+    for (name, value) in [
+        ("time", &h.time),
+        ("patch_id", &h.patch_id),
+        ("product", &h.product),
+        ("from_build", &h.from_build),
+        ("to_build", &h.to_build),
+    ] {
+        check(text::check_name(&field(name), value, 100))?;
+    }
+    check(text::check_name(&field("outcome"), h.outcome.as_str(), 100))?;
+    check(text::check_free_text(
+        &field("message"),
+        &h.message,
+        MAX_TEXT,
+    ))
 }
 
 pub(super) async fn heartbeat(
@@ -77,6 +141,9 @@ pub(super) async fn heartbeat(
     HostCaller(host): HostCaller,
     body: Bytes,
 ) -> Response {
+    if let Err(wait) = s.heartbeats.take(&host.id) {
+        return too_many(wait);
+    }
     let b: Heartbeat = match parse(&body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -89,6 +156,19 @@ pub(super) async fn heartbeat(
         Ok(reply) => json(StatusCode::OK, &reply),
         Err(r) => r,
     }
+}
+
+/// 429 with `Retry-After`: this host sent more heartbeats than its rate allows.
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("too many heartbeats from this host: retry after {secs} s"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 /// Record the heartbeat; the reply carries the host's group's policy.

@@ -92,15 +92,15 @@ impl std::fmt::Debug for Route {
 pub const ROUTES: &[Route] = &[
     Route { method: Method::Get, path: "/healthz", access: Access::Public, summary: "Liveness (no credential)",
         handler: |m| on(m, || async { "ok\n" }) },
-    Route { method: Method::Post, path: model::protocol::ENROLL_PATH, access: Access::Enroll, summary: "Enrol a host: body {hostname, role}; returns {host_id, credential}",
+    Route { method: Method::Post, path: model::protocol::ENROLL_PATH, access: Access::Enroll, summary: "Enrol a host: body {hostname, role} (role must be the token group's); returns {host_id, credential}",
         handler: |m| on(m, hosts::enroll) },
-    Route { method: Method::Post, path: model::protocol::HEARTBEAT_PATH, access: Access::Host, summary: "Report state; returns the group's policy",
+    Route { method: Method::Post, path: model::protocol::HEARTBEAT_PATH, access: Access::Host, summary: "Report state; returns the group's policy; 429 with Retry-After above the host's heartbeat rate",
         handler: |m| on(m, hosts::heartbeat) },
     Route { method: Method::Get, path: "/api/v1/openapi.json", access: Access::Admin, summary: "This document",
         handler: |m| on(m, openapi::openapi) },
-    Route { method: Method::Get, path: "/api/v1/hosts", access: Access::Admin, summary: "Hosts; filters role, group, product, build, build_below, component, version, status",
+    Route { method: Method::Get, path: "/api/v1/hosts", access: Access::Admin, summary: "Hosts, paged (limit 1-1000, default 100; after = the previous page's next); filters role, group, product, build, build_below, component, version, status; reported_fields names what hosts reported about themselves",
         handler: |m| on(m, admin::list_hosts) },
-    Route { method: Method::Get, path: "/api/v1/hosts/{id}", access: Access::Admin, summary: "One host with its hotfix history",
+    Route { method: Method::Get, path: "/api/v1/hosts/{id}", access: Access::Admin, summary: "One host with a page of its hotfix history, oldest first (limit, after = history_next); history_count in all",
         handler: |m| on(m, admin::host_detail) },
     Route { method: Method::Get, path: "/api/v1/groups", access: Access::Admin, summary: "Groups and their policy",
         handler: |m| on(m, admin::list_groups) },
@@ -110,13 +110,13 @@ pub const ROUTES: &[Route] = &[
         handler: |m| on(m, admin::list_advisories) },
     Route { method: Method::Put, path: "/api/v1/advisories/{id}", access: Access::Admin, summary: "Create or replace an advisory",
         handler: |m| on(m, admin::put_advisory) },
-    Route { method: Method::Get, path: "/api/v1/advisories/{id}/hosts", access: Access::Admin, summary: "Hosts the advisory affects, with counts",
+    Route { method: Method::Get, path: "/api/v1/advisories/{id}/hosts", access: Access::Admin, summary: "Hosts the advisory affects by their reported builds, with counts over all and one page of hosts (limit, after)",
         handler: |m| on(m, admin::advisory_hosts) },
     Route { method: Method::Get, path: "/api/v1/patches/{patch_id}/coverage", access: Access::Admin, summary: "Hosts with the patch, eligible without it, not eligible and why; query product, requires_build",
         handler: |m| on(m, admin::coverage) },
     Route { method: Method::Post, path: "/api/v1/upgrade-plan", access: Access::Admin, summary: "Ordered upgrade steps for target builds: body {targets: {product: build}}",
         handler: |m| on(m, admin::upgrade_plan) },
-    Route { method: Method::Get, path: "/api/v1/audit", access: Access::Admin, summary: "Administrative changes, newest first",
+    Route { method: Method::Get, path: "/api/v1/audit", access: Access::Admin, summary: "Administrative changes, newest first, paged (limit, after); groups as stored, by the token's name",
         handler: |m| on(m, admin::audit) },
 ];
 
@@ -131,17 +131,36 @@ pub struct AppState {
     /// Added per authentication failure from one address beyond the fifth in a minute (max 2 s).
     pub failure_delay: Duration,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failure_log: limits::FailureLog,
+    heartbeats: limits::HeartbeatLimiter,
 }
 
 impl AppState {
     pub fn new(db: Arc<Db>, offline_after: u64, failure_delay: Duration) -> Arc<Self> {
+        Self::with_heartbeat_rate(db, offline_after, failure_delay, HeartbeatRate::default())
+    }
+
+    /// As [`AppState::new`], with each host's heartbeats limited to `rate`.
+    pub fn with_heartbeat_rate(
+        db: Arc<Db>,
+        offline_after: u64,
+        failure_delay: Duration,
+        rate: HeartbeatRate,
+    ) -> Arc<Self> {
         Arc::new(AppState {
             db,
             offline_after,
             failure_delay,
             manager_build: env!("CARGO_PKG_VERSION").to_string(),
             failures: Mutex::new(HashMap::new()),
+            failure_log: limits::FailureLog::default(),
+            heartbeats: limits::HeartbeatLimiter::new(rate),
         })
+    }
+
+    /// Authentication failures (401 answers) since the start.
+    pub fn auth_failures(&self) -> u64 {
+        self.failure_log.total()
     }
 }
 
@@ -255,8 +274,10 @@ async fn authorize(
     }
 }
 
-/// Answer an authentication failure: 401, after the delay repeated failures from `peer` earn.
+/// Answer an authentication failure: 401, after the delay repeated failures from `peer` earn
+/// (counted, and logged at most every few seconds).
 async fn refuse(state: &AppState, peer: IpAddr, message: &str) -> Response {
+    state.failure_log.record(peer, message);
     match failure_delay(state, peer) {
         Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
         Ok(_) => {}
@@ -412,7 +433,10 @@ fn bad(field: &str, reason: impl Into<String>) -> Response {
 
 mod admin;
 mod hosts;
+mod limits;
 mod openapi;
+
+pub use limits::HeartbeatRate;
 
 pub use openapi::openapi_document;
 

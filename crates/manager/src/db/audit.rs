@@ -9,6 +9,9 @@ use crate::error::Result;
 /// One administrative change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
+    /// The cursor of paged answers.
+    #[serde(default)]
+    pub id: i64,
     pub time: String,
     pub actor: String,
     pub action: String,
@@ -28,17 +31,25 @@ impl Db {
 
     /// The last `limit` changes, newest first.
     pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.audit_page(None, limit)
+    }
+
+    /// At most `limit` changes older than the one with id `before`, newest first.
+    pub fn audit_page(&self, before: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>> {
         let c = self.conn()?;
         let mut st = c
-            .prepare("SELECT time, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?1")
+            .prepare_cached(
+                "SELECT id, time, actor, action, detail FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+            )
             .map_err(sql)?;
         let rows = st
-            .query_map(params![limit], |r| {
+            .query_map(params![before.unwrap_or(i64::MAX), limit], |r| {
                 Ok(AuditEntry {
-                    time: r.get(0)?,
-                    actor: r.get(1)?,
-                    action: r.get(2)?,
-                    detail: r.get(3)?,
+                    id: r.get(0)?,
+                    time: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    detail: r.get(4)?,
                 })
             })
             .map_err(sql)?;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{role_column, sql, to_json_text, Db};
 use crate::error::{Error, Result};
+use crate::text;
 
 /// A group of hosts and the policy it hands them in heartbeat replies (administrator input:
 /// unknown fields are refused).
@@ -35,6 +36,12 @@ pub struct Group {
 fn default_poll() -> u64 {
     300
 }
+
+/// Longest poll interval a group may set: one week, in seconds.
+pub const MAX_POLL_INTERVAL: u64 = 7 * 24 * 3600;
+/// Most relays and pins a group may list.
+const MAX_RELAYS: usize = 100;
+const MAX_PINS: usize = 1000;
 
 impl Default for Group {
     fn default() -> Self {
@@ -69,6 +76,42 @@ impl Group {
     }
 }
 
+impl Group {
+    /// Administrator input checked before it is stored: names without control characters,
+    /// relay URLs http/https with a host, pins in the content model's syntax, a poll interval
+    /// of 1 s to [`MAX_POLL_INTERVAL`].
+    pub fn validate(&self) -> Result<()> {
+        text::check_name("name", &self.name, 100)?;
+        if let Some(p) = &self.parent {
+            text::check_name("parent", p, 100)?;
+        }
+        if self.relays.len() > MAX_RELAYS {
+            return Err(bad("relays", format!("at most {MAX_RELAYS}")));
+        }
+        for (i, r) in self.relays.iter().enumerate() {
+            text::check_url(&format!("relays[{i}]"), r)?;
+        }
+        if !(1..=MAX_POLL_INTERVAL).contains(&self.poll_interval) {
+            return Err(bad(
+                "poll_interval",
+                format!(
+                    "{} s: give 1 to {MAX_POLL_INTERVAL} seconds",
+                    self.poll_interval
+                ),
+            ));
+        }
+        if self.pinned.len() > MAX_PINS {
+            return Err(bad("pinned", format!("at most {MAX_PINS} pins")));
+        }
+        for (c, v) in &self.pinned {
+            model::check_component(c).map_err(|e| bad("pinned", e.to_string()))?;
+            v.parse::<model::Version>()
+                .map_err(|e| bad(&format!("pinned.{c}"), e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
 fn bad(field: &str, reason: impl Into<String>) -> Error {
     Error::BadRequest {
         field: field.into(),
@@ -99,19 +142,14 @@ impl Db {
         rows.collect::<std::result::Result<_, _>>().map_err(sql)
     }
 
-    /// Create or replace a group.
+    /// Create or replace a group (validated); the audit log records the group as stored.
     pub fn put_group(&self, g: &Group, actor: &str) -> Result<()> {
-        if g.name.is_empty() || g.name.len() > 100 {
-            return Err(bad("name", "1 to 100 characters"));
-        }
+        g.validate()?;
         if let Some(p) = &g.parent {
             self.check_parent(&g.name, p)?;
         }
-        if g.poll_interval == 0 {
-            return Err(bad("poll_interval", "at least 1"));
-        }
-        let poll = i64::try_from(g.poll_interval)
-            .map_err(|_| bad("poll_interval", "at most 2^63 - 1 seconds"))?;
+        let poll =
+            i64::try_from(g.poll_interval).map_err(|_| bad("poll_interval", "out of range"))?;
         self.conn()?
             .execute(
                 &format!("INSERT OR REPLACE INTO groups ({GROUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
@@ -126,7 +164,10 @@ impl Db {
                 ],
             )
             .map_err(sql)?;
-        self.audit(actor, "group-put", &to_json_text("group", g)?)
+        let stored = self
+            .group(&g.name)?
+            .ok_or_else(|| Error::Db(format!("group {:?} not found after saving it", g.name)))?;
+        self.audit(actor, "group-put", &to_json_text("group", &stored)?)
     }
 
     /// `parent` must be a relay group, and making it `name`'s parent must not close a cycle.

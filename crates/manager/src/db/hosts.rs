@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use model::protocol::{Heartbeat, ModuleReport, Policy, Role};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{history, now, role_column, sql, to_json_text, Db};
@@ -24,11 +24,16 @@ pub struct Host {
     pub modules: Vec<ModuleReport>,
     pub last_result: Option<String>,
     pub applied_policy: Option<Policy>,
+    /// Another enrolled host reports the same hostname (a copied credential, a re-enrolled
+    /// machine, or a host impersonating another).
+    #[serde(default)]
+    pub duplicate_hostname: bool,
 }
 
 impl Db {
-    /// Record a (validated) heartbeat of `host_id`: its state, and its new history entries.
-    pub fn heartbeat(&self, host_id: &str, b: &Heartbeat) -> Result<()> {
+    /// Record a (validated) heartbeat of `host_id`: its state, and its new history entries
+    /// (deduplicated and cut to the history limits); returns how many entries were new.
+    pub fn heartbeat(&self, host_id: &str, b: &Heartbeat) -> Result<usize> {
         let builds = to_json_text("builds", &b.builds)?;
         let components = to_json_text("components", &b.components)?;
         let modules = to_json_text("modules", &b.modules)?;
@@ -38,14 +43,20 @@ impl Db {
             .map(|p| to_json_text("applied_policy", p))
             .transpose()?;
         self.transaction(|tx| {
+            // The hostname is indexed: written only when it changed (the common heartbeat keeps it).
             tx.prepare_cached(
-                "UPDATE hosts SET hostname = ?2, last_seen = ?3, upstream = ?4, builds = ?5, components = ?6,
-                 modules = ?7, last_result = ?8, applied_policy = ?9 WHERE id = ?1",
+                "UPDATE hosts SET hostname = ?2 WHERE id = ?1 AND hostname IS NOT ?2",
+            )
+            .map_err(sql)?
+            .execute(params![host_id, b.hostname])
+            .map_err(sql)?;
+            tx.prepare_cached(
+                "UPDATE hosts SET last_seen = ?2, upstream = ?3, builds = ?4, components = ?5,
+                 modules = ?6, last_result = ?7, applied_policy = ?8 WHERE id = ?1",
             )
             .map_err(sql)?
             .execute(params![
                 host_id,
-                b.hostname,
                 now(),
                 b.upstream,
                 builds,
@@ -55,26 +66,33 @@ impl Db {
                 policy,
             ])
             .map_err(sql)?;
-            history::append(tx, host_id, &b.history)
+            history::append(tx, host_id, &b.history, self.history_limits)
         })
     }
 
+    /// Every host, ordered by hostname and id.
     pub fn hosts(&self) -> Result<Vec<Host>> {
         let c = self.conn()?;
         let mut st = c
-            .prepare(
-                "SELECT id, hostname, role, grp, enrolled, last_seen, upstream, builds, components, modules,
-                 last_result, applied_policy FROM hosts ORDER BY hostname, id",
-            )
+            .prepare(&format!("{HOST_SELECT} ORDER BY hostname, id"))
             .map_err(sql)?;
         let rows = st.query_map([], row_host).map_err(sql)?;
         rows.collect::<std::result::Result<_, _>>().map_err(sql)
     }
 
     pub fn host(&self, id: &str) -> Result<Option<Host>> {
-        Ok(self.hosts()?.into_iter().find(|h| h.id == id))
+        self.conn()?
+            .prepare_cached(&format!("{HOST_SELECT} WHERE id = ?1"))
+            .map_err(sql)?
+            .query_row(params![id], row_host)
+            .optional()
+            .map_err(sql)
     }
 }
+
+const HOST_SELECT: &str = "SELECT id, hostname, role, grp, enrolled, last_seen, upstream, builds,
+    components, modules, last_result, applied_policy,
+    (SELECT COUNT(*) FROM hosts AS o WHERE o.hostname = hosts.hostname) > 1 FROM hosts";
 
 /// The JSON columns were written by [`Db::heartbeat`]; one a reader cannot parse shows as empty
 /// rather than hiding the whole fleet.
@@ -94,5 +112,6 @@ fn row_host(r: &rusqlite::Row<'_>) -> rusqlite::Result<Host> {
         applied_policy: r
             .get::<_, Option<String>>(11)?
             .and_then(|s| serde_json::from_str(&s).ok()),
+        duplicate_hostname: r.get(12)?,
     })
 }

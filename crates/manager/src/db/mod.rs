@@ -13,6 +13,7 @@ pub use advisories::Advisory;
 pub use advisories::AdvisoryRole;
 pub use audit::AuditEntry;
 pub use groups::Group;
+pub use history::{HistoryLimits, HistoryRow};
 pub use hosts::Host;
 pub use tokens::HostCredential;
 
@@ -26,7 +27,10 @@ use rusqlite::{Connection, Transaction};
 use crate::error::{Error, Result};
 
 /// Versioned schema migrations, applied in order; `PRAGMA user_version` records the last one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_bounds.sql")),
+];
 
 pub fn now() -> String {
     tuf::metadata::format_expires(time::OffsetDateTime::now_utc())
@@ -62,6 +66,7 @@ pub fn sqlite_path(url: &str) -> Result<PathBuf> {
 #[derive(Debug)]
 pub struct Db {
     conn: Mutex<Connection>,
+    history_limits: HistoryLimits,
 }
 
 fn sql(e: rusqlite::Error) -> Error {
@@ -101,9 +106,16 @@ impl Db {
             .map_err(sql)?;
         let db = Db {
             conn: Mutex::new(conn),
+            history_limits: HistoryLimits::default(),
         };
         db.migrate()?;
         Ok(db)
+    }
+
+    /// Keep at most these many history entries (per host, in all), the newest.
+    pub fn with_history_limits(mut self, limits: HistoryLimits) -> Self {
+        self.history_limits = limits;
+        self
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {

@@ -6,6 +6,9 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use super::{hash, new_secret, now, role_column, sql, Db};
 use crate::error::{Error, Result};
 
+/// Longest validity of an enrolment token, in days (ten years).
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
 impl Db {
     // --- administrator tokens ---
 
@@ -72,6 +75,18 @@ impl Db {
                 reason: format!("group {group:?} does not exist: create it first"),
             });
         }
+        if let Some(d) = expires_days.filter(|d| !(1..=MAX_TOKEN_DAYS).contains(d)) {
+            return Err(Error::BadRequest {
+                field: "expires".into(),
+                reason: format!("{d} days: give 1 to {MAX_TOKEN_DAYS} days, or none"),
+            });
+        }
+        if uses == Some(0) {
+            return Err(Error::BadRequest {
+                field: "uses".into(),
+                reason: "at least 1 (or none for unlimited)".into(),
+            });
+        }
         let token = new_secret("upd_enroll")?;
         let expires = expires_days.map(|d| {
             tuf::metadata::format_expires(
@@ -84,7 +99,12 @@ impl Db {
                 params![hash(&token), group, expires, uses, now()],
             )
             .map_err(sql)?;
-        self.audit("cli", "enroll-token-create", group)?;
+        let detail = format!(
+            "group {group:?}, expires {}, uses {}",
+            expires.as_deref().unwrap_or("never"),
+            uses.map_or("unlimited".to_string(), |u| u.to_string())
+        );
+        self.audit("cli", "enroll-token-create", &detail)?;
         Ok(token)
     }
 
@@ -103,12 +123,37 @@ impl Db {
     }
 
     /// Enrol a host with an enrolment token: its id and credential, or `None` when the token is
-    /// unknown, expired or used up.
+    /// unknown, expired or used up. The token's group decides the role: a request for another
+    /// role is refused (naming `role`) and uses nothing of the token.
     pub fn enroll(&self, token: &str, hostname: &str, role: Role) -> Result<Option<EnrollReply>> {
         self.transaction(|tx| {
             let Some(group) = take_enroll_use(tx, token)? else {
                 return Ok(None);
             };
+            let group_role = tx
+                .query_row(
+                    "SELECT role FROM groups WHERE name = ?1",
+                    params![group],
+                    |r| role_column(r, 0),
+                )
+                .optional()
+                .map_err(sql)?;
+            if group_role != Some(role) {
+                return Err(Error::BadRequest {
+                    field: "role".into(),
+                    reason: match group_role {
+                        Some(r) => format!("the enrolment token is for group {group:?} of {r}s, not {role}s"),
+                        None => format!("the enrolment token's group {group:?} no longer exists"),
+                    },
+                });
+            }
+            let taken: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM hosts WHERE hostname = ?1",
+                    params![hostname],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
             let host_id = new_secret("host")?[5..21].to_string();
             let credential = new_secret("upd_host")?;
             tx.execute(
@@ -116,12 +161,13 @@ impl Db {
                 params![host_id, hash(&credential), hostname, role.as_str(), group, now()],
             )
             .map_err(sql)?;
+            let duplicate = if taken > 0 { " (duplicate hostname)" } else { "" };
             tx.execute(
                 "INSERT INTO audit (time, actor, action, detail) VALUES (?1, ?2, 'enroll', ?3)",
                 params![
                     now(),
                     format!("host {host_id}"),
-                    format!("{hostname} ({role}) in {group}")
+                    format!("{hostname:?} ({role}) in {group}{duplicate}")
                 ],
             )
             .map_err(sql)?;

@@ -16,6 +16,7 @@ mod clamav_consumer;
 mod crash_during_sync;
 mod demo;
 mod fleet_scenarios;
+mod manager_abuse;
 mod manager_api;
 mod manager_protocol;
 mod node_link;
