@@ -3,7 +3,7 @@
 //! metrics, the view in service) is updated with the outcome.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use model::protocol::SyncResult;
@@ -38,22 +38,29 @@ pub fn sync_cycle(
     shared: &Shared,
 ) -> Result<SyncOutcome> {
     let started = Instant::now();
-    if let Ok(mut s) = shared.sync.write() {
+    {
+        let mut s = shared.sync.write().unwrap_or_else(PoisonError::into_inner);
         s.syncing = true;
         s.last_sync_started = Some(node::clock::now_string());
     }
     let mut tried = Tried::default();
-    let mut result = first_answering(cache, settings, fetcher, upstreams, &mut tried);
-    if let Ok(o) = &mut result {
-        o.upstream_errors = joined(&tried.errors);
-        o.lagging = tried.lagging.clone();
-    }
-    if result.is_err() && !tried.errors.is_empty() {
-        result = Err(Error::AllUpstreamsFailed(joined(&tried.errors).join("; ")));
-    }
-    if let Ok(outcome) = &result {
-        serve(cache, shared, outcome)?;
-    }
+    // A panic (a bug) fails this cycle like any error: recorded, reported, retried.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        node::fault::panic_if("sync-panic");
+        let mut result = first_answering(cache, settings, fetcher, upstreams, &mut tried);
+        if let Ok(o) = &mut result {
+            o.upstream_errors = joined(&tried.errors);
+            o.lagging = tried.lagging.clone();
+        }
+        if result.is_err() && !tried.errors.is_empty() {
+            result = Err(Error::AllUpstreamsFailed(joined(&tried.errors).join("; ")));
+        }
+        if let Ok(outcome) = &result {
+            serve(cache, shared, outcome)?;
+        }
+        result
+    }))
+    .unwrap_or_else(|payload| Err(Error::Panicked(panic_message(payload.as_ref()))));
     record(shared, started, &result, tried);
     match &result {
         Ok(o) if o.changed => tracing::info!(
@@ -63,6 +70,15 @@ pub fn sync_cycle(
         Err(e) => tracing::error!(error = %e, "sync failed; still serving the last good view"),
     }
     result
+}
+
+/// The message a panic was raised with.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 fn joined(errors: &[(String, String)]) -> Vec<String> {
@@ -114,9 +130,7 @@ fn record(shared: &Shared, started: Instant, result: &Result<SyncOutcome>, tried
     let m = &shared.metrics;
     m.sync_micros_total.fetch_add(micros, Ordering::Relaxed);
     m.last_sync_micros.store(micros, Ordering::Relaxed);
-    let Ok(mut s) = shared.sync.write() else {
-        return;
-    };
+    let mut s = shared.sync.write().unwrap_or_else(PoisonError::into_inner);
     s.syncing = false;
     s.last_sync_finished = Some(node::clock::now_string());
     s.upstream_errors = tried.errors;

@@ -5,6 +5,10 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+// First: `println!`/`print!` of every module below exit quietly on a broken pipe.
+#[macro_use]
+mod out;
+
 mod agent_cmd;
 mod demo;
 mod flags;

