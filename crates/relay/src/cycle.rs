@@ -7,6 +7,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use model::protocol::SyncResult;
+use node::url::{redact, Redacted};
 
 use crate::error::{Error, Result};
 use crate::server::Shared;
@@ -20,12 +21,27 @@ struct Tried {
     lagging: Vec<String>,
 }
 
+impl Tried {
+    /// Note an upstream's failure; URL credentials never reach the status, heartbeat or log.
+    fn error(&mut self, upstream: &str, why: &dyn std::fmt::Display) {
+        self.errors
+            .push((redact(upstream), redact(&why.to_string())));
+    }
+
+    /// Note a lagging upstream (logged as a warning).
+    fn lag(&mut self, message: &str) {
+        let message = redact(message);
+        tracing::warn!("{message}");
+        self.lagging.push(message);
+    }
+}
+
 /// How a cycle ended, in the manager protocol's terms.
 pub fn sync_result(result: &Result<SyncOutcome>) -> SyncResult {
     match result {
         Ok(o) if o.changed => SyncResult::Changed,
         Ok(_) => SyncResult::Unchanged,
-        Err(e) => SyncResult::Failed(e.to_string()),
+        Err(e) => SyncResult::Failed(redact(&e.to_string())),
     }
 }
 
@@ -67,7 +83,9 @@ pub fn sync_cycle(
             upstream = %o.source, view = o.view, files = o.downloaded, bytes = o.downloaded_bytes, "new view in service"
         ),
         Ok(o) => tracing::debug!(upstream = %o.source, view = o.view, "unchanged"),
-        Err(e) => tracing::error!(error = %e, "sync failed; still serving the last good view"),
+        Err(e) => {
+            tracing::error!(error = %Redacted(&e), "sync failed; still serving the last good view")
+        }
     }
     result
 }
@@ -102,12 +120,11 @@ fn first_answering(
             }
             Err(e) => {
                 if let Some(l) = behind_trusted(upstream, &e) {
-                    tracing::warn!(upstream = %upstream, "{l}; trying the next upstream");
-                    tried.lagging.push(l);
+                    tried.lag(&l);
                 } else {
-                    tracing::warn!(upstream = %upstream, error = %e, "sync failed; trying the next upstream");
+                    tracing::warn!(upstream = %Redacted(upstream), error = %Redacted(&e), "sync failed; trying the next upstream");
                 }
-                tried.errors.push((upstream.clone(), e.to_string()));
+                tried.error(upstream, &e);
             }
         }
     }
@@ -153,7 +170,7 @@ fn record(shared: &Shared, started: Instant, result: &Result<SyncOutcome>, tried
         }
         Err(e) => {
             s.last_sync_result = Some("failed".into());
-            s.last_error = Some(e.to_string());
+            s.last_error = Some(redact(&e.to_string()));
             m.syncs_failed.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -189,18 +206,16 @@ fn catch_up(
                         best = o;
                     }
                     Err(e) => {
-                        tracing::warn!(upstream = %other, error = %e, "newer upstream failed to sync");
-                        tried.errors.push((other.clone(), e.to_string()));
+                        tracing::warn!(upstream = %Redacted(other), error = %Redacted(&e), "newer upstream failed to sync");
+                        tried.error(other, &e);
                     }
                 }
             }
             Ok(_) => {}
             Err((Some((got, _)), _)) => behind.push((other.clone(), got)),
             Err((None, e)) => {
-                tracing::warn!(upstream = %other, error = %e, "could not compare with this upstream");
-                tried
-                    .errors
-                    .push((other.clone(), format!("not compared: {e}")));
+                tracing::warn!(upstream = %Redacted(other), error = %Redacted(&e), "could not compare with this upstream");
+                tried.error(other, &format!("not compared: {e}"));
             }
         }
     }
@@ -211,8 +226,7 @@ fn catch_up(
             best.source,
             best.timestamp
         );
-        tracing::warn!("{msg}");
-        tried.lagging.push(msg);
+        tried.lag(&msg);
     }
     best
 }

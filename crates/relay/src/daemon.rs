@@ -164,7 +164,7 @@ impl SyncLoop {
         let hb = heartbeat(link, &self.shared, result);
         let outcome = link.heartbeat(&hb);
         if let Err(e) = &outcome {
-            tracing::warn!(manager = %link.url(), error = %e, "heartbeat failed");
+            tracing::warn!(manager = %node::url::Redacted(link.url()), error = %node::url::Redacted(e), "heartbeat failed");
         }
         if let Ok(mut s) = self.shared.sync.write() {
             match outcome {
@@ -172,7 +172,7 @@ impl SyncLoop {
                     s.manager.last_heartbeat = Some(node::clock::now_string());
                     s.manager.error = None;
                 }
-                Err(e) => s.manager.error = Some(e.to_string()),
+                Err(e) => s.manager.error = Some(node::url::redact(&e.to_string())),
             }
         }
     }

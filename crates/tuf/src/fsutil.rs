@@ -42,6 +42,32 @@ pub fn url_segment(s: &str) -> String {
     utf8_percent_encode(s, NAME).to_string()
 }
 
+/// `text` with the credentials of every URL in it (`scheme://user:password@host`) replaced by
+/// `***` (hosts show, store and log URLs through `node::url::redact`; the updater logs fetch
+/// URLs through it).
+pub fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i.saturating_add(3));
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| "/?#\"'<>()[],;".contains(c) || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let (authority, after) = tail.split_at(end);
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Write `bytes` to `path` atomically: a temporary file in the same directory is written and
 /// fsynced, then renamed over `path`, then the directory is fsynced. A crash leaves either the
 /// old or the new content.

@@ -213,7 +213,7 @@ impl<F: Fetcher> Updater<F> {
     }
 
     fn fetch_bounded(&mut self, url: String, max: u64) -> Result<Vec<u8>> {
-        tracing::debug!(%url, max, "fetch");
+        tracing::debug!(url = %crate::fsutil::redact_credentials(&url), max, "fetch");
         self.fetched.push(url.clone());
         match self.fetcher.fetch_bytes(&url, max) {
             Ok(buf) if buf.len() as u64 <= max => Ok(buf),

@@ -146,3 +146,118 @@ fn a_closed_pipe_ends_a_command_quietly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }
+
+/// Every file under `dir` (recursively), with its path.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn upstream_credentials_are_never_shown_stored_or_logged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::new(tmp.path());
+    let origin = Server::start(&repo.dir);
+    let db = format!("sqlite://{}", tmp.path().join("manager.db").display());
+    ok(&[
+        "admin", "--db", &db, "group", "put", "site", "--role", "relay",
+    ]);
+    let token = ok(&[
+        "admin",
+        "--db",
+        &db,
+        "enroll-token",
+        "create",
+        "--group",
+        "site",
+    ]);
+    let token_file = tmp.path().join("relay.token");
+    std::fs::write(&token_file, token.trim()).unwrap();
+    let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
+    // The first upstream refuses connections (its error names it), the second serves.
+    let port = origin.base.rsplit(':').next().unwrap();
+    let dead = format!("http://user:secret@127.0.0.1:{}", free_port());
+    let with_credentials = format!("http://user:secret@127.0.0.1:{port}");
+    let (cache, log) = (tmp.path().join("cache"), tmp.path().join("relay.log"));
+    let relay = launcher()
+        .rust_log("debug")
+        .server(
+            &[
+                "relay",
+                "--upstream",
+                &dead,
+                "--upstream",
+                &with_credentials,
+                "--trusted-root",
+                repo.root_v1.to_str().unwrap(),
+                "--cache",
+                cache.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--manager",
+                &mgr.base,
+                "--enroll-token-file",
+                token_file.to_str().unwrap(),
+                "--hostname",
+                "relay-with-credentials",
+            ],
+            &[],
+            updraft::launch::Logs::File(log.clone()),
+        )
+        .unwrap();
+    // The credentials were used to sync (reqwest sends them as basic authentication).
+    let status = wait_status(&relay.base, "a sync and a heartbeat", |s| {
+        s["view"]["id"].is_u64() && s["manager"]["last_heartbeat"].is_string()
+    });
+    let shown = format!("http://***@127.0.0.1:{port}");
+    assert_eq!(status["upstream_in_use"], shown.as_str(), "{status:#}");
+    assert!(!status.to_string().contains("secret"), "{status:#}");
+    assert!(
+        status.to_string().contains("http://***@127.0.0.1"),
+        "{status:#}"
+    );
+    let mut stored = files_under(&cache);
+    stored.push(log.clone());
+    stored.extend(files_under(tmp.path()).into_iter().filter(|p| {
+        p.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("manager.db")
+    }));
+    let mut seen_in_db = false;
+    for p in &stored {
+        let bytes = std::fs::read(p).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let line = text.lines().find(|l| l.contains("secret"));
+        assert!(
+            line.is_none(),
+            "{} holds the password: {line:?}",
+            p.display()
+        );
+        let in_db = p.to_str().unwrap().contains("manager.db");
+        seen_in_db |= in_db && contains(&bytes, &shown);
+    }
+    assert!(seen_in_db, "the manager recorded the redacted upstream");
+    assert!(
+        contains(&std::fs::read(&log).unwrap(), "http://***@127.0.0.1"),
+        "the log names the upstream, redacted"
+    );
+}
