@@ -181,11 +181,15 @@ impl StateDir {
         let path = self.dir.join("history.jsonl");
         let mut line = serde_json::to_vec(e).map_err(|e| Error::Other(e.to_string()))?;
         line.push(b'\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // As private as the state directory, like every file written through fsutil.
+            options.mode(tuf::fsutil::file_mode_in(&self.dir));
+        }
+        let mut f = options.open(&path).map_err(|e| Error::io(&path, e))?;
         f.write_all(&line).map_err(|e| Error::io(&path, e))?;
         f.sync_all().map_err(|e| Error::io(&path, e))?;
         Ok(())

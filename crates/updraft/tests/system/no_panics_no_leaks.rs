@@ -261,3 +261,99 @@ fn upstream_credentials_are_never_shown_stored_or_logged() {
         "the log names the upstream, redacted"
     );
 }
+
+/// Paths under `dir` (itself included) whose mode has group or other bits, with the mode;
+/// files for which `keeps_mode` holds may carry them (their directories may not).
+#[cfg(unix)]
+fn readable_by_others(
+    dir: &std::path::Path,
+    keeps_mode: impl Fn(&std::path::Path) -> bool,
+) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().permissions().mode();
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        if mode(&d) & 0o077 != 0 {
+            found.push(format!("{} {:o}", d.display(), mode(&d) & 0o777));
+        }
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if mode(&p) & 0o077 != 0 && !keeps_mode(&p) {
+                found.push(format!("{} {:o}", p.display(), mode(&p) & 0o777));
+            }
+        }
+    }
+    found
+}
+
+#[cfg(unix)]
+#[test]
+fn host_state_and_the_manager_database_are_private_and_the_repository_public() {
+    use std::os::unix::fs::PermissionsExt;
+    let bed = AgentBed::new();
+    let db = format!("sqlite://{}", bed.path("manager/manager.db").display());
+    ok(&["admin", "--db", &db, "group", "put", "branch"]);
+    let token = ok(&[
+        "admin",
+        "--db",
+        &db,
+        "enroll-token",
+        "create",
+        "--group",
+        "branch",
+    ]);
+    std::fs::write(bed.path("enroll.token"), token.trim()).unwrap();
+    let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
+    let mut o = bed.opts();
+    o.restart = Some("true".into());
+    o.manager = Some((mgr.base.clone(), bed.path("enroll.token"), "pc-1".into()));
+    let cfg = bed.config(&o);
+    bed.publish_patch(
+        "CP-1519",
+        "9.5.1519",
+        ">=9.5.1514",
+        "9.5.1519",
+        "cp.tar",
+        &[("bin/scanner", b"new")],
+    );
+    let r = bed.once(&cfg).unwrap();
+    assert!(r["manager_error"].is_null(), "{r:#}");
+    let state = bed.path("state");
+    for f in [
+        "status.json",
+        "installed.json",
+        "history.jsonl",
+        "policy.json",
+        "manager.json",
+    ] {
+        assert!(state.join(f).is_file(), "{f} was written");
+    }
+    // Patch backups keep the product's modes to restore them; they sit in 0700 directories.
+    let backup = |p: &std::path::Path| p.to_str().unwrap().contains(".backup/");
+    assert_eq!(readable_by_others(&state, backup), Vec::<String>::new());
+
+    let cache = bed.path("relay-cache");
+    relay_once(&[&bed.origin.base], &bed.repo.root_v1, &cache).unwrap();
+    assert!(cache.join("views").read_dir().unwrap().next().is_some());
+    assert_eq!(readable_by_others(&cache, |_| false), Vec::<String>::new());
+
+    let manager_dir = bed.path("manager");
+    assert_eq!(
+        readable_by_others(&manager_dir, |_| false),
+        Vec::<String>::new()
+    );
+    assert!(manager_dir.join("manager.db-wal").exists());
+
+    // The published repository stays readable by a web server.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&bed.repo.dir.join("metadata/timestamp.json")), 0o644);
+    for t in std::fs::read_dir(bed.repo.dir.join("targets")).unwrap() {
+        let p = t.unwrap().path();
+        if p.is_file() {
+            assert_eq!(mode(&p), 0o644, "{}", p.display());
+        }
+    }
+}
