@@ -73,6 +73,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> std::process::ExitCode {
+    out::quietly(run)
+}
+
+fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match &cli.command {
