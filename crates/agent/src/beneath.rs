@@ -57,6 +57,13 @@ struct Parent<'a> {
 
 static STAGE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// A new directory is as private as its parent (the rule of `tuf::fsutil`): 0700 under a
+/// directory without group or other bits, else 0755.
+fn new_dir_mode(parent: BorrowedFd<'_>) -> Mode {
+    let private = rustix::fs::fstat(parent).is_ok_and(|st| st.st_mode & 0o077 == 0);
+    Mode::from_raw_mode(if private { 0o700 } else { 0o755 })
+}
+
 fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
@@ -65,7 +72,7 @@ impl Beneath {
     /// Open `root`, creating it (and its parents) first when `create`.
     pub fn open(root: &Path, create: bool) -> Result<Self> {
         if create {
-            std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+            tuf::fsutil::create_dir_all(root)?;
         }
         let fd = rustix::fs::open(
             root,
@@ -109,7 +116,8 @@ impl Beneath {
     }
 
     /// Open the directory holding `member` level by level, never following a symlink; create
-    /// missing levels (mode 0755 less the umask) when `create`, else answer `None` for them.
+    /// missing levels (mode 0755 less the umask, 0700 under a private directory such as the
+    /// state's patch backups) when `create`, else answer `None` for them.
     fn parent<'a>(&self, member: &'a str, create: bool) -> Result<Option<Parent<'a>>> {
         let parts: Vec<&str> = member
             .split('/')
@@ -127,7 +135,7 @@ impl Beneath {
             let dir = cur.as_ref().map_or(self.fd.as_fd(), |f| f.as_fd());
             let opened = match rustix::fs::openat(dir, *part, dir_flags(), Mode::empty()) {
                 Err(Errno::NOENT) if create => {
-                    match rustix::fs::mkdirat(dir, *part, Mode::from_raw_mode(0o755)) {
+                    match rustix::fs::mkdirat(dir, *part, new_dir_mode(dir)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(self.io(&rel, e)),
                     }

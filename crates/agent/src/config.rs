@@ -212,9 +212,7 @@ impl AgentConfig {
                 "patch_limits.max_members must be at least 1".into(),
             ));
         }
-        if self.poll_interval == 0 {
-            return Err(Error::Config("poll_interval must be at least 1".into()));
-        }
+        node::range::poll_interval("poll_interval", self.poll_interval).map_err(config)?;
         self.http.validate().map_err(config)
     }
 

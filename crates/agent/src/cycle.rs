@@ -48,10 +48,10 @@ impl Cycle {
     /// A source that did not answer usefully: lagging (behind the trusted state) or rejected.
     pub fn passed_over(&mut self, base: &str, e: &tuf::Error) {
         if let Some(lag) = behind_trusted(base, e) {
-            tracing::warn!(source = %base, "{lag}; trying the next");
+            tracing::warn!(source = %node::url::Redacted(base), "{}; trying the next", node::url::redact(&lag));
             self.lagging.push(lag);
         } else {
-            tracing::warn!(source = %base, error = %e, "update source rejected; trying the next");
+            tracing::warn!(source = %node::url::Redacted(base), error = %node::url::Redacted(e), "update source rejected; trying the next");
             self.rejected.push(format!("rejected {base}: {e}"));
         }
     }

@@ -143,7 +143,7 @@ fn member_file(path: &Path, kind: tar::EntryType) -> std::result::Result<Option<
 /// already (a member named twice).
 fn create_staged(out: &Path) -> std::result::Result<File, Option<Error>> {
     if let Some(p) = out.parent() {
-        fs::create_dir_all(p).map_err(|e| Some(Error::io(p, e)))?;
+        tuf::fsutil::create_dir_all(p).map_err(|e| Some(e.into()))?;
     }
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -167,7 +167,7 @@ fn unpack_into(
     dest: &Path,
     limits: &PatchLimits,
 ) -> Result<Vec<String>> {
-    fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    tuf::fsutil::create_dir_all(dest)?;
     let mut u = Unpack {
         archive,
         dest,

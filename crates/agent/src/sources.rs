@@ -106,7 +106,7 @@ impl Agent {
                 Err(e) => match e.timestamp_rollback() {
                     Some((got, _)) => behind.push((other.to_string(), got)),
                     None => {
-                        tracing::warn!(source = %other, error = %e, "could not compare with this source");
+                        tracing::warn!(source = %node::url::Redacted(other), error = %node::url::Redacted(&e), "could not compare with this source");
                         cy.rejected.push(format!("not compared with {other}: {e}"));
                     }
                 },
@@ -119,7 +119,7 @@ impl Agent {
                 newest.saturating_sub(v),
                 best.source
             );
-            tracing::warn!("{msg}");
+            tracing::warn!("{}", node::url::redact(&msg));
             cy.lagging.push(msg);
         }
         best
@@ -197,7 +197,7 @@ impl<'c> Downloads<'c> {
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::warn!(target = t.path(), source = %url, error = %e, "download rejected; trying the next source");
+                    tracing::warn!(target = t.path(), source = %node::url::Redacted(url), error = %node::url::Redacted(&e), "download rejected; trying the next source");
                     errors.push(format!("rejected {url}: {e}"));
                 }
             }

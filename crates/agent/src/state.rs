@@ -94,6 +94,21 @@ pub(crate) fn read_json<T: DeserializeOwned + Default>(path: &Path) -> Result<T>
     }
 }
 
+/// `v` with [`node::url::redact`] applied to every string in it.
+fn redacted<T: Serialize + DeserializeOwned>(v: &T) -> Result<T> {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = node::url::redact(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            serde_json::Value::Object(o) => o.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut json = serde_json::to_value(v).map_err(|e| Error::Other(e.to_string()))?;
+    walk(&mut json);
+    serde_json::from_value(json).map_err(|e| Error::Other(e.to_string()))
+}
+
 pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(v).map_err(|e| Error::Other(e.to_string()))?;
     tuf::fsutil::write_atomic(path, &bytes)?;
@@ -132,7 +147,10 @@ impl StateDir {
         read_json(&self.dir.join("status.json"))
     }
     /// Write `status.json` only when it changed (an unchanged poll writes nothing).
+    /// URL credentials in it (a source, messages naming one) are redacted first: the heartbeat
+    /// is built from this file.
     pub fn save_status(&self, v: &Status) -> Result<bool> {
+        let v = &redacted(v)?;
         if &self.status().unwrap_or_default() == v {
             return Ok(false);
         }
@@ -163,11 +181,15 @@ impl StateDir {
         let path = self.dir.join("history.jsonl");
         let mut line = serde_json::to_vec(e).map_err(|e| Error::Other(e.to_string()))?;
         line.push(b'\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // As private as the state directory, like every file written through fsutil.
+            options.mode(tuf::fsutil::file_mode_in(&self.dir));
+        }
+        let mut f = options.open(&path).map_err(|e| Error::io(&path, e))?;
         f.write_all(&line).map_err(|e| Error::io(&path, e))?;
         f.sync_all().map_err(|e| Error::io(&path, e))?;
         Ok(())
@@ -185,5 +207,29 @@ impl StateDir {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_credentials_never_reach_status_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let status = Status {
+            source: Some("http://u:secret@relay:8080".into()),
+            errors: vec!["http://u:secret@relay:8080/metadata/timestamp.json: refused".into()],
+            ..Status::default()
+        };
+        assert!(state.save_status(&status).unwrap());
+        let text = std::fs::read_to_string(dir.path().join("status.json")).unwrap();
+        assert!(
+            !text.contains("secret") && text.contains("http://***@relay:8080"),
+            "{text}"
+        );
+        // Unchanged (once redacted): nothing is written again.
+        assert!(!state.save_status(&status).unwrap());
     }
 }

@@ -1,5 +1,6 @@
 //! Directories a host writes to (its state, its cache), probed before anything runs so that a
-//! read-only or missing directory fails at start with its name, not at the first write.
+//! read-only or missing directory fails at start with its name, not at the first write. They
+//! are private (0700): files written in them through `tuf::fsutil` are 0600.
 
 use std::path::Path;
 
@@ -12,7 +13,8 @@ pub fn writable(key: &str, dir: &Path) -> Result<()> {
         path: dir.to_path_buf(),
         reason,
     };
-    std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot be created: {e}")))?;
+    // Host state is private: the directory is 0700, so everything written in it is too.
+    tuf::fsutil::create_private_dir_all(dir).map_err(|e| bad(format!("cannot be created: {e}")))?;
     tempfile::NamedTempFile::new_in(dir).map_err(|e| bad(format!("is not writable: {e}")))?;
     Ok(())
 }

@@ -67,9 +67,7 @@ impl HttpSettings {
             ("first_byte_timeout", self.first_byte_timeout),
             ("stall_timeout", self.stall_timeout),
         ] {
-            if v == 0 {
-                return Err(Error::setting(key, "must be at least 1 (seconds)"));
-            }
+            crate::range::check(key, v, 1, crate::range::MAX_TIMEOUT_SECS, "seconds")?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod fault;
 pub mod http;
 pub mod manager;
+pub mod range;
 pub mod url;
 
 pub use error::{Error, Result};

@@ -27,9 +27,40 @@ pub fn check(key: &str, url: &str, schemes: &[&str]) -> Result<()> {
     Err(Error::setting(key, format!("{url:?} is not an {list} URL")))
 }
 
+/// `text` with the credentials of every URL in it (`scheme://user:password@host`) replaced by
+/// `***`: for anything that shows, stores or logs a source URL or a message naming one (status,
+/// views, heartbeats, logs). The URL used to fetch keeps them.
+pub fn redact(text: &str) -> String {
+    tuf::fsutil::redact_credentials(text)
+}
+
+/// Displays a value (a URL, an error naming one) with URL credentials redacted ([`redact`]),
+/// for log fields: `tracing::warn!(upstream = %Redacted(&url), error = %Redacted(&e), ...)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Redacted<T>(pub T);
+
+impl<T: std::fmt::Display> std::fmt::Display for Redacted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_redacted_wherever_they_appear() {
+        assert_eq!(redact("http://u:secret@h:80/x"), "http://***@h:80/x");
+        assert_eq!(
+            redact("upstream https://tok@h/m failed; see http://h/a@b and file:///srv"),
+            "upstream https://***@h/m failed; see http://h/a@b and file:///srv"
+        );
+        assert_eq!(redact("\"http://a:b@c\""), "\"http://***@c\"");
+        assert_eq!(redact("http://a:p@ss@h"), "http://***@h");
+        assert_eq!(redact("no url :// here@x"), "no url :// here@x");
+        assert_eq!(Redacted("http://u:p@h").to_string(), "http://***@h");
+    }
 
     #[test]
     fn schemes_are_checked_per_use_and_the_url_named() {

@@ -53,6 +53,16 @@ pub struct RelayConfig {
     pub serve: transport::ServeSettings,
 }
 
+/// How the offline grace is named in errors (the TOML key and the flag).
+pub const OFFLINE_GRACE_KEY: &str = "offline_grace (--offline-grace)";
+/// Most views kept on disk.
+pub const MAX_KEEP_VIEWS: u64 = 1000;
+
+/// The offline grace of `days` as a duration, within the allowed range (flag or TOML key).
+pub fn offline_grace(days: u64) -> Result<time::Duration> {
+    Ok(node::range::offline_grace(OFFLINE_GRACE_KEY, days)?)
+}
+
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
@@ -100,14 +110,16 @@ impl RelayConfig {
         for u in &self.upstreams {
             node::url::check("upstream", u, node::url::SOURCE_SCHEMES)?;
         }
-        if self.keep_views == 0 {
-            return Err(Error::Config("--keep-views must be at least 1".into()));
-        }
-        if self.poll_interval == 0 {
-            return Err(Error::Config(
-                "--poll-interval must be at least 1 second".into(),
-            ));
-        }
+        let keep = u64::try_from(self.keep_views).unwrap_or(u64::MAX);
+        node::range::check(
+            "keep_views (--keep-views)",
+            keep,
+            1,
+            MAX_KEEP_VIEWS,
+            "views",
+        )?;
+        node::range::poll_interval("poll_interval (--poll-interval)", self.poll_interval)?;
+        offline_grace(self.offline_grace)?;
         self.http.validate()?;
         self.serve.validate()?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
@@ -117,14 +129,15 @@ impl RelayConfig {
         Ok(node::anchor::load(&self.trusted_root)?)
     }
 
-    pub fn sync_settings(&self, trusted_root: Vec<u8>, progress: bool) -> SyncSettings {
-        SyncSettings {
+    /// The sync settings; fails on an offline grace out of range (as [`Self::validate`]).
+    pub fn sync_settings(&self, trusted_root: Vec<u8>, progress: bool) -> Result<SyncSettings> {
+        Ok(SyncSettings {
             trusted_root,
             keep_views: self.keep_views,
-            offline_grace: time::Duration::days(self.offline_grace as i64),
+            offline_grace: offline_grace(self.offline_grace)?,
             max_roles: 100_000,
             progress,
-        }
+        })
     }
 }
 

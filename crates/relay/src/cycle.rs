@@ -3,10 +3,11 @@
 //! metrics, the view in service) is updated with the outcome.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use model::protocol::SyncResult;
+use node::url::{redact, Redacted};
 
 use crate::error::{Error, Result};
 use crate::server::Shared;
@@ -20,12 +21,27 @@ struct Tried {
     lagging: Vec<String>,
 }
 
+impl Tried {
+    /// Note an upstream's failure; URL credentials never reach the status, heartbeat or log.
+    fn error(&mut self, upstream: &str, why: &dyn std::fmt::Display) {
+        self.errors
+            .push((redact(upstream), redact(&why.to_string())));
+    }
+
+    /// Note a lagging upstream (logged as a warning).
+    fn lag(&mut self, message: &str) {
+        let message = redact(message);
+        tracing::warn!("{message}");
+        self.lagging.push(message);
+    }
+}
+
 /// How a cycle ended, in the manager protocol's terms.
 pub fn sync_result(result: &Result<SyncOutcome>) -> SyncResult {
     match result {
         Ok(o) if o.changed => SyncResult::Changed,
         Ok(_) => SyncResult::Unchanged,
-        Err(e) => SyncResult::Failed(e.to_string()),
+        Err(e) => SyncResult::Failed(redact(&e.to_string())),
     }
 }
 
@@ -38,31 +54,49 @@ pub fn sync_cycle(
     shared: &Shared,
 ) -> Result<SyncOutcome> {
     let started = Instant::now();
-    if let Ok(mut s) = shared.sync.write() {
+    {
+        let mut s = shared.sync.write().unwrap_or_else(PoisonError::into_inner);
         s.syncing = true;
         s.last_sync_started = Some(node::clock::now_string());
     }
     let mut tried = Tried::default();
-    let mut result = first_answering(cache, settings, fetcher, upstreams, &mut tried);
-    if let Ok(o) = &mut result {
-        o.upstream_errors = joined(&tried.errors);
-        o.lagging = tried.lagging.clone();
-    }
-    if result.is_err() && !tried.errors.is_empty() {
-        result = Err(Error::AllUpstreamsFailed(joined(&tried.errors).join("; ")));
-    }
-    if let Ok(outcome) = &result {
-        serve(cache, shared, outcome)?;
-    }
+    // A panic (a bug) fails this cycle like any error: recorded, reported, retried.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        node::fault::panic_if("sync-panic");
+        let mut result = first_answering(cache, settings, fetcher, upstreams, &mut tried);
+        if let Ok(o) = &mut result {
+            o.upstream_errors = joined(&tried.errors);
+            o.lagging = tried.lagging.clone();
+        }
+        if result.is_err() && !tried.errors.is_empty() {
+            result = Err(Error::AllUpstreamsFailed(joined(&tried.errors).join("; ")));
+        }
+        if let Ok(outcome) = &result {
+            serve(cache, shared, outcome)?;
+        }
+        result
+    }))
+    .unwrap_or_else(|payload| Err(Error::Panicked(panic_message(payload.as_ref()))));
     record(shared, started, &result, tried);
     match &result {
         Ok(o) if o.changed => tracing::info!(
             upstream = %o.source, view = o.view, files = o.downloaded, bytes = o.downloaded_bytes, "new view in service"
         ),
         Ok(o) => tracing::debug!(upstream = %o.source, view = o.view, "unchanged"),
-        Err(e) => tracing::error!(error = %e, "sync failed; still serving the last good view"),
+        Err(e) => {
+            tracing::error!(error = %Redacted(&e), "sync failed; still serving the last good view")
+        }
     }
     result
+}
+
+/// The message a panic was raised with.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 fn joined(errors: &[(String, String)]) -> Vec<String> {
@@ -86,12 +120,11 @@ fn first_answering(
             }
             Err(e) => {
                 if let Some(l) = behind_trusted(upstream, &e) {
-                    tracing::warn!(upstream = %upstream, "{l}; trying the next upstream");
-                    tried.lagging.push(l);
+                    tried.lag(&l);
                 } else {
-                    tracing::warn!(upstream = %upstream, error = %e, "sync failed; trying the next upstream");
+                    tracing::warn!(upstream = %Redacted(upstream), error = %Redacted(&e), "sync failed; trying the next upstream");
                 }
-                tried.errors.push((upstream.clone(), e.to_string()));
+                tried.error(upstream, &e);
             }
         }
     }
@@ -114,9 +147,7 @@ fn record(shared: &Shared, started: Instant, result: &Result<SyncOutcome>, tried
     let m = &shared.metrics;
     m.sync_micros_total.fetch_add(micros, Ordering::Relaxed);
     m.last_sync_micros.store(micros, Ordering::Relaxed);
-    let Ok(mut s) = shared.sync.write() else {
-        return;
-    };
+    let mut s = shared.sync.write().unwrap_or_else(PoisonError::into_inner);
     s.syncing = false;
     s.last_sync_finished = Some(node::clock::now_string());
     s.upstream_errors = tried.errors;
@@ -139,7 +170,7 @@ fn record(shared: &Shared, started: Instant, result: &Result<SyncOutcome>, tried
         }
         Err(e) => {
             s.last_sync_result = Some("failed".into());
-            s.last_error = Some(e.to_string());
+            s.last_error = Some(redact(&e.to_string()));
             m.syncs_failed.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -175,18 +206,16 @@ fn catch_up(
                         best = o;
                     }
                     Err(e) => {
-                        tracing::warn!(upstream = %other, error = %e, "newer upstream failed to sync");
-                        tried.errors.push((other.clone(), e.to_string()));
+                        tracing::warn!(upstream = %Redacted(other), error = %Redacted(&e), "newer upstream failed to sync");
+                        tried.error(other, &e);
                     }
                 }
             }
             Ok(_) => {}
             Err((Some((got, _)), _)) => behind.push((other.clone(), got)),
             Err((None, e)) => {
-                tracing::warn!(upstream = %other, error = %e, "could not compare with this upstream");
-                tried
-                    .errors
-                    .push((other.clone(), format!("not compared: {e}")));
+                tracing::warn!(upstream = %Redacted(other), error = %Redacted(&e), "could not compare with this upstream");
+                tried.error(other, &format!("not compared: {e}"));
             }
         }
     }
@@ -197,8 +226,7 @@ fn catch_up(
             best.source,
             best.timestamp
         );
-        tracing::warn!("{msg}");
-        tried.lagging.push(msg);
+        tried.lag(&msg);
     }
     best
 }

@@ -1,6 +1,7 @@
 //! The running relay: serve the cached view at once, sync every poll interval on a thread of
 //! its own, report to the manager after every sync and follow its policy.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +50,7 @@ pub async fn run(
     let sync_thread = if offline {
         None
     } else {
-        let settings = config.sync_settings(anchor, true);
+        let settings = config.sync_settings(anchor, true)?;
         let sync = SyncLoop::new(&config, cache, settings, shared.clone())?;
         Some(sync.spawn(stop_rx)?)
     };
@@ -109,7 +110,10 @@ impl SyncLoop {
     }
 
     fn run(mut self, stop: Receiver<()>) {
+        let _alive = LoopAlive::start(self.shared.clone());
         loop {
+            // Test hook: a panic outside a cycle (which contains its own) ends the thread.
+            node::fault::panic_if("sync-loop-panic");
             let wait = self.cycle();
             match stop.recv_timeout(wait) {
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -163,7 +167,7 @@ impl SyncLoop {
         let hb = heartbeat(link, &self.shared, result);
         let outcome = link.heartbeat(&hb);
         if let Err(e) = &outcome {
-            tracing::warn!(manager = %link.url(), error = %e, "heartbeat failed");
+            tracing::warn!(manager = %node::url::Redacted(link.url()), error = %node::url::Redacted(e), "heartbeat failed");
         }
         if let Ok(mut s) = self.shared.sync.write() {
             match outcome {
@@ -171,9 +175,34 @@ impl SyncLoop {
                     s.manager.last_heartbeat = Some(node::clock::now_string());
                     s.manager.error = None;
                 }
-                Err(e) => s.manager.error = Some(e.to_string()),
+                Err(e) => s.manager.error = Some(node::url::redact(&e.to_string())),
             }
         }
+    }
+}
+
+/// Marks the sync loop running in [`Shared`] while it lives; when the thread ends, by shutdown
+/// or by a panic outside a cycle, it is marked stopped (even while unwinding) and `/healthz`
+/// answers 503.
+struct LoopAlive(Arc<Shared>);
+
+impl LoopAlive {
+    fn start(shared: Arc<Shared>) -> Self {
+        shared
+            .sync_loop
+            .store(server::LOOP_RUNNING, Ordering::Relaxed);
+        LoopAlive(shared)
+    }
+}
+
+impl Drop for LoopAlive {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the sync loop panicked and stopped: /healthz now answers 503");
+        }
+        self.0
+            .sync_loop
+            .store(server::LOOP_STOPPED, Ordering::Relaxed);
     }
 }
 
@@ -207,8 +236,25 @@ mod tests {
         config.upstreams = vec!["http://127.0.0.1:9/".into()];
         config.link.manager = manager.map(str::to_string);
         let cache = Cache::open(&config.cache).unwrap();
-        let settings = config.sync_settings(Vec::new(), false);
+        let settings = config.sync_settings(Vec::new(), false).unwrap();
         SyncLoop::new(&config, cache, settings, Shared::new(0)).unwrap()
+    }
+
+    #[test]
+    fn a_sync_thread_that_dies_marks_the_loop_stopped() {
+        let shared = Shared::new(0);
+        let s = shared.clone();
+        let died = std::thread::spawn(move || {
+            let _alive = LoopAlive::start(s.clone());
+            assert_eq!(s.sync_loop.load(Ordering::Relaxed), server::LOOP_RUNNING);
+            panic!("bug");
+        })
+        .join();
+        assert!(died.is_err());
+        assert_eq!(
+            shared.sync_loop.load(Ordering::Relaxed),
+            server::LOOP_STOPPED
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum Error {
     Bundle { path: PathBuf, reason: String },
     #[error("no view to serve yet in {}: run a sync or import a bundle", .0.display())]
     NoView(PathBuf),
+    /// A sync cycle panicked (a bug): the cycle failed, the view in service is unchanged.
+    #[error("the sync cycle panicked: {0}; the view in service is unchanged, the next cycle retries (please report this bug)")]
+    Panicked(String),
     #[error("{0}")]
     Other(String),
 }

@@ -4,7 +4,7 @@
 
 mod metrics;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
@@ -71,7 +71,16 @@ pub struct Shared {
     pub sync: RwLock<SyncStatus>,
     pub metrics: Metrics,
     pub offline_grace_days: u64,
+    /// The sync loop's state: [`LOOP_NONE`] (offline relay), running or stopped.
+    pub sync_loop: AtomicU8,
 }
+
+/// No sync loop (an offline relay, or `--once`).
+pub const LOOP_NONE: u8 = 0;
+/// The sync loop is running.
+pub const LOOP_RUNNING: u8 = 1;
+/// The sync loop ended (a panic outside a cycle, or shutdown): `/healthz` answers 503.
+pub const LOOP_STOPPED: u8 = 2;
 
 impl Shared {
     pub fn new(offline_grace_days: u64) -> Arc<Self> {
@@ -80,6 +89,7 @@ impl Shared {
             sync: RwLock::new(SyncStatus::default()),
             metrics: Metrics::default(),
             offline_grace_days,
+            sync_loop: AtomicU8::new(LOOP_NONE),
         })
     }
 
@@ -99,10 +109,26 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/metadata/{*name}", get(metadata))
         .route("/targets/{*path}", get(target))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/status", get(status))
         .route("/metrics", get(metrics::metrics))
         .with_state(shared)
+}
+
+/// Healthy while the relay can do its job: serving, and syncing unless it is offline. A dead
+/// sync loop would leave the view in service growing old unnoticed, so it answers 503.
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    health(&shared).into_response()
+}
+
+fn health(shared: &Shared) -> (StatusCode, &'static str) {
+    if shared.sync_loop.load(Ordering::Relaxed) == LOOP_STOPPED {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sync loop stopped: the view in service is no longer refreshed; restart the relay\n",
+        );
+    }
+    (StatusCode::OK, "ok\n")
 }
 
 fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
@@ -388,7 +414,8 @@ fn status_warnings(shared: &Shared, view: Option<&ServedView>) -> Vec<String> {
             if let Ok(t) = tuf::metadata::parse_expires(role, expires) {
                 if t <= now {
                     let days = (now - t).whole_days();
-                    let beyond = days >= shared.offline_grace_days as i64;
+                    let beyond =
+                        days >= i64::try_from(shared.offline_grace_days).unwrap_or(i64::MAX);
                     warnings.push(format!(
                         "{role} in service expired at {expires}{}",
                         if beyond {

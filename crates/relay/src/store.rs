@@ -55,7 +55,7 @@ impl Store {
         let root = cache.join("objects");
         for alg in ["sha256", "sha512"] {
             let d = root.join(alg);
-            fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+            tuf::fsutil::create_dir_all(&d)?;
         }
         Ok(Store { root })
     }

@@ -69,7 +69,8 @@ impl Source {
     pub fn upstream(base: &str) -> Self {
         let base = base.trim_end_matches('/');
         Source {
-            label: base.to_string(),
+            // Shown in status, views and logs: without URL credentials.
+            label: node::url::redact(base),
             metadata_url: format!("{base}/metadata"),
             targets_url: format!("{base}/targets"),
             allow_missing_targets: false,

@@ -167,7 +167,7 @@ pub struct Views {
 impl Views {
     pub fn open(cache: &Path) -> Result<Self> {
         let dir = cache.join("views");
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        tuf::fsutil::create_dir_all(&dir)?;
         Ok(Views {
             current: cache.join("current"),
             dir,

@@ -5,6 +5,10 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+// First: `println!`/`print!` of every module below exit quietly on a broken pipe.
+#[macro_use]
+mod out;
+
 mod agent_cmd;
 mod demo;
 mod flags;
@@ -69,6 +73,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> std::process::ExitCode {
+    out::quietly(run)
+}
+
+fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match &cli.command {

@@ -167,7 +167,7 @@ pub fn run(args: &RelayArgs) -> Result<()> {
             let settings = relay::SyncSettings {
                 trusted_root: relay::trust_anchor(trusted_root)?,
                 keep_views: *keep_views,
-                offline_grace: time::Duration::days(*offline_grace as i64),
+                offline_grace: relay::config::offline_grace(*offline_grace)?,
                 max_roles: 100_000,
                 progress: true,
             };
@@ -220,7 +220,7 @@ fn serve(a: &RunArgs) -> Result<()> {
         let cache = relay::Cache::open(&c.cache)?;
         let fetcher = relay::fetcher(&c)?;
         let shared = relay::Shared::new(c.offline_grace);
-        let settings = c.sync_settings(anchor, true);
+        let settings = c.sync_settings(anchor, true)?;
         let out = relay::sync_cycle(&cache, &settings, &fetcher, &c.upstreams, &shared)?;
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());

@@ -86,14 +86,46 @@ fn to_json_text<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Other(format!("cannot store {what}: {e}")))
 }
 
+/// Create the database file 0600 (in a new directory 0700) before SQLite opens it, and narrow
+/// an existing one: host credentials' hashes and fleet data are for the manager only. SQLite
+/// gives its `-wal` and `-shm` files the database file's mode.
+fn private_file(path: &std::path::Path) -> Result<()> {
+    let bad = |e: std::io::Error| Error::Config(format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            tuf::fsutil::create_private_dir_all(dir)
+                .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path).map_err(bad)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(bad)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let side = std::path::Path::new(&name);
+            if side.exists() {
+                std::fs::set_permissions(side, std::fs::Permissions::from_mode(0o600))
+                    .map_err(bad)?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    options.open(path).map_err(bad)?;
+    Ok(())
+}
+
 impl Db {
     /// Open (creating) and migrate.
     pub fn open(url: &str) -> Result<Self> {
         let path = sqlite_path(url)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
-        }
+        private_file(&path)?;
         let conn = Connection::open(&path)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL")

@@ -88,11 +88,7 @@ impl Db {
             });
         }
         let token = new_secret("upd_enroll")?;
-        let expires = expires_days.map(|d| {
-            tuf::metadata::format_expires(
-                time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)),
-            )
-        });
+        let expires = expires_days.map(token_expiry).transpose()?;
         self.conn()?
             .execute(
                 "INSERT INTO enroll_tokens (hash, grp, expires, uses_left, created) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -228,4 +224,22 @@ fn take_enroll_use(tx: &Transaction<'_>, token: &str) -> Result<Option<String>> 
         .map_err(sql)?;
     }
     Ok(Some(group))
+}
+
+/// Longest validity of an enrolment token, in days.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+/// When a token valid for `days` from now expires; out of `1..=MAX_TOKEN_DAYS` is a bad request.
+fn token_expiry(days: u32) -> Result<String> {
+    let bad = || Error::BadRequest {
+        field: "expires".into(),
+        reason: format!("{days} days is out of range: give 1 to {MAX_TOKEN_DAYS} days"),
+    };
+    if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+        return Err(bad());
+    }
+    let at = time::OffsetDateTime::now_utc()
+        .checked_add(time::Duration::days(i64::from(days)))
+        .ok_or_else(bad)?;
+    Ok(tuf::metadata::format_expires(at))
 }

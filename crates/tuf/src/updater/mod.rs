@@ -3,7 +3,7 @@
 //! directory under unversioned names (`root.json`, `timestamp.json`, `<role>.json`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{Read, Write};
 
 use std::path::{Path, PathBuf};
@@ -126,7 +126,7 @@ impl<F: Fetcher> Updater<F> {
         config: UpdaterConfig,
     ) -> Result<Self> {
         let metadata_dir = metadata_dir.into();
-        fs::create_dir_all(&metadata_dir).map_err(|e| Error::io(&metadata_dir, e))?;
+        crate::fsutil::create_dir_all(&metadata_dir)?;
         // Fail early on an unusable anchor.
         TrustedSet::new(&trusted_root, OffsetDateTime::now_utc())?;
         Ok(Updater {
@@ -213,7 +213,7 @@ impl<F: Fetcher> Updater<F> {
     }
 
     fn fetch_bounded(&mut self, url: String, max: u64) -> Result<Vec<u8>> {
-        tracing::debug!(%url, max, "fetch");
+        tracing::debug!(url = %crate::fsutil::redact_credentials(&url), max, "fetch");
         self.fetched.push(url.clone());
         match self.fetcher.fetch_bytes(&url, max) {
             Ok(buf) if buf.len() as u64 <= max => Ok(buf),
@@ -531,8 +531,8 @@ impl<F: Fetcher> Updater<F> {
         self.fetched.push(url.clone());
         let reader = self.fetcher.fetch(&url)?;
         let dir = crate::fsutil::parent_dir(dest);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let mut tmp = crate::fsutil::public_tempfile(&dir)?;
+        crate::fsutil::create_dir_all(&dir)?;
+        let mut tmp = crate::fsutil::tempfile_in(&dir)?;
         let mut v = StreamVerifier::new(&info.path, &info.hashes)?;
         let mut reader = reader.take(info.length + 1);
         let mut buf = vec![0u8; 256 * 1024];

@@ -19,6 +19,7 @@ mod fleet_scenarios;
 mod manager_abuse;
 mod manager_api;
 mod manager_protocol;
+mod no_panics_no_leaks;
 mod node_link;
 mod offline_bundles;
 mod publish_and_download;
