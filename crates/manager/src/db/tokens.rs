@@ -226,9 +226,6 @@ fn take_enroll_use(tx: &Transaction<'_>, token: &str) -> Result<Option<String>> 
     Ok(Some(group))
 }
 
-/// Longest validity of an enrolment token, in days.
-pub const MAX_TOKEN_DAYS: u32 = 3650;
-
 /// When a token valid for `days` from now expires; out of `1..=MAX_TOKEN_DAYS` is a bad request.
 fn token_expiry(days: u32) -> Result<String> {
     let bad = || Error::BadRequest {
