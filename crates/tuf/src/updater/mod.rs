@@ -329,7 +329,17 @@ impl<F: Fetcher> Updater<F> {
         }
         if set.root().version != start {
             self.persist("root", set.root().raw())?;
-            tracing::info!(from = start, to = set.root().version, "root updated");
+            // Only a client that keeps what it verifies changed its trusted root; a probe
+            // (`persist: false`) walks the same rotations again every cycle.
+            if self.config.persist {
+                tracing::info!(from = start, to = set.root().version, "root updated");
+            } else {
+                tracing::debug!(
+                    from = start,
+                    to = set.root().version,
+                    "root verified (probe)"
+                );
+            }
         }
         // 5.3.10 "Check for a freeze attack."
         set.check_final_root()?;
