@@ -265,3 +265,45 @@ fn servers_log_json_with_access_lines_and_stop_cleanly_on_sigterm() {
         assert_json_log(&log, "/healthz");
     }
 }
+
+/// Syncs (changed or not) the relay at `base` has completed.
+fn syncs(base: &str) -> f64 {
+    let m = scrape(base, None);
+    value(&m, "updraft_relay_syncs_total{result=\"ok\"}")
+        + value(&m, "updraft_relay_syncs_total{result=\"unchanged\"}")
+}
+
+#[test]
+fn a_relay_logs_root_updated_once_not_every_cycle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::new(tmp.path());
+    repo.rotate("root", "1", "1");
+    repo.publish();
+    // Two upstreams: every cycle also probes the second one (a refresh that keeps nothing),
+    // which walks the same root rotation again.
+    let (a, b) = (Server::start(&repo.dir), Server::start(&repo.dir));
+    let log = tmp.path().join("relay.log");
+    let cache = tmp.path().join("cache");
+    let args = [
+        "relay",
+        "--upstream",
+        &a.base,
+        "--upstream",
+        &b.base,
+        "--trusted-root",
+        s(&repo.root_v1),
+        "--cache",
+        s(&cache),
+        "--poll-interval",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let relay = start(&args, &[], &log);
+    eventually("three sync cycles", || match syncs(&relay.base) {
+        n if n >= 3.0 => Ok(()),
+        n => Err(format!("{n} cycles")),
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("root updated").count(), 1, "{text}");
+}
