@@ -145,7 +145,7 @@ fn serve(cache: &Cache, shared: &Shared, outcome: &SyncOutcome) -> Result<()> {
 fn record(shared: &Shared, started: Instant, result: &Result<SyncOutcome>, tried: Tried) {
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let m = &shared.metrics;
-    m.sync_micros_total.fetch_add(micros, Ordering::Relaxed);
+    m.sync_duration.observe(started.elapsed());
     m.last_sync_micros.store(micros, Ordering::Relaxed);
     let mut s = shared.sync.write().unwrap_or_else(PoisonError::into_inner);
     s.syncing = false;

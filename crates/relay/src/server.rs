@@ -5,7 +5,7 @@
 mod metrics;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -17,19 +17,15 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::view::{FileEntry, ServedView};
 
-/// Counters exported at `/metrics`.
+/// Counters exported at `/metrics` (requests by kind and outcome are in [`Shared::http`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pub metadata_requests: AtomicU64,
-    pub metadata_not_modified: AtomicU64,
-    pub target_requests: AtomicU64,
     pub target_partial: AtomicU64,
-    pub not_found: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub syncs_ok: AtomicU64,
     pub syncs_unchanged: AtomicU64,
     pub syncs_failed: AtomicU64,
-    pub sync_micros_total: AtomicU64,
+    pub sync_duration: transport::Histogram,
     pub last_sync_micros: AtomicU64,
     pub downloaded_bytes: AtomicU64,
 }
@@ -64,12 +60,20 @@ pub struct ManagerStatus {
     pub error: Option<String>,
 }
 
+/// The expiry (unix seconds) of each top-level role, by role name.
+pub type Expiries = Vec<(String, i64)>;
+
 /// State shared by the server and the sync loop.
 #[derive(Debug)]
 pub struct Shared {
     pub view: RwLock<Option<Arc<ServedView>>>,
     pub sync: RwLock<SyncStatus>,
     pub metrics: Metrics,
+    /// Requests by kind and outcome, and their durations (counted by the router's layer).
+    pub http: Arc<transport::HttpMetrics>,
+    /// The expiry of each top-level role of the view in service, by view id (read at the first
+    /// scrape of a view).
+    expiries: Mutex<Option<(u64, Expiries)>>,
     pub offline_grace_days: u64,
     /// The sync loop's state: [`LOOP_NONE`] (offline relay), running or stopped.
     pub sync_loop: AtomicU8,
@@ -88,6 +92,12 @@ impl Shared {
             view: RwLock::new(None),
             sync: RwLock::new(SyncStatus::default()),
             metrics: Metrics::default(),
+            http: transport::HttpMetrics::new(
+                "relay",
+                transport::REPOSITORY_KINDS,
+                transport::repository_kind,
+            ),
+            expiries: Mutex::new(None),
             offline_grace_days,
             sync_loop: AtomicU8::new(LOOP_NONE),
         })
@@ -105,14 +115,17 @@ impl Shared {
     }
 }
 
+/// The relay's routes; every request counted in [`Shared::http`] and access-logged.
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let http = shared.http.clone();
+    let router = Router::new()
         .route("/metadata/{*name}", get(metadata))
         .route("/targets/{*path}", get(target))
         .route("/healthz", get(healthz))
         .route("/status", get(status))
         .route("/metrics", get(metrics::metrics))
-        .with_state(shared)
+        .with_state(shared);
+    transport::observed(router, http)
 }
 
 /// Healthy while the relay can do its job: serving, and syncing unless it is offline. A dead
@@ -149,8 +162,7 @@ fn cache_control(immutable: bool) -> HeaderValue {
     }
 }
 
-fn not_found(shared: &Shared) -> Response {
-    shared.metrics.not_found.fetch_add(1, Ordering::Relaxed);
+fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
@@ -160,21 +172,13 @@ async fn metadata(
     headers: HeaderMap,
 ) -> Response {
     let Some(view) = shared.current() else {
-        return not_found(&shared);
+        return not_found();
     };
     let Some(entry) = view.metadata.get(&name) else {
-        return not_found(&shared);
+        return not_found();
     };
-    shared
-        .metrics
-        .metadata_requests
-        .fetch_add(1, Ordering::Relaxed);
     let etag = HeaderValue::from_str(&entry.etag).unwrap_or(HeaderValue::from_static("\"\""));
     if etag_matches(&headers, &entry.etag) {
-        shared
-            .metrics
-            .metadata_not_modified
-            .fetch_add(1, Ordering::Relaxed);
         return (
             StatusCode::NOT_MODIFIED,
             [
@@ -239,15 +243,11 @@ async fn target(
     headers: HeaderMap,
 ) -> Response {
     let Some(view) = shared.current() else {
-        return not_found(&shared);
+        return not_found();
     };
     let Some(entry) = view.targets.get(&path).cloned() else {
-        return not_found(&shared);
+        return not_found();
     };
-    shared
-        .metrics
-        .target_requests
-        .fetch_add(1, Ordering::Relaxed);
     let etag = HeaderValue::from_str(&entry.etag).unwrap_or(HeaderValue::from_static("\"\""));
     if etag_matches(&headers, &entry.etag) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();

@@ -2,7 +2,8 @@
 //! crate's [`tuf::Fetcher`], and a static file server for repository directories (the origin).
 //!
 //! Code map: `fetcher` (HttpFetcher, HttpConfig and the bounds on slow sources), `serve` (the
-//! origin router and plain and TLS serving), `limits` (the connection bounds every server
+//! origin router and plain and TLS serving), `observe` (the Prometheus text format, histograms, the request counting and access log
+//! layer every server uses), `limits` (the connection bounds every server
 //! applies: settings, defaults, the descriptor budget), `accept` (the one serving loop:
 //! connection limit, accept backoff, TLS handshake timeout, shutdown), `conn` (one connection
 //! under the header and idle timeouts).
@@ -11,6 +12,7 @@ mod accept;
 mod conn;
 mod fetcher;
 mod limits;
+mod observe;
 mod serve;
 
 use std::path::PathBuf;
@@ -22,6 +24,10 @@ pub use fetcher::{
 pub use limits::{
     descriptor_budget, ServeLimits, ServeSettings, DEFAULT_HANDSHAKE_TIMEOUT_SECS,
     DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS,
+};
+pub use observe::{
+    observed, outcome, repository_kind, Exposition, Histogram, HttpMetrics, BUCKETS, OUTCOMES,
+    REPOSITORY_KINDS,
 };
 pub use serve::{
     origin_router, serve_origin, serve_origin_with, serve_plain, serve_tls, tls_server_config,

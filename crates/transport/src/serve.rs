@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::accept::{self, Security};
 use crate::limits::ServeLimits;
+use crate::observe::{observed, repository_kind, Exposition, HttpMetrics, REPOSITORY_KINDS};
 use crate::Error;
 
 /// A running static server; dropping it does not stop it, call [`StaticServer::shutdown`].
@@ -30,7 +31,8 @@ impl StaticServer {
     }
 }
 
-/// The origin router: `DIR/metadata` at `/metadata/`, `DIR/targets` at `/targets/`.
+/// The origin router: `DIR/metadata` at `/metadata/`, `DIR/targets` at `/targets/`, `/healthz`
+/// and `/metrics`; every request counted and access-logged.
 pub fn origin_router(dir: &Path) -> Result<axum::Router, Error> {
     for sub in ["metadata", "targets"] {
         let p = dir.join(sub);
@@ -42,7 +44,9 @@ pub fn origin_router(dir: &Path) -> Result<axum::Router, Error> {
             });
         }
     }
-    Ok(axum::Router::new()
+    let http = HttpMetrics::new("origin", REPOSITORY_KINDS, repository_kind);
+    let metrics = http.clone();
+    let router = axum::Router::new()
         .nest_service(
             "/metadata",
             tower_http::services::ServeDir::new(dir.join("metadata")),
@@ -51,7 +55,20 @@ pub fn origin_router(dir: &Path) -> Result<axum::Router, Error> {
             "/targets",
             tower_http::services::ServeDir::new(dir.join("targets")),
         )
-        .route("/healthz", axum::routing::get(|| async { "ok\n" })))
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move { origin_metrics(&metrics) }),
+        );
+    Ok(observed(router, http))
+}
+
+/// The origin's `/metrics`: build and requests.
+fn origin_metrics(http: &HttpMetrics) -> axum::response::Response {
+    let mut out = Exposition::default();
+    out.build_info();
+    http.write(&mut out);
+    out.into_response()
 }
 
 /// Serve a repository directory on `addr` with the default limits until the returned server

@@ -26,11 +26,22 @@ mod tuf_client;
     long_about = "Updraft signs a TUF 1.0 repository of security content (patterns, engines, rules, \
                   programs, patches), serves it, and verifies every byte a client downloads against \
                   signed metadata whose keys can be rotated by publishing data.\n\n\
-                  Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail."
+                  Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail, \
+                  RUST_LOG=info,access=off to silence the servers' access logs; \
+                  --log-format json (or UPDRAFT_LOG_FORMAT=json) for JSON lines."
 )]
 struct Cli {
+    /// Log format on stderr: text, or json (one JSON object a line)
+    #[arg(long, global = true, value_enum, env = "UPDRAFT_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -54,15 +65,42 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-fn init_logging() {
+/// Logs on stderr, filtered by `RUST_LOG` (default `info`; access logs are the target `access`).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .init(),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, after logging that `server` shuts down.
+pub(crate) async fn shutdown_signal(server: &'static str) {
+    let signal = wait_for_signal().await;
+    tracing::info!(server, signal, "shutting down");
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -78,7 +116,7 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     let result = match &cli.command {
         Command::Repo(cmd) => repo_cmd::run(cmd),
         Command::Serve(args) => serve_cmd::run(args),

@@ -74,9 +74,8 @@ pub fn run_manager(a: &ManagerArgs) -> Result<()> {
     set(&mut c.history_total, &a.history_total);
     set(&mut c.heartbeats_per_minute, &a.heartbeats_per_minute);
     set(&mut c.heartbeat_burst, &a.heartbeat_burst);
-    crate::runtime()?.block_on(manager::run(c, async {
-        let _ = tokio::signal::ctrl_c().await;
-    }))?;
+    crate::runtime()?.block_on(manager::run(c, crate::shutdown_signal("manager")))?;
+    tracing::info!("manager stopped");
     Ok(())
 }
 

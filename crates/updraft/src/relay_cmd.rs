@@ -228,8 +228,7 @@ fn serve(a: &RunArgs) -> Result<()> {
     if c.offline && !c.upstreams.is_empty() {
         bail!("--offline serves the cache only: remove --upstream, or drop --offline");
     }
-    crate::runtime()?.block_on(relay::run(c, async {
-        let _ = tokio::signal::ctrl_c().await;
-    }))?;
+    crate::runtime()?.block_on(relay::run(c, crate::shutdown_signal("relay")))?;
+    tracing::info!("relay stopped");
     Ok(())
 }

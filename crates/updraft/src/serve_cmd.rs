@@ -57,15 +57,14 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot serve {}", args.dir.display()))?;
         println!(
-            "serving {} at http://{}/metadata/ and http://{}/targets/ (Ctrl-C stops)",
+            "serving {} at http://{}/metadata/ and http://{}/targets/ (Ctrl-C or SIGTERM stops)",
             args.dir.display(),
             server.addr,
             server.addr
         );
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        crate::shutdown_signal("origin").await;
         server.shutdown().await?;
+        tracing::info!("origin stopped");
         Ok(())
     })
 }

@@ -116,6 +116,8 @@ pub const ROUTES: &[Route] = &[
         handler: |m| on(m, admin::coverage) },
     Route { method: Method::Post, path: "/api/v1/upgrade-plan", access: Access::Admin, summary: "Ordered upgrade steps for target builds: body {targets: {product: build}}",
         handler: |m| on(m, admin::upgrade_plan) },
+    Route { method: Method::Get, path: "/metrics", access: Access::Admin, summary: "Prometheus metrics: requests by kind and outcome with durations, heartbeats by outcome, authentication failures, hosts known, build",
+        handler: |m| on(m, metrics::metrics) },
     Route { method: Method::Get, path: "/api/v1/audit", access: Access::Admin, summary: "Administrative changes, newest first, paged (limit, after); groups as stored, by the token's name",
         handler: |m| on(m, admin::audit) },
 ];
@@ -133,6 +135,8 @@ pub struct AppState {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     failure_log: limits::FailureLog,
     heartbeats: limits::HeartbeatLimiter,
+    /// Requests by kind and outcome, and their durations (counted by the router's layer).
+    pub http: Arc<transport::HttpMetrics>,
 }
 
 impl AppState {
@@ -155,6 +159,7 @@ impl AppState {
             failures: Mutex::new(HashMap::new()),
             failure_log: limits::FailureLog::default(),
             heartbeats: limits::HeartbeatLimiter::new(rate),
+            http: metrics::http(),
         })
     }
 
@@ -317,9 +322,11 @@ fn failure_delay(state: &AppState, peer: IpAddr) -> Result<Duration, Response> {
     Ok((state.failure_delay * e.0.saturating_sub(5)).min(Duration::from_secs(2)))
 }
 
-/// The router: every route of [`ROUTES`], each behind the authentication its `access` names.
+/// The router: every route of [`ROUTES`], each behind the authentication its `access` names;
+/// every request counted in [`AppState::http`] and access-logged.
 pub fn router(state: Arc<AppState>) -> Router {
-    ROUTES
+    let http = state.http.clone();
+    let router = ROUTES
         .iter()
         .fold(Router::new(), |router, r| {
             let mut m = (r.handler)(r.method.filter());
@@ -330,7 +337,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             router.route(r.path, m)
         })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .with_state(state);
+    transport::observed(router, http)
 }
 
 /// The authentication layer: the caller, authenticated for the route's access, goes to the
@@ -434,6 +442,7 @@ fn bad(field: &str, reason: impl Into<String>) -> Response {
 mod admin;
 mod hosts;
 mod limits;
+mod metrics;
 mod openapi;
 
 pub use limits::HeartbeatRate;

@@ -80,6 +80,15 @@ impl Db {
         rows.collect::<std::result::Result<_, _>>().map_err(sql)
     }
 
+    /// How many hosts are enrolled.
+    pub fn host_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn()?
+            .query_row("SELECT COUNT(*) FROM hosts", [], |r| r.get(0))
+            .map_err(sql)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     pub fn host(&self, id: &str) -> Result<Option<Host>> {
         self.conn()?
             .prepare_cached(&format!("{HOST_SELECT} WHERE id = ?1"))

@@ -293,6 +293,16 @@ impl<F: Fetcher> Updater<F> {
         }
     }
 
+    /// "root updated" at info only for a client that keeps what it verifies: a probe
+    /// (`persist: false`) walks the same rotations again every time and changes nothing.
+    fn log_root_change(&self, from: u64, to: u64) {
+        if self.config.persist {
+            tracing::info!(from, to, "root updated");
+        } else {
+            tracing::debug!(from, to, "root verified (probe, not kept)");
+        }
+    }
+
     /// 5.3 "Update the root metadata file."
     fn update_root(&mut self, set: &mut TrustedSet) -> Result<()> {
         let start = set.root().version;
@@ -329,7 +339,7 @@ impl<F: Fetcher> Updater<F> {
         }
         if set.root().version != start {
             self.persist("root", set.root().raw())?;
-            tracing::info!(from = start, to = set.root().version, "root updated");
+            self.log_root_change(start, set.root().version);
         }
         // 5.3.10 "Check for a freeze attack."
         set.check_final_root()?;

@@ -21,6 +21,7 @@ mod manager_api;
 mod manager_protocol;
 mod no_panics_no_leaks;
 mod node_link;
+mod observability;
 mod offline_bundles;
 mod publish_and_download;
 mod python_interop;

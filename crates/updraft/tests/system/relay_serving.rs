@@ -139,11 +139,13 @@ fn clients_download_through_a_relay_with_etags_ranges_and_reports() {
         .text()
         .unwrap();
     assert!(
-        metrics.contains("updraft_relay_requests_total{kind=\"metadata_not_modified\"} 1"),
+        metrics.contains(
+            "updraft_http_requests_total{server=\"relay\",kind=\"metadata\",outcome=\"not_modified\"} 1"
+        ),
         "{metrics}"
     );
     assert!(
-        metrics.contains("updraft_relay_requests_total{kind=\"target_partial\"} 2"),
+        metrics.contains("updraft_relay_partial_responses_total 2"),
         "{metrics}"
     );
 }
