@@ -9,10 +9,11 @@ use crate::error::Result;
 use crate::install::{now, run_command};
 use crate::ledger::Ledger;
 use crate::manager::Policy;
-use crate::plan::{self, Basis, Content, MAX_ROLES};
+use crate::plan::{self, Basis, Content, Selection, MAX_ROLES};
 use crate::sources::{behind_trusted, Downloads, Refreshed};
 use crate::state::Status;
 use crate::{journal, Agent, AgentConfig, CycleReport};
+use model::protocol::Channel;
 
 /// What one cycle works with: read once at its start, or found along the way.
 #[derive(Debug)]
@@ -37,12 +38,9 @@ impl Cycle {
         }
     }
 
-    /// Component → version pinned by the policy.
-    pub fn pinned(&self) -> BTreeMap<String, String> {
-        self.policy
-            .as_ref()
-            .map(|p| p.pinned.clone())
-            .unwrap_or_default()
+    /// What the policy says about which verified version to take (pins, channel, holds).
+    pub fn selection(&self) -> Selection {
+        Selection::from_policy(self.policy.as_ref())
     }
 
     /// A source that did not answer usefully: lagging (behind the trusted state) or rejected.
@@ -57,10 +55,10 @@ impl Cycle {
     }
 }
 
-/// The digest of what, besides the timestamp, decides a cycle's plan: the policy's pinned
-/// versions and the configuration's modules, products and platform. Recorded with the
+/// The digest of what, besides the timestamp, decides a cycle's plan: the policy's selection
+/// (pins, channel, rollout holds) and the configuration's modules, products and platform. Recorded with the
 /// timestamp version of a complete apply; when either differs the cycle plans again.
-pub(crate) fn plan_digest(config: &AgentConfig, pinned: &BTreeMap<String, String>) -> String {
+pub(crate) fn plan_digest(config: &AgentConfig, selection: &Selection) -> String {
     let modules: Vec<_> = config
         .modules
         .iter()
@@ -71,12 +69,21 @@ pub(crate) fn plan_digest(config: &AgentConfig, pinned: &BTreeMap<String, String
         .iter()
         .map(|p| (&p.name, &p.build, &p.build_command, &p.install_dir))
         .collect();
-    let basis = serde_json::json!({
-        "pinned": pinned,
+    let mut basis = serde_json::json!({
+        "pinned": selection.pinned,
         "platform": config.platform,
         "modules": modules,
         "products": products,
     });
+    // Added only when set, so that a digest recorded before channels and rollouts existed
+    // still matches (an upgraded agent does not plan again for nothing).
+    if selection.channel != Channel::Latest
+        || !selection.holds.is_empty()
+        || !selection.withheld.is_empty()
+    {
+        basis["rollouts"] =
+            serde_json::json!([selection.channel, selection.holds, selection.withheld]);
+    }
     tuf::crypto::sha256_hex(basis.to_string().as_bytes())
 }
 
@@ -123,7 +130,7 @@ impl Agent {
         };
         report.source = Some(refreshed.source.clone());
         report.timestamp_unchanged = refreshed.unchanged;
-        let digest = plan_digest(&self.config, &cy.pinned());
+        let digest = plan_digest(&self.config, &cy.selection());
         let ts_version = refreshed.up.timestamp_version();
         if refreshed.unchanged
             && previous.last_result == "ok"
@@ -203,11 +210,12 @@ impl Agent {
     ) -> Result<CycleReport> {
         let content = plan::authorised_content(refreshed.up.all_targets(MAX_ROLES)?);
         let ts_version = refreshed.up.timestamp_version();
-        let pinned = cy.pinned();
+        let selection = cy.selection();
         let mut errors = Vec::new();
         let retry = {
             let mut dl = Downloads::new(&mut refreshed.up, &refreshed.source, &mut cy);
-            let (installed, patches) = self.apply_plan(&content, &pinned, &mut dl, &mut errors)?;
+            let (installed, patches) =
+                self.apply_plan(&content, &selection, &mut dl, &mut errors)?;
             report.installed = installed;
             report.patches = patches.applied;
             patches.retry
@@ -237,7 +245,7 @@ impl Agent {
     fn apply_plan(
         &self,
         content: &Content,
-        pinned: &BTreeMap<String, String>,
+        selection: &Selection,
         dl: &mut Downloads<'_>,
         errors: &mut Vec<String>,
     ) -> Result<(Vec<(String, String)>, crate::patches::PatchesDone)> {
@@ -248,7 +256,7 @@ impl Agent {
             modules: &self.config.modules,
             products: &self.config.products,
             platform: &self.config.platform,
-            pinned,
+            selection,
             installed: &installed,
             ledger: &ledger,
             builds: &builds,

@@ -135,7 +135,7 @@ impl Agent {
     /// Whether `new` changes where this cycle updates from or what it plans.
     fn changes_the_cycle(&self, old: Option<&manager::Policy>, new: &manager::Policy) -> bool {
         let sources = |p: Option<&manager::Policy>| self.config.sources_with(p);
-        let pinned = |p: Option<&manager::Policy>| p.map(|p| p.pinned.clone()).unwrap_or_default();
-        sources(old) != sources(Some(new)) || pinned(old) != pinned(Some(new))
+        let selection = crate::plan::Selection::from_policy;
+        sources(old) != sources(Some(new)) || selection(old) != selection(Some(new))
     }
 }

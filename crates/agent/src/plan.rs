@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use model::protocol::{Channel, Policy};
 use model::{ContentInfo, Kind, PatchId, Requirement, Version};
+use serde::Serialize;
 use tuf::TargetInfo;
 
 use crate::config::{ModuleConfig, ProductConfig};
@@ -122,12 +124,84 @@ pub struct Basis<'a> {
     pub products: &'a [ProductConfig],
     /// This host's platform, matched against targets' `platforms`.
     pub platform: &'a str,
-    /// component → version pinned by the manager's policy (wins over the newest).
-    pub pinned: &'a BTreeMap<String, String>,
+    /// Which verified version the manager's policy lets this host take.
+    pub selection: &'a Selection,
     pub installed: &'a Installed,
     pub ledger: &'a Ledger,
     /// product → its build now, or why it cannot be determined.
     pub builds: &'a BTreeMap<String, Result<String, String>>,
+}
+
+/// What the manager's policy says about which *verified* version to take: it chooses among the
+/// versions the signed metadata lists, never adds one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Selection {
+    /// component → the version to run (wins over everything else when it is offered).
+    pub pinned: BTreeMap<String, String>,
+    /// `latest`, or `n-1`: the newest version but one (an unknown channel is `latest`).
+    pub channel: Channel,
+    /// component → take no version at or above it (a rollout has not released it here yet).
+    pub holds: BTreeMap<String, String>,
+    /// component → versions never to take (rolled back or aborted).
+    pub withheld: BTreeMap<String, Vec<String>>,
+}
+
+impl Selection {
+    pub fn from_policy(p: Option<&Policy>) -> Self {
+        p.map(|p| Selection {
+            pinned: p.pinned.clone(),
+            channel: p.channel.clone(),
+            holds: p.holds.clone(),
+            withheld: p.withheld.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// Whether `version` of `component` is neither withheld nor at or above its hold.
+    pub fn allows(&self, component: &str, version: &Version) -> bool {
+        let same = |v: &String| v.parse::<Version>().is_ok_and(|w| &w == version);
+        let withheld = self
+            .withheld
+            .get(component)
+            .is_some_and(|vs| vs.iter().any(same));
+        let held = self
+            .holds
+            .get(component)
+            .and_then(|h| h.parse::<Version>().ok())
+            .is_some_and(|h| version >= &h);
+        !withheld && !held
+    }
+
+    /// The version of `component` to run among the `offered` ones (version text → parsed
+    /// version and anything else): the pin if offered; else the channel's choice among the
+    /// versions not withheld, lowered below a hold.
+    pub fn choose<'v, X>(
+        &self,
+        component: &str,
+        offered: &'v BTreeMap<&'v str, (Version, X)>,
+    ) -> Option<&'v str> {
+        if let Some(pin) = self.pinned.get(component) {
+            return offered.get_key_value(pin.as_str()).map(|(k, _)| *k);
+        }
+        let mut candidates: Vec<(&'v str, &'v Version)> = offered
+            .iter()
+            .map(|(k, (v, _))| (*k, v))
+            .filter(|(_, v)| {
+                let same = |w: &String| w.parse::<Version>().is_ok_and(|w| &w == *v);
+                !self
+                    .withheld
+                    .get(component)
+                    .is_some_and(|ws| ws.iter().any(same))
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.1.cmp(a.1));
+        let skip = usize::from(self.channel == Channel::Previous && candidates.len() > 1);
+        candidates
+            .into_iter()
+            .skip(skip)
+            .find(|(_, v)| self.allows(component, v))
+            .map(|(k, _)| k)
+    }
 }
 
 /// Everything a cycle does, in order: modules first, then each product's patches.
@@ -234,8 +308,9 @@ fn for_platform(info: &ContentInfo, platform: &str) -> bool {
     info.platforms.is_empty() || info.platforms.iter().any(|p| p == platform)
 }
 
-/// For each module, the newest version (or the pinned one) of each of its components that is
-/// not installed and did not fail its reload. A component two modules use is installed once,
+/// For each module, the version [`Selection::choose`] picks (the newest, the pinned one, the
+/// channel's, below a hold) of each of its components that is not installed and did not fail
+/// its reload. A component two modules use is installed once,
 /// by the first.
 fn module_plans<'a, T>(content: &'a Content<T>, basis: &Basis<'a>) -> Vec<ModulePlan<'a, T>> {
     let offered = offered(content, basis.platform);
@@ -252,11 +327,10 @@ fn module_plans<'a, T>(content: &'a Content<T>, basis: &Basis<'a>) -> Vec<Module
             let Some(versions) = offered.get(c.as_str()) else {
                 continue;
             };
-            let chosen = match basis.pinned.get(c) {
-                Some(v) => versions.get_key_value(v.as_str()),
-                None => versions.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0)),
+            let Some(version) = basis.selection.choose(c, versions) else {
+                continue;
             };
-            let Some((&version, (_, files))) = chosen else {
+            let Some((_, files)) = versions.get(version) else {
                 continue;
             };
             if current.get(c.as_str()) == Some(&version) || basis.ledger.reload_failed(c, version) {
@@ -295,6 +369,10 @@ fn product_plan<'a, T: Target>(
             t.info.kind == Kind::Patch
                 && t.info.product.as_deref() == Some(p.name.as_str())
                 && for_platform(&t.info, basis.platform)
+                && t.info
+                    .version
+                    .parse::<Version>()
+                    .is_ok_and(|v| basis.selection.allows(&t.info.component, &v))
         })
         .collect();
     patches.sort_by(|a, b| {

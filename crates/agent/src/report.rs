@@ -2,7 +2,7 @@
 //! typed [`Heartbeat`] from the state files, sent through node's [`node::ManagerLink`], which
 //! keeps the policy of the reply in memory (and stores it when it changed).
 
-use model::protocol::{Heartbeat, Role, MAX_HISTORY_PER_HEARTBEAT};
+use model::protocol::{Heartbeat, Role, VersionFailure, MAX_HISTORY_PER_HEARTBEAT};
 
 use crate::error::{Error, Result};
 use crate::manager::Policy;
@@ -20,6 +20,22 @@ pub fn heartbeat(
     let status = state.status()?;
     let installed = state.installed()?;
     let history = state.history()?;
+    // Versions whose reload failed (at most 100, the first by name): rollout health.
+    let failed_versions = state
+        .ledger()?
+        .reload_failed
+        .into_iter()
+        .flat_map(|(component, versions)| {
+            versions
+                .into_iter()
+                .map(move |(version, why)| VersionFailure {
+                    component: component.clone(),
+                    version,
+                    reason: format!("reload failed: {why}"),
+                })
+        })
+        .take(100)
+        .collect();
     let mut builds = status.products.clone();
     builds.insert("updraft".into(), env!("CARGO_PKG_VERSION").into());
     // The result, with what went wrong and which sources were rejected and why.
@@ -48,6 +64,7 @@ pub fn heartbeat(
             .collect(),
         last_result: Some(last_result),
         applied_policy: policy.cloned(),
+        failed_versions,
     })
 }
 

@@ -8,6 +8,9 @@ pub enum Error {
     Db(String),
     #[error("{field}: {reason}")]
     BadRequest { field: String, reason: String },
+    /// What was asked for does not exist (404).
+    #[error("{0} not found")]
+    NotFound(String),
     #[error("{0}")]
     Other(String),
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod db;
 pub mod error;
 pub mod fleet;
+pub mod rollout;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -49,6 +50,14 @@ pub struct ManagerConfig {
     /// Heartbeats one host may send at once above its rate [default: 10].
     #[serde(default = "default_heartbeat_burst")]
     pub heartbeat_burst: u32,
+    /// Seconds between two runs of the rollout gates (soak times, silent hosts, thresholds)
+    /// [default: 5].
+    #[serde(default = "default_rollout_tick")]
+    pub rollout_tick: u64,
+}
+
+fn default_rollout_tick() -> u64 {
+    5
 }
 
 fn default_history_per_host() -> u64 {
@@ -82,6 +91,7 @@ impl ManagerConfig {
             60_000,
         )?;
         check("heartbeat_burst", self.heartbeat_burst.into(), 10_000)?;
+        check("rollout_tick", self.rollout_tick, 3600)?;
         Ok((
             db::HistoryLimits {
                 per_host: self.history_per_host,
@@ -129,8 +139,13 @@ pub async fn run(
             .map_err(|e| Error::Other(e.to_string()))??
             .with_history_limits(history)
     };
+    let db = Arc::new(db);
+    let gates = tokio::spawn(rollout_gates(
+        db.clone(),
+        std::time::Duration::from_secs(config.rollout_tick),
+    ));
     let state = api::AppState::with_heartbeat_rate(
-        Arc::new(db),
+        db,
         config.offline_after,
         std::time::Duration::from_millis(config.failure_delay_ms),
         rate,
@@ -147,9 +162,28 @@ pub async fn run(
         "manager listening on {}://{local}",
         if tls { "https" } else { "http" }
     );
-    match (&config.tls_cert, &config.tls_key) {
+    let served = match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) => transport::serve_tls(listener, app, c, k, limits, shutdown).await,
         _ => transport::serve_plain(listener, app, limits, shutdown).await,
+    };
+    gates.abort();
+    served.map_err(|e| Error::Other(e.to_string()))
+}
+
+/// Run the rollout gates every `tick`: soak times pass and hosts go silent without any request
+/// arriving. A failed run is logged and retried at the next tick.
+async fn rollout_gates(db: Arc<Db>, tick: std::time::Duration) {
+    let mut every = tokio::time::interval(tick);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let db = db.clone();
+        let run =
+            tokio::task::spawn_blocking(move || db.rollout_tick(time::OffsetDateTime::now_utc()));
+        match run.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "rollout gates failed; retried next tick"),
+            Err(e) => tracing::warn!(error = %e, "rollout gates panicked; retried next tick"),
+        }
     }
-    .map_err(|e| Error::Other(e.to_string()))
 }

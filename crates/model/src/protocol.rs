@@ -82,6 +82,19 @@ pub struct Policy {
     pub allow_direct: bool,
     /// component → pinned version.
     pub pinned: BTreeMap<String, String>,
+    /// Which signed version to take where no pin decides (absent from older managers:
+    /// `latest`).
+    #[serde(default)]
+    pub channel: Channel,
+    /// component → version: take no version at or above it (a staged rollout has not released
+    /// it to this host yet). Applied to the versions verified metadata lists; never a version of
+    /// its own.
+    #[serde(default)]
+    pub holds: BTreeMap<String, String>,
+    /// component → versions never to take (a rollout rolled back or aborted); a host running
+    /// one returns to the newest version it may take.
+    #[serde(default)]
+    pub withheld: BTreeMap<String, Vec<String>>,
 }
 
 /// `POST /api/v1/heartbeat` reply.
@@ -116,6 +129,17 @@ pub struct Heartbeat {
     /// The policy the host runs on (as it last received it).
     #[serde(default)]
     pub applied_policy: Option<Policy>,
+    /// Versions this host tried and gave up on (a failed reload), for rollout health.
+    #[serde(default)]
+    pub failed_versions: Vec<VersionFailure>,
+}
+
+/// A version of a component a host tried and gave up on, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionFailure {
+    pub component: String,
+    pub version: String,
+    pub reason: String,
 }
 
 /// A module of the host and whether its protection is current.
@@ -200,6 +224,24 @@ string_enum! {
         RolledBack = "rolled back",
         /// A signed patch target whose description is invalid (e.g. an id that is not a name).
         Refused = "refused",
+    }
+}
+
+string_enum! {
+    /// Which signed version a group's hosts take where no pin decides.
+    Channel {
+        /// The newest signed version.
+        Latest = "latest",
+        /// The newest but one signed version (the newest while only one is signed).
+        Previous = "n-1",
+    }
+}
+
+// Not derivable through the macro's derive list.
+#[allow(clippy::derivable_impls)]
+impl Default for Channel {
+    fn default() -> Self {
+        Channel::Latest
     }
 }
 

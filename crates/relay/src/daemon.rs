@@ -224,6 +224,7 @@ fn heartbeat(link: &ManagerLink, shared: &Shared, result: &Result<SyncOutcome>) 
         history: Vec::new(),
         last_result: Some(last_result),
         applied_policy: link.policy().cloned(),
+        failed_versions: Vec::new(),
     }
 }
 
@@ -266,6 +267,7 @@ mod tests {
             poll_interval: 42,
             allow_direct: false,
             pinned: Default::default(),
+            ..Default::default()
         };
         std::fs::create_dir_all(dir.path().join("cache")).unwrap();
         node::manager::save_policy(&dir.path().join("cache"), &policy).unwrap();

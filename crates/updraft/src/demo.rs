@@ -299,7 +299,7 @@ impl<'a> Demo<'a> {
             relays: relays.iter().map(|r| r.to_string()).collect(),
             poll_interval: 1,
             allow_direct,
-            pinned: Default::default(),
+            ..Default::default()
         };
         self.db.put_group(&g, "demo")?;
         Ok(())

@@ -9,6 +9,7 @@ use manager::db::{Advisory, AdvisoryRole, Group};
 use manager::text::escape as esc;
 
 mod hosts;
+mod rollouts;
 
 use hosts::hosts;
 pub use hosts::hosts_table;
@@ -52,6 +53,9 @@ pub struct ManagerArgs {
     /// Heartbeats one host may send at once above its rate [default: 10]
     #[arg(long)]
     heartbeat_burst: Option<u32>,
+    /// Seconds between two runs of the rollout gates (soak, silent hosts, thresholds) [default: 5]
+    #[arg(long)]
+    rollout_tick: Option<u64>,
 }
 
 pub fn run_manager(a: &ManagerArgs) -> Result<()> {
@@ -74,6 +78,7 @@ pub fn run_manager(a: &ManagerArgs) -> Result<()> {
     set(&mut c.history_total, &a.history_total);
     set(&mut c.heartbeats_per_minute, &a.heartbeats_per_minute);
     set(&mut c.heartbeat_burst, &a.heartbeat_burst);
+    set(&mut c.rollout_tick, &a.rollout_tick);
     crate::runtime()?.block_on(manager::run(c, crate::shutdown_signal("manager")))?;
     tracing::info!("manager stopped");
     Ok(())
@@ -115,6 +120,9 @@ enum AdminCommand {
         #[arg(long)]
         requires_build: String,
     },
+    /// Staged rollouts: release a signed version in health-gated waves
+    #[command(subcommand)]
+    Rollout(rollouts::RolloutCmd),
     /// Ordered upgrade plan for target builds (product=build, repeatable)
     Plan {
         #[arg(long = "target", required = true)]
@@ -194,6 +202,9 @@ struct GroupPut {
     /// Pinned version component=version, repeatable
     #[arg(long = "pin")]
     pins: Vec<String>,
+    /// Which signed version the group's hosts take where no pin decides: latest or n-1
+    #[arg(long, default_value = "latest")]
+    channel: String,
 }
 
 #[derive(Subcommand)]
@@ -269,6 +280,7 @@ pub fn run_admin(a: &AdminArgs) -> Result<()> {
             requires_build,
         } => coverage(&db, a.json, patch_id, product, requires_build),
         AdminCommand::Plan { targets } => plan(&db, a.json, targets),
+        AdminCommand::Rollout(c) => rollouts::run(&db, a.json, c),
     }
 }
 
@@ -340,6 +352,7 @@ fn group_put(db: &Db, g: &GroupPut) -> Result<()> {
         poll_interval: g.poll_interval,
         allow_direct: g.allow_direct,
         pinned: pairs("pin", "component=version", &g.pins)?,
+        channel: model::protocol::Channel::from(g.channel.clone()),
     };
     db.put_group(&group, "cli")?;
     println!("group {} saved", g.name);
@@ -349,17 +362,18 @@ fn group_put(db: &Db, g: &GroupPut) -> Result<()> {
 fn group_list(db: &Db, json: bool) -> Result<()> {
     print(json, &db.groups()?, |groups| {
         println!(
-            "{:<16} {:<6} {:<16} {:<6} {:<6} relays",
-            "group", "role", "parent", "poll", "direct"
+            "{:<16} {:<6} {:<16} {:<6} {:<6} {:<7} relays",
+            "group", "role", "parent", "poll", "direct", "channel"
         );
         for x in groups {
             println!(
-                "{:<16} {:<6} {:<16} {:<6} {:<6} {}",
+                "{:<16} {:<6} {:<16} {:<6} {:<6} {:<7} {}",
                 esc(&x.name),
                 x.role.as_str(),
                 esc(x.parent.as_deref().unwrap_or("-")),
                 x.poll_interval,
                 x.allow_direct,
+                esc(x.channel.as_str()),
                 esc(&x.relays.join(" "))
             );
         }

@@ -65,7 +65,7 @@ const AV: &str = "[[module]]\nname = \"av\"\ncomponents = [\"a.pattern\"]\ninsta
 struct Host {
     modules: Vec<ModuleConfig>,
     products: Vec<ProductConfig>,
-    pinned: BTreeMap<String, String>,
+    selection: Selection,
     installed: Installed,
     ledger: Ledger,
     builds: BTreeMap<String, Result<String, String>>,
@@ -76,7 +76,7 @@ impl Host {
         Host {
             modules: modules(AV),
             products: scanner(),
-            pinned: BTreeMap::new(),
+            selection: Selection::default(),
             installed: Installed::default(),
             ledger: Ledger::default(),
             builds: BTreeMap::from([("scanner".into(), Ok("9.5.1514".into()))]),
@@ -90,7 +90,7 @@ impl Host {
                 modules: &self.modules,
                 products: &self.products,
                 platform: "linux-x86_64",
-                pinned: &self.pinned,
+                selection: &self.selection,
                 installed: &self.installed,
                 ledger: &self.ledger,
                 builds: &self.builds,
@@ -140,10 +140,56 @@ fn the_newest_version_for_this_platform_is_installed_unless_one_is_pinned() {
     let mut host = Host::new();
     // Numeric order, not text order; another platform's newer build is not a candidate.
     assert_eq!(installs(&host.plan(&c)), av("18.600.00"));
-    host.pinned.insert("a.pattern".into(), "18.523.00".into());
+    host.selection
+        .pinned
+        .insert("a.pattern".into(), "18.523.00".into());
     assert_eq!(installs(&host.plan(&c)), av("18.523.00"));
     // A pin to a version the repository does not offer installs nothing.
-    host.pinned.insert("a.pattern".into(), "1.0".into());
+    host.selection
+        .pinned
+        .insert("a.pattern".into(), "1.0".into());
+    assert_eq!(installs(&host.plan(&c)), []);
+}
+
+#[test]
+fn channels_holds_and_withheld_versions_choose_among_the_signed_ones() {
+    let c = of(vec![
+        content("a.pattern", "1.0"),
+        content("a.pattern", "1.1"),
+        content("a.pattern", "2.0"),
+    ]);
+    let mut host = Host::new();
+    host.selection.channel = model::protocol::Channel::Previous;
+    assert_eq!(
+        installs(&host.plan(&c)),
+        av("1.1"),
+        "n-1: the newest but one"
+    );
+    host.selection.channel = model::protocol::Channel::Latest;
+    host.selection
+        .holds
+        .insert("a.pattern".into(), "2.0".into());
+    assert_eq!(installs(&host.plan(&c)), av("1.1"), "held below 2.0");
+    host.selection.holds.clear();
+    host.selection
+        .withheld
+        .insert("a.pattern".into(), vec!["2.0".into()]);
+    assert_eq!(installs(&host.plan(&c)), av("1.1"), "2.0 withheld");
+    host.selection.channel = model::protocol::Channel::Previous;
+    assert_eq!(
+        installs(&host.plan(&c)),
+        av("1.0"),
+        "n-1 of what is not withheld"
+    );
+    // A pin wins over all of it; a hold below every version installs nothing.
+    host.selection
+        .pinned
+        .insert("a.pattern".into(), "2.0".into());
+    assert_eq!(installs(&host.plan(&c)), av("2.0"));
+    host.selection = Selection::default();
+    host.selection
+        .holds
+        .insert("a.pattern".into(), "0.5".into());
     assert_eq!(installs(&host.plan(&c)), []);
 }
 

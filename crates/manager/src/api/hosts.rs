@@ -81,6 +81,7 @@ fn validate(b: &Heartbeat, role: Role) -> Result<(), Response> {
             .map_err(|e| bad(&format!("components.{c}"), e.to_string()))?;
     }
     validate_modules(b)?;
+    validate_failures(b)?;
     if b.history.len() > MAX_HISTORY_PER_HEARTBEAT {
         return Err(bad(
             "history",
@@ -113,6 +114,22 @@ fn validate_modules(b: &Heartbeat) -> Result<(), Response> {
                 check(text::check_name(&field("components"), v, 100))?;
             }
         }
+    }
+    Ok(())
+}
+
+fn validate_failures(b: &Heartbeat) -> Result<(), Response> {
+    if b.failed_versions.len() > MAX_ENTRIES {
+        return Err(bad("failed_versions", format!("at most {MAX_ENTRIES}")));
+    }
+    for (i, f) in b.failed_versions.iter().enumerate() {
+        let field = |x: &str| format!("failed_versions[{i}].{x}");
+        model::check_component(&f.component)
+            .map_err(|e| bad(&field("component"), e.to_string()))?;
+        f.version
+            .parse::<model::Version>()
+            .map_err(|e| bad(&field("version"), e.to_string()))?;
+        check(text::check_free_text(&field("reason"), &f.reason, MAX_TEXT))?;
     }
     Ok(())
 }
@@ -171,9 +188,12 @@ fn too_many(wait: std::time::Duration) -> Response {
     r
 }
 
-/// Record the heartbeat; the reply carries the host's group's policy.
+/// Record the heartbeat (and what it says about running rollouts); the reply carries the
+/// host's group's policy with the holds of the rollouts.
 fn record(db: &Db, host: &HostCredential, b: &Heartbeat) -> crate::error::Result<HeartbeatReply> {
     db.heartbeat(&host.id, b)?;
+    let active = db.active_rollouts()?;
+    db.observe_rollouts(&host.id, b, &active)?;
     let Some(group) = db.group(&host.group)? else {
         return Ok(HeartbeatReply { policy: None });
     };
@@ -181,7 +201,11 @@ fn record(db: &Db, host: &HostCredential, b: &Heartbeat) -> crate::error::Result
         Some(p) => db.group(p)?,
         None => None,
     };
+    let mut policy = group.policy(parent.as_ref());
+    if host.role == Role::Agent {
+        crate::db::rollouts::add_holds(&mut policy, &host.id, &active);
+    }
     Ok(HeartbeatReply {
-        policy: Some(group.policy(parent.as_ref())),
+        policy: Some(policy),
     })
 }

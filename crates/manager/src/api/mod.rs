@@ -118,6 +118,14 @@ pub const ROUTES: &[Route] = &[
         handler: |m| on(m, admin::upgrade_plan) },
     Route { method: Method::Get, path: "/metrics", access: Access::Admin, summary: "Prometheus metrics: requests by kind and outcome with durations, heartbeats by outcome, authentication failures, hosts known, build",
         handler: |m| on(m, metrics::metrics) },
+    Route { method: Method::Get, path: "/api/v1/rollouts", access: Access::Admin, summary: "Staged rollouts, the newest 100 first",
+        handler: |m| on(m, rollouts::list) },
+    Route { method: Method::Post, path: "/api/v1/rollouts", access: Access::Admin, summary: "Start a rollout: body {component, version, waves: [{groups, share, soak, success, max_failures, max_failure_share, approval}], auto_rollback, silent_after}; refused while another of the component is deciding",
+        handler: |m| on(m, rollouts::create) },
+    Route { method: Method::Get, path: "/api/v1/rollouts/{id}", access: Access::Admin, summary: "One rollout with per-wave counts and its hosts (failed first, at most 1000) with their health",
+        handler: |m| on(m, rollouts::status) },
+    Route { method: Method::Post, path: "/api/v1/rollouts/{id}/{action}", access: Access::Admin, summary: "Act on a rollout: pause, resume, approve (the next wave), abort, abort-and-roll-back",
+        handler: |m| on(m, rollouts::act) },
     Route { method: Method::Get, path: "/api/v1/audit", access: Access::Admin, summary: "Administrative changes, newest first, paged (limit, after); groups as stored, by the token's name",
         handler: |m| on(m, admin::audit) },
 ];
@@ -210,6 +218,7 @@ fn bad_request(field: &str, message: &str) -> Response {
 fn from_error(e: Error) -> Response {
     match e {
         Error::BadRequest { field, reason } => bad_request(&field, &format!("{field}: {reason}")),
+        Error::NotFound(what) => error(StatusCode::NOT_FOUND, &format!("{what} not found")),
         other => {
             tracing::error!(error = %other, "request failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -444,6 +453,7 @@ mod hosts;
 mod limits;
 mod metrics;
 mod openapi;
+mod rollouts;
 
 pub use limits::HeartbeatRate;
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use model::protocol::{Policy, Role};
+use model::protocol::{Channel, Policy, Role};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,9 @@ pub struct Group {
     /// component → pinned version.
     #[serde(default)]
     pub pinned: BTreeMap<String, String>,
+    /// Which signed version hosts take where no pin or rollout decides: `latest` or `n-1`.
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 fn default_poll() -> u64 {
@@ -53,6 +56,7 @@ impl Default for Group {
             poll_interval: default_poll(),
             allow_direct: false,
             pinned: BTreeMap::new(),
+            channel: Channel::Latest,
         }
     }
 }
@@ -72,6 +76,9 @@ impl Group {
             poll_interval: self.poll_interval,
             allow_direct: self.allow_direct,
             pinned: self.pinned.clone(),
+            channel: self.channel.clone(),
+            holds: BTreeMap::new(),
+            withheld: BTreeMap::new(),
         }
     }
 }
@@ -100,6 +107,15 @@ impl Group {
                 ),
             ));
         }
+        if let Channel::Other(c) = &self.channel {
+            return Err(bad(
+                "channel",
+                format!(
+                    "{:?} is not a channel: give latest or n-1 (pins are per component)",
+                    text::escape(c)
+                ),
+            ));
+        }
         if self.pinned.len() > MAX_PINS {
             return Err(bad("pinned", format!("at most {MAX_PINS} pins")));
         }
@@ -119,7 +135,8 @@ fn bad(field: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-const GROUP_COLUMNS: &str = "name, role, parent, relays, poll_interval, allow_direct, pinned";
+const GROUP_COLUMNS: &str =
+    "name, role, parent, relays, poll_interval, allow_direct, pinned, channel";
 
 impl Db {
     pub fn group(&self, name: &str) -> Result<Option<Group>> {
@@ -152,7 +169,7 @@ impl Db {
             i64::try_from(g.poll_interval).map_err(|_| bad("poll_interval", "out of range"))?;
         self.conn()?
             .execute(
-                &format!("INSERT OR REPLACE INTO groups ({GROUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                &format!("INSERT OR REPLACE INTO groups ({GROUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
                 params![
                     g.name,
                     g.role.as_str(),
@@ -161,6 +178,7 @@ impl Db {
                     poll,
                     g.allow_direct,
                     to_json_text("pinned", &g.pinned)?,
+                    g.channel.as_str(),
                 ],
             )
             .map_err(sql)?;
@@ -203,6 +221,7 @@ fn row_group(r: &rusqlite::Row<'_>) -> rusqlite::Result<Group> {
         poll_interval: u64::try_from(r.get::<_, i64>(4)?.max(1)).unwrap_or(1),
         allow_direct: r.get(5)?,
         pinned: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+        channel: Channel::from(r.get::<_, String>(7)?),
     })
 }
 

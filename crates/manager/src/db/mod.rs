@@ -7,6 +7,7 @@ mod audit;
 mod groups;
 mod history;
 mod hosts;
+pub mod rollouts;
 mod tokens;
 
 pub use advisories::Advisory;
@@ -30,6 +31,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_bounds.sql")),
+    (3, include_str!("../../migrations/0003_rollouts.sql")),
 ];
 
 pub fn now() -> String {

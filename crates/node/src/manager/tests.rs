@@ -12,6 +12,7 @@ fn policy(relays: &[&str]) -> Policy {
         poll_interval: 60,
         allow_direct: false,
         pinned: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -153,6 +154,7 @@ fn the_link_enrols_acknowledges_history_and_keeps_the_policy() {
         history: vec![entry("CP-1"), entry("CP-2")],
         last_result: Some("ok".into()),
         applied_policy: None,
+        failed_versions: Vec::new(),
     };
     assert!(link.heartbeat(&hb).unwrap(), "a first policy is a change");
     assert_eq!(link.policy(), Some(&policy(&["http://r"])));
@@ -213,6 +215,7 @@ fn history_recorded_by_the_manager_is_acknowledged_even_when_the_policy_is_unrea
         history: vec![entry("CP-1"), entry("CP-2")],
         last_result: Some("ok".into()),
         applied_policy: None,
+        failed_versions: Vec::new(),
     };
     assert!(link.heartbeat(&hb).is_err(), "not a manager's answer");
     assert_eq!(link.history_sent().unwrap(), 0, "nothing acknowledged");

@@ -33,4 +33,5 @@ mod relay_tls_and_config;
 mod relay_tree;
 mod rotation_and_malicious_relay;
 mod slowloris;
+mod staged_rollouts;
 mod trust_attacks;

@@ -1,0 +1,463 @@
+//! Staged rollouts, the pure part: which wave a host belongs to, whether it may take the
+//! version yet (its *hold*), how healthy each host of a released wave is, and what the gates
+//! decide. No I/O and no clock: the caller passes `now`, so every decision is unit-tested.
+//!
+//! The publisher decides *what* exists (signed versions); a rollout only decides *when* a host
+//! may take one: it hands hosts not yet released a hold ("no version of this component at or
+//! above V"), which the agent applies to the versions its verified metadata lists. A rollout
+//! never names content of its own.
+
+use std::collections::BTreeMap;
+
+use model::protocol::{ModuleState, Role};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::text;
+
+/// Most waves a rollout may have.
+pub const MAX_WAVES: usize = 20;
+/// Longest soak or silence time: 30 days, in seconds.
+pub const MAX_SECONDS: u64 = 30 * 24 * 3600;
+/// Most groups a wave may name.
+const MAX_WAVE_GROUPS: usize = 100;
+
+/// One wave: a share of the eligible hosts (optionally only those of named groups), released
+/// together, then watched for `soak` seconds before the gates decide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wave {
+    /// Only hosts of these groups (empty: any group).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Percent of the eligible hosts this wave reaches, counted from the first wave (a host's
+    /// random but stable position in 0..100 below `share` puts it in the first such wave).
+    pub share: u8,
+    /// Seconds the wave is watched after its release before it may advance.
+    #[serde(default)]
+    pub soak: u64,
+    /// Percent of the wave's hosts that must be installed and healthy to advance.
+    #[serde(default = "default_success")]
+    pub success: u8,
+    /// Failed hosts (in all released waves) that halt the rollout.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Percent of failed hosts among the released ones that halts the rollout (0: not used).
+    #[serde(default)]
+    pub max_failure_share: u8,
+    /// An administrator must approve the release of this wave.
+    #[serde(default)]
+    pub approval: bool,
+}
+
+fn default_success() -> u8 {
+    100
+}
+fn default_max_failures() -> u32 {
+    1
+}
+
+/// What an administrator asks for: one signed version of one component, in waves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSpec {
+    pub component: String,
+    pub version: String,
+    pub waves: Vec<Wave>,
+    /// On a halt, hosts that took the version return to the version below it [default: true].
+    #[serde(default = "default_true")]
+    pub auto_rollback: bool,
+    /// Seconds without a heartbeat after which a host that took the version counts as failed
+    /// (the crash case) [default: 900].
+    #[serde(default = "default_silent_after")]
+    pub silent_after: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_silent_after() -> u64 {
+    900
+}
+
+fn bad(field: &str, reason: impl Into<String>) -> Error {
+    Error::BadRequest {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+impl RolloutSpec {
+    /// Administrator input checked before it is stored.
+    pub fn validate(&self) -> Result<()> {
+        model::check_component(&self.component).map_err(|e| bad("component", e.to_string()))?;
+        self.version
+            .parse::<model::Version>()
+            .map_err(|e| bad("version", e.to_string()))?;
+        if self.waves.is_empty() || self.waves.len() > MAX_WAVES {
+            return Err(bad("waves", format!("give 1 to {MAX_WAVES} waves")));
+        }
+        for (i, w) in self.waves.iter().enumerate() {
+            w.validate(&format!("waves[{i}]"))?;
+        }
+        let last = &self.waves[self.waves.len() - 1];
+        if last.share != 100 || !last.groups.is_empty() {
+            return Err(bad(
+                "waves",
+                "the last wave must reach every host: share 100 and no groups",
+            ));
+        }
+        if !(1..=MAX_SECONDS).contains(&self.silent_after) {
+            return Err(bad(
+                "silent_after",
+                format!("give 1 to {MAX_SECONDS} seconds"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Wave {
+    fn validate(&self, at: &str) -> Result<()> {
+        let field = |f: &str| format!("{at}.{f}");
+        if !(1..=100).contains(&self.share) {
+            return Err(bad(&field("share"), "give 1 to 100 percent"));
+        }
+        if self.success > 100 || self.max_failure_share > 100 {
+            return Err(bad(&field("success"), "percentages are 0 to 100"));
+        }
+        if self.soak > MAX_SECONDS {
+            return Err(bad(
+                &field("soak"),
+                format!("at most {MAX_SECONDS} seconds"),
+            ));
+        }
+        if self.groups.len() > MAX_WAVE_GROUPS {
+            return Err(bad(&field("groups"), format!("at most {MAX_WAVE_GROUPS}")));
+        }
+        for g in &self.groups {
+            text::check_name(&field("groups"), g, 100)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Waves are released as their gates pass.
+    Running,
+    /// Released waves keep the version; no further wave is released until resumed.
+    Paused,
+    /// The error threshold was reached (see `reason`).
+    Halted,
+    /// Stopped by an administrator.
+    Aborted,
+    /// Every wave released and passed: the version is the fleet's.
+    Complete,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Paused => "paused",
+            State::Halted => "halted",
+            State::Aborted => "aborted",
+            State::Complete => "complete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        [
+            State::Running,
+            State::Paused,
+            State::Halted,
+            State::Aborted,
+            State::Complete,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Still holding back some hosts (everything but complete).
+    pub fn active(self) -> bool {
+        self != State::Complete
+    }
+}
+
+/// A rollout as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub id: i64,
+    pub spec: RolloutSpec,
+    pub state: State,
+    /// Index of the newest released wave.
+    pub wave: usize,
+    /// When that wave was released (RFC 3339).
+    pub wave_started: String,
+    /// Waves up to this index (exclusive) are approved.
+    pub approved: usize,
+    /// Hosts that took the version were told to return to the version below it.
+    pub rolled_back: bool,
+    /// Why it stands where it does (the last transition's reason).
+    pub reason: String,
+    pub created: String,
+}
+
+/// A host as a rollout sees it.
+#[derive(Debug, Clone)]
+pub struct HostView<'a> {
+    pub id: &'a str,
+    pub hostname: &'a str,
+    pub role: Role,
+    pub group: &'a str,
+    pub components: &'a BTreeMap<String, String>,
+    pub modules: &'a [model::protocol::ModuleReport],
+    pub last_seen: Option<OffsetDateTime>,
+    /// First heartbeat that reported the version installed.
+    pub took: Option<OffsetDateTime>,
+    /// A failure the host reported for this version (reload failed, patch failed).
+    pub failed: Option<&'a str>,
+    /// The host's group pins the component or follows another channel than `latest`.
+    pub held_by_group: bool,
+}
+
+/// A host's random but stable position in 0..10000 for this rollout (SHA-256 of both ids).
+pub fn position(rollout_id: i64, host_id: &str) -> u32 {
+    let h = tuf::crypto::sha256_hex(format!("{rollout_id}:{host_id}").as_bytes());
+    let n = u64::from_str_radix(&h[..12], 16).unwrap_or(0);
+    u32::try_from(n % 10_000).unwrap_or(0)
+}
+
+/// The first wave that takes this host: its group is named (or the wave names none) and its
+/// position is below the wave's share. `None`: no wave reaches it.
+pub fn wave_of(r: &Rollout, host_id: &str, group: &str) -> Option<usize> {
+    let pos = position(r.id, host_id);
+    r.spec.waves.iter().position(|w| {
+        (w.groups.is_empty() || w.groups.iter().any(|g| g == group))
+            && pos < u32::from(w.share) * 100
+    })
+}
+
+/// What a rollout asks of one host for its component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold<'r> {
+    /// Nothing: the host may take the version.
+    None,
+    /// Take no version at or above this one (not released yet, or the rollout is halted).
+    Below(&'r str),
+    /// Never take exactly this version (rolled back, or aborted before reaching the host);
+    /// later versions stay free for their own rollouts.
+    Withheld(&'r str),
+}
+
+/// What `r` asks of `host_id` (in `group`): hosts of released waves take the version; a
+/// rollback withholds it from everyone (those who took it return to the version below it,
+/// which they still hold); an abort withholds it from hosts it had not reached; a complete
+/// rollout asks nothing.
+pub fn hold<'r>(r: &'r Rollout, host_id: &str, group: &str) -> Hold<'r> {
+    let v = r.spec.version.as_str();
+    let released = wave_of(r, host_id, group).is_some_and(|w| w <= r.wave);
+    match r.state {
+        State::Complete => Hold::None,
+        _ if r.rolled_back => Hold::Withheld(v),
+        _ if released => Hold::None,
+        State::Aborted => Hold::Withheld(v),
+        State::Running | State::Paused | State::Halted => Hold::Below(v),
+    }
+}
+
+/// How a released host is doing with the version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "health", content = "why", rename_all = "lowercase")]
+pub enum Health {
+    /// Installed, the modules using it online, still heart-beating.
+    Healthy,
+    /// Not installed yet, or a module using it not online yet.
+    Pending,
+    /// Reported a failure, or went silent after taking the version.
+    Failed(String),
+}
+
+/// Health of a released host: a reported failure or silence after the install fails it.
+pub fn health(r: &Rollout, h: &HostView<'_>, now: OffsetDateTime) -> Health {
+    if let Some(why) = h.failed {
+        return Health::Failed(why.to_string());
+    }
+    let silent_for = h.last_seen.map(|t| (now - t).whole_seconds());
+    let limit = i64::try_from(r.spec.silent_after).unwrap_or(i64::MAX);
+    if let (Some(_), Some(s)) = (h.took, silent_for) {
+        if s > limit {
+            return Health::Failed(format!("silent for {s} s after taking the version"));
+        }
+    }
+    let c = &r.spec.component;
+    if h.components.get(c) != Some(&r.spec.version) {
+        return Health::Pending;
+    }
+    let online = h
+        .modules
+        .iter()
+        .filter(|m| m.components.contains_key(c))
+        .all(|m| m.status == ModuleState::Online);
+    if online {
+        Health::Healthy
+    } else {
+        Health::Pending
+    }
+}
+
+/// Whether the rollout judges `h` at all: agents whose modules use the component and whose
+/// group does not hold it otherwise (a pin or another channel).
+pub fn eligible(r: &Rollout, h: &HostView<'_>) -> bool {
+    let c = &r.spec.component;
+    h.role == Role::Agent
+        && !h.held_by_group
+        && (h.components.contains_key(c) || h.modules.iter().any(|m| m.components.contains_key(c)))
+}
+
+/// One host's line in a rollout's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostProgress {
+    pub host_id: String,
+    pub hostname: String,
+    pub wave: Option<usize>,
+    pub released: bool,
+    #[serde(flatten)]
+    pub health: Health,
+}
+
+/// Per-wave counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveProgress {
+    pub hosts: usize,
+    pub healthy: usize,
+    pub pending: usize,
+    pub failed: usize,
+}
+
+/// What the gates decide for a running rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Keep watching; the reason says what it waits for.
+    Wait(String),
+    /// Release the next wave.
+    Advance(String),
+    /// Every wave passed.
+    Complete(String),
+    /// Too many failures.
+    Halt(String),
+}
+
+/// Every eligible host with its wave and health, and the counts per wave.
+pub fn progress(
+    r: &Rollout,
+    hosts: &[HostView<'_>],
+    now: OffsetDateTime,
+) -> (Vec<HostProgress>, Vec<WaveProgress>) {
+    let mut waves = vec![WaveProgress::default(); r.spec.waves.len()];
+    let mut lines = Vec::new();
+    for h in hosts.iter().filter(|h| eligible(r, h)) {
+        let wave = wave_of(r, h.id, h.group);
+        let released = hold(r, h.id, h.group) == Hold::None;
+        let health = if wave.is_some_and(|w| w <= r.wave) {
+            health(r, h, now)
+        } else {
+            Health::Pending
+        };
+        if let Some(w) = wave.and_then(|w| waves.get_mut(w)) {
+            w.hosts += 1;
+            match health {
+                Health::Healthy => w.healthy += 1,
+                Health::Pending => w.pending += 1,
+                Health::Failed(_) => w.failed += 1,
+            }
+        }
+        lines.push(HostProgress {
+            host_id: h.id.to_string(),
+            hostname: h.hostname.to_string(),
+            wave,
+            released,
+            health,
+        });
+    }
+    (lines, waves)
+}
+
+/// The gates of a running rollout: halt on the error threshold (failures in all released
+/// waves), advance when the current wave has soaked, reached its success share and (for the
+/// next wave) been approved where approval is required.
+pub fn decide(
+    r: &Rollout,
+    lines: &[HostProgress],
+    waves: &[WaveProgress],
+    now: OffsetDateTime,
+) -> Decision {
+    let Some(wave) = r.spec.waves.get(r.wave) else {
+        return Decision::Complete("no wave left".into());
+    };
+    if let Some(why) = over_error_threshold(r, wave, lines) {
+        return Decision::Halt(why);
+    }
+    let cur = waves.get(r.wave).cloned().unwrap_or_default();
+    let started = tuf::metadata::parse_expires("rollout", &r.wave_started).unwrap_or(now);
+    let soaked = (now - started).whole_seconds();
+    let soak = i64::try_from(wave.soak).unwrap_or(i64::MAX);
+    let n = r.wave + 1;
+    if soaked < soak {
+        return Decision::Wait(format!("wave {n} soaking: {soaked} of {soak} s"));
+    }
+    // An empty wave passes (nothing to judge).
+    let share_ok = cur.hosts == 0
+        || cur.healthy.saturating_mul(100) >= usize::from(wave.success).saturating_mul(cur.hosts);
+    if !share_ok {
+        return Decision::Wait(format!(
+            "wave {n}: {} of {} hosts healthy, {}% needed",
+            cur.healthy, cur.hosts, wave.success
+        ));
+    }
+    let summary = format!("wave {n}: {} of {} hosts healthy", cur.healthy, cur.hosts);
+    match r.spec.waves.get(n) {
+        None => Decision::Complete(summary),
+        Some(next) if next.approval && r.approved <= n => {
+            Decision::Wait(format!("{summary}; wave {} awaits approval", n + 1))
+        }
+        Some(_) => Decision::Advance(summary),
+    }
+}
+
+fn over_error_threshold(r: &Rollout, wave: &Wave, lines: &[HostProgress]) -> Option<String> {
+    let released: Vec<&HostProgress> = lines
+        .iter()
+        .filter(|l| l.wave.is_some_and(|w| w <= r.wave))
+        .collect();
+    let failed: Vec<&HostProgress> = released
+        .iter()
+        .copied()
+        .filter(|l| matches!(l.health, Health::Failed(_)))
+        .collect();
+    let count = u32::try_from(failed.len()).unwrap_or(u32::MAX);
+    let by_count = wave.max_failures > 0 && count >= wave.max_failures;
+    let by_share = wave.max_failure_share > 0
+        && !released.is_empty()
+        && failed.len().saturating_mul(100)
+            >= usize::from(wave.max_failure_share).saturating_mul(released.len());
+    if !(by_count || by_share) {
+        return None;
+    }
+    let first = failed.first().map_or(String::new(), |l| match &l.health {
+        Health::Failed(why) => format!(" (first: {}: {why})", l.hostname),
+        _ => String::new(),
+    });
+    Some(format!(
+        "{} of {} released hosts failed{first}",
+        failed.len(),
+        released.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,347 @@
+//! Staged rollouts with real processes: a manager, the origin and several `updraft agent`
+//! hosts. A bad version stops at the canary and every host that took it returns to the version
+//! below it (from its own store); a good one advances wave by wave, gated by the health the
+//! agents report; a version the publisher withdraws leaves every host within one poll; a
+//! group on the `n-1` channel runs the newest version but one.
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+use serde_json::{json, Value};
+use updraft::launch::{agent_config_toml, AgentSetup, ManagerLink, ModuleSetup};
+
+const C: &str = "antimalware.pattern";
+const NEW: &str = "18.600.00";
+
+struct Fleet {
+    bed: AgentBed,
+    db: String,
+    admin: String,
+    mgr: Server,
+}
+
+impl Fleet {
+    /// A manager (gates every second) with agent groups `canary` and `fleet`.
+    fn new() -> Fleet {
+        let bed = AgentBed::new();
+        let db = format!("sqlite://{}", bed.path("manager.db").display());
+        let admin = ok(&["admin", "--db", &db, "token", "create"])
+            .trim()
+            .to_string();
+        for g in ["canary", "fleet", "slow"] {
+            ok(&[
+                "admin",
+                "--db",
+                &db,
+                "group",
+                "put",
+                g,
+                "--poll-interval",
+                "60",
+            ]);
+        }
+        let mgr = Server::spawn(
+            &[
+                "manager",
+                "--db",
+                &db,
+                "--listen",
+                "127.0.0.1:0",
+                "--rollout-tick",
+                "1",
+            ],
+            &[],
+        );
+        Fleet {
+            bed,
+            db,
+            admin,
+            mgr,
+        }
+    }
+
+    /// An agent of `group` named `name` whose module reload fails unless the pattern file says
+    /// "good"; its configuration path.
+    fn agent(&self, name: &str, group: &str) -> PathBuf {
+        let dir = self.bed.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = ok(&[
+            "admin",
+            "--db",
+            &self.db,
+            "enroll-token",
+            "create",
+            "--group",
+            group,
+            "--uses",
+            "1",
+        ]);
+        std::fs::write(dir.join("enroll.token"), token.trim()).unwrap();
+        let av = dir.join("av");
+        let setup = AgentSetup {
+            state_dir: dir.join("state"),
+            trusted_root: self.bed.repo.root_v1.clone(),
+            relays: vec![self.bed.origin.base.clone()],
+            origin: None,
+            allow_direct: false,
+            poll_interval: Some(60),
+            manager: Some(ManagerLink {
+                url: self.mgr.base.clone(),
+                enroll_token_file: dir.join("enroll.token"),
+                hostname: name.into(),
+            }),
+            modules: vec![ModuleSetup {
+                name: "antimalware".into(),
+                components: vec![C.into()],
+                install_dir: av.clone(),
+                reload: Some(format!("grep -q good {}/{C}.dat", av.display())),
+            }],
+            products: Vec::new(),
+        };
+        let path = dir.join("agent.toml");
+        std::fs::write(&path, agent_config_toml(&setup).unwrap()).unwrap();
+        path
+    }
+
+    fn once(&self, config: &Path) -> Value {
+        let r = self.bed.once(config).unwrap();
+        assert!(r["manager_error"].is_null(), "{r:#}");
+        r
+    }
+
+    fn pattern(&self, name: &str) -> String {
+        std::fs::read_to_string(self.bed.path(&format!("{name}/av/{C}.dat"))).unwrap()
+    }
+
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.mgr.base);
+        let req = match method {
+            "POST" => http().post(url).json(&body.unwrap_or(json!({}))),
+            _ => http().get(url),
+        };
+        let resp = req.bearer_auth(&self.admin).send().unwrap();
+        let status = resp.status();
+        let v: Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {v:#}");
+        v
+    }
+
+    fn rollout(&self, waves: Value, silent_after: u64) -> i64 {
+        let body =
+            json!({"component": C, "version": NEW, "waves": waves, "silent_after": silent_after});
+        self.api("POST", "/api/v1/rollouts", Some(body))["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Wait (bounded) until the rollout's state is `state`; the rollout's status.
+    fn until(&self, id: i64, state: &str) -> Value {
+        eventually(&format!("rollout {id} {state}"), || {
+            let v = self.api("GET", &format!("/api/v1/rollouts/{id}"), None);
+            if v["state"] == state {
+                Ok(v)
+            } else {
+                Err(format!("{v:#}"))
+            }
+        })
+    }
+
+    fn publish_new(&self, body: &[u8]) {
+        self.bed.repo.add(C, NEW, "pattern", body);
+        self.bed.repo.publish();
+    }
+}
+
+/// The base version says "good" so that every module is online before the rollout.
+fn good_base(f: &Fleet) {
+    f.bed.repo.add(C, "18.524.00", "pattern", b"good 18.524.00");
+    f.bed.repo.publish();
+}
+
+#[test]
+fn a_bad_version_stops_at_the_canary_and_hosts_that_took_it_roll_back() {
+    let f = Fleet::new();
+    good_base(&f);
+    let canary = f.agent("canary-1", "canary");
+    let prod: Vec<PathBuf> = (1..=3)
+        .map(|i| f.agent(&format!("prod-{i}"), "fleet"))
+        .collect();
+    for a in prod.iter().chain([&canary]) {
+        f.once(a);
+    }
+    // The canary is released first; it goes silent after taking the version (the crash case).
+    let id = f.rollout(
+        json!([{"groups": ["canary"], "share": 100, "soak": 60}, {"share": 100, "soak": 0}]),
+        3,
+    );
+    for a in prod.iter().chain([&canary]) {
+        f.once(a); // receive the holds
+    }
+    f.publish_new(b"good but crashes 18.600.00");
+    f.once(&canary);
+    assert_eq!(f.pattern("canary-1"), "good but crashes 18.600.00");
+    for a in &prod {
+        f.once(a);
+    }
+    for i in 1..=3 {
+        assert_eq!(
+            f.pattern(&format!("prod-{i}")),
+            "good 18.524.00",
+            "held at wave 1"
+        );
+    }
+    // The canary never reports again: after silent_after (3 s) the gates halt and roll back.
+    let halted = f.until(id, "halted");
+    assert_eq!(halted["rolled_back"], true, "{halted:#}");
+    let reason = halted["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("canary-1") && reason.contains("silent"),
+        "{reason}"
+    );
+    // When the canary comes back it returns to the version below, from its own store.
+    let r = f.once(&canary);
+    assert_eq!(f.pattern("canary-1"), "good 18.524.00", "{r:#}");
+    for a in &prod {
+        f.once(a);
+    }
+    for i in 1..=3 {
+        assert_eq!(
+            f.pattern(&format!("prod-{i}")),
+            "good 18.524.00",
+            "never released"
+        );
+    }
+    let audit = f.api("GET", "/api/v1/audit", None);
+    let actions: Vec<&str> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"rollout-halt") && actions.contains(&"rollout-create"),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_failed_reload_on_the_canary_halts_before_the_fleet_sees_the_version() {
+    let f = Fleet::new();
+    good_base(&f);
+    let canary = f.agent("canary-1", "canary");
+    let prod = f.agent("prod-1", "fleet");
+    let id = f.rollout(
+        json!([{"groups": ["canary"], "share": 100, "soak": 0}, {"share": 100, "soak": 0}]),
+        900,
+    );
+    f.once(&canary);
+    f.once(&prod);
+    f.publish_new(b"broken 18.600.00"); // the module's reload refuses it
+    f.once(&canary);
+    assert_eq!(
+        f.pattern("canary-1"),
+        "good 18.524.00",
+        "the agent restored the old version"
+    );
+    let halted = f.until(id, "halted");
+    let reason = halted["reason"].as_str().unwrap();
+    assert!(reason.contains("canary-1: reload failed"), "{reason}");
+    f.once(&prod);
+    assert_eq!(f.pattern("prod-1"), "good 18.524.00");
+    let policy: Value =
+        serde_json::from_slice(&std::fs::read(f.bed.path("prod-1/state/policy.json")).unwrap())
+            .unwrap();
+    assert_eq!(policy["withheld"][C][0], NEW, "{policy:#}");
+}
+
+#[test]
+fn a_good_version_advances_wave_by_wave_and_a_withdrawn_one_leaves_every_host() {
+    let f = Fleet::new();
+    good_base(&f);
+    let canary = f.agent("canary-1", "canary");
+    let prod = f.agent("prod-1", "fleet");
+    let mut needs_ok = json!({"share": 100, "soak": 0, "approval": true});
+    needs_ok["success"] = json!(100);
+    let id = f.rollout(
+        json!([{"groups": ["canary"], "share": 100, "soak": 0}, needs_ok]),
+        900,
+    );
+    f.once(&canary);
+    f.once(&prod);
+    f.publish_new(b"good 18.600.00");
+    f.once(&canary);
+    f.once(&prod);
+    assert_eq!(f.pattern("canary-1"), "good 18.600.00");
+    assert_eq!(f.pattern("prod-1"), "good 18.524.00");
+    // Wave 1 is healthy, wave 2 waits for an approval.
+    eventually("wave 2 awaits approval", || {
+        let v = f.api("GET", &format!("/api/v1/rollouts/{id}"), None);
+        let why = v["reason"].as_str().unwrap_or_default().to_string();
+        if why.contains("awaits approval") {
+            Ok(v)
+        } else {
+            Err(format!("{v:#}"))
+        }
+    });
+    // A host that enrols during the rollout joins it: held like the rest of its wave.
+    let late = f.agent("prod-2", "fleet");
+    f.once(&late);
+    assert_eq!(f.pattern("prod-2"), "good 18.524.00");
+    f.api("POST", &format!("/api/v1/rollouts/{id}/approve"), None);
+    eventually("wave 2 released", || {
+        let v = f.api("GET", &format!("/api/v1/rollouts/{id}"), None);
+        if v["wave"] == 1 {
+            Ok(())
+        } else {
+            Err(format!("{v:#}"))
+        }
+    });
+    f.once(&prod);
+    f.once(&late);
+    assert_eq!(f.pattern("prod-1"), "good 18.600.00");
+    assert_eq!(f.pattern("prod-2"), "good 18.600.00");
+    let done = f.until(id, "complete");
+    assert_eq!(done["waves"][1]["healthy"], 2, "{done:#}");
+
+    // The publisher withdraws the version: every host returns within one poll.
+    let target = format!("content/{C}/{NEW}/{C}.dat");
+    ok(&["repo", "remove", f.bed.repo.dir.to_str().unwrap(), &target]);
+    f.bed.repo.publish();
+    for (a, name) in [(&canary, "canary-1"), (&prod, "prod-1"), (&late, "prod-2")] {
+        f.once(a);
+        assert_eq!(f.pattern(name), "good 18.524.00", "{name}");
+    }
+}
+
+#[test]
+fn a_group_on_the_previous_channel_runs_the_newest_version_but_one() {
+    let f = Fleet::new();
+    good_base(&f);
+    f.publish_new(b"good 18.600.00");
+    ok(&[
+        "admin",
+        "--db",
+        &f.db,
+        "group",
+        "put",
+        "slow",
+        "--channel",
+        "n-1",
+    ]);
+    let slow = f.agent("slow-1", "slow");
+    let prod = f.agent("prod-1", "fleet");
+    f.once(&slow);
+    f.once(&prod);
+    assert_eq!(f.pattern("slow-1"), "good 18.524.00");
+    assert_eq!(f.pattern("prod-1"), "good 18.600.00");
+    let e = fails(&[
+        "admin",
+        "--db",
+        &f.db,
+        "group",
+        "put",
+        "slow",
+        "--channel",
+        "beta",
+    ]);
+    assert!(e.contains("channel"), "{e}");
+}
