@@ -4,7 +4,7 @@
 # requests/s, throughput and latency side by side, with ratios. Cases: small and large files,
 # conditional GETs (304), HTTPS with keep-alive and with a new TLS handshake per request,
 # 10,000 concurrent keep-alive connections polling timestamp.json with conditional GETs
-# (p50/p99), and the release burst (1,000 clients fetching one 10 MiB target at once).
+# (p50/p99 at a fixed polling rate), and the release burst (1,000 clients fetching one 10 MiB target at once).
 # Installs nginx and wrk from Debian if missing. Everything listens on 127.0.0.1 and is stopped.
 #   bench/relay-vs-nginx.sh [SECONDS] [CONNECTIONS_FOR_THE_POLLING_CASE] [BURST_CLIENTS]
 set -euo pipefail
@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 POLLERS="${2:-10000}"
 BURST="${3:-1000}"
+POLL_EVERY_MS="${POLL_EVERY_MS:-1000}"
 SERVER_CPU=0
 CLIENT_CPU=1
 if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
@@ -19,7 +20,7 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
 fi
 cargo build --release --locked -q -p updraft
-BURST_BIN=$(cargo bench --locked -q -p updraft --bench burst --no-run 2>&1 | sed -n 's/.*(\(.*burst-[0-9a-f]*\)).*/\1/p' | tail -1)
+LOAD_BIN=$(cargo bench --locked -p updraft --bench load --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\)).*/\1/p' | tail -1)
 U="$PWD/target/release/updraft"
 # 10,000 connections need 10,000 descriptors in each server and in wrk.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -138,10 +139,21 @@ row "timestamp.json 304" 32 metadata/timestamp.json cond
 row "64 KiB target" 32 "$SMALL"
 row "10 MiB target" 32 "$LARGE"
 row "https timestamp.json keep-alive" 32 metadata/timestamp.json tls
+row "timestamp.json connection/req" 32 metadata/timestamp.json close
 row "https timestamp.json handshake/req" 32 metadata/timestamp.json tls close
-row "$POLLERS conns polling 304" "$POLLERS" metadata/timestamp.json cond
+row "$POLLERS conns flat out 304" "$POLLERS" metadata/timestamp.json cond
 echo "(${DURATION}s per case, wrk -t1 on CPU $CLIENT_CPU, servers on CPU $SERVER_CPU; errors nginx/relay;"
-echo " goals: >=1.0x nginx req/s on every case, p99 < 50 ms at $POLLERS connections, no errors)"
+echo " goals: >=1.0x nginx req/s on every case, no errors. Flat out, latency is connections / rate.)"
+
+# A fleet polling: POLLERS keep-alive connections, each a conditional GET every POLL_EVERY_MS.
+echo
+echo "$POLLERS keep-alive connections, each polling timestamp.json (If-None-Match) every ${POLL_EVERY_MS} ms for ${DURATION}s"
+echo "(goal: p99 < 50 ms, no errors)"
+for s in nginx:$NGINX_PORT relay:$RELAY_PORT; do
+  u="http://127.0.0.1:${s#*:}/metadata/timestamp.json"
+  printf "%-6s " "${s%%:*}"
+  taskset -c $CLIENT_CPU "$LOAD_BIN" poll "$u" "$POLLERS" "$DURATION" "$POLL_EVERY_MS" "$(etag "$u")"
+done
 
 # The release burst: BURST clients fetch the 10 MiB target at the same instant, each on its own
 # connection; time to the last byte per client.
@@ -149,5 +161,5 @@ echo
 echo "release burst: $BURST clients fetch one 10 MiB target at once"
 for s in nginx:$NGINX_PORT relay:$RELAY_PORT; do
   printf "%-6s " "${s%%:*}"
-  taskset -c $CLIENT_CPU "$BURST_BIN" "http://127.0.0.1:${s#*:}/$LARGE" "$BURST" 10485760
+  taskset -c $CLIENT_CPU "$LOAD_BIN" burst "http://127.0.0.1:${s#*:}/$LARGE" "$BURST" 10485760
 done
