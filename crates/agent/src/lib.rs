@@ -106,8 +106,18 @@ impl Agent {
     /// read once, at the start. A new policy in the heartbeat's reply is acted on in this cycle
     /// when it changes the sources or the plan's basis: the update runs again under it (it
     /// plans again because the recorded basis differs) and is reported.
+    ///
+    /// A host that never received a policy (a new host) asks for one first, so that its
+    /// first install already follows its group's channel, pins and rollout holds; if the
+    /// manager does not answer, it updates without one (a manager outage never stops updates).
     pub fn cycle(&self) -> Result<CycleReport> {
-        let policy = self.policy();
+        let mut policy = self.policy();
+        if policy.is_none() && self.config.link.manager.is_some() {
+            match self.report(None) {
+                Ok(first) => policy = first,
+                Err(e) => tracing::warn!(error = %e, "no policy from the manager yet"),
+            }
+        }
         let mut report = self.update(policy.clone())?;
         let Some(url) = self.config.link.manager.clone() else {
             return Ok(report);

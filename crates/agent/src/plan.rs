@@ -157,49 +157,55 @@ impl Selection {
         .unwrap_or_default()
     }
 
-    /// Whether `version` of `component` is neither withheld nor at or above its hold.
-    pub fn allows(&self, component: &str, version: &Version) -> bool {
-        let same = |v: &String| v.parse::<Version>().is_ok_and(|w| &w == version);
-        let withheld = self
-            .withheld
+    /// Whether `version` of `component` is withheld (numerically; a withheld spelling that is
+    /// not a version is compared as text).
+    fn withheld(&self, component: &str, version: &str) -> bool {
+        self.withheld.get(component).is_some_and(|ws| {
+            ws.iter().any(
+                |w| match (w.parse::<Version>(), version.parse::<Version>()) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => w == version,
+                },
+            )
+        })
+    }
+
+    /// Whether a hold keeps `version` of `component` away: it is at or above the hold (a hold
+    /// that is not a version keeps every version away: fail closed).
+    fn held(&self, component: &str, version: &Version) -> bool {
+        self.holds
             .get(component)
-            .is_some_and(|vs| vs.iter().any(same));
-        let held = self
-            .holds
-            .get(component)
-            .and_then(|h| h.parse::<Version>().ok())
-            .is_some_and(|h| version >= &h);
-        !withheld && !held
+            .is_some_and(|h| h.parse::<Version>().map_or(true, |h| version >= &h))
+    }
+
+    /// Whether a new install of `version` of `component` (for patches: applying it) is allowed.
+    pub fn allows(&self, component: &str, text: &str, version: &Version) -> bool {
+        !self.withheld(component, text) && !self.held(component, version)
     }
 
     /// The version of `component` to run among the `offered` ones (version text → parsed
-    /// version and anything else): the pin if offered; else the channel's choice among the
-    /// versions not withheld, lowered below a hold.
+    /// version and anything else), `installed` being the one it runs now: the pin if offered;
+    /// else the channel's choice among all signed versions (`n-1`: the newest but one), lowered
+    /// past withheld versions and below a hold. A hold never takes a host below the version it
+    /// already runs (a rollout holds back, it does not downgrade); a withheld one does.
     pub fn choose<'v, X>(
         &self,
         component: &str,
         offered: &'v BTreeMap<&'v str, (Version, X)>,
+        installed: Option<&str>,
     ) -> Option<&'v str> {
         if let Some(pin) = self.pinned.get(component) {
             return offered.get_key_value(pin.as_str()).map(|(k, _)| *k);
         }
-        let mut candidates: Vec<(&'v str, &'v Version)> = offered
-            .iter()
-            .map(|(k, (v, _))| (*k, v))
-            .filter(|(_, v)| {
-                let same = |w: &String| w.parse::<Version>().is_ok_and(|w| &w == *v);
-                !self
-                    .withheld
-                    .get(component)
-                    .is_some_and(|ws| ws.iter().any(same))
-            })
-            .collect();
-        candidates.sort_by(|a, b| b.1.cmp(a.1));
-        let skip = usize::from(self.channel == Channel::Previous && candidates.len() > 1);
-        candidates
-            .into_iter()
+        let mut all: Vec<(&'v str, &'v Version)> =
+            offered.iter().map(|(k, (v, _))| (*k, v)).collect();
+        all.sort_by(|a, b| b.1.cmp(a.1));
+        let skip = usize::from(self.channel == Channel::Previous && all.len() > 1);
+        all.into_iter()
             .skip(skip)
-            .find(|(_, v)| self.allows(component, v))
+            .find(|(k, v)| {
+                !self.withheld(component, k) && (Some(*k) == installed || !self.held(component, v))
+            })
             .map(|(k, _)| k)
     }
 }
@@ -327,7 +333,11 @@ fn module_plans<'a, T>(content: &'a Content<T>, basis: &Basis<'a>) -> Vec<Module
             let Some(versions) = offered.get(c.as_str()) else {
                 continue;
             };
-            let Some(version) = basis.selection.choose(c, versions) else {
+            let Some(version) =
+                basis
+                    .selection
+                    .choose(c, versions, current.get(c.as_str()).copied())
+            else {
                 continue;
             };
             let Some((_, files)) = versions.get(version) else {
@@ -369,10 +379,11 @@ fn product_plan<'a, T: Target>(
             t.info.kind == Kind::Patch
                 && t.info.product.as_deref() == Some(p.name.as_str())
                 && for_platform(&t.info, basis.platform)
-                && t.info
-                    .version
-                    .parse::<Version>()
-                    .is_ok_and(|v| basis.selection.allows(&t.info.component, &v))
+                && t.info.version.parse::<Version>().is_ok_and(|v| {
+                    basis
+                        .selection
+                        .allows(&t.info.component, &t.info.version, &v)
+                })
         })
         .collect();
     patches.sort_by(|a, b| {

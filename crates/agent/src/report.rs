@@ -20,7 +20,7 @@ pub fn heartbeat(
     let status = state.status()?;
     let installed = state.installed()?;
     let history = state.history()?;
-    // Versions whose reload failed (at most 100, the first by name): rollout health.
+    // Versions whose reload failed (at most 1000, the manager's bound): rollout health.
     let failed_versions = state
         .ledger()?
         .reload_failed
@@ -34,7 +34,7 @@ pub fn heartbeat(
                     reason: format!("reload failed: {why}"),
                 })
         })
-        .take(100)
+        .take(1000)
         .collect();
     let mut builds = status.products.clone();
     builds.insert("updraft".into(), env!("CARGO_PKG_VERSION").into());

@@ -8,6 +8,10 @@ CREATE TABLE rollouts (
     state TEXT NOT NULL,
     wave INTEGER NOT NULL DEFAULT 0,
     wave_started TEXT NOT NULL,
+    -- When each released wave was released (JSON list, RFC 3339).
+    wave_times TEXT NOT NULL DEFAULT '[]',
+    -- When an administrator last resumed it: failures reported before are not counted again.
+    resumed TEXT,
     approved INTEGER NOT NULL DEFAULT 0,
     rolled_back INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
@@ -20,5 +24,6 @@ CREATE TABLE rollout_hosts (
     host_id TEXT NOT NULL,
     took TEXT,
     failed TEXT,
+    failed_at TEXT,
     PRIMARY KEY (rollout_id, host_id)
 );

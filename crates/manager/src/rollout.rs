@@ -101,6 +101,27 @@ impl RolloutSpec {
         for (i, w) in self.waves.iter().enumerate() {
             w.validate(&format!("waves[{i}]"))?;
         }
+        if self.waves[0].approval {
+            return Err(bad(
+                "waves[0].approval",
+                "the first wave is released when the rollout is created: create it when ready",
+            ));
+        }
+        let mut share = 0;
+        for (i, w) in self
+            .waves
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.groups.is_empty())
+        {
+            if w.share < share {
+                return Err(bad(
+                    &format!("waves[{i}].share"),
+                    "shares of waves without groups never decrease (a later wave would be empty)",
+                ));
+            }
+            share = w.share;
+        }
         let last = &self.waves[self.waves.len() - 1];
         if last.share != 100 || !last.groups.is_empty() {
             return Err(bad(
@@ -198,6 +219,12 @@ pub struct Rollout {
     pub wave: usize,
     /// When that wave was released (RFC 3339).
     pub wave_started: String,
+    /// When each released wave was released (RFC 3339), in order.
+    #[serde(default)]
+    pub wave_times: Vec<String>,
+    /// When an administrator last resumed it (failures reported before are not counted).
+    #[serde(default)]
+    pub resumed: Option<String>,
     /// Waves up to this index (exclusive) are approved.
     pub approved: usize,
     /// Hosts that took the version were told to return to the version below it.
@@ -278,24 +305,60 @@ pub enum Health {
     Healthy,
     /// Not installed yet, or a module using it not online yet.
     Pending,
-    /// Reported a failure, or went silent after taking the version.
+    /// Reported a failure, or went silent after its wave was released.
     Failed(String),
+    /// Silent since before its wave was released: not judged (neither counted nor waited for).
+    Absent,
 }
 
-/// Health of a released host: a reported failure or silence after the install fails it.
+/// Whether two version texts name the same version (numerically: `18.600` is `18.600.00`).
+pub fn same_version(a: &str, b: &str) -> bool {
+    match (a.parse::<model::Version>(), b.parse::<model::Version>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn parse_time(t: &str) -> Option<OffsetDateTime> {
+    tuf::metadata::parse_expires("rollout", t).ok()
+}
+
+/// When the wave of `h` was released, if it was.
+fn released_at(r: &Rollout, h: &HostView<'_>) -> Option<OffsetDateTime> {
+    let w = wave_of(r, h.id, h.group)?;
+    let t = r
+        .wave_times
+        .get(w)
+        .or((w == r.wave).then_some(&r.wave_started))?;
+    parse_time(t)
+}
+
+/// Health of a released host: a reported failure (since the last resume) fails it, and so
+/// does silence: no heartbeat for `silent_after` seconds after its wave was released (whether
+/// it crashed on the install or before reporting it). A host already silent when its wave was
+/// released is `Absent`, not judged.
 pub fn health(r: &Rollout, h: &HostView<'_>, now: OffsetDateTime) -> Health {
     if let Some(why) = h.failed {
         return Health::Failed(why.to_string());
     }
-    let silent_for = h.last_seen.map(|t| (now - t).whole_seconds());
     let limit = i64::try_from(r.spec.silent_after).unwrap_or(i64::MAX);
-    if let (Some(_), Some(s)) = (h.took, silent_for) {
-        if s > limit {
-            return Health::Failed(format!("silent for {s} s after taking the version"));
+    if let Some(seen) = h.last_seen {
+        let silent = (now - seen).whole_seconds();
+        let seen_since_release = released_at(r, h).is_none_or(|t| seen >= t);
+        if silent > limit {
+            return if seen_since_release || h.took.is_some() {
+                Health::Failed(format!("silent for {silent} s after its wave was released"))
+            } else {
+                Health::Absent
+            };
         }
     }
     let c = &r.spec.component;
-    if h.components.get(c) != Some(&r.spec.version) {
+    if !h
+        .components
+        .get(c)
+        .is_some_and(|v| same_version(v, &r.spec.version))
+    {
         return Health::Pending;
     }
     let online = h
@@ -333,10 +396,13 @@ pub struct HostProgress {
 /// Per-wave counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveProgress {
+    /// Hosts judged (all but the absent ones).
     pub hosts: usize,
     pub healthy: usize,
     pub pending: usize,
     pub failed: usize,
+    /// Silent since before the wave's release: not judged.
+    pub absent: usize,
 }
 
 /// What the gates decide for a running rollout.
@@ -369,12 +435,13 @@ pub fn progress(
             Health::Pending
         };
         if let Some(w) = wave.and_then(|w| waves.get_mut(w)) {
-            w.hosts += 1;
             match health {
                 Health::Healthy => w.healthy += 1,
                 Health::Pending => w.pending += 1,
                 Health::Failed(_) => w.failed += 1,
+                Health::Absent => w.absent += 1,
             }
+            w.hosts += usize::from(health != Health::Absent);
         }
         lines.push(HostProgress {
             host_id: h.id.to_string(),
@@ -403,14 +470,20 @@ pub fn decide(
         return Decision::Halt(why);
     }
     let cur = waves.get(r.wave).cloned().unwrap_or_default();
-    let started = tuf::metadata::parse_expires("rollout", &r.wave_started).unwrap_or(now);
+    let started = parse_time(&r.wave_started).unwrap_or(now);
     let soaked = (now - started).whole_seconds();
     let soak = i64::try_from(wave.soak).unwrap_or(i64::MAX);
     let n = r.wave + 1;
     if soaked < soak {
         return Decision::Wait(format!("wave {n} soaking: {soaked} of {soak} s"));
     }
-    // An empty wave passes (nothing to judge).
+    // A wave with no host to judge (a mistyped canary group, say) gives no signal: it goes on
+    // only when an administrator approves.
+    if cur.hosts == 0 && r.approved <= n {
+        return Decision::Wait(format!(
+            "wave {n} has no host to judge: approve to go on without its signal"
+        ));
+    }
     let share_ok = cur.hosts == 0
         || cur.healthy.saturating_mul(100) >= usize::from(wave.success).saturating_mul(cur.hosts);
     if !share_ok {

@@ -176,11 +176,8 @@ fn channels_holds_and_withheld_versions_choose_among_the_signed_ones() {
         .insert("a.pattern".into(), vec!["2.0".into()]);
     assert_eq!(installs(&host.plan(&c)), av("1.1"), "2.0 withheld");
     host.selection.channel = model::protocol::Channel::Previous;
-    assert_eq!(
-        installs(&host.plan(&c)),
-        av("1.0"),
-        "n-1 of what is not withheld"
-    );
+    // n-1 of every signed version: rolling back the newest does not move n-1 hosts further.
+    assert_eq!(installs(&host.plan(&c)), av("1.1"), "n-1 with 2.0 withheld");
     // A pin wins over all of it; a hold below every version installs nothing.
     host.selection
         .pinned
@@ -191,6 +188,40 @@ fn channels_holds_and_withheld_versions_choose_among_the_signed_ones() {
         .holds
         .insert("a.pattern".into(), "0.5".into());
     assert_eq!(installs(&host.plan(&c)), []);
+    // A hold that is not a version holds everything back (fail closed).
+    host.selection
+        .holds
+        .insert("a.pattern".into(), "not a version".into());
+    assert_eq!(installs(&host.plan(&c)), []);
+}
+
+#[test]
+fn a_hold_never_downgrades_a_host_but_a_withheld_version_does() {
+    let c = of(vec![
+        content("a.pattern", "1.1"),
+        content("a.pattern", "2.0"),
+    ]);
+    let mut host = Host::new();
+    host.installed.components.insert(
+        "a.pattern".into(),
+        InstalledComponent {
+            module: "av".into(),
+            version: "2.0".into(),
+            ..InstalledComponent::default()
+        },
+    );
+    host.selection
+        .holds
+        .insert("a.pattern".into(), "2.0".into());
+    assert_eq!(installs(&host.plan(&c)), [], "held back, not rolled back");
+    host.selection
+        .withheld
+        .insert("a.pattern".into(), vec!["2.0.0".into()]);
+    assert_eq!(
+        installs(&host.plan(&c)),
+        av("1.1"),
+        "withheld (any spelling): rolled back"
+    );
 }
 
 #[test]

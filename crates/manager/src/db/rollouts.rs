@@ -52,8 +52,11 @@ type Report = (Option<String>, Option<String>);
 /// Host lines in one rollout status at most.
 pub const MAX_HOST_LINES: usize = 1000;
 
-const COLUMNS: &str =
-    "id, spec, state, wave, wave_started, approved, rolled_back, reason, created FROM rollouts";
+const COLUMNS: &str = "id, spec, state, wave, wave_started, approved, rolled_back, reason, created,
+    wave_times, resumed FROM rollouts";
+
+/// Rollouts not complete at most (each adds to every heartbeat reply's policy).
+pub const MAX_ACTIVE: usize = 100;
 
 fn row_rollout(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rollout> {
     let spec: String = r.get(1)?;
@@ -71,6 +74,8 @@ fn row_rollout(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rollout> {
         rolled_back: r.get(6)?,
         reason: r.get(7)?,
         created: r.get(8)?,
+        wave_times: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+        resumed: r.get(10)?,
     })
 }
 
@@ -92,6 +97,7 @@ impl Db {
     /// deciding (running, paused or halted without a rollback): finish or abort it first.
     pub fn create_rollout(&self, spec: &RolloutSpec, actor: &str) -> Result<Rollout> {
         spec.validate()?;
+        self.check_new_rollout(spec)?;
         let detail = to_json_text("rollout", spec)?;
         let id = self.transaction(|tx| {
             let busy: Option<i64> = tx
@@ -104,19 +110,19 @@ impl Db {
                 .optional()
                 .map_err(sql)?;
             if let Some(other) = busy {
-                return Err(Error::BadRequest {
-                    field: "component".into(),
-                    reason: format!(
+                return Err(bad(
+                    "component",
+                    format!(
                         "rollout {other} of {} is still running, paused or halted: finish or abort it first",
                         spec.component
                     ),
-                });
+                ));
             }
             let t = now();
             tx.execute(
-                "INSERT INTO rollouts (component, version, spec, state, wave, wave_started, created)
-                 VALUES (?1, ?2, ?3, 'running', 0, ?4, ?4)",
-                params![spec.component, spec.version, detail, t],
+                "INSERT INTO rollouts (component, version, spec, state, wave, wave_started, wave_times, created)
+                 VALUES (?1, ?2, ?3, 'running', 0, ?4, ?5, ?4)",
+                params![spec.component, spec.version, detail, t, to_json_text("wave_times", &[&t])?],
             )
             .map_err(sql)?;
             let id = tx.last_insert_rowid();
@@ -125,6 +131,43 @@ impl Db {
         })?;
         self.rollout(id)?
             .ok_or_else(|| Error::Db(format!("rollout {id} not found after saving it")))
+    }
+
+    /// Every group a wave names exists; not too many rollouts deciding; the version was not
+    /// withheld by an earlier rollout (publish a new version instead).
+    fn check_new_rollout(&self, spec: &RolloutSpec) -> Result<()> {
+        let groups: std::collections::HashSet<String> =
+            self.groups()?.into_iter().map(|g| g.name).collect();
+        for (i, w) in spec.waves.iter().enumerate() {
+            if let Some(g) = w.groups.iter().find(|g| !groups.contains(*g)) {
+                return Err(bad(
+                    &format!("waves[{i}].groups"),
+                    format!("no group {:?}", crate::text::escape(g)),
+                ));
+            }
+        }
+        let active = self.active_rollouts()?;
+        if active.len() >= MAX_ACTIVE {
+            return Err(bad(
+                "rollouts",
+                format!("{MAX_ACTIVE} rollouts are not complete: finish or retire some first"),
+            ));
+        }
+        let withheld = active.iter().find(|r| {
+            r.spec.component == spec.component
+                && rollout::same_version(&r.spec.version, &spec.version)
+                && (r.rolled_back || r.state == State::Aborted)
+        });
+        if let Some(r) = withheld {
+            return Err(bad(
+                "version",
+                format!(
+                    "rollout {} withheld {} {}: publish a new version",
+                    r.id, spec.component, spec.version
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn rollout(&self, id: i64) -> Result<Option<Rollout>> {
@@ -175,13 +218,38 @@ impl Db {
             _ => return Err(conflict(id, r.state, action)),
         };
         let reason = format!("{action:?} by {actor}");
+        let resumed = if action == Action::Resume {
+            Some(now())
+        } else {
+            r.resumed.clone()
+        };
         self.transaction(|tx| {
-            tx.execute(
-                "UPDATE rollouts SET state = ?2, approved = ?3, rolled_back = ?4, reason = ?5
-                 WHERE id = ?1",
-                params![id, state.as_str(), i64_of(approved), rolled_back, reason],
-            )
-            .map_err(sql)?;
+            // Only if nobody (the gates, another administrator) changed it since it was read.
+            let changed = tx
+                .execute(
+                    "UPDATE rollouts SET state = ?2, approved = ?3, rolled_back = ?4, reason = ?5,
+                     resumed = ?6 WHERE id = ?1 AND state = ?7 AND wave = ?8 AND rolled_back = ?9
+                     AND approved = ?10",
+                    params![
+                        id,
+                        state.as_str(),
+                        i64_of(approved),
+                        rolled_back,
+                        reason,
+                        resumed,
+                        r.state.as_str(),
+                        i64_of(r.wave),
+                        r.rolled_back,
+                        i64_of(r.approved)
+                    ],
+                )
+                .map_err(sql)?;
+            if changed != 1 {
+                return Err(bad(
+                    "action",
+                    format!("rollout {id} changed meanwhile: try again"),
+                ));
+            }
             let what = format!("rollout {id}: {} -> {}", r.state.as_str(), state.as_str());
             audit_tx(
                 tx,
@@ -200,23 +268,29 @@ impl Db {
         let t = now();
         for r in active {
             let (c, v) = (&r.spec.component, &r.spec.version);
-            let runs = b.components.get(c) == Some(v);
+            let runs = b
+                .components
+                .get(c)
+                .is_some_and(|x| rollout::same_version(x, v));
             let failed = b
                 .failed_versions
                 .iter()
-                .find(|f| &f.component == c && &f.version == v)
+                .find(|f| &f.component == c && rollout::same_version(&f.version, v))
                 .map(|f| f.reason.clone());
             if !runs && failed.is_none() {
                 continue;
             }
             self.conn()?
                 .prepare_cached(
-                    "INSERT INTO rollout_hosts (rollout_id, host_id, took, failed) VALUES (?1, ?2, ?3, ?4)
+                    "INSERT INTO rollout_hosts (rollout_id, host_id, took, failed, failed_at)
+                     VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END)
                      ON CONFLICT (rollout_id, host_id) DO UPDATE SET
-                       took = COALESCE(took, excluded.took), failed = COALESCE(failed, excluded.failed)",
+                       took = COALESCE(took, excluded.took),
+                       failed_at = CASE WHEN failed IS NULL THEN excluded.failed_at ELSE failed_at END,
+                       failed = COALESCE(failed, excluded.failed)",
                 )
                 .map_err(sql)?
-                .execute(params![r.id, host_id, runs.then_some(&t), failed])
+                .execute(params![r.id, host_id, runs.then_some(&t), failed, t])
                 .map_err(sql)?;
         }
         Ok(())
@@ -234,7 +308,7 @@ impl Db {
             .into_iter()
             .map(|g| (g.name.clone(), g))
             .collect();
-        let reports = self.rollout_reports(r.id)?;
+        let reports = self.rollout_reports(r)?;
         let views: Vec<HostView<'_>> = hosts
             .iter()
             .map(|h| host_view(r, h, groups.get(&h.group), reports.get(&h.id)))
@@ -242,13 +316,20 @@ impl Db {
         Ok(rollout::progress(r, &views, now))
     }
 
-    fn rollout_reports(&self, id: i64) -> Result<HashMap<String, Report>> {
+    /// What hosts reported about `r`'s version; failures reported before the last resume are
+    /// left out.
+    fn rollout_reports(&self, r: &Rollout) -> Result<HashMap<String, Report>> {
         let c = self.conn()?;
         let mut st = c
-            .prepare_cached("SELECT host_id, took, failed FROM rollout_hosts WHERE rollout_id = ?1")
+            .prepare_cached(
+                "SELECT host_id, took, CASE WHEN ?2 IS NULL OR failed_at >= ?2 THEN failed END
+                 FROM rollout_hosts WHERE rollout_id = ?1",
+            )
             .map_err(sql)?;
         let rows = st
-            .query_map(params![id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .query_map(params![r.id, r.resumed], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+            })
             .map_err(sql)?;
         rows.collect::<std::result::Result<_, _>>().map_err(sql)
     }
@@ -270,35 +351,41 @@ impl Db {
         }))
     }
 
-    /// Run the gates of every running rollout at `now`; each transition is stored and audited
-    /// (actor `rollouts`) with its reason. Returns the transitions made.
+    /// Run the gates of every running rollout at `now` (and the error threshold of paused
+    /// ones); each transition is stored and audited (actor `rollouts`) with its reason.
+    /// Returns the transitions made.
     pub fn rollout_tick(&self, now: OffsetDateTime) -> Result<Vec<(i64, Decision)>> {
         let mut made = Vec::new();
         for r in self.active_rollouts()? {
-            if r.state != State::Running {
+            if !matches!(r.state, State::Running | State::Paused) {
                 continue;
             }
             let (lines, waves) = self.rollout_progress(&r, now)?;
             let d = rollout::decide(&r, &lines, &waves, now);
-            if let Some(()) = self.apply_decision(&r, &d)? {
+            if r.state == State::Paused && !matches!(d, Decision::Halt(_)) {
+                continue;
+            }
+            if self.apply_decision(&r, &d)? {
                 made.push((r.id, d));
             }
         }
         Ok(made)
     }
 
-    fn apply_decision(&self, r: &Rollout, d: &Decision) -> Result<Option<()>> {
+    /// Store a decision made on `r` as read; nothing when the rollout changed meanwhile (an
+    /// administrator's action wins over the gates' stale view).
+    fn apply_decision(&self, r: &Rollout, d: &Decision) -> Result<bool> {
         let (state, wave, rolled_back, why, action) = match d {
             Decision::Wait(why) => {
                 if *why != r.reason {
                     self.conn()?
                         .execute(
-                            "UPDATE rollouts SET reason = ?2 WHERE id = ?1",
+                            "UPDATE rollouts SET reason = ?2 WHERE id = ?1 AND state = 'running'",
                             params![r.id, why],
                         )
                         .map_err(sql)?;
                 }
-                return Ok(None);
+                return Ok(false);
             }
             Decision::Advance(why) => (State::Running, r.wave + 1, false, why, "rollout-advance"),
             Decision::Complete(why) => (State::Complete, r.wave, false, why, "rollout-complete"),
@@ -311,23 +398,53 @@ impl Db {
             ),
         };
         let t = now();
+        let mut times = r.wave_times.clone();
+        if wave > r.wave {
+            times.push(t.clone());
+        }
+        let times = to_json_text("wave_times", &times)?;
+        let started = if wave > r.wave {
+            t.clone()
+        } else {
+            r.wave_started.clone()
+        };
         self.transaction(|tx| {
-            tx.execute(
-                "UPDATE rollouts SET state = ?2, wave = ?3, wave_started = ?4, rolled_back = ?5,
-                 reason = ?6 WHERE id = ?1",
-                params![r.id, state.as_str(), i64_of(wave), t, rolled_back, why],
-            )
-            .map_err(sql)?;
+            let changed = tx
+                .execute(
+                    "UPDATE rollouts SET state = ?2, wave = ?3, wave_started = ?4, rolled_back = ?5,
+                     reason = ?6, wave_times = ?7
+                     WHERE id = ?1 AND state = ?8 AND wave = ?9 AND rolled_back = ?10",
+                    params![
+                        r.id,
+                        state.as_str(),
+                        i64_of(wave),
+                        started,
+                        rolled_back,
+                        why,
+                        times,
+                        r.state.as_str(),
+                        i64_of(r.wave),
+                        r.rolled_back
+                    ],
+                )
+                .map_err(sql)?;
+            if changed != 1 {
+                return Ok(false);
+            }
             let rb = if rolled_back { "; hosts roll back" } else { "" };
             audit_tx(
                 tx,
                 "rollouts",
                 action,
                 &format!("rollout {}: {why}{rb}", r.id),
-            )
-        })?;
-        tracing::info!(rollout = r.id, action, "{why}");
-        Ok(Some(()))
+            )?;
+            Ok(true)
+        })
+        .inspect(|&done| {
+            if done {
+                tracing::info!(rollout = r.id, action, "{why}");
+            }
+        })
     }
 }
 
@@ -388,4 +505,72 @@ pub fn add_holds(policy: &mut Policy, host_id: &str, active: &[Rollout]) {
     }
     policy.holds = holds;
     policy.withheld = withheld;
+}
+
+fn bad(field: &str, reason: impl Into<String>) -> Error {
+    Error::BadRequest {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::Wave;
+
+    fn spec() -> RolloutSpec {
+        let wave = |share| Wave {
+            groups: Vec::new(),
+            share,
+            soak: 0,
+            success: 100,
+            max_failures: 1,
+            max_failure_share: 0,
+            approval: false,
+        };
+        RolloutSpec {
+            component: "av.pattern".into(),
+            version: "2.0".into(),
+            waves: vec![wave(10), wave(100)],
+            auto_rollback: true,
+            silent_after: 60,
+        }
+    }
+
+    #[test]
+    fn an_abort_made_while_the_gates_decided_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
+        let stale = db.create_rollout(&spec(), "test").unwrap();
+        db.rollout_action(stale.id, Action::Abort, "admin a")
+            .unwrap();
+        // The gates decided on the rollout as they read it before the abort.
+        let made = db
+            .apply_decision(&stale, &Decision::Advance("wave 1 healthy".into()))
+            .unwrap();
+        assert!(!made);
+        let now = db.rollout(stale.id).unwrap().unwrap();
+        assert_eq!((now.state, now.wave), (State::Aborted, 0));
+        // And an administrator acting on a stale view is told so.
+        assert!(db
+            .rollout_action(stale.id, Action::Pause, "admin a")
+            .is_err());
+    }
+
+    #[test]
+    fn a_withheld_version_or_an_unknown_group_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
+        let r = db.create_rollout(&spec(), "test").unwrap();
+        db.rollout_action(r.id, Action::AbortAndRollBack, "admin a")
+            .unwrap();
+        let e = db.create_rollout(&spec(), "test").unwrap_err().to_string();
+        assert!(e.contains("withheld"), "{e}");
+        let mut s = spec();
+        s.version = "2.1".into();
+        s.waves[0].groups = vec!["canry".into()];
+        let e = db.create_rollout(&s, "test").unwrap_err().to_string();
+        assert!(e.contains("no group"), "{e}");
+    }
 }

@@ -18,6 +18,8 @@ fn rollout(waves: Vec<Wave>) -> Rollout {
         state: State::Running,
         wave: 0,
         wave_started: tuf::metadata::format_expires(at(0)),
+        wave_times: vec![tuf::metadata::format_expires(at(0))],
+        resumed: None,
         approved: 0,
         rolled_back: false,
         reason: String::new(),
@@ -232,4 +234,65 @@ fn specs_are_validated() {
     assert!(r.spec.validate().is_err(), "version syntax");
     r.spec.version = "2.0".into();
     assert!(r.spec.validate().is_ok());
+}
+
+#[test]
+fn a_wave_without_hosts_to_judge_waits_for_an_approval() {
+    // A mistyped canary group: nobody is in wave 1.
+    let mut r = rollout(vec![wave(&["canry"], 100, 0), wave(&[], 100, 0)]);
+    let hosts = [host("p1", "prod", "1.0", true)];
+    let hv = views(&hosts);
+    let (lines, waves) = progress(&r, &hv, at(10));
+    assert!(
+        matches!(decide(&r, &lines, &waves, at(10)), Decision::Wait(w) if w.contains("no host to judge"))
+    );
+    r.approved = 2;
+    assert!(matches!(
+        decide(&r, &lines, &waves, at(10)),
+        Decision::Advance(_)
+    ));
+}
+
+#[test]
+fn a_host_silent_before_its_release_is_absent_and_one_that_dies_after_it_fails() {
+    let r = rollout(vec![wave(&["canary"], 100, 600), wave(&[], 100, 0)]);
+    // Last seen before the release (at 0), never took the version: absent, not judged.
+    let mut gone = [
+        host("c1", "canary", "1.0", true),
+        host("c2", "canary", "1.0", true),
+    ];
+    gone[0].last_seen = -500;
+    // Seen after the release, then nothing: it died installing (no report of the version).
+    gone[1].last_seen = 5;
+    let hv = views(&gone);
+    let (lines, waves) = progress(&r, &hv, at(100));
+    assert_eq!(
+        (waves[0].absent, waves[0].failed, waves[0].hosts),
+        (1, 1, 1),
+        "{lines:?}"
+    );
+    assert!(matches!(decide(&r, &lines, &waves, at(100)), Decision::Halt(w) if w.contains("c2")));
+}
+
+#[test]
+fn versions_compare_by_number_not_spelling() {
+    let mut r = rollout(vec![wave(&[], 100, 0)]);
+    r.spec.version = "2.0.00".into();
+    let hosts = [host("p1", "prod", "2.0", true)];
+    let hv = views(&hosts);
+    assert_eq!(health(&r, &hv[0], at(10)), Health::Healthy);
+    assert!(same_version("18.600", "18.600.00"));
+}
+
+#[test]
+fn first_wave_approval_and_shrinking_shares_are_refused() {
+    let mut first = wave(&[], 100, 0);
+    first.approval = true;
+    let mut r = rollout(vec![first]);
+    assert!(
+        r.spec.validate().is_err(),
+        "the first wave is released at once"
+    );
+    r.spec.waves = vec![wave(&[], 50, 0), wave(&[], 10, 0), wave(&[], 100, 0)];
+    assert!(r.spec.validate().is_err(), "a later wave would be empty");
 }

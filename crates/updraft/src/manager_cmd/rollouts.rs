@@ -169,12 +169,13 @@ fn show(db: &Db, json: bool, id: i64) -> Result<()> {
         );
         for (i, w) in s.waves.iter().enumerate() {
             println!(
-                "  wave {}: {} hosts, {} healthy, {} pending, {} failed",
+                "  wave {}: {} hosts, {} healthy, {} pending, {} failed, {} absent",
                 i + 1,
                 w.hosts,
                 w.healthy,
                 w.pending,
-                w.failed
+                w.failed,
+                w.absent
             );
         }
         for h in &s.hosts {
@@ -182,6 +183,7 @@ fn show(db: &Db, json: bool, id: i64) -> Result<()> {
                 Health::Healthy => ("healthy", String::new()),
                 Health::Pending => ("pending", String::new()),
                 Health::Failed(why) => ("failed", why.clone()),
+                Health::Absent => ("absent", "silent since before its wave".to_string()),
             };
             let wave = h.wave.map_or("-".to_string(), |w| (w + 1).to_string());
             println!(

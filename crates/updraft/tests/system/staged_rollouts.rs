@@ -333,6 +333,9 @@ fn a_group_on_the_previous_channel_runs_the_newest_version_but_one() {
     f.once(&prod);
     assert_eq!(f.pattern("slow-1"), "good 18.524.00");
     assert_eq!(f.pattern("prod-1"), "good 18.600.00");
+    // A new host asks for its policy before its first install: it never ran the newest.
+    let newest = format!("slow-1/state/versions/{C}/{NEW}");
+    assert!(!f.bed.path(&newest).exists(), "{newest} was downloaded");
     let e = fails(&[
         "admin",
         "--db",
@@ -344,4 +347,35 @@ fn a_group_on_the_previous_channel_runs_the_newest_version_but_one() {
         "beta",
     ]);
     assert!(e.contains("channel"), "{e}");
+}
+
+#[test]
+fn a_host_that_crashes_while_installing_halts_the_rollout_and_recovers_to_the_old_version() {
+    let f = Fleet::new();
+    good_base(&f);
+    let canary = f.agent("canary-1", "canary");
+    let prod = f.agent("prod-1", "fleet");
+    let id = f.rollout(
+        json!([{"groups": ["canary"], "share": 100, "soak": 60}, {"share": 100, "soak": 0}]),
+        3,
+    );
+    f.once(&canary);
+    f.once(&prod);
+    f.publish_new(b"good but crashes 18.600.00");
+    // The process dies mid-install (a real abort), before it could report anything.
+    let crashed = f
+        .bed
+        .once_env(&canary, &[("UPDRAFT_FAULT", "install-after-stage")]);
+    assert!(crashed.is_err(), "{crashed:?}");
+    let halted = f.until(id, "halted");
+    let reason = halted["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("canary-1") && reason.contains("silent"),
+        "{reason}"
+    );
+    // Back up, it completes or undoes the interrupted install, then leaves the withheld version.
+    f.once(&canary);
+    assert_eq!(f.pattern("canary-1"), "good 18.524.00");
+    f.once(&prod);
+    assert_eq!(f.pattern("prod-1"), "good 18.524.00");
 }
