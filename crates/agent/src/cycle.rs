@@ -80,11 +80,24 @@ pub(crate) fn plan_digest(config: &AgentConfig, selection: &Selection) -> String
     if selection.channel != Channel::Latest
         || !selection.holds.is_empty()
         || !selection.withheld.is_empty()
+        || selection.maintenance.is_some()
     {
-        basis["rollouts"] =
-            serde_json::json!([selection.channel, selection.holds, selection.withheld]);
+        basis["rollouts"] = serde_json::json!([
+            selection.channel,
+            selection.holds,
+            selection.withheld,
+            selection.maintenance
+        ]);
     }
     tuf::crypto::sha256_hex(basis.to_string().as_bytes())
+}
+
+/// What carrying out a plan did: (component, version) installed, the patches, and what waits
+/// for the maintenance window.
+struct Applied {
+    installed: Vec<(String, String)>,
+    patches: crate::patches::PatchesDone,
+    deferred: Vec<String>,
 }
 
 impl Agent {
@@ -212,17 +225,19 @@ impl Agent {
         let ts_version = refreshed.up.timestamp_version();
         let selection = cy.selection();
         let mut errors = Vec::new();
-        let retry = {
+        let (retry, deferred) = {
             let mut dl = Downloads::new(&mut refreshed.up, &refreshed.source, &mut cy);
-            let (installed, patches) =
-                self.apply_plan(&content, &selection, &mut dl, &mut errors)?;
-            report.installed = installed;
-            report.patches = patches.applied;
-            patches.retry
+            let applied = self.apply_plan(&content, &selection, &mut dl, &mut errors)?;
+            report.installed = applied.installed;
+            report.patches = applied.patches.applied;
+            (applied.patches.retry, applied.deferred)
         };
         let mut status = self.status_after(&cy, previous, &content, &errors, retry)?;
         status.source = Some(refreshed.source.clone());
-        if errors.is_empty() && !retry {
+        // What waits for the maintenance window is planned again every cycle until it opens.
+        let waiting = !deferred.is_empty();
+        status.deferred = deferred;
+        if errors.is_empty() && !retry && !waiting {
             status.applied_timestamp = ts_version;
             status.applied_plan = digest;
         }
@@ -248,7 +263,7 @@ impl Agent {
         selection: &Selection,
         dl: &mut Downloads<'_>,
         errors: &mut Vec<String>,
-    ) -> Result<(Vec<(String, String)>, crate::patches::PatchesDone)> {
+    ) -> Result<Applied> {
         let installed = self.state.installed()?;
         let ledger = self.state.ledger()?;
         let builds = self.builds(&ledger);
@@ -257,6 +272,7 @@ impl Agent {
             products: &self.config.products,
             platform: &self.config.platform,
             selection,
+            in_window: selection.window_open(node::clock::now()),
             installed: &installed,
             ledger: &ledger,
             builds: &builds,
@@ -264,7 +280,14 @@ impl Agent {
         let plan = plan::plan(content, &basis);
         let done = self.apply_modules(&plan.modules, dl, errors)?;
         let patches = self.apply_patches(&plan.products, dl, errors)?;
-        Ok((done, patches))
+        for d in &plan.deferred {
+            tracing::info!(what = %d, "waits for the maintenance window");
+        }
+        Ok(Applied {
+            installed: done,
+            patches,
+            deferred: plan.deferred,
+        })
     }
 
     /// Every configured product's build now (or why it is unknown).

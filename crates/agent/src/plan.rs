@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use model::protocol::{Channel, Policy};
+use model::protocol::{Channel, MaintenanceWindow, Policy};
 use model::{ContentInfo, Kind, PatchId, Requirement, Version};
 use serde::Serialize;
 use tuf::TargetInfo;
@@ -126,6 +126,9 @@ pub struct Basis<'a> {
     pub platform: &'a str,
     /// Which verified version the manager's policy lets this host take.
     pub selection: &'a Selection,
+    /// Whether the maintenance window is open now (no window: always). Outside it, engines,
+    /// programs and patches wait unless their publisher marked them urgent.
+    pub in_window: bool,
     pub installed: &'a Installed,
     pub ledger: &'a Ledger,
     /// product → its build now, or why it cannot be determined.
@@ -144,6 +147,8 @@ pub struct Selection {
     pub holds: BTreeMap<String, String>,
     /// component → versions never to take (rolled back or aborted).
     pub withheld: BTreeMap<String, Vec<String>>,
+    /// When engines, programs and patches may be installed (none: any time).
+    pub maintenance: Option<MaintenanceWindow>,
 }
 
 impl Selection {
@@ -153,8 +158,24 @@ impl Selection {
             channel: p.channel.clone(),
             holds: p.holds.clone(),
             withheld: p.withheld.clone(),
+            maintenance: p.maintenance.clone(),
         })
         .unwrap_or_default()
+    }
+
+    /// Whether the maintenance window is open at `now` (by this host's clock, in the window's
+    /// offset from UTC); always without a window, never with an invalid one.
+    pub fn window_open(&self, now: time::OffsetDateTime) -> bool {
+        let Some(w) = &self.maintenance else {
+            return true;
+        };
+        let Ok(offset) = w.offset_minutes() else {
+            return false;
+        };
+        let local = now + time::Duration::minutes(i64::from(offset));
+        let weekday = usize::from(local.weekday().number_days_from_monday());
+        let minute = u32::from(local.hour()) * 60 + u32::from(local.minute());
+        w.contains_local(weekday, minute)
     }
 
     /// Whether `version` of `component` is withheld (numerically; a withheld spelling that is
@@ -215,6 +236,8 @@ impl Selection {
 pub struct Plan<'a, T = TargetInfo> {
     pub modules: Vec<ModulePlan<'a, T>>,
     pub products: Vec<ProductPlan<'a, T>>,
+    /// What waits for the maintenance window ("component version" or "patch id").
+    pub deferred: Vec<String>,
 }
 
 /// Versions to install into one module (then reload it once).
@@ -277,18 +300,34 @@ pub enum PatchStep<'a, T = TargetInfo> {
 
 /// The plan for `content` on this host.
 pub fn plan<'a, T: Target>(content: &'a Content<T>, basis: &Basis<'a>) -> Plan<'a, T> {
+    let mut deferred = Vec::new();
+    let modules = module_plans(content, basis, &mut deferred);
+    let products = basis
+        .products
+        .iter()
+        .map(|p| product_plan(p, content, basis, &mut deferred))
+        .collect();
     Plan {
-        modules: module_plans(content, basis),
-        products: basis
-            .products
-            .iter()
-            .map(|p| product_plan(p, content, basis))
-            .collect(),
+        modules,
+        products,
+        deferred,
     }
 }
 
-/// component → version text → (version, files): what the repository offers this platform.
-type Offered<'a, T> = HashMap<&'a str, BTreeMap<&'a str, (Version, Vec<&'a T>)>>;
+/// Whether a target waits for the maintenance window: engines, programs and patches that
+/// their publisher did not mark urgent.
+fn windowed(info: &ContentInfo) -> bool {
+    matches!(info.kind, Kind::Engine | Kind::Program | Kind::Patch) && !info.urgent
+}
+
+/// One offered version: its files, and whether it waits for the maintenance window.
+struct Offer<'a, T> {
+    files: Vec<&'a T>,
+    windowed: bool,
+}
+
+/// component → version text → (version, offer): what the repository offers this platform.
+type Offered<'a, T> = HashMap<&'a str, BTreeMap<&'a str, (Version, Offer<'a, T>)>>;
 
 fn offered<'a, T>(content: &'a Content<T>, platform: &str) -> Offered<'a, T> {
     let mut by_component: Offered<'a, T> = HashMap::new();
@@ -299,13 +338,23 @@ fn offered<'a, T>(content: &'a Content<T>, platform: &str) -> Offered<'a, T> {
         let Ok(v) = info.version.parse::<Version>() else {
             continue;
         };
-        by_component
+        let offer = &mut by_component
             .entry(info.component.as_str())
             .or_default()
             .entry(info.version.as_str())
-            .or_insert_with(|| (v, Vec::new()))
-            .1
-            .push(target);
+            .or_insert_with(|| {
+                (
+                    v,
+                    Offer {
+                        files: Vec::new(),
+                        windowed: true,
+                    },
+                )
+            })
+            .1;
+        offer.files.push(target);
+        // Urgent if any of its files is.
+        offer.windowed &= windowed(info);
     }
     by_component
 }
@@ -318,7 +367,11 @@ fn for_platform(info: &ContentInfo, platform: &str) -> bool {
 /// channel's, below a hold) of each of its components that is not installed and did not fail
 /// its reload. A component two modules use is installed once,
 /// by the first.
-fn module_plans<'a, T>(content: &'a Content<T>, basis: &Basis<'a>) -> Vec<ModulePlan<'a, T>> {
+fn module_plans<'a, T>(
+    content: &'a Content<T>,
+    basis: &Basis<'a>,
+    deferred: &mut Vec<String>,
+) -> Vec<ModulePlan<'a, T>> {
     let offered = offered(content, basis.platform);
     let mut current: BTreeMap<&str, &str> = basis
         .installed
@@ -340,17 +393,21 @@ fn module_plans<'a, T>(content: &'a Content<T>, basis: &Basis<'a>) -> Vec<Module
             else {
                 continue;
             };
-            let Some((_, files)) = versions.get(version) else {
+            let Some((_, offer)) = versions.get(version) else {
                 continue;
             };
             if current.get(c.as_str()) == Some(&version) || basis.ledger.reload_failed(c, version) {
+                continue;
+            }
+            if offer.windowed && !basis.in_window {
+                deferred.push(format!("{c} {version}"));
                 continue;
             }
             current.insert(c, version);
             installs.push(Install {
                 component: c.clone(),
                 version: version.to_string(),
-                files: files.clone(),
+                files: offer.files.clone(),
             });
         }
         if !installs.is_empty() {
@@ -368,6 +425,7 @@ fn product_plan<'a, T: Target>(
     p: &'a ProductConfig,
     content: &'a Content<T>,
     basis: &Basis<'a>,
+    deferred: &mut Vec<String>,
 ) -> ProductPlan<'a, T> {
     let unknown = Err("no build configured".to_string());
     let build = basis.builds.get(&p.name).unwrap_or(&unknown);
@@ -397,6 +455,25 @@ fn product_plan<'a, T: Target>(
         .get(&p.name)
         .cloned()
         .unwrap_or_default();
+    if !basis.in_window {
+        // Outside the window only urgent patches go on; the rest wait (not yet applied ones
+        // are named).
+        patches.retain(|t| {
+            let waits = windowed(&t.info)
+                && !t
+                    .info
+                    .patch_id
+                    .as_ref()
+                    .is_some_and(|id| applied.contains(id));
+            if waits {
+                deferred.push(format!(
+                    "patch {}",
+                    t.info.patch_id.as_deref().unwrap_or("?")
+                ));
+            }
+            !waits
+        });
+    }
     steps.extend(patch_steps(build.clone(), &applied, &patches));
     ProductPlan {
         product: p,

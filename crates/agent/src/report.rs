@@ -44,6 +44,12 @@ pub fn heartbeat(
         .chain(status.rejected.iter().cloned())
         .chain(status.ignored.iter().cloned())
         .chain(status.lagging.iter().cloned())
+        .chain(
+            status
+                .deferred
+                .iter()
+                .map(|d| format!("waits for the maintenance window: {d}")),
+        )
         .collect::<Vec<_>>()
         .join("; ");
     Ok(Heartbeat {

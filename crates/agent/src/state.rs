@@ -58,6 +58,10 @@ pub struct Status {
     /// which one and by how many timestamp versions.
     #[serde(default)]
     pub lagging: Vec<String>,
+    /// Engines, programs and patches waiting for the maintenance window ("component version",
+    /// "patch id").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<String>,
     /// Version of the timestamp whose content was fully applied (a crash after a refresh but
     /// before the installs leaves this behind, so the next cycle does the work).
     #[serde(default)]

@@ -1,5 +1,6 @@
--- Migration 3: channels per group and staged rollouts.
+-- Migration 3: channels and maintenance windows per group, and staged rollouts.
 ALTER TABLE groups ADD COLUMN channel TEXT NOT NULL DEFAULT 'latest';
+ALTER TABLE groups ADD COLUMN maintenance TEXT;
 CREATE TABLE rollouts (
     id INTEGER PRIMARY KEY,
     component TEXT NOT NULL,

@@ -293,6 +293,10 @@ pub struct ContentInfo {
     pub patch_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
+    /// The publisher marks this version urgent: hosts install it outside their maintenance
+    /// window too (engines, programs and patches otherwise wait for it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
 }
 
 impl ContentInfo {
@@ -432,6 +436,7 @@ mod tests {
             build: None,
             patch_id: None,
             platforms: vec![],
+            urgent: false,
         };
         let custom = info("ips.rules", "2.0.0").to_custom();
         let ok = ContentInfo::for_target("content/ips.rules/2.0.0/p.dat", Some(&custom));
@@ -546,6 +551,7 @@ mod tests {
             build: Some("9.5.1519".into()),
             patch_id: Some("CP-1519".into()),
             platforms: vec![],
+            urgent: false,
         };
         c.validate().unwrap();
         assert_eq!(

@@ -95,6 +95,93 @@ pub struct Policy {
     /// one returns to the newest version it may take.
     #[serde(default)]
     pub withheld: BTreeMap<String, Vec<String>>,
+    /// When engines, programs and patches may be installed (content marked urgent any time;
+    /// patterns and rules always). The host judges it with its own clock.
+    #[serde(default)]
+    pub maintenance: Option<MaintenanceWindow>,
+}
+
+/// A weekly maintenance window in a fixed offset from UTC: `days` of the week, from `start`
+/// to `end` (`HH:MM`; an `end` at or before `start` runs past midnight into the next day).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceWindow {
+    /// `mon` … `sun`.
+    pub days: Vec<String>,
+    pub start: String,
+    pub end: String,
+    /// `+HH:MM` or `-HH:MM` from UTC (the site's offset).
+    #[serde(default = "utc")]
+    pub utc_offset: String,
+}
+
+fn utc() -> String {
+    "+00:00".into()
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// `HH:MM` as minutes of the day.
+fn minutes(field: &str, s: &str) -> Result<u32, String> {
+    let bad = || format!("{field}: {s:?} is not HH:MM (00:00 to 23:59)");
+    let (h, m) = s.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+impl MaintenanceWindow {
+    /// Check every field; the error names it.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.days.is_empty() || self.days.len() > 7 {
+            return Err("days: give 1 to 7 of mon, tue, wed, thu, fri, sat, sun".into());
+        }
+        for d in &self.days {
+            if !DAYS.contains(&d.as_str()) {
+                return Err(format!("days: {d:?} is not one of {}", DAYS.join(", ")));
+            }
+        }
+        minutes("start", &self.start)?;
+        minutes("end", &self.end)?;
+        self.offset_minutes()?;
+        Ok(())
+    }
+
+    /// The offset from UTC in minutes (−23:59 to +23:59).
+    pub fn offset_minutes(&self) -> Result<i32, String> {
+        let s = &self.utc_offset;
+        let (sign, rest) = match s.as_bytes().first() {
+            Some(b'+') => (1, &s[1..]),
+            Some(b'-') => (-1, &s[1..]),
+            _ => return Err(format!("utc_offset: {s:?} is not +HH:MM or -HH:MM")),
+        };
+        let m = minutes("utc_offset", rest)?;
+        Ok(sign * i32::try_from(m).map_err(|_| format!("utc_offset: {s:?}"))?)
+    }
+
+    /// Whether the local time (`weekday` 0 = Monday, `minute` of the day) is inside the
+    /// window. An invalid window is never open (fail closed: wait).
+    pub fn contains_local(&self, weekday: usize, minute: u32) -> bool {
+        let (Ok(start), Ok(end)) = (minutes("start", &self.start), minutes("end", &self.end))
+        else {
+            return false;
+        };
+        let on = |d: usize| {
+            self.days
+                .iter()
+                .any(|x| DAYS.get(d % 7) == Some(&x.as_str()))
+        };
+        if start < end {
+            on(weekday) && (start..end).contains(&minute)
+        } else {
+            // Past midnight: the evening of a listed day, or the small hours after one.
+            (on(weekday) && minute >= start) || (on(weekday + 6) && minute < end)
+        }
+    }
 }
 
 /// `POST /api/v1/heartbeat` reply.
@@ -300,6 +387,36 @@ mod tests {
         assert_eq!(hb.modules[0].status, ModuleState::Other("degraded".into()));
         assert_eq!(hb.history[0].outcome, Outcome::Other("deferred".into()));
         assert_eq!(hb.applied_policy.unwrap().poll_interval, 60);
+    }
+
+    #[test]
+    fn maintenance_windows_open_on_their_days_and_hours_also_past_midnight() {
+        let w = |days: &[&str], start: &str, end: &str| MaintenanceWindow {
+            days: days.iter().map(|d| d.to_string()).collect(),
+            start: start.into(),
+            end: end.into(),
+            utc_offset: "+01:00".into(),
+        };
+        let day = w(&["sat"], "02:00", "05:00");
+        assert!(day.validate().is_ok());
+        assert!(day.contains_local(5, 2 * 60) && !day.contains_local(5, 5 * 60));
+        assert!(!day.contains_local(4, 3 * 60), "friday is not listed");
+        let night = w(&["fri"], "22:00", "04:00");
+        assert!(night.contains_local(4, 23 * 60), "friday evening");
+        assert!(
+            night.contains_local(5, 3 * 60),
+            "the small hours of saturday"
+        );
+        assert!(
+            !night.contains_local(4, 3 * 60),
+            "not the small hours of friday"
+        );
+        assert_eq!(night.offset_minutes(), Ok(60));
+        assert!(w(&["sun"], "24:00", "01:00").validate().is_err());
+        assert!(w(&["sunday"], "00:00", "01:00").validate().is_err());
+        let mut bad = w(&["sun"], "00:00", "01:00");
+        bad.utc_offset = "01:00".into();
+        assert!(bad.validate().is_err());
     }
 
     #[test]

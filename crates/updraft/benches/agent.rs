@@ -109,6 +109,7 @@ fn main() {
         build: None,
         patch_id: None,
         platforms: vec![],
+        urgent: false,
     };
     let e = info("antimalware.engine", model::Kind::Engine);
     repo.add_target_bytes(

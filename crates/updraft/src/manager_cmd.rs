@@ -205,6 +205,10 @@ struct GroupPut {
     /// Which signed version the group's hosts take where no pin decides: latest or n-1
     #[arg(long, default_value = "latest")]
     channel: String,
+    /// Maintenance window for engines, programs and patches (urgent content and patterns and
+    /// rules any time): "DAYS HH:MM-HH:MM [+HH:MM]", e.g. "sat,sun 01:00-05:00 +01:00"
+    #[arg(long)]
+    window: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -353,10 +357,34 @@ fn group_put(db: &Db, g: &GroupPut) -> Result<()> {
         allow_direct: g.allow_direct,
         pinned: pairs("pin", "component=version", &g.pins)?,
         channel: model::protocol::Channel::from(g.channel.clone()),
+        maintenance: g.window.as_deref().map(window).transpose()?,
     };
     db.put_group(&group, "cli")?;
     println!("group {} saved", g.name);
     Ok(())
+}
+
+/// `--window "DAYS HH:MM-HH:MM [+HH:MM]"`.
+fn window(text: &str) -> Result<model::protocol::MaintenanceWindow> {
+    let form = "use \"DAYS HH:MM-HH:MM [+HH:MM]\", e.g. \"sat,sun 01:00-05:00 +01:00\"";
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let (days, hours, offset) = match parts.as_slice() {
+        [d, h] => (d, h, "+00:00"),
+        [d, h, o] => (d, h, *o),
+        _ => bail!("--window {text:?}: {form}"),
+    };
+    let (start, end) = hours
+        .split_once('-')
+        .with_context(|| format!("--window {text:?}: {form}"))?;
+    let w = model::protocol::MaintenanceWindow {
+        days: days.split(',').map(str::to_string).collect(),
+        start: start.into(),
+        end: end.into(),
+        utc_offset: offset.into(),
+    };
+    w.validate()
+        .map_err(|e| anyhow::anyhow!("--window {text:?}: {e}"))?;
+    Ok(w)
 }
 
 fn group_list(db: &Db, json: bool) -> Result<()> {

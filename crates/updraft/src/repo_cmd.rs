@@ -121,6 +121,9 @@ pub struct AddArgs {
     /// Targets role to add to (a delegated role, or the top-level targets role)
     #[arg(long, default_value = "targets")]
     role: String,
+    /// Urgent: hosts install it outside their maintenance window too
+    #[arg(long)]
+    urgent: bool,
 }
 
 fn add(args: &AddArgs) -> Result<()> {
@@ -134,6 +137,7 @@ fn add(args: &AddArgs) -> Result<()> {
         build: args.build.clone(),
         patch_id: args.patch_id.clone(),
         platforms: args.platforms.clone(),
+        urgent: args.urgent,
     };
     info.validate()?;
     if !args.file.is_file() {

@@ -23,6 +23,7 @@ fn info(kind: Kind, component: &str, version: &str) -> ContentInfo {
         build: None,
         patch_id: None,
         platforms: Vec::new(),
+        urgent: false,
     }
 }
 
@@ -66,6 +67,7 @@ struct Host {
     modules: Vec<ModuleConfig>,
     products: Vec<ProductConfig>,
     selection: Selection,
+    in_window: bool,
     installed: Installed,
     ledger: Ledger,
     builds: BTreeMap<String, Result<String, String>>,
@@ -77,6 +79,7 @@ impl Host {
             modules: modules(AV),
             products: scanner(),
             selection: Selection::default(),
+            in_window: true,
             installed: Installed::default(),
             ledger: Ledger::default(),
             builds: BTreeMap::from([("scanner".into(), Ok("9.5.1514".into()))]),
@@ -91,6 +94,7 @@ impl Host {
                 products: &self.products,
                 platform: "linux-x86_64",
                 selection: &self.selection,
+                in_window: self.in_window,
                 installed: &self.installed,
                 ledger: &self.ledger,
                 builds: &self.builds,
@@ -334,4 +338,54 @@ fn invalid_targets_are_refused_first_and_an_unknown_build_fails_each_patch() {
             ("unknown build", "CP-1519".into())
         ]
     );
+}
+
+#[test]
+fn outside_the_window_engines_and_patches_wait_unless_urgent_patterns_never_do() {
+    let mut engine = content("a.engine", "2.0");
+    engine.info.kind = Kind::Engine;
+    let mut urgent = content("b.engine", "3.0");
+    urgent.info.kind = Kind::Engine;
+    urgent.info.urgent = true;
+    let c = of(vec![
+        content("a.pattern", "1.0"),
+        engine,
+        urgent,
+        patch("CP-1519", ">=9.5.1514", "9.5.1519"),
+    ]);
+    let mut host = Host::new();
+    host.modules = modules(
+        "[[module]]\nname = \"av\"\ncomponents = [\"a.pattern\", \"a.engine\", \"b.engine\"]\ninstall_dir = \"/av\"",
+    );
+    host.in_window = false;
+    let p = host.plan(&c);
+    let got: Vec<String> = installs(&p)
+        .into_iter()
+        .map(|(_, c, v)| format!("{c} {v}"))
+        .collect();
+    assert_eq!(got, ["a.pattern 1.0", "b.engine 3.0"]);
+    assert_eq!(p.deferred, ["a.engine 2.0", "patch CP-1519"]);
+    assert!(steps(&p).is_empty(), "{:?}", steps(&p));
+    host.in_window = true;
+    let p = host.plan(&c);
+    assert_eq!(installs(&p).len(), 3);
+    assert!(p.deferred.is_empty());
+}
+
+#[test]
+fn the_window_is_judged_in_its_offset_from_utc() {
+    let mut s = Selection::default();
+    // 2026-12-05 is a Saturday; 23:30 UTC is 00:30 on Sunday at +01:00.
+    let t = time::macros::datetime!(2026-12-05 23:30 UTC);
+    assert!(s.window_open(t), "no window: always open");
+    s.maintenance = Some(model::protocol::MaintenanceWindow {
+        days: vec!["sun".into()],
+        start: "00:00".into(),
+        end: "01:00".into(),
+        utc_offset: "+01:00".into(),
+    });
+    assert!(s.window_open(t));
+    assert!(!s.window_open(t - time::Duration::hours(1)));
+    s.maintenance.as_mut().unwrap().utc_offset = "bad".into();
+    assert!(!s.window_open(t), "an invalid window never opens");
 }

@@ -63,6 +63,7 @@ impl Bed {
             build: None,
             patch_id: None,
             platforms: Vec::new(),
+            urgent: false,
         };
         let path = info.target_path(&format!("{component}.dat")).unwrap();
         self.repo
@@ -97,6 +98,7 @@ impl Bed {
             build: Some(build.into()),
             patch_id: Some(id.into()),
             platforms: Vec::new(),
+            urgent: false,
         };
         let path = info.target_path(&format!("{id}.tar")).unwrap();
         self.repo

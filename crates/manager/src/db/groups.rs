@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use model::protocol::{Channel, Policy, Role};
+use model::protocol::{Channel, MaintenanceWindow, Policy, Role};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,9 @@ pub struct Group {
     /// Which signed version hosts take where no pin or rollout decides: `latest` or `n-1`.
     #[serde(default)]
     pub channel: Channel,
+    /// When engines, programs and patches may be installed (none: any time).
+    #[serde(default)]
+    pub maintenance: Option<MaintenanceWindow>,
 }
 
 fn default_poll() -> u64 {
@@ -57,6 +60,7 @@ impl Default for Group {
             allow_direct: false,
             pinned: BTreeMap::new(),
             channel: Channel::Latest,
+            maintenance: None,
         }
     }
 }
@@ -79,6 +83,7 @@ impl Group {
             channel: self.channel.clone(),
             holds: BTreeMap::new(),
             withheld: BTreeMap::new(),
+            maintenance: self.maintenance.clone(),
         }
     }
 }
@@ -116,6 +121,9 @@ impl Group {
                 ),
             ));
         }
+        if let Some(w) = &self.maintenance {
+            w.validate().map_err(|e| bad("maintenance", e))?;
+        }
         if self.pinned.len() > MAX_PINS {
             return Err(bad("pinned", format!("at most {MAX_PINS} pins")));
         }
@@ -136,7 +144,7 @@ fn bad(field: &str, reason: impl Into<String>) -> Error {
 }
 
 const GROUP_COLUMNS: &str =
-    "name, role, parent, relays, poll_interval, allow_direct, pinned, channel";
+    "name, role, parent, relays, poll_interval, allow_direct, pinned, channel, maintenance";
 
 impl Db {
     pub fn group(&self, name: &str) -> Result<Option<Group>> {
@@ -169,7 +177,7 @@ impl Db {
             i64::try_from(g.poll_interval).map_err(|_| bad("poll_interval", "out of range"))?;
         self.conn()?
             .execute(
-                &format!("INSERT OR REPLACE INTO groups ({GROUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                &format!("INSERT OR REPLACE INTO groups ({GROUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
                 params![
                     g.name,
                     g.role.as_str(),
@@ -179,6 +187,10 @@ impl Db {
                     g.allow_direct,
                     to_json_text("pinned", &g.pinned)?,
                     g.channel.as_str(),
+                    g.maintenance
+                        .as_ref()
+                        .map(|w| to_json_text("maintenance", w))
+                        .transpose()?,
                 ],
             )
             .map_err(sql)?;
@@ -222,6 +234,9 @@ fn row_group(r: &rusqlite::Row<'_>) -> rusqlite::Result<Group> {
         allow_direct: r.get(5)?,
         pinned: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
         channel: Channel::from(r.get::<_, String>(7)?),
+        maintenance: r
+            .get::<_, Option<String>>(8)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 

@@ -379,3 +379,92 @@ fn a_host_that_crashes_while_installing_halts_the_rollout_and_recovers_to_the_ol
     f.once(&prod);
     assert_eq!(f.pattern("prod-1"), "good 18.524.00");
 }
+
+/// `DAYS HH:MM-HH:MM` for an hour that starts two hours from now (UTC): closed now.
+fn closed_window() -> String {
+    let h = (time::OffsetDateTime::now_utc().hour() + 2) % 24;
+    format!(
+        "mon,tue,wed,thu,fri,sat,sun {h:02}:00-{:02}:00 +00:00",
+        (h + 1) % 24
+    )
+}
+
+#[test]
+fn outside_the_maintenance_window_an_engine_waits_unless_urgent_and_a_pattern_never_does() {
+    let f = Fleet::new();
+    good_base(&f);
+    let w = closed_window();
+    ok(&[
+        "admin", "--db", &f.db, "group", "put", "night", "--window", &w,
+    ]);
+    let a = f.agent("host-1", "night");
+    f.bed.edit_config(&a, |c| {
+        c.modules[0].components.push("antimalware.engine".into())
+    });
+    f.bed
+        .repo
+        .add("antimalware.engine", "9.0", "engine", b"engine 9.0");
+    f.bed.repo.publish();
+    let r = f.once(&a);
+    assert_eq!(
+        f.pattern("host-1"),
+        "good 18.524.00",
+        "a pattern never waits: {r:#}"
+    );
+    let engine = f.bed.path("host-1/av/antimalware.engine.dat");
+    assert!(!engine.exists(), "the engine waits for the window");
+    let status = f.bed.status(&a);
+    assert_eq!(
+        status["deferred"][0], "antimalware.engine 9.0",
+        "{status:#}"
+    );
+    // The window opens (all day): the waiting engine goes in without a new publication.
+    let all_days = "mon,tue,wed,thu,fri,sat,sun";
+    ok(&[
+        "admin",
+        "--db",
+        &f.db,
+        "group",
+        "put",
+        "night",
+        "--window",
+        &format!("{all_days} 00:00-00:00"),
+    ]);
+    f.once(&a);
+    assert_eq!(std::fs::read(&engine).unwrap(), b"engine 9.0");
+    // Closed again, the publisher marks a fix urgent: it goes in at once.
+    ok(&[
+        "admin", "--db", &f.db, "group", "put", "night", "--window", &w,
+    ]);
+    let file = f.bed.path("urgent/antimalware.engine.dat");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, b"engine 9.1").unwrap();
+    let repo = f.bed.repo.dir.to_str().unwrap();
+    let add = [
+        "repo",
+        "add",
+        repo,
+        file.to_str().unwrap(),
+        "--component",
+        "antimalware.engine",
+    ];
+    ok(&[
+        &add[..],
+        &["--version", "9.1", "--kind", "engine", "--urgent"],
+    ]
+    .concat());
+    f.bed.repo.publish();
+    f.once(&a);
+    assert_eq!(std::fs::read(&engine).unwrap(), b"engine 9.1");
+    let bad = fails(&[
+        "admin",
+        "--db",
+        &f.db,
+        "group",
+        "put",
+        "night",
+        "--window",
+        "someday 25:00-26:00",
+    ]);
+    assert!(bad.contains("--window"), "{bad}");
+}

@@ -145,6 +145,7 @@ fn a_patch_id_naming_a_path_is_refused_and_nothing_outside_state_dir_changes() {
         build: Some("9.5.1600".into()),
         patch_id: Some(hostile.into()),
         platforms: vec![],
+        urgent: false,
     };
     let mut repo = tuf::repo::Repository::open(&bed.repo.dir).unwrap();
     repo.add_target_bytes(
