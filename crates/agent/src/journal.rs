@@ -176,6 +176,7 @@ pub fn recover(state: &StateDir) -> Result<Option<String>> {
                     "interrupted while applying; the backup was restored and the patch will be retried{}",
                     not_restored_text(&not_restored)
                 ),
+                version: None,
             })?;
             // The patch is tried afresh: whatever it meets next is recorded, even an outcome
             // recorded before the crash.

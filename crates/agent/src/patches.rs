@@ -30,6 +30,8 @@ enum StepResult {
 struct PatchRun<'a> {
     p: &'a ProductConfig,
     id: String,
+    /// The patch target's version (its path's): reported with every outcome.
+    version: String,
     /// The product's build before the patch, and the build the patch results in.
     build: String,
     to: String,
@@ -136,12 +138,12 @@ impl Agent {
                 let msg = format!(
                     "refused {target}: {why}; it is not applied (the publisher must publish it again with valid fields)"
                 );
-                self.record(id, &p.name, build, to, Outcome::Refused, msg)?;
+                self.record(id, &p.name, (build, to, None), Outcome::Refused, msg)?;
                 Ok(StepResult::Done)
             }
             PatchStep::UnknownBuild { id, to, why } => {
                 let msg = format!("cannot determine the build: {why}");
-                self.record(id.as_str(), &p.name, "?", to, Outcome::Failed, msg)?;
+                self.record(id.as_str(), &p.name, ("?", to, None), Outcome::Failed, msg)?;
                 Ok(StepResult::Done)
             }
             PatchStep::NotApplicable {
@@ -151,7 +153,13 @@ impl Agent {
                 requires,
             } => {
                 let msg = format!("not applicable: build {build}, requires {requires}");
-                self.record(id.as_str(), &p.name, build, to, Outcome::NotApplicable, msg)?;
+                self.record(
+                    id.as_str(),
+                    &p.name,
+                    (build, to, None),
+                    Outcome::NotApplicable,
+                    msg,
+                )?;
                 Ok(StepResult::Done)
             }
             PatchStep::Apply {
@@ -176,6 +184,7 @@ impl Agent {
         let run = PatchRun {
             p,
             id: id.to_string(),
+            version: pt.info.version.clone(),
             build: build.to_string(),
             to: to.to_string(),
             paths: self.state.patch_paths(id),
@@ -337,16 +346,21 @@ impl Agent {
     }
 
     fn record_run(&self, run: &PatchRun<'_>, outcome: Outcome, message: String) -> Result<()> {
-        self.record(&run.id, &run.p.name, &run.build, &run.to, outcome, message)
+        let at = (
+            run.build.as_str(),
+            run.to.as_str(),
+            Some(run.version.as_str()),
+        );
+        self.record(&run.id, &run.p.name, at, outcome, message)
     }
 
     /// Append an outcome to the hotfix history unless it is what was last recorded for `id`.
+    /// `at`: the builds from and to, and the patch target's version if known.
     fn record(
         &self,
         id: &str,
         product: &str,
-        from: &str,
-        to: &str,
+        (from, to, version): (&str, &str, Option<&str>),
         outcome: Outcome,
         message: String,
     ) -> Result<()> {
@@ -362,6 +376,7 @@ impl Agent {
             to_build: to.to_string(),
             outcome: outcome.clone(),
             message: message.clone(),
+            version: version.map(str::to_string),
         })?;
         ledger.set_recorded(id, outcome, message);
         self.state.save_ledger(&ledger)

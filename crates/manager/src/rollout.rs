@@ -242,6 +242,8 @@ pub struct HostView<'a> {
     pub role: Role,
     pub group: &'a str,
     pub components: &'a BTreeMap<String, String>,
+    /// product → build (a patch rollout's component is its product).
+    pub builds: &'a BTreeMap<String, String>,
     pub modules: &'a [model::protocol::ModuleReport],
     pub last_seen: Option<OffsetDateTime>,
     /// First heartbeat that reported the version installed.
@@ -354,11 +356,13 @@ pub fn health(r: &Rollout, h: &HostView<'_>, now: OffsetDateTime) -> Health {
         }
     }
     let c = &r.spec.component;
-    if !h
-        .components
-        .get(c)
-        .is_some_and(|v| same_version(v, &r.spec.version))
-    {
+    // A module component is installed when the host runs it; a patch (whose component is its
+    // product) when the host reported it applied.
+    let installed = match h.components.get(c) {
+        Some(v) => same_version(v, &r.spec.version),
+        None => h.took.is_some(),
+    };
+    if !installed {
         return Health::Pending;
     }
     let online = h
@@ -373,13 +377,16 @@ pub fn health(r: &Rollout, h: &HostView<'_>, now: OffsetDateTime) -> Health {
     }
 }
 
-/// Whether the rollout judges `h` at all: agents whose modules use the component and whose
-/// group does not hold it otherwise (a pin or another channel).
+/// Whether the rollout judges `h` at all: agents whose modules use the component (or with the
+/// product a patch component names) and whose group does not hold it otherwise (a pin or
+/// another channel).
 pub fn eligible(r: &Rollout, h: &HostView<'_>) -> bool {
     let c = &r.spec.component;
     h.role == Role::Agent
         && !h.held_by_group
-        && (h.components.contains_key(c) || h.modules.iter().any(|m| m.components.contains_key(c)))
+        && (h.components.contains_key(c)
+            || h.builds.contains_key(c)
+            || h.modules.iter().any(|m| m.components.contains_key(c)))
 }
 
 /// One host's line in a rollout's progress.

@@ -251,6 +251,10 @@ pub struct HistoryEntry {
     pub to_build: String,
     pub outcome: Outcome,
     pub message: String,
+    /// The version of the patch target (its path's), for rollout health; absent from older
+    /// hosts and from entries that are not about one target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 macro_rules! string_enum {

@@ -146,6 +146,9 @@ fn validate_entry(at: &str, h: &HistoryEntry) -> Result<(), Response> {
         check(text::check_name(&field(name), value, 100))?;
     }
     check(text::check_name(&field("outcome"), h.outcome.as_str(), 100))?;
+    if let Some(v) = &h.version {
+        check(text::check_name(&field("version"), v, 100))?;
+    }
     check(text::check_free_text(
         &field("message"),
         &h.message,

@@ -118,6 +118,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, HistoryRow)> {
                 to_build: r.get(6)?,
                 outcome: r.get::<_, String>(7)?.into(),
                 message: r.get(8)?,
+                version: None,
             },
         },
     ))
@@ -225,6 +226,7 @@ mod tests {
             to_build: "1.1".into(),
             outcome,
             message: String::new(),
+            version: None,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use model::protocol::{Channel, Heartbeat, Policy};
+use model::protocol::{Channel, Heartbeat, Outcome, Policy};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -272,11 +272,24 @@ impl Db {
                 .components
                 .get(c)
                 .is_some_and(|x| rollout::same_version(x, v));
+            // A patch rollout's component is the product: its outcomes come as history.
+            let patch = b.history.iter().rev().find(|e| {
+                &e.product == c
+                    && e.version
+                        .as_deref()
+                        .is_some_and(|x| rollout::same_version(x, v))
+            });
+            let runs = runs || patch.is_some_and(|e| e.outcome == Outcome::Applied);
             let failed = b
                 .failed_versions
                 .iter()
                 .find(|f| &f.component == c && rollout::same_version(&f.version, v))
-                .map(|f| f.reason.clone());
+                .map(|f| f.reason.clone())
+                .or_else(|| {
+                    patch
+                        .filter(|e| matches!(e.outcome, Outcome::Failed | Outcome::RolledBack))
+                        .map(|e| format!("patch {} {}: {}", e.patch_id, e.outcome, e.message))
+                });
             if !runs && failed.is_none() {
                 continue;
             }
@@ -477,6 +490,7 @@ fn host_view<'a>(
         role: h.role,
         group: &h.group,
         components: &h.components,
+        builds: &h.builds,
         modules: &h.modules,
         last_seen: parse_time(&h.last_seen),
         took: report.and_then(|(t, _)| parse_time(t)),

@@ -43,6 +43,7 @@ struct Host {
     id: String,
     group: String,
     components: BTreeMap<String, String>,
+    builds: BTreeMap<String, String>,
     modules: Vec<ModuleReport>,
     last_seen: i64,
     took: Option<i64>,
@@ -65,6 +66,7 @@ fn host(id: &str, group: &str, version: &str, online: bool) -> Host {
         id: id.into(),
         group: group.into(),
         components,
+        builds: BTreeMap::new(),
         modules,
         last_seen: 100,
         took: (version == "2.0").then_some(50),
@@ -81,6 +83,7 @@ fn views(hosts: &[Host]) -> Vec<HostView<'_>> {
             role: Role::Agent,
             group: &h.group,
             components: &h.components,
+            builds: &h.builds,
             modules: &h.modules,
             last_seen: Some(at(h.last_seen)),
             took: h.took.map(at),
@@ -295,4 +298,27 @@ fn first_wave_approval_and_shrinking_shares_are_refused() {
     );
     r.spec.waves = vec![wave(&[], 50, 0), wave(&[], 10, 0), wave(&[], 100, 0)];
     assert!(r.spec.validate().is_err(), "a later wave would be empty");
+}
+
+#[test]
+fn a_patch_is_judged_by_its_reported_outcome_on_hosts_with_the_product() {
+    let mut r = rollout(vec![wave(&[], 100, 0)]);
+    r.spec.component = "scanner".into();
+    let mut hosts = [
+        host("p1", "prod", "1.0", true),
+        host("p2", "prod", "1.0", true),
+    ];
+    for h in &mut hosts {
+        h.components.clear();
+        h.modules.clear();
+        h.builds.insert("scanner".into(), "9.5.1514".into());
+    }
+    hosts[0].took = Some(5); // reported CP-1519 applied
+    hosts[1].failed = Some("patch CP-1519 failed: restart failed".into());
+    let hv = views(&hosts);
+    assert!(eligible(&r, &hv[0]) && eligible(&r, &hv[1]));
+    assert_eq!(health(&r, &hv[0], at(10)), Health::Healthy);
+    assert!(
+        matches!(health(&r, &hv[1], at(10)), Health::Failed(w) if w.contains("restart failed"))
+    );
 }

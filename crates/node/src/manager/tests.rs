@@ -121,6 +121,7 @@ fn entry(id: &str) -> HistoryEntry {
         to_build: "2".into(),
         outcome: model::protocol::Outcome::Applied,
         message: String::new(),
+        version: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 use serde_json::{json, Value};
-use updraft::launch::{agent_config_toml, AgentSetup, ManagerLink, ModuleSetup};
+use updraft::launch::{agent_config_toml, AgentSetup, ManagerLink, ModuleSetup, ProductSetup};
 
 const C: &str = "antimalware.pattern";
 const NEW: &str = "18.600.00";
@@ -62,6 +62,11 @@ impl Fleet {
     /// An agent of `group` named `name` whose module reload fails unless the pattern file says
     /// "good"; its configuration path.
     fn agent(&self, name: &str, group: &str) -> PathBuf {
+        self.agent_with(name, group, None)
+    }
+
+    /// The same, with a product `scanner` (build 9.5.1514) restarted by `restart`.
+    fn agent_with(&self, name: &str, group: &str, restart: Option<&str>) -> PathBuf {
         let dir = self.bed.path(name);
         std::fs::create_dir_all(&dir).unwrap();
         let token = ok(&[
@@ -95,7 +100,18 @@ impl Fleet {
                 install_dir: av.clone(),
                 reload: Some(format!("grep -q good {}/{C}.dat", av.display())),
             }],
-            products: Vec::new(),
+            products: restart
+                .map(|cmd| {
+                    copy_dir(&self.bed.path("opt"), &dir.join("opt"));
+                    vec![ProductSetup {
+                        name: "scanner".into(),
+                        build: "9.5.1514".into(),
+                        install_dir: dir.join("opt"),
+                        restart: Some(cmd.into()),
+                        preflight: Vec::new(),
+                    }]
+                })
+                .unwrap_or_default(),
         };
         let path = dir.join("agent.toml");
         std::fs::write(&path, agent_config_toml(&setup).unwrap()).unwrap();
@@ -467,4 +483,50 @@ fn outside_the_maintenance_window_an_engine_waits_unless_urgent_and_a_pattern_ne
         "someday 25:00-26:00",
     ]);
     assert!(bad.contains("--window"), "{bad}");
+}
+
+#[test]
+fn a_patch_whose_restart_fails_on_the_canary_halts_its_rollout() {
+    let f = Fleet::new();
+    good_base(&f);
+    let canary = f.agent_with("canary-1", "canary", Some("false"));
+    let prod = f.agent_with("prod-1", "fleet", Some("true"));
+    let id = f.api(
+        "POST",
+        "/api/v1/rollouts",
+        Some(json!({"component": "scanner", "version": "9.5.1519",
+            "waves": [{"groups": ["canary"], "share": 100, "soak": 0}, {"share": 100, "soak": 0}]})),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    f.once(&canary);
+    f.once(&prod);
+    f.bed.publish_patch(
+        "CP-1519",
+        "9.5.1519",
+        ">=9.5.1514",
+        "9.5.1519",
+        "cp.tar",
+        &[("bin/scanner", b"patched")],
+    );
+    f.once(&canary);
+    f.once(&prod);
+    let halted = f.until(id, "halted");
+    let reason = halted["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("canary-1: patch CP-1519 failed"),
+        "{reason}"
+    );
+    let scanner = |n: &str| std::fs::read(f.bed.path(&format!("{n}/opt/bin/scanner"))).unwrap();
+    assert_eq!(
+        scanner("canary-1"),
+        b"scanner 9.5.1514\n",
+        "restored after the failed restart"
+    );
+    f.once(&prod);
+    assert_eq!(
+        scanner("prod-1"),
+        b"scanner 9.5.1514\n",
+        "the fleet never got the patch"
+    );
 }
