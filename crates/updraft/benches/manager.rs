@@ -5,7 +5,8 @@
 //! the many hosts keep from happening; any other failure is an error).
 //!
 //! Run: `cargo build --release && cargo bench -p updraft --bench manager`
-//! (UPDRAFT_BENCH_HOSTS, UPDRAFT_BENCH_SECONDS, UPDRAFT_BENCH_CONCURRENCY change the defaults).
+//! (UPDRAFT_BENCH_HOSTS, UPDRAFT_BENCH_SECONDS, UPDRAFT_BENCH_CONCURRENCY change the defaults;
+//! a staged rollout of the pattern the hosts report is running unless UPDRAFT_BENCH_ROLLOUT=0).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -39,6 +40,30 @@ fn main() {
         "bench",
     )
     .unwrap();
+    // A rollout of the pattern every host reports, so that each heartbeat is also observed
+    // for it and gets its holds, and the gates judge every host (UPDRAFT_BENCH_ROLLOUT=0: none).
+    if env("UPDRAFT_BENCH_ROLLOUT", 1) == 1 {
+        let wave = |share| manager::rollout::Wave {
+            groups: Vec::new(),
+            share,
+            soak: 3600,
+            success: 100,
+            max_failures: 1000,
+            max_failure_share: 0,
+            approval: false,
+        };
+        db.create_rollout(
+            &manager::rollout::RolloutSpec {
+                component: "antimalware.pattern".into(),
+                version: "18.523.00".into(),
+                waves: vec![wave(10), wave(100)],
+                auto_rollback: true,
+                silent_after: 900,
+            },
+            "bench",
+        )
+        .unwrap();
+    }
     let t = Instant::now();
     let token = db.create_enroll_token("fleet", None, None).unwrap();
     let creds: Vec<String> = (0..hosts)
@@ -67,7 +92,15 @@ fn main() {
     };
     let manager = Launcher::new(bin)
         .server(
-            &["manager", "--db", &url, "--listen", "127.0.0.1:0"],
+            &[
+                "manager",
+                "--db",
+                &url,
+                "--listen",
+                "127.0.0.1:0",
+                "--rollout-tick",
+                &std::env::var("UPDRAFT_BENCH_TICK").unwrap_or("5".into()),
+            ],
             &[],
             Logs::Discard,
         )

@@ -194,9 +194,8 @@ fn too_many(wait: std::time::Duration) -> Response {
 /// Record the heartbeat (and what it says about running rollouts); the reply carries the
 /// host's group's policy with the holds of the rollouts.
 fn record(db: &Db, host: &HostCredential, b: &Heartbeat) -> crate::error::Result<HeartbeatReply> {
-    db.heartbeat(&host.id, b)?;
-    let active = db.active_rollouts()?;
-    db.observe_rollouts(&host.id, b, &active)?;
+    let active = db.active_rollouts_cached()?;
+    db.heartbeat(&host.id, b, &active)?;
     let Some(group) = db.group(&host.group)? else {
         return Ok(HeartbeatReply { policy: None });
     };

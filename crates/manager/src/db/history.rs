@@ -249,7 +249,7 @@ mod tests {
             "history": [entry(Outcome::NotApplicable), entry(Outcome::Other("deferred".into()))],
         }))
         .unwrap();
-        db.heartbeat(&host.host_id, &hb).unwrap();
+        db.heartbeat(&host.host_id, &hb, &[]).unwrap();
         let stored: Vec<String> = db
             .conn()
             .unwrap()
@@ -312,7 +312,7 @@ mod tests {
                 ..serde_json::from_value(serde_json::json!({"hostname": "h", "role": "agent"}))
                     .unwrap()
             };
-            db.heartbeat(host, &hb).unwrap()
+            db.heartbeat(host, &hb, &[]).unwrap()
         };
         assert_eq!(beat(&a, 0, 3), 3);
         assert_eq!(beat(&a, 0, 3), 0, "the same entries again are stored once");

@@ -31,9 +31,15 @@ pub struct Host {
 }
 
 impl Db {
-    /// Record a (validated) heartbeat of `host_id`: its state, and its new history entries
-    /// (deduplicated and cut to the history limits); returns how many entries were new.
-    pub fn heartbeat(&self, host_id: &str, b: &Heartbeat) -> Result<usize> {
+    /// Record a (validated) heartbeat of `host_id`: its state, its new history entries
+    /// (deduplicated and cut to the history limits) and what it says about the `active`
+    /// rollouts, in one transaction; returns how many history entries were new.
+    pub fn heartbeat(
+        &self,
+        host_id: &str,
+        b: &Heartbeat,
+        active: &[crate::rollout::Rollout],
+    ) -> Result<usize> {
         let builds = to_json_text("builds", &b.builds)?;
         let components = to_json_text("components", &b.components)?;
         let modules = to_json_text("modules", &b.modules)?;
@@ -66,6 +72,7 @@ impl Db {
                 policy,
             ])
             .map_err(sql)?;
+            Db::observe_rollouts(tx, host_id, b, active)?;
             history::append(tx, host_id, &b.history, self.history_limits)
         })
     }

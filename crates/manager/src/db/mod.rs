@@ -69,6 +69,13 @@ pub fn sqlite_path(url: &str) -> Result<PathBuf> {
 pub struct Db {
     conn: Mutex<Connection>,
     history_limits: HistoryLimits,
+    /// The active rollouts as last read, and when (see `active_rollouts_cached`).
+    active_cache: Mutex<
+        Option<(
+            std::time::Instant,
+            std::sync::Arc<Vec<crate::rollout::Rollout>>,
+        )>,
+    >,
 }
 
 fn sql(e: rusqlite::Error) -> Error {
@@ -141,6 +148,7 @@ impl Db {
         let db = Db {
             conn: Mutex::new(conn),
             history_limits: HistoryLimits::default(),
+            active_cache: Mutex::new(None),
         };
         db.migrate()?;
         Ok(db)

@@ -58,6 +58,9 @@ const COLUMNS: &str = "id, spec, state, wave, wave_started, approved, rolled_bac
 /// Rollouts not complete at most (each adds to every heartbeat reply's policy).
 pub const MAX_ACTIVE: usize = 100;
 
+/// How long the heartbeat path reuses the list of active rollouts.
+pub const ACTIVE_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn row_rollout(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rollout> {
     let spec: String = r.get(1)?;
     let state: String = r.get(2)?;
@@ -129,6 +132,7 @@ impl Db {
             audit_tx(tx, actor, "rollout-create", &format!("rollout {id}: {detail}"))?;
             Ok(id)
         })?;
+        self.forget_active();
         self.rollout(id)?
             .ok_or_else(|| Error::Db(format!("rollout {id} not found after saving it")))
     }
@@ -184,6 +188,30 @@ impl Db {
         self.select_rollouts(&format!(
             "SELECT {COLUMNS} ORDER BY id DESC LIMIT {MAX_LISTED}"
         ))
+    }
+
+    /// The active rollouts as read at most [`ACTIVE_CACHE`] ago (the heartbeat path: one
+    /// query a second, not one per heartbeat). A change this process makes is seen at once;
+    /// one made by another process (`updraft admin`) within a second.
+    pub fn active_rollouts_cached(&self) -> Result<std::sync::Arc<Vec<Rollout>>> {
+        let mut cache = self
+            .active_cache
+            .lock()
+            .map_err(|_| Error::Other("rollout cache lock poisoned".into()))?;
+        if let Some((at, list)) = cache.as_ref() {
+            if at.elapsed() < ACTIVE_CACHE {
+                return Ok(list.clone());
+            }
+        }
+        let list = std::sync::Arc::new(self.active_rollouts()?);
+        *cache = Some((std::time::Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    fn forget_active(&self) {
+        if let Ok(mut cache) = self.active_cache.lock() {
+            *cache = None;
+        }
     }
 
     /// Rollouts that still ask something of hosts (all but complete ones).
@@ -264,7 +292,13 @@ impl Db {
 
     /// Note what a heartbeat says about each active rollout's version: the first time the host
     /// runs it, and a failure it reports for it.
-    pub fn observe_rollouts(&self, host_id: &str, b: &Heartbeat, active: &[Rollout]) -> Result<()> {
+    /// (In the heartbeat's transaction: one commit per heartbeat.)
+    pub(super) fn observe_rollouts(
+        tx: &Transaction<'_>,
+        host_id: &str,
+        b: &Heartbeat,
+        active: &[Rollout],
+    ) -> Result<()> {
         let t = now();
         for r in active {
             let (c, v) = (&r.spec.component, &r.spec.version);
@@ -293,14 +327,16 @@ impl Db {
             if !runs && failed.is_none() {
                 continue;
             }
-            self.conn()?
-                .prepare_cached(
+            tx.prepare_cached(
                     "INSERT INTO rollout_hosts (rollout_id, host_id, took, failed, failed_at)
                      VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END)
                      ON CONFLICT (rollout_id, host_id) DO UPDATE SET
                        took = COALESCE(took, excluded.took),
                        failed_at = CASE WHEN failed IS NULL THEN excluded.failed_at ELSE failed_at END,
-                       failed = COALESCE(failed, excluded.failed)",
+                       failed = COALESCE(failed, excluded.failed)
+                     -- written only when it learns something (the common heartbeat writes nothing)
+                     WHERE (took IS NULL AND excluded.took IS NOT NULL)
+                        OR (failed IS NULL AND excluded.failed IS NOT NULL)",
                 )
                 .map_err(sql)?
                 .execute(params![r.id, host_id, runs.then_some(&t), failed, t])
@@ -455,6 +491,7 @@ impl Db {
         })
         .inspect(|&done| {
             if done {
+                self.forget_active();
                 tracing::info!(rollout = r.id, action, "{why}");
             }
         })
