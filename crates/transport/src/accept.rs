@@ -24,6 +24,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// At most one log line per this interval for accept errors and a full connection table.
 const LOG_EVERY: Duration = Duration::from_secs(1);
+/// When every slot is taken, a connection without a request in progress (waiting for a head,
+/// for its TLS handshake, or idle) for this long gives its slot up to a waiting client.
+pub(crate) const SHED_AFTER: Duration = Duration::from_secs(1);
 
 /// How an accepted connection becomes the byte stream HTTP is served on.
 #[derive(Clone)]
@@ -43,6 +46,9 @@ pub(crate) async fn serve(
 ) -> Result<(), Error> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Bumped whenever a client finds every slot taken: connections without a request in
+    // progress for SHED_AFTER close, so half-open and idle ones make room.
+    let (shed_tx, shed_rx) = watch::channel(0u64);
     let mut log = RateLimitedLog::default();
     let mut backoff = FIRST_BACKOFF;
     let mut shutdown = pin!(shutdown);
@@ -56,7 +62,7 @@ pub(crate) async fn serve(
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
-            p = permit(&permits, &mut log, limits.max_connections) => p,
+            p = permit(&permits, &mut log, limits.max_connections, &shed_tx) => p,
         };
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
@@ -66,7 +72,7 @@ pub(crate) async fn serve(
             Ok((tcp, peer)) => {
                 backoff = FIRST_BACKOFF;
                 let conn = connection(tcp, peer, app.clone(), security.clone(), limits.clone());
-                tokio::spawn(conn.run(stop_rx.clone(), permit));
+                tokio::spawn(conn.run(stop_rx.clone(), shed_rx.clone(), permit));
             }
             Err(e) => {
                 drop(permit);
@@ -88,15 +94,19 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// A free connection slot; while there is none, new clients wait in the kernel's backlog.
+/// A free connection slot; while there is none, new clients wait in the kernel's backlog and,
+/// every half [`SHED_AFTER`], connections that hold a slot without a request in progress are
+/// asked to close (`shed`).
 async fn permit(
     permits: &Arc<Semaphore>,
     log: &mut RateLimitedLog,
     max: usize,
+    shed: &watch::Sender<u64>,
 ) -> OwnedSemaphorePermit {
     if let Ok(p) = permits.clone().try_acquire_owned() {
         return p;
     }
+    shed.send_modify(|g| *g = g.wrapping_add(1));
     log.event(|suppressed| {
         tracing::warn!(
             max_connections = max,
@@ -104,10 +114,18 @@ async fn permit(
             "connection limit reached; new connections wait until one ends"
         )
     });
-    match permits.clone().acquire_owned().await {
-        Ok(p) => p,
-        // The semaphore is never closed; should it be, wait for shutdown.
-        Err(_) => std::future::pending().await,
+    // Ask again while every slot stays taken: connections become sheddable as they age.
+    let acquire = permits.clone().acquire_owned();
+    let mut acquire = pin!(acquire);
+    loop {
+        tokio::select! {
+            p = acquire.as_mut() => match p {
+                Ok(p) => return p,
+                // The semaphore is never closed; should it be, wait for shutdown.
+                Err(_) => std::future::pending().await,
+            },
+            _ = tokio::time::sleep(SHED_AFTER / 2) => shed.send_modify(|g| *g = g.wrapping_add(1)),
+        }
     }
 }
 
@@ -157,16 +175,35 @@ fn connection(
 
 impl Connection {
     /// Serve the connection; its slot (`permit`) is free again when this returns.
-    async fn run(self, stop: watch::Receiver<bool>, permit: OwnedSemaphorePermit) {
+    async fn run(
+        self,
+        stop: watch::Receiver<bool>,
+        mut shed: watch::Receiver<u64>,
+        permit: OwnedSemaphorePermit,
+    ) {
         // Small responses (a 404, a timestamp) must not wait for delayed ACKs (Nagle).
         let _ = self.tcp.set_nodelay(true);
         let peer = self.peer;
+        shed.mark_unchanged();
         match self.security {
-            Security::Plain => http(self.tcp, peer, self.app, &self.limits, stop).await,
+            Security::Plain => http(self.tcp, peer, self.app, &self.limits, stop, shed).await,
             Security::Tls(acceptor) => {
-                let handshake = acceptor.accept(self.tcp);
-                match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
-                    Ok(Ok(tls)) => http(tls, peer, self.app, &self.limits, stop).await,
+                let started = Instant::now();
+                let handshake =
+                    tokio::time::timeout(self.limits.handshake_timeout, acceptor.accept(self.tcp));
+                let mut handshake = pin!(handshake);
+                let done = loop {
+                    tokio::select! {
+                        r = handshake.as_mut() => break r,
+                        // A handshake still unfinished after SHED_AFTER gives its slot up.
+                        Ok(()) = shed.changed() => if started.elapsed() >= SHED_AFTER {
+                            tracing::debug!(%peer, "TLS handshake shed: every slot taken");
+                            return;
+                        },
+                    }
+                };
+                match done {
+                    Ok(Ok(tls)) => http(tls, peer, self.app, &self.limits, stop, shed).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }
@@ -183,6 +220,7 @@ async fn http<IO>(
     app: axum::Router,
     limits: &ServeLimits,
     mut stop: watch::Receiver<bool>,
+    mut shed: watch::Receiver<u64>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -202,6 +240,12 @@ async fn http<IO>(
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
+            }
+            Ok(()) = shed.changed() => {
+                if watch.sheddable(SHED_AFTER) {
+                    tracing::debug!(%peer, "connection shed: every slot taken and no request in progress");
+                    return;
+                }
             }
             _ = tokio::time::sleep_until(wake) => {
                 if let Some((at, why)) = watch.deadline() {

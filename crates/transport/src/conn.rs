@@ -96,6 +96,15 @@ impl Watch {
         })
     }
 
+    /// Whether the connection may be closed to make room for new clients when every slot is
+    /// taken: no handler runs, and it has been waiting for a request head, or idle, for at
+    /// least `grace` (a client in the middle of a prompt request is spared).
+    pub(crate) fn sheddable(&self, grace: Duration) -> bool {
+        let s = self.lock();
+        let since = s.head_since.unwrap_or(s.last_traffic);
+        s.in_service == 0 && since.elapsed() >= grace
+    }
+
     /// How long to wait before looking at the deadline again while a handler runs.
     pub(crate) fn recheck(&self) -> Duration {
         self.idle

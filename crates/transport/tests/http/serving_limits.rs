@@ -12,16 +12,20 @@ const IDLE: Duration = Duration::from_secs(3);
 
 /// A server of `GET /` → "ok" under short limits, on its own runtime (kept alive by the guard).
 fn server() -> (String, tokio::runtime::Runtime) {
+    server_with(HEADER, 16)
+}
+
+fn server_with(header: Duration, max_connections: usize) -> (String, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let limits = ServeLimits {
-        header_timeout: HEADER,
-        handshake_timeout: HEADER,
+        header_timeout: header,
+        handshake_timeout: header,
         idle_timeout: IDLE,
-        max_connections: 16,
+        max_connections,
     };
     let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
     rt.spawn(transport::serve_plain(
@@ -97,4 +101,33 @@ fn a_kept_alive_connection_outlives_the_header_timeout_until_the_idle_timeout() 
         after >= IDLE - Duration::from_millis(200) && after < IDLE * 2,
         "closed {after:?} after the last response"
     );
+}
+
+#[test]
+fn with_every_slot_held_by_silent_connections_a_new_client_is_served_long_before_the_header_timeout(
+) {
+    // Header timeout 60 s: if the client had to wait for the silent ones to time out, it would
+    // miss its own 10 s read timeout.
+    let (addr, _rt) = server_with(Duration::from_secs(60), 8);
+    let silent: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    // The scenario: the attackers have held every slot for a while.
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 1024];
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let n = s
+        .read(&mut buf)
+        .expect("answered while the silent connections hold every slot");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Some silent connection gave its slot up.
+    let shed = silent
+        .into_iter()
+        .filter_map(|mut c| {
+            c.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            matches!(c.read(&mut buf), Ok(0)).then_some(())
+        })
+        .count();
+    assert!(shed >= 1, "no silent connection was closed");
 }
