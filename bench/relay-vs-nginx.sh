@@ -69,6 +69,8 @@ http {
   server {
     listen 127.0.0.1:$NGINX_PORT backlog=4096;
     listen 127.0.0.1:$NGINX_TLS_PORT ssl backlog=4096;
+    # The relay (rustls) offers TLS 1.3 first; Debian's nginx 1.22 would stop at 1.2 by default.
+    ssl_protocols TLSv1.2 TLSv1.3;
     ssl_certificate $W/cert.pem;
     ssl_certificate_key $W/key.pem;
     root $W/repo;
