@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
+    /// The file this configuration was read from (not a key: set by [`AgentConfig::load`]);
+    /// a new build of the agent is checked against it.
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
     /// Where the agent keeps its state (trusted metadata, staged versions, history, status).
     pub state_dir: PathBuf,
     /// Read-only trust anchor shipped with the install.
@@ -90,6 +94,12 @@ pub struct ModuleConfig {
     /// Shell command run after a change (e.g. `clamdscan --reload`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<String>,
+    /// This module holds the `updraft` executable the agent runs from (one component, its
+    /// file in `install_dir`): a new version is installed executable, must pass
+    /// `<new> agent --config <this file> --check` before it stays, and the agent restarts into
+    /// it under its supervisor, returning to the previous build if the new one does not report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub self_upgrade: bool,
 }
 
 /// A product that receives patches.
@@ -127,6 +137,7 @@ impl AgentConfig {
     /// (no sources yet: add relays or an origin).
     pub fn new(state_dir: PathBuf, trusted_root: PathBuf) -> Self {
         AgentConfig {
+            source_file: None,
             state_dir,
             trusted_root,
             relays: Vec::new(),
@@ -156,9 +167,10 @@ impl AgentConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        let c: AgentConfig = toml::from_str(&text)
+        let mut c: AgentConfig = toml::from_str(&text)
             .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message().trim())))?;
         c.validate()?;
+        c.source_file = Some(path.to_path_buf());
         Ok(c)
     }
 
@@ -173,6 +185,11 @@ impl AgentConfig {
         let mut names = HashSet::new();
         for m in &self.modules {
             m.validate(&mut names)?;
+        }
+        if self.modules.iter().filter(|m| m.self_upgrade).count() > 1 {
+            return Err(Error::Config(
+                "only one module may have self_upgrade = true".into(),
+            ));
         }
         for p in &self.products {
             p.validate(&mut names)?;
@@ -257,6 +274,12 @@ impl ModuleConfig {
         for c in &self.components {
             model::check_component(c)
                 .map_err(|e| Error::Config(format!("module {:?}: {e}", self.name)))?;
+        }
+        if self.self_upgrade && self.components.len() != 1 {
+            return Err(Error::Config(format!(
+                "module {:?}: a self_upgrade module has exactly one component (the updraft build)",
+                self.name
+            )));
         }
         Ok(())
     }

@@ -27,6 +27,9 @@ pub enum Journal {
         remove: Vec<String>,
         previous: Option<String>,
         previous_files: Vec<String>,
+        /// The files are programs (the agent's own build): installed 0755, not 0644.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        executable: bool,
     },
     /// A patch being swapped in; on recovery the backup is restored.
     Patch {
@@ -54,15 +57,17 @@ pub fn apply_install(state: &StateDir, j: &Journal) -> Result<()> {
         remove,
         previous,
         previous_files,
+        executable,
     } = j
     else {
         return Err(Error::Other("not an install journal".into()));
     };
     let vdir = Beneath::open(&state.version_dir(component, version), false)?;
     let dir = Beneath::open(install_dir, true)?;
+    // Module content is data read by the module, never run; the agent's own build is a program.
+    let mode = if *executable { 0o755 } else { 0o644 };
     for (i, f) in files.iter().enumerate() {
-        // Module content: data read by the module, never run.
-        dir.copy_from(&vdir, f, Some(0o644))?;
+        dir.copy_from(&vdir, f, Some(mode))?;
         if i == 0 {
             fault("install-mid-swap");
         }

@@ -25,6 +25,7 @@ pub mod plan;
 pub mod report;
 mod sources;
 pub mod state;
+pub mod upgrade;
 
 use std::sync::Arc;
 

@@ -88,15 +88,17 @@ impl Agent {
             .iter()
             .map(|c| (c.component.clone(), c.version.clone()))
             .collect();
-        let Some(cmd) = &m.reload else {
-            return Ok(done);
+        let probe = |m: &ModuleConfig| match &m.reload {
+            Some(cmd) => run_command(cmd).map(drop),
+            None if m.self_upgrade => self.probe_new_build(m),
+            None => Ok(()),
         };
-        let Err(out) = run_command(cmd) else {
+        let Err(out) = probe(m) else {
             return Ok(done);
         };
         tracing::error!(module = %m.name, "reload failed; restoring the previous version");
         self.restore(m, changes)?;
-        let again = run_command(cmd)
+        let again = probe(m)
             .err()
             .map(|e| format!(" (reload after restoring also failed: {e})"))
             .unwrap_or_default();
@@ -136,6 +138,7 @@ impl Agent {
             remove,
             previous: prev.map(|p| p.version.clone()),
             previous_files: prev.map(|p| p.files.clone()).unwrap_or_default(),
+            executable: m.self_upgrade,
         };
         self.state.set_journal(&journal)?;
         journal::apply_install(&self.state, &journal)?;
@@ -222,6 +225,7 @@ impl Agent {
                             .unwrap_or_default(),
                         previous: b.previous.clone(),
                         previous_files: b.previous_files.clone(),
+                        executable: m.self_upgrade,
                     };
                     self.state.set_journal(&journal)?;
                     journal::apply_install(&self.state, &journal)?;

@@ -174,6 +174,30 @@ impl StateDir {
     pub fn set_journal(&self, j: &Journal) -> Result<()> {
         write_json(&self.dir.join("journal.json"), j)
     }
+    /// A self-upgrade not confirmed yet (`upgrade.json`).
+    pub fn pending_upgrade(&self) -> Result<Option<crate::upgrade::Pending>> {
+        let path = self.dir.join("upgrade.json");
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    pub fn save_pending_upgrade(&self, p: Option<&crate::upgrade::Pending>) -> Result<()> {
+        let path = self.dir.join("upgrade.json");
+        match p {
+            Some(p) => write_json(&path, p),
+            None => {
+                tuf::fsutil::remove_if_exists(&path)?;
+                tuf::fsutil::sync_dir(&self.dir);
+                Ok(())
+            }
+        }
+    }
+
     pub fn clear_journal(&self) -> Result<()> {
         tuf::fsutil::remove_if_exists(&self.dir.join("journal.json"))?;
         tuf::fsutil::sync_dir(&self.dir);

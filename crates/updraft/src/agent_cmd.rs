@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod upgrade;
+
 use agent::{Agent, AgentConfig};
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -17,6 +19,13 @@ pub struct AgentArgs {
     /// Run one update cycle, print what it did as JSON, and exit
     #[arg(long)]
     once: bool,
+    /// Check the configuration (and the trust anchor it names) with this build, print the
+    /// build, and exit: what a new build of the agent must pass before it is kept
+    #[arg(long)]
+    check: bool,
+    /// Run as the worker of a supervising `updraft agent` (self-upgrade; not for manual use)
+    #[arg(long, hide = true)]
+    worker: bool,
 }
 
 #[derive(Subcommand)]
@@ -48,7 +57,23 @@ pub fn run(args: &AgentArgs) -> Result<()> {
                 .config
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("--config FILE is required"))?;
-            daemon(Agent::new(AgentConfig::load(config)?)?, args.once)
+            let c = AgentConfig::load(config)?;
+            if args.check {
+                println!(
+                    "updraft {} agent: {} is valid",
+                    env!("CARGO_PKG_VERSION"),
+                    config.display()
+                );
+                return Ok(());
+            }
+            if args.worker {
+                agent::upgrade::end_with_supervisor();
+            }
+            let a = Agent::new(c)?;
+            if a.self_module().is_some() && !args.once && !args.worker {
+                return upgrade::supervise(&a, config);
+            }
+            daemon(a, args.once)
         }
     }
 }
@@ -129,11 +154,36 @@ fn history(config: &Path, json: bool) -> Result<()> {
 }
 
 /// Run cycles every poll interval; with `once`, one cycle whose report is printed as JSON.
+/// With a self-upgrade module, a cycle that installed a new agent build ends the worker with
+/// [`agent::upgrade::RESTART_CODE`] (its supervisor starts the new build), and a cycle that
+/// completed and reported confirms a pending upgrade.
 fn daemon(a: Agent, once: bool) -> Result<()> {
-    if once {
-        let report = a.cycle()?;
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+    loop {
+        let report = a.cycle();
+        let mut restart = false;
+        if let Ok(r) = &report {
+            let reported = a.config.link.manager.is_none() || r.manager_error.is_none();
+            match a.note_upgrade(&r.installed)? {
+                Some(_) => restart = true,
+                None if reported => a.confirm_upgrade()?,
+                None => {}
+            }
+        }
+        if once {
+            println!("{}", serde_json::to_string_pretty(&report?)?);
+            return Ok(());
+        }
+        if restart {
+            // The supervisor starts the new build (see agent::upgrade).
+            std::process::exit(agent::upgrade::RESTART_CODE);
+        }
+        match &report {
+            Ok(r) if !r.installed.is_empty() || !r.patches.is_empty() => {
+                tracing::info!(installed = ?r.installed, patches = ?r.patches, source = ?r.source, "cycle done")
+            }
+            Ok(_) => tracing::debug!("cycle done, nothing changed"),
+            Err(e) => tracing::error!(error = %e, "cycle failed"),
+        }
+        std::thread::sleep(agent::daemon::next_poll(a.poll_interval()));
     }
-    a.run()
 }

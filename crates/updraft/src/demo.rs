@@ -393,6 +393,7 @@ impl<'a> Demo<'a> {
             components: components.iter().map(|c| c.to_string()).collect(),
             install_dir: home.join(dir),
             reload: None,
+            self_upgrade: false,
         };
         let setup = AgentSetup {
             state_dir: home.join("state"),

@@ -34,6 +34,8 @@ pub struct ModuleSetup {
     pub components: Vec<String>,
     pub install_dir: PathBuf,
     pub reload: Option<String>,
+    /// The module holds the agent's own `updraft` build.
+    pub self_upgrade: bool,
 }
 
 /// A `[[product]]` that receives patches.
@@ -75,6 +77,7 @@ impl ModuleSetup {
             components: self.components.clone(),
             install_dir: self.install_dir.clone(),
             reload: self.reload.clone(),
+            self_upgrade: self.self_upgrade,
         }
     }
 }
@@ -120,6 +123,7 @@ mod tests {
                 components: vec!["antimalware.pattern".into()],
                 install_dir: "/tmp/av".into(),
                 reload: Some("echo 'reload'\tnow".into()),
+                self_upgrade: false,
             }],
             products: vec![ProductSetup {
                 name: "scanner".into(),

@@ -69,6 +69,7 @@ impl Fleet {
                 components: vec!["antimalware.pattern".into()],
                 install_dir: home.join("av"),
                 reload: None,
+                self_upgrade: false,
             }],
             ..AgentSetup::default()
         });

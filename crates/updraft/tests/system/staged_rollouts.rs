@@ -99,6 +99,7 @@ impl Fleet {
                 components: vec![C.into()],
                 install_dir: av.clone(),
                 reload: Some(format!("grep -q good {}/{C}.dat", av.display())),
+                self_upgrade: false,
             }],
             products: restart
                 .map(|cmd| {
@@ -529,4 +530,124 @@ fn a_patch_whose_restart_fails_on_the_canary_halts_its_rollout() {
         b"scanner 9.5.1514\n",
         "the fleet never got the patch"
     );
+}
+
+/// A build of `updraft` as a publisher ships it: here a script that runs the build under test
+/// (so that "versions" differ only in their signed version), or one that `dies` after passing
+/// the check a new build must pass.
+fn build_script(dir: &Path, version: &str, dies: bool) -> PathBuf {
+    let real = bin();
+    let body = if dies {
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--check*) exec '{}' \"$@\";; esac\nexit 7\n",
+            real.display()
+        )
+    } else {
+        format!("#!/bin/sh\nexec '{}' \"$@\"\n", real.display())
+    };
+    let file = dir.join(version).join("updraft");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, body).unwrap();
+    file
+}
+
+#[test]
+fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_one_that_dies() {
+    let f = Fleet::new();
+    good_base(&f);
+    ok(&[
+        "admin",
+        "--db",
+        &f.db,
+        "group",
+        "put",
+        "fast",
+        "--poll-interval",
+        "1",
+    ]);
+    let builds = f.bed.path("builds");
+    let publish = |version: &str, dies: bool| {
+        let file = build_script(&builds, version, dies);
+        let repo = f.bed.repo.dir.to_str().unwrap();
+        let add = [
+            "repo",
+            "add",
+            repo,
+            file.to_str().unwrap(),
+            "--component",
+            "updraft",
+        ];
+        ok(&[&add[..], &["--version", version, "--kind", "program"]].concat());
+        f.bed.repo.publish();
+    };
+    publish("1.0", false);
+    let cfg = f.agent("self-1", "fast");
+    let bindir = f.bed.path("self-1/bin");
+    std::fs::create_dir_all(&bindir).unwrap();
+    f.bed.edit_config(&cfg, |c| {
+        c.poll_interval = 1;
+        c.modules.push(agent::ModuleConfig {
+            name: "updraft".into(),
+            components: vec!["updraft".into()],
+            install_dir: bindir.clone(),
+            reload: None,
+            self_upgrade: true,
+        })
+    });
+    let daemon = launcher()
+        .daemon(
+            &["agent", "--config", cfg.to_str().unwrap()],
+            &[],
+            updraft::launch::Logs::Discard,
+        )
+        .unwrap();
+    let host = |want: &str| {
+        eventually(&format!("the agent reports updraft {want}"), || {
+            let hosts = f.api("GET", "/api/v1/hosts", None);
+            let h = &hosts["hosts"][0];
+            if h["components"]["updraft"] == want {
+                Ok(h.clone())
+            } else {
+                Err(format!("{h:#}"))
+            }
+        })
+    };
+    host("1.0");
+    publish("2.0", false);
+    host("2.0");
+    assert!(
+        !f.bed.path("self-1/state/upgrade.json").exists(),
+        "2.0 confirmed"
+    );
+    // 3.0 passes the check but its worker dies: the supervisor puts 2.0 back by itself.
+    publish("3.0", true);
+    let h = eventually("3.0 recorded as failed", || {
+        let hosts = f.api("GET", "/api/v1/hosts", None);
+        let id = hosts["hosts"][0]["id"].as_str().unwrap().to_string();
+        let status = f.bed.status(&cfg);
+        let on = status["modules"].to_string();
+        let failed =
+            std::fs::read_to_string(f.bed.path("self-1/state/products.json")).unwrap_or_default();
+        if failed.contains("3.0") && on.contains("2.0") {
+            Ok(id)
+        } else {
+            Err(format!("{on} {failed}"))
+        }
+    });
+    let before = f.api("GET", &format!("/api/v1/hosts/{h}"), None)["host"]["last_seen"].clone();
+    let after = eventually("it keeps reporting on 2.0", || {
+        let d = f.api("GET", &format!("/api/v1/hosts/{h}"), None);
+        let host = &d["host"];
+        if host["last_seen"] != before && host["components"]["updraft"] == "2.0" {
+            Ok(host.clone())
+        } else {
+            Err(format!("{host:#}"))
+        }
+    });
+    assert_eq!(
+        std::fs::read_to_string(bindir.join("updraft")).unwrap(),
+        std::fs::read_to_string(builds.join("2.0/updraft")).unwrap(),
+        "{after:#}"
+    );
+    drop(daemon);
 }

@@ -76,6 +76,7 @@ impl AgentBed {
                 components: vec!["antimalware.pattern".into()],
                 install_dir: self.path("av"),
                 reload: o.reload.clone(),
+                self_upgrade: false,
             }],
             products: vec![ProductSetup {
                 name: "scanner".into(),
