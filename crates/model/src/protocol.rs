@@ -83,21 +83,22 @@ pub struct Policy {
     /// component → pinned version.
     pub pinned: BTreeMap<String, String>,
     /// Which signed version to take where no pin decides (absent from older managers:
-    /// `latest`).
-    #[serde(default)]
+    /// `latest`). The fields below are left out when they say nothing, so a policy without
+    /// them reads as before.
+    #[serde(default, skip_serializing_if = "Channel::is_latest")]
     pub channel: Channel,
     /// component → version: take no version at or above it (a staged rollout has not released
     /// it to this host yet). Applied to the versions verified metadata lists; never a version of
     /// its own.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub holds: BTreeMap<String, String>,
     /// component → versions never to take (a rollout rolled back or aborted); a host running
     /// one returns to the newest version it may take.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub withheld: BTreeMap<String, Vec<String>>,
     /// When engines, programs and patches may be installed (content marked urgent any time;
     /// patterns and rules always). The host judges it with its own clock.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceWindow>,
 }
 
@@ -217,7 +218,7 @@ pub struct Heartbeat {
     #[serde(default)]
     pub applied_policy: Option<Policy>,
     /// Versions this host tried and gave up on (a failed reload), for rollout health.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_versions: Vec<VersionFailure>,
 }
 
@@ -333,6 +334,12 @@ string_enum! {
 impl Default for Channel {
     fn default() -> Self {
         Channel::Latest
+    }
+}
+
+impl Channel {
+    pub fn is_latest(&self) -> bool {
+        *self == Channel::Latest
     }
 }
 

@@ -55,6 +55,9 @@ pub const MAX_HOST_LINES: usize = 1000;
 const COLUMNS: &str = "id, spec, state, wave, wave_started, approved, rolled_back, reason, created,
     wave_times, resumed FROM rollouts";
 
+/// The component of Updraft's own builds (agents with a `self_upgrade` module take it).
+pub const UPDRAFT: &str = "updraft";
+
 /// Rollouts not complete at most (each adds to every heartbeat reply's policy).
 pub const MAX_ACTIVE: usize = 100;
 
@@ -140,6 +143,25 @@ impl Db {
     /// Every group a wave names exists; not too many rollouts deciding; the version was not
     /// withheld by an earlier rollout (publish a new version instead).
     fn check_new_rollout(&self, spec: &RolloutSpec) -> Result<()> {
+        // The support policy: no host newer than its manager.
+        if spec.component == UPDRAFT {
+            let (want, mine) = (
+                spec.version.parse::<model::Version>(),
+                env!("CARGO_PKG_VERSION").parse::<model::Version>(),
+            );
+            if let (Ok(want), Ok(mine)) = (want, mine) {
+                if want > mine {
+                    return Err(bad(
+                        "version",
+                        format!(
+                            "updraft {} is newer than this manager ({}): upgrade the manager first",
+                            spec.version,
+                            env!("CARGO_PKG_VERSION")
+                        ),
+                    ));
+                }
+            }
+        }
         let groups: std::collections::HashSet<String> =
             self.groups()?.into_iter().map(|g| g.name).collect();
         for (i, w) in spec.waves.iter().enumerate() {
@@ -607,6 +629,19 @@ mod tests {
         assert!(db
             .rollout_action(stale.id, Action::Pause, "admin a")
             .is_err());
+    }
+
+    #[test]
+    fn no_rollout_makes_a_host_newer_than_its_manager() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
+        let mut s = spec();
+        s.component = UPDRAFT.into();
+        s.version = "999.0.0".into();
+        let e = db.create_rollout(&s, "test").unwrap_err().to_string();
+        assert!(e.contains("upgrade the manager first"), "{e}");
+        s.version = env!("CARGO_PKG_VERSION").into();
+        assert!(db.create_rollout(&s, "test").is_ok());
     }
 
     #[test]
