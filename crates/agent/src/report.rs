@@ -20,22 +20,7 @@ pub fn heartbeat(
     let status = state.status()?;
     let installed = state.installed()?;
     let history = state.history()?;
-    // Versions whose reload failed (at most 1000, the manager's bound): rollout health.
-    let failed_versions = state
-        .ledger()?
-        .reload_failed
-        .into_iter()
-        .flat_map(|(component, versions)| {
-            versions
-                .into_iter()
-                .map(move |(version, why)| VersionFailure {
-                    component: component.clone(),
-                    version,
-                    reason: format!("reload failed: {why}"),
-                })
-        })
-        .take(1000)
-        .collect();
+    let failed_versions = failed_versions(state)?;
     let mut builds = status.products.clone();
     builds.insert("updraft".into(), env!("CARGO_PKG_VERSION").into());
     // The result, with what went wrong and which sources were rejected and why.
@@ -72,6 +57,25 @@ pub fn heartbeat(
         applied_policy: policy.cloned(),
         failed_versions,
     })
+}
+
+/// Versions whose reload failed (at most 1000, the manager's bound): rollout health.
+fn failed_versions(state: &StateDir) -> Result<Vec<VersionFailure>> {
+    Ok(state
+        .ledger()?
+        .reload_failed
+        .into_iter()
+        .flat_map(|(component, versions)| {
+            versions
+                .into_iter()
+                .map(move |(version, why)| VersionFailure {
+                    component: component.clone(),
+                    version,
+                    reason: format!("reload failed: {why}"),
+                })
+        })
+        .take(1000)
+        .collect())
 }
 
 impl Agent {

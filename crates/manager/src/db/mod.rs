@@ -4,6 +4,7 @@
 
 mod advisories;
 mod audit;
+mod gates;
 mod groups;
 mod history;
 mod hosts;

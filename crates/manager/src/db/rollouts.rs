@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::{now, sql, to_json_text, Db, Group, Host};
 use crate::error::{Error, Result};
 use crate::rollout::{
-    self, Decision, Hold, HostProgress, HostView, Rollout, RolloutSpec, State, WaveProgress,
+    self, Hold, HostProgress, HostView, Rollout, RolloutSpec, State, WaveProgress,
 };
 
 /// Most rollouts listed at once (newest first).
@@ -85,7 +85,12 @@ fn row_rollout(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rollout> {
     })
 }
 
-fn audit_tx(tx: &Transaction<'_>, actor: &str, action: &str, detail: &str) -> Result<()> {
+pub(super) fn audit_tx(
+    tx: &Transaction<'_>,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO audit (time, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
         params![now(), actor, action, detail],
@@ -94,7 +99,7 @@ fn audit_tx(tx: &Transaction<'_>, actor: &str, action: &str, detail: &str) -> Re
     Ok(())
 }
 
-fn i64_of(n: usize) -> i64 {
+pub(super) fn i64_of(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -230,7 +235,7 @@ impl Db {
         Ok(list)
     }
 
-    fn forget_active(&self) {
+    pub(super) fn forget_active(&self) {
         if let Ok(mut cache) = self.active_cache.lock() {
             *cache = None;
         }
@@ -421,103 +426,6 @@ impl Db {
             hosts_total,
         }))
     }
-
-    /// Run the gates of every running rollout at `now` (and the error threshold of paused
-    /// ones); each transition is stored and audited (actor `rollouts`) with its reason.
-    /// Returns the transitions made.
-    pub fn rollout_tick(&self, now: OffsetDateTime) -> Result<Vec<(i64, Decision)>> {
-        let mut made = Vec::new();
-        for r in self.active_rollouts()? {
-            if !matches!(r.state, State::Running | State::Paused) {
-                continue;
-            }
-            let (lines, waves) = self.rollout_progress(&r, now)?;
-            let d = rollout::decide(&r, &lines, &waves, now);
-            if r.state == State::Paused && !matches!(d, Decision::Halt(_)) {
-                continue;
-            }
-            if self.apply_decision(&r, &d)? {
-                made.push((r.id, d));
-            }
-        }
-        Ok(made)
-    }
-
-    /// Store a decision made on `r` as read; nothing when the rollout changed meanwhile (an
-    /// administrator's action wins over the gates' stale view).
-    fn apply_decision(&self, r: &Rollout, d: &Decision) -> Result<bool> {
-        let (state, wave, rolled_back, why, action) = match d {
-            Decision::Wait(why) => {
-                if *why != r.reason {
-                    self.conn()?
-                        .execute(
-                            "UPDATE rollouts SET reason = ?2 WHERE id = ?1 AND state = 'running'",
-                            params![r.id, why],
-                        )
-                        .map_err(sql)?;
-                }
-                return Ok(false);
-            }
-            Decision::Advance(why) => (State::Running, r.wave + 1, false, why, "rollout-advance"),
-            Decision::Complete(why) => (State::Complete, r.wave, false, why, "rollout-complete"),
-            Decision::Halt(why) => (
-                State::Halted,
-                r.wave,
-                r.spec.auto_rollback,
-                why,
-                "rollout-halt",
-            ),
-        };
-        let t = now();
-        let mut times = r.wave_times.clone();
-        if wave > r.wave {
-            times.push(t.clone());
-        }
-        let times = to_json_text("wave_times", &times)?;
-        let started = if wave > r.wave {
-            t.clone()
-        } else {
-            r.wave_started.clone()
-        };
-        self.transaction(|tx| {
-            let changed = tx
-                .execute(
-                    "UPDATE rollouts SET state = ?2, wave = ?3, wave_started = ?4, rolled_back = ?5,
-                     reason = ?6, wave_times = ?7
-                     WHERE id = ?1 AND state = ?8 AND wave = ?9 AND rolled_back = ?10",
-                    params![
-                        r.id,
-                        state.as_str(),
-                        i64_of(wave),
-                        started,
-                        rolled_back,
-                        why,
-                        times,
-                        r.state.as_str(),
-                        i64_of(r.wave),
-                        r.rolled_back
-                    ],
-                )
-                .map_err(sql)?;
-            if changed != 1 {
-                return Ok(false);
-            }
-            let rb = if rolled_back { "; hosts roll back" } else { "" };
-            audit_tx(
-                tx,
-                "rollouts",
-                action,
-                &format!("rollout {}: {why}{rb}", r.id),
-            )?;
-            Ok(true)
-        })
-        .inspect(|&done| {
-            if done {
-                self.forget_active();
-                tracing::info!(rollout = r.id, action, "{why}");
-            }
-        })
-    }
 }
 
 fn conflict(id: i64, state: State, action: Action) -> Error {
@@ -588,75 +496,4 @@ fn bad(field: &str, reason: impl Into<String>) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rollout::Wave;
-
-    fn spec() -> RolloutSpec {
-        let wave = |share| Wave {
-            groups: Vec::new(),
-            share,
-            soak: 0,
-            success: 100,
-            max_failures: 1,
-            max_failure_share: 0,
-            approval: false,
-        };
-        RolloutSpec {
-            component: "av.pattern".into(),
-            version: "2.0".into(),
-            waves: vec![wave(10), wave(100)],
-            auto_rollback: true,
-            silent_after: 60,
-        }
-    }
-
-    #[test]
-    fn an_abort_made_while_the_gates_decided_is_not_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
-        let stale = db.create_rollout(&spec(), "test").unwrap();
-        db.rollout_action(stale.id, Action::Abort, "admin a")
-            .unwrap();
-        // The gates decided on the rollout as they read it before the abort.
-        let made = db
-            .apply_decision(&stale, &Decision::Advance("wave 1 healthy".into()))
-            .unwrap();
-        assert!(!made);
-        let now = db.rollout(stale.id).unwrap().unwrap();
-        assert_eq!((now.state, now.wave), (State::Aborted, 0));
-        // And an administrator acting on a stale view is told so.
-        assert!(db
-            .rollout_action(stale.id, Action::Pause, "admin a")
-            .is_err());
-    }
-
-    #[test]
-    fn no_rollout_makes_a_host_newer_than_its_manager() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
-        let mut s = spec();
-        s.component = UPDRAFT.into();
-        s.version = "999.0.0".into();
-        let e = db.create_rollout(&s, "test").unwrap_err().to_string();
-        assert!(e.contains("upgrade the manager first"), "{e}");
-        s.version = env!("CARGO_PKG_VERSION").into();
-        assert!(db.create_rollout(&s, "test").is_ok());
-    }
-
-    #[test]
-    fn a_withheld_version_or_an_unknown_group_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
-        let r = db.create_rollout(&spec(), "test").unwrap();
-        db.rollout_action(r.id, Action::AbortAndRollBack, "admin a")
-            .unwrap();
-        let e = db.create_rollout(&spec(), "test").unwrap_err().to_string();
-        assert!(e.contains("withheld"), "{e}");
-        let mut s = spec();
-        s.version = "2.1".into();
-        s.waves[0].groups = vec!["canry".into()];
-        let e = db.create_rollout(&s, "test").unwrap_err().to_string();
-        assert!(e.contains("no group"), "{e}");
-    }
-}
+mod tests;

@@ -1,0 +1,70 @@
+use super::*;
+use crate::rollout::{Decision, Wave};
+
+fn spec() -> RolloutSpec {
+    let wave = |share| Wave {
+        groups: Vec::new(),
+        share,
+        soak: 0,
+        success: 100,
+        max_failures: 1,
+        max_failure_share: 0,
+        approval: false,
+    };
+    RolloutSpec {
+        component: "av.pattern".into(),
+        version: "2.0".into(),
+        waves: vec![wave(10), wave(100)],
+        auto_rollback: true,
+        silent_after: 60,
+    }
+}
+
+#[test]
+fn an_abort_made_while_the_gates_decided_is_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
+    let stale = db.create_rollout(&spec(), "test").unwrap();
+    db.rollout_action(stale.id, Action::Abort, "admin a")
+        .unwrap();
+    // The gates decided on the rollout as they read it before the abort.
+    let made = db
+        .apply_decision(&stale, &Decision::Advance("wave 1 healthy".into()))
+        .unwrap();
+    assert!(!made);
+    let now = db.rollout(stale.id).unwrap().unwrap();
+    assert_eq!((now.state, now.wave), (State::Aborted, 0));
+    // And an administrator acting on a stale view is told so.
+    assert!(db
+        .rollout_action(stale.id, Action::Pause, "admin a")
+        .is_err());
+}
+
+#[test]
+fn no_rollout_makes_a_host_newer_than_its_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
+    let mut s = spec();
+    s.component = UPDRAFT.into();
+    s.version = "999.0.0".into();
+    let e = db.create_rollout(&s, "test").unwrap_err().to_string();
+    assert!(e.contains("upgrade the manager first"), "{e}");
+    s.version = env!("CARGO_PKG_VERSION").into();
+    assert!(db.create_rollout(&s, "test").is_ok());
+}
+
+#[test]
+fn a_withheld_version_or_an_unknown_group_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
+    let r = db.create_rollout(&spec(), "test").unwrap();
+    db.rollout_action(r.id, Action::AbortAndRollBack, "admin a")
+        .unwrap();
+    let e = db.create_rollout(&spec(), "test").unwrap_err().to_string();
+    assert!(e.contains("withheld"), "{e}");
+    let mut s = spec();
+    s.version = "2.1".into();
+    s.waves[0].groups = vec!["canry".into()];
+    let e = db.create_rollout(&s, "test").unwrap_err().to_string();
+    assert!(e.contains("no group"), "{e}");
+}
