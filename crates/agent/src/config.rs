@@ -275,6 +275,12 @@ impl ModuleConfig {
             model::check_component(c)
                 .map_err(|e| Error::Config(format!("module {:?}: {e}", self.name)))?;
         }
+        if self.self_upgrade && self.reload.is_some() {
+            return Err(Error::Config(format!(
+                "module {:?}: a self_upgrade module has no reload (its new build is checked with `agent --check`)",
+                self.name
+            )));
+        }
         if self.self_upgrade && self.components.len() != 1 {
             return Err(Error::Config(format!(
                 "module {:?}: a self_upgrade module has exactly one component (the updraft build)",

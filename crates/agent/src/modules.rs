@@ -140,6 +140,16 @@ impl Agent {
             previous_files: prev.map(|p| p.files.clone()).unwrap_or_default(),
             executable: m.self_upgrade,
         };
+        if m.self_upgrade {
+            // Recorded before anything changes: whatever happens next (a crash, a failed
+            // cycle), the supervisor knows a new build is on disk until it has reported.
+            self.state
+                .save_pending_upgrade(Some(&crate::upgrade::Pending {
+                    component: component.to_string(),
+                    from: prev.map(|p| p.version.clone()).unwrap_or_default(),
+                    to: version.to_string(),
+                }))?;
+        }
         self.state.set_journal(&journal)?;
         journal::apply_install(&self.state, &journal)?;
         tracing::info!(component, version, module = %m.name, "installed");

@@ -304,6 +304,9 @@ fn module_plans<'a, T>(
             if current.get(c.as_str()) == Some(&version) || basis.ledger.reload_failed(c, version) {
                 continue;
             }
+            if m.self_upgrade && !self_upgrade_allowed(basis, c, version) {
+                continue;
+            }
             if offer.windowed && !basis.in_window {
                 deferred.push(format!("{c} {version}"));
                 continue;
@@ -323,6 +326,19 @@ fn module_plans<'a, T>(
         }
     }
     plans
+}
+
+/// The agent's own build never goes below the one installed, except back to the build it
+/// replaced: a manager's pins or withheld versions cannot make it run an old, perhaps
+/// vulnerable, build of itself.
+fn self_upgrade_allowed(basis: &Basis<'_>, component: &str, version: &str) -> bool {
+    let Some(now) = basis.installed.components.get(component) else {
+        return true;
+    };
+    let (Ok(to), Ok(from)) = (version.parse::<Version>(), now.version.parse::<Version>()) else {
+        return false;
+    };
+    to >= from || now.previous.as_deref() == Some(version)
 }
 
 /// Refusals of `p`'s invalid patch targets, then its patches oldest first.

@@ -12,7 +12,7 @@
 //! the previous build's code, puts the previous build back ([`Agent::revert_upgrade`]) when the
 //! new one exits before confirming or has not confirmed within [`CONFIRM_WITHIN`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,8 +60,16 @@ impl Agent {
             return Err("no component".into());
         };
         let installed = self.state.installed().map_err(|e| e.to_string())?;
-        let Some(file) = installed.components.get(c).and_then(|i| i.files.first()) else {
-            return Err(format!("{c} has no file"));
+        let files = installed
+            .components
+            .get(c)
+            .map(|i| i.files.as_slice())
+            .unwrap_or_default();
+        let [file] = files else {
+            return Err(format!(
+                "a build of {c} is one executable file; this one has {}",
+                files.len()
+            ));
         };
         let exe = m.install_dir.join(file);
         let mut cmd = Command::new(&exe);
@@ -72,44 +80,52 @@ impl Agent {
         check_within(cmd, CHECK_WITHIN).map_err(|e| format!("{}: {e}", exe.display()))
     }
 
-    /// After a cycle that installed a new version of the agent's own build: record it as
-    /// pending (the caller restarts into it). `None` when the cycle installed none.
-    pub fn note_upgrade(&self, installed: &[(String, String)]) -> Result<Option<Pending>> {
-        let Some(m) = self.self_module() else {
-            return Ok(None);
+    /// The worker's decision after a cycle, `running` being the version of the build it runs
+    /// (as its supervisor started it): restart when another build has been installed; confirm
+    /// the running one once a cycle reached an update source and reported (or there is no
+    /// manager to report to).
+    pub fn after_cycle(&self, running: &str, report: &crate::CycleReport) -> Result<AfterCycle> {
+        let Some(p) = self.state.pending_upgrade()? else {
+            return Ok(AfterCycle::Carry);
         };
-        let Some((c, to)) = installed.iter().find(|(c, _)| m.components.contains(c)) else {
-            return Ok(None);
-        };
-        let now = self.state.installed()?;
-        let from = now
-            .components
-            .get(c)
-            .and_then(|i| i.previous.clone())
-            .unwrap_or_default();
-        let p = Pending {
-            component: c.clone(),
-            from,
-            to: to.clone(),
-        };
-        self.state.save_pending_upgrade(Some(&p))?;
-        tracing::info!(from = %p.from, to = %p.to, "new agent build installed; restarting into it");
-        Ok(Some(p))
-    }
-
-    /// A cycle of the new build completed and reported: the upgrade stays.
-    pub fn confirm_upgrade(&self) -> Result<()> {
-        if let Some(p) = self.state.pending_upgrade()? {
-            self.state.save_pending_upgrade(None)?;
-            tracing::info!(to = %p.to, "agent build confirmed");
+        if p.to != running {
+            tracing::info!(from = %running, to = %p.to, "new agent build installed; restarting into it");
+            return Ok(AfterCycle::Restart);
         }
-        Ok(())
+        let reported = self.config.link.manager.is_none() || report.manager_error.is_none();
+        if report.source.is_some() && reported {
+            self.state.save_pending_upgrade(None)?;
+            tracing::info!(build = %p.to, "agent build confirmed");
+        }
+        Ok(AfterCycle::Carry)
     }
 
-    /// Put the previous build back (the new one did not come back and report, `why`): the
-    /// previous version's files from the versions store, journaled like any install; the new
-    /// version is recorded as failed, so it is never taken again and its rollout sees it.
-    pub fn revert_upgrade(&self, why: &str) -> Result<Option<Pending>> {
+    /// Finish or undo an install or patch a crash interrupted (what a cycle does first), for
+    /// the supervisor before it starts a worker or puts a build back.
+    pub fn recover_interrupted(&self) -> Result<Option<String>> {
+        journal::recover(&self.state)
+    }
+
+    /// The version of the agent's own build installed now ("" when none is recorded).
+    pub fn own_version(&self) -> String {
+        let Some(c) = self.self_module().and_then(|m| m.components.first()) else {
+            return String::new();
+        };
+        self.state
+            .installed()
+            .ok()
+            .and_then(|i| i.components.get(c).map(|x| x.version.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Put the previous build back: the new one (`pending.to`) did not come back and report
+    /// (`why`). Only while that build is the one installed (a second call does nothing). The
+    /// previous version comes from the versions store; without one (the first self-upgrade
+    /// replaced a build that was never installed through Updraft), the supervisor's own
+    /// executable (`running_build`) is copied back. The new version is recorded as failed, so
+    /// it is never taken again and its rollout sees it.
+    pub fn revert_upgrade(&self, why: &str, running_build: &Path) -> Result<Option<Pending>> {
+        self.recover_interrupted()?;
         let Some(p) = self.state.pending_upgrade()? else {
             return Ok(None);
         };
@@ -117,37 +133,86 @@ impl Agent {
             Error::Other("an upgrade is pending but no self_upgrade module".into())
         })?;
         let installed = self.state.installed()?;
-        let now = installed
-            .components
-            .get(&p.component)
-            .cloned()
-            .unwrap_or_default();
-        let journal = Journal::Install {
-            component: p.component.clone(),
-            module: m.name.clone(),
-            install_dir: m.install_dir.clone(),
-            version: p.from.clone(),
-            files: now.previous_files.clone(),
-            remove: now
-                .files
-                .iter()
-                .filter(|f| !now.previous_files.contains(f))
-                .cloned()
-                .collect(),
-            previous: None,
-            previous_files: Vec::new(),
-            executable: true,
-        };
-        self.state.set_journal(&journal)?;
-        journal::apply_install(&self.state, &journal)?;
+        let now = installed.components.get(&p.component).cloned();
+        match now {
+            Some(now)
+                if now.version == p.to
+                    && now.previous.as_deref() == Some(p.from.as_str())
+                    && !now.previous_files.is_empty() =>
+            {
+                let journal = Journal::Install {
+                    component: p.component.clone(),
+                    module: m.name.clone(),
+                    install_dir: m.install_dir.clone(),
+                    version: p.from.clone(),
+                    files: now.previous_files.clone(),
+                    remove: now
+                        .files
+                        .iter()
+                        .filter(|f| !now.previous_files.contains(f))
+                        .cloned()
+                        .collect(),
+                    previous: None,
+                    previous_files: Vec::new(),
+                    executable: true,
+                };
+                self.state.set_journal(&journal)?;
+                journal::apply_install(&self.state, &journal)?;
+            }
+            Some(now) if now.version == p.to => {
+                self.restore_running_build(m, &p, &now.files, running_build)?
+            }
+            // Not the build that failed (already put back, or never installed): nothing to undo.
+            _ => {}
+        }
         let mut ledger = self.state.ledger()?;
         let message = format!("the new build did not come back and report: {why}");
         ledger.set_reload_failed(&p.component, &p.to, message.clone());
         self.state.save_ledger(&ledger)?;
         self.state.save_pending_upgrade(None)?;
-        tracing::error!(from = %p.to, to = %p.from, "{message}; previous build restored");
+        tracing::error!(failed = %p.to, back_to = %p.from, "{message}; previous build restored");
         Ok(Some(p))
     }
+
+    /// Copy `running_build` over the module's file (staged, 0755, renamed) and forget the
+    /// failed version's install record.
+    fn restore_running_build(
+        &self,
+        m: &ModuleConfig,
+        p: &Pending,
+        files: &[String],
+        running_build: &Path,
+    ) -> Result<()> {
+        let Some(file) = files.first() else {
+            return Ok(());
+        };
+        let target = m.install_dir.join(file);
+        let stage = m.install_dir.join(format!(".updraft-stage-revert-{file}"));
+        let io = |e: std::io::Error| Error::io(&target, e);
+        std::fs::copy(running_build, &stage).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&stage, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+        }
+        std::fs::File::open(&stage)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&stage, &target).map_err(io)?;
+        tuf::fsutil::sync_dir(&m.install_dir);
+        let mut installed = self.state.installed()?;
+        installed.components.remove(&p.component);
+        self.state.save_installed(&installed)
+    }
+}
+
+/// What the worker does after a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterCycle {
+    /// Go on with the next cycle.
+    Carry,
+    /// Exit with [`RESTART_CODE`]: the supervisor starts the new build.
+    Restart,
 }
 
 /// Run `cmd` (output captured) and wait at most `within` for it to succeed.

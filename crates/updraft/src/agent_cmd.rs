@@ -154,28 +154,21 @@ fn history(config: &Path, json: bool) -> Result<()> {
 }
 
 /// Run cycles every poll interval; with `once`, one cycle whose report is printed as JSON.
-/// With a self-upgrade module, a cycle that installed a new agent build ends the worker with
-/// [`agent::upgrade::RESTART_CODE`] (its supervisor starts the new build), and a cycle that
-/// completed and reported confirms a pending upgrade.
+/// A supervised worker (self-upgrade) ends with [`agent::upgrade::RESTART_CODE`] when a new
+/// build of the agent is installed, and confirms its own build once a cycle reported.
 fn daemon(a: Agent, once: bool) -> Result<()> {
+    let running = std::env::var(upgrade::BUILD_ENV).ok();
     loop {
         let report = a.cycle();
-        let mut restart = false;
-        if let Ok(r) = &report {
-            let reported = a.config.link.manager.is_none() || r.manager_error.is_none();
-            match a.note_upgrade(&r.installed)? {
-                Some(_) => restart = true,
-                None if reported => a.confirm_upgrade()?,
-                None => {}
+        if let (Ok(r), Some(running)) = (&report, &running) {
+            if a.after_cycle(running, r)? == agent::upgrade::AfterCycle::Restart {
+                // The supervisor starts the new build (see agent::upgrade).
+                std::process::exit(agent::upgrade::RESTART_CODE);
             }
         }
         if once {
             println!("{}", serde_json::to_string_pretty(&report?)?);
             return Ok(());
-        }
-        if restart {
-            // The supervisor starts the new build (see agent::upgrade).
-            std::process::exit(agent::upgrade::RESTART_CODE);
         }
         match &report {
             Ok(r) if !r.installed.is_empty() || !r.patches.is_empty() => {

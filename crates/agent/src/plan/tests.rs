@@ -389,3 +389,43 @@ fn the_window_is_judged_in_its_offset_from_utc() {
     s.maintenance.as_mut().unwrap().utc_offset = "bad".into();
     assert!(!s.window_open(t), "an invalid window never opens");
 }
+
+#[test]
+fn the_agents_own_build_never_goes_below_the_one_installed_but_to_the_one_it_replaced() {
+    let c = of(vec![
+        content("updraft", "1.0"),
+        content("updraft", "2.0"),
+        content("updraft", "3.0"),
+    ]);
+    let mut host = Host::new();
+    host.modules = modules("[[module]]\nname = \"self\"\ncomponents = [\"updraft\"]\ninstall_dir = \"/bin\"\nself_upgrade = true");
+    host.installed.components.insert(
+        "updraft".into(),
+        InstalledComponent {
+            module: "self".into(),
+            version: "3.0".into(),
+            previous: Some("2.0".into()),
+            ..InstalledComponent::default()
+        },
+    );
+    let own = |v: &str| vec![("self".to_string(), "updraft".to_string(), v.to_string())];
+    host.selection.pinned.insert("updraft".into(), "1.0".into());
+    assert_eq!(
+        installs(&host.plan(&c)),
+        [],
+        "a pin cannot take it to an old build"
+    );
+    host.selection.pinned.clear();
+    host.selection
+        .withheld
+        .insert("updraft".into(), vec!["3.0".into()]);
+    assert_eq!(
+        installs(&host.plan(&c)),
+        own("2.0"),
+        "back to the build it replaced"
+    );
+    host.selection
+        .withheld
+        .insert("updraft".into(), vec!["3.0".into(), "2.0".into()]);
+    assert_eq!(installs(&host.plan(&c)), [], "but no further");
+}

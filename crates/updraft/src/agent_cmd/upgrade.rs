@@ -1,12 +1,13 @@
 //! The supervisor of an agent that upgrades itself (a module with `self_upgrade = true`):
 //! `updraft agent --config FILE` runs the worker (`… --worker`) from the build installed in
-//! that module and stays, running the code it started with, to start the new build when the
-//! worker asks for it (exit status [`RESTART_CODE`]) and to put the previous build back when a
-//! new build exits before it has reported, or has not reported within [`CONFIRM_WITHIN`].
-//! SIGTERM or Ctrl-C stops the worker and the supervisor.
+//! that module, and stays, running the code it started with, to start a new build when the
+//! worker asks for it (exit status [`RESTART_CODE`] while `upgrade.json` names another build)
+//! and to put the previous build back when the new one exits before it has reported, or has
+//! not reported within [`CONFIRM_WITHIN`]. It never gives up: an error is logged and the worker
+//! started again after a pause. SIGTERM or Ctrl-C stops the worker and the supervisor.
 
-use std::path::Path;
-use std::process::{Child, Command};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,47 +16,33 @@ use agent::upgrade::{CONFIRM_WITHIN, RESTART_CODE};
 use agent::Agent;
 use anyhow::{Context, Result};
 
+/// The environment variable telling a worker which version of the agent's build it runs.
+pub const BUILD_ENV: &str = "UPDRAFT_AGENT_BUILD";
 /// How often the supervisor looks at its worker.
 const TICK: Duration = Duration::from_millis(200);
-/// Pause before restarting a worker that failed on its own (doubling up to a minute).
+/// Pause before starting a worker again after a failure (doubling up to a minute).
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How a worker ended.
+enum End {
+    Exited(ExitStatus),
+    /// The new build it runs did not report within [`CONFIRM_WITHIN`].
+    NoReport,
+    Stopped,
+}
 
 pub fn supervise(a: &Agent, config: &Path) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone())?;
+    let own = running_build();
     let mut backoff = FIRST_BACKOFF;
     while !stop.load(Ordering::Relaxed) {
-        let mut child = spawn(a, config)?;
-        let started = Instant::now();
-        let status = loop {
-            if stop.load(Ordering::Relaxed) {
-                stop_child(&mut child);
-                return Ok(());
-            }
-            if let Some(status) = child.try_wait().context("waiting for the agent worker")? {
-                break Some(status);
-            }
-            if a.state.pending_upgrade()?.is_some() && started.elapsed() > CONFIRM_WITHIN {
-                stop_child(&mut child);
-                break None;
-            }
-            std::thread::sleep(TICK);
-        };
-        match status {
-            Some(s) if s.code() == Some(RESTART_CODE) => {
-                tracing::info!("starting the new agent build");
-                backoff = FIRST_BACKOFF;
-            }
-            Some(s) if a.state.pending_upgrade()?.is_some() => {
-                a.revert_upgrade(&format!("it exited with {s} before reporting"))?;
-            }
-            None => {
-                let why = format!("no report within {} s", CONFIRM_WITHIN.as_secs());
-                a.revert_upgrade(&why)?;
-            }
-            Some(s) => {
-                tracing::error!(status = %s, "the agent worker stopped; starting it again in {backoff:?}");
+        match run_worker(a, config, &own, &stop) {
+            Ok(Some(())) => backoff = FIRST_BACKOFF,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "agent worker: starting it again in {backoff:?}");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -64,18 +51,79 @@ pub fn supervise(a: &Agent, config: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The worker, from the build installed in the self-upgrade module (this executable until one
-/// is installed).
-fn spawn(a: &Agent, config: &Path) -> Result<Child> {
-    let exe = match a.own_build().filter(|p| p.is_file()) {
-        Some(p) => p,
-        None => std::env::current_exe().context("cannot find this executable")?,
-    };
+/// Start one worker and handle its end: `Some` to start the next one at once, `None` when
+/// stopped, an error to pause first.
+fn run_worker(a: &Agent, config: &Path, own: &Path, stop: &AtomicBool) -> Result<Option<()>> {
+    a.recover_interrupted()?;
+    let version = a.own_version();
+    let mut child = spawn(a, config, own, &version)?;
+    let end = wait(a, &mut child, &version, stop)?;
+    let pending = a.state.pending_upgrade()?;
+    let new_build_failed = pending
+        .as_ref()
+        .is_some_and(|p| p.to == version && !version.is_empty());
+    match end {
+        End::Stopped => Ok(None),
+        End::Exited(s)
+            if s.code() == Some(RESTART_CODE) && pending.is_some() && !new_build_failed =>
+        {
+            tracing::info!("starting the new agent build");
+            Ok(Some(()))
+        }
+        End::Exited(s) if new_build_failed => {
+            a.revert_upgrade(&format!("it exited with {s} before reporting"), own)?;
+            Ok(Some(()))
+        }
+        End::NoReport => {
+            let why = format!("no report within {} s", CONFIRM_WITHIN.as_secs());
+            a.revert_upgrade(&why, own)?;
+            Ok(Some(()))
+        }
+        End::Exited(s) => anyhow::bail!("the worker stopped: {s}"),
+    }
+}
+
+fn wait(a: &Agent, child: &mut Child, version: &str, stop: &AtomicBool) -> Result<End> {
+    let started = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            stop_child(child);
+            return Ok(End::Stopped);
+        }
+        if let Some(status) = child.try_wait().context("waiting for the agent worker")? {
+            return Ok(End::Exited(status));
+        }
+        let on_trial = a.state.pending_upgrade()?.is_some_and(|p| p.to == version);
+        if on_trial && started.elapsed() > CONFIRM_WITHIN {
+            stop_child(child);
+            return Ok(End::NoReport);
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+/// The build this supervisor runs: its executable image (`/proc/self/exe` on Linux, which
+/// stays readable when the file it was started from is replaced).
+fn running_build() -> PathBuf {
+    let proc = PathBuf::from("/proc/self/exe");
+    if proc.exists() {
+        return proc;
+    }
+    std::env::current_exe().unwrap_or(proc)
+}
+
+/// The worker, from the build installed in the self-upgrade module, else from this build.
+fn spawn(a: &Agent, config: &Path, own: &Path, version: &str) -> Result<Child> {
+    let exe = a
+        .own_build()
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| own.to_path_buf());
     Command::new(&exe)
         .arg("agent")
         .arg("--config")
         .arg(config)
         .arg("--worker")
+        .env(BUILD_ENV, version)
         .spawn()
         .with_context(|| format!("cannot start the agent worker {}", exe.display()))
 }

@@ -551,10 +551,25 @@ fn build_script(dir: &Path, version: &str, dies: bool) -> PathBuf {
     file
 }
 
-#[test]
-fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_one_that_dies() {
-    let f = Fleet::new();
-    good_base(&f);
+/// Publish a build of `updraft` (see [`build_script`]).
+fn publish_build(f: &Fleet, version: &str, dies: bool) {
+    let file = build_script(&f.bed.path("builds"), version, dies);
+    let repo = f.bed.repo.dir.to_str().unwrap();
+    let add = [
+        "repo",
+        "add",
+        repo,
+        file.to_str().unwrap(),
+        "--component",
+        "updraft",
+    ];
+    ok(&[&add[..], &["--version", version, "--kind", "program"]].concat());
+    f.bed.repo.publish();
+}
+
+/// An agent `name` (polling every second) whose module `updraft` in `NAME/bin` holds its own
+/// build, started as a daemon under its supervisor; (configuration, bin dir, process).
+fn self_upgrading_agent(f: &Fleet, name: &str) -> (PathBuf, PathBuf, updraft::launch::Process) {
     ok(&[
         "admin",
         "--db",
@@ -565,24 +580,8 @@ fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_on
         "--poll-interval",
         "1",
     ]);
-    let builds = f.bed.path("builds");
-    let publish = |version: &str, dies: bool| {
-        let file = build_script(&builds, version, dies);
-        let repo = f.bed.repo.dir.to_str().unwrap();
-        let add = [
-            "repo",
-            "add",
-            repo,
-            file.to_str().unwrap(),
-            "--component",
-            "updraft",
-        ];
-        ok(&[&add[..], &["--version", version, "--kind", "program"]].concat());
-        f.bed.repo.publish();
-    };
-    publish("1.0", false);
-    let cfg = f.agent("self-1", "fast");
-    let bindir = f.bed.path("self-1/bin");
+    let cfg = f.agent(name, "fast");
+    let bindir = f.bed.path(&format!("{name}/bin"));
     std::fs::create_dir_all(&bindir).unwrap();
     f.bed.edit_config(&cfg, |c| {
         c.poll_interval = 1;
@@ -594,60 +593,103 @@ fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_on
             self_upgrade: true,
         })
     });
+    let args = ["agent", "--config", cfg.to_str().unwrap()];
     let daemon = launcher()
-        .daemon(
-            &["agent", "--config", cfg.to_str().unwrap()],
-            &[],
-            updraft::launch::Logs::Discard,
-        )
+        .daemon(&args, &[], updraft::launch::Logs::Discard)
         .unwrap();
-    let host = |want: &str| {
+    (cfg, bindir, daemon)
+}
+
+/// The first host's record at the manager.
+fn first_host(f: &Fleet) -> Value {
+    f.api("GET", "/api/v1/hosts", None)["hosts"][0].clone()
+}
+
+#[test]
+fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_one_that_dies() {
+    let f = Fleet::new();
+    good_base(&f);
+    publish_build(&f, "1.0", false);
+    let (cfg, bindir, daemon) = self_upgrading_agent(&f, "self-1");
+    let reports = |want: &str| {
         eventually(&format!("the agent reports updraft {want}"), || {
-            let hosts = f.api("GET", "/api/v1/hosts", None);
-            let h = &hosts["hosts"][0];
+            let h = first_host(&f);
             if h["components"]["updraft"] == want {
-                Ok(h.clone())
+                Ok(h)
             } else {
                 Err(format!("{h:#}"))
             }
         })
     };
-    host("1.0");
-    publish("2.0", false);
-    host("2.0");
-    assert!(
-        !f.bed.path("self-1/state/upgrade.json").exists(),
-        "2.0 confirmed"
-    );
+    let pending = f.bed.path("self-1/state/upgrade.json");
+    let confirmed = || {
+        eventually("the new build confirmed", || {
+            if pending.exists() {
+                Err("upgrade.json is there")
+            } else {
+                Ok(())
+            }
+        })
+    };
+    reports("1.0");
+    confirmed();
+    publish_build(&f, "2.0", false);
+    reports("2.0");
+    confirmed();
     // 3.0 passes the check but its worker dies: the supervisor puts 2.0 back by itself.
-    publish("3.0", true);
-    let h = eventually("3.0 recorded as failed", || {
-        let hosts = f.api("GET", "/api/v1/hosts", None);
-        let id = hosts["hosts"][0]["id"].as_str().unwrap().to_string();
-        let status = f.bed.status(&cfg);
-        let on = status["modules"].to_string();
-        let failed =
-            std::fs::read_to_string(f.bed.path("self-1/state/products.json")).unwrap_or_default();
-        if failed.contains("3.0") && on.contains("2.0") {
-            Ok(id)
+    publish_build(&f, "3.0", true);
+    let ledger = f.bed.path("self-1/state/products.json");
+    eventually("3.0 recorded as failed", || {
+        let l = std::fs::read_to_string(&ledger).unwrap_or_default();
+        if l.contains("did not come back") {
+            Ok(())
         } else {
-            Err(format!("{on} {failed}"))
+            Err(l)
         }
     });
-    let before = f.api("GET", &format!("/api/v1/hosts/{h}"), None)["host"]["last_seen"].clone();
-    let after = eventually("it keeps reporting on 2.0", || {
-        let d = f.api("GET", &format!("/api/v1/hosts/{h}"), None);
-        let host = &d["host"];
-        if host["last_seen"] != before && host["components"]["updraft"] == "2.0" {
-            Ok(host.clone())
+    let before = first_host(&f)["last_seen"].clone();
+    eventually("it keeps reporting on 2.0", || {
+        let h = first_host(&f);
+        if h["last_seen"] != before && h["components"]["updraft"] == "2.0" {
+            Ok(())
         } else {
-            Err(format!("{host:#}"))
+            Err(format!("{h:#}"))
         }
     });
     assert_eq!(
         std::fs::read_to_string(bindir.join("updraft")).unwrap(),
-        std::fs::read_to_string(builds.join("2.0/updraft")).unwrap(),
-        "{after:#}"
+        std::fs::read_to_string(f.bed.path("builds/2.0/updraft")).unwrap()
     );
+    let _ = cfg;
+    drop(daemon);
+}
+
+#[test]
+fn a_first_build_that_dies_leaves_the_agent_on_the_build_it_was_installed_with() {
+    let f = Fleet::new();
+    good_base(&f);
+    publish_build(&f, "1.0", true);
+    let (_cfg, bindir, daemon) = self_upgrading_agent(&f, "self-0");
+    let ledger = f.bed.path("self-0/state/products.json");
+    eventually("1.0 recorded as failed", || {
+        let l = std::fs::read_to_string(&ledger).unwrap_or_default();
+        if l.contains("did not come back") {
+            Ok(())
+        } else {
+            Err(l)
+        }
+    });
+    // The supervisor's own build was copied back, and it keeps updating and reporting.
+    let back = std::fs::metadata(bindir.join("updraft")).unwrap().len();
+    assert_eq!(back, std::fs::metadata(bin()).unwrap().len());
+    let before = first_host(&f)["last_seen"].clone();
+    eventually("it keeps reporting", || {
+        if first_host(&f)["last_seen"] != before {
+            Ok(())
+        } else {
+            Err("no new heartbeat")
+        }
+    });
+    assert_eq!(f.pattern("self-0"), "good 18.524.00");
     drop(daemon);
 }
