@@ -29,6 +29,9 @@ struct State {
     head_since: Option<Instant>,
     /// Handlers running on this connection.
     in_service: usize,
+    /// Response bodies being sent on this connection (never shed; still under the idle
+    /// timeout when they do not move).
+    responding: usize,
     last_traffic: Instant,
 }
 
@@ -48,6 +51,7 @@ impl Watch {
             state: Mutex::new(State {
                 head_since: Some(now),
                 in_service: 0,
+                responding: 0,
                 last_traffic: now,
             }),
             header: limits.header_timeout,
@@ -102,12 +106,56 @@ impl Watch {
     pub(crate) fn sheddable(&self, grace: Duration) -> bool {
         let s = self.lock();
         let since = s.head_since.unwrap_or(s.last_traffic);
-        s.in_service == 0 && since.elapsed() >= grace
+        s.in_service == 0 && s.responding == 0 && since.elapsed() >= grace
     }
 
     /// How long to wait before looking at the deadline again while a handler runs.
     pub(crate) fn recheck(&self) -> Duration {
         self.idle
+    }
+}
+
+impl Watch {
+    fn responding(self: &Arc<Self>) -> Responding {
+        let mut s = self.lock();
+        s.responding = s.responding.saturating_add(1);
+        Responding(self.clone())
+    }
+}
+
+/// A response body being sent (dropped when it is done or abandoned).
+struct Responding(Arc<Watch>);
+
+impl Drop for Responding {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.responding = s.responding.saturating_sub(1);
+    }
+}
+
+/// A response body that holds its connection's [`Responding`] mark until it is done.
+struct Sending<B> {
+    inner: B,
+    _mark: Responding,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Sending<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -218,10 +266,19 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Service 
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));
         let response = self.app.call(req);
+        let watch = self.watch.clone();
         Box::pin(async move {
             let response = response.await;
             drop(guard);
-            response
+            response.map(|r| {
+                r.map(|body| {
+                    let mark = watch.responding();
+                    axum::body::Body::new(Sending {
+                        inner: body,
+                        _mark: mark,
+                    })
+                })
+            })
         })
     }
 }

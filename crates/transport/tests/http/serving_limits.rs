@@ -131,3 +131,74 @@ fn with_every_slot_held_by_silent_connections_a_new_client_is_served_long_before
         .count();
     assert!(shed >= 1, "no silent connection was closed");
 }
+
+/// A body of `left` bytes of zeros in 64 KiB frames.
+struct Zeros {
+    left: usize,
+}
+
+impl hyper::body::Body for Zeros {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let n = self.left.min(65_536);
+        self.left -= n;
+        std::task::Poll::Ready((n > 0).then(|| Ok(hyper::body::Frame::data(vec![0u8; n].into()))))
+    }
+}
+
+#[test]
+fn a_download_that_pauses_while_every_slot_is_taken_is_not_shed() {
+    const SIZE: usize = 64 << 20;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let limits = ServeLimits {
+        header_timeout: Duration::from_secs(60),
+        handshake_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 2,
+    };
+    let app = axum::Router::new().route(
+        "/big",
+        axum::routing::get(|| async { axum::body::Body::new(Zeros { left: SIZE }) }),
+    );
+    rt.spawn(transport::serve_plain(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    let mut download = TcpStream::connect(&addr).unwrap();
+    download
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    download
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = download.read(&mut buf).unwrap();
+    let _silent = TcpStream::connect(&addr).unwrap();
+    // The scenario: the downloader pauses (its buffers fill up) while every slot is taken
+    // and another client waits.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut other = TcpStream::connect(&addr).unwrap();
+    other
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    while got < SIZE {
+        match download.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    // The head (about 100 bytes) and every byte of the body arrived.
+    assert!(got > SIZE, "the paused download was cut after {got} bytes");
+}
