@@ -26,5 +26,7 @@ CREATE TABLE rollout_hosts (
     took TEXT,
     failed TEXT,
     failed_at TEXT,
+    -- The version does not apply to this host (a patch for another base build): not judged.
+    skipped TEXT,
     PRIMARY KEY (rollout_id, host_id)
 );

@@ -102,9 +102,15 @@ pub struct HostView<'a> {
     pub took: Option<OffsetDateTime>,
     /// A failure the host reported for this version (reload failed, patch failed).
     pub failed: Option<&'a str>,
+    /// The host reported the version does not apply to it (a patch for another build).
+    pub skipped: bool,
     /// The host's group pins the component or follows another channel than `latest`.
     pub held_by_group: bool,
 }
+
+/// The component of Updraft's own builds: every host reports its build under this name, but
+/// only hosts whose agent upgrades itself (a `self_upgrade` module) take it.
+pub const UPDRAFT: &str = "updraft";
 
 /// A host's random but stable position in 0..10000 for this rollout (SHA-256 of both ids).
 pub fn position(rollout_id: i64, host_id: &str) -> u32 {
@@ -236,8 +242,9 @@ pub fn eligible(r: &Rollout, h: &HostView<'_>) -> bool {
     let c = &r.spec.component;
     h.role == Role::Agent
         && !h.held_by_group
+        && !h.skipped
         && (h.components.contains_key(c)
-            || h.builds.contains_key(c)
+            || (h.builds.contains_key(c) && c != UPDRAFT)
             || h.modules.iter().any(|m| m.components.contains_key(c)))
 }
 

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::{now, sql, to_json_text, Db, Group, Host};
 use crate::error::{Error, Result};
 use crate::rollout::{
-    self, Hold, HostProgress, HostView, Rollout, RolloutSpec, State, WaveProgress,
+    self, Hold, HostProgress, HostView, Rollout, RolloutSpec, State, WaveProgress, UPDRAFT,
 };
 
 /// Most rollouts listed at once (newest first).
@@ -47,16 +47,14 @@ pub struct RolloutStatus {
 }
 
 /// What a host reported about a rollout's version: when it first ran it, and a failure.
-type Report = (Option<String>, Option<String>);
+/// (when it first ran it, a failure since the last resume, whether it does not apply).
+type Report = (Option<String>, Option<String>, bool);
 
 /// Host lines in one rollout status at most.
 pub const MAX_HOST_LINES: usize = 1000;
 
 const COLUMNS: &str = "id, spec, state, wave, wave_started, approved, rolled_back, reason, created,
     wave_times, resumed FROM rollouts";
-
-/// The component of Updraft's own builds (agents with a `self_upgrade` module take it).
-pub const UPDRAFT: &str = "updraft";
 
 /// Rollouts not complete at most (each adds to every heartbeat reply's policy).
 pub const MAX_ACTIVE: usize = 100;
@@ -341,6 +339,9 @@ impl Db {
                         .is_some_and(|x| rollout::same_version(x, v))
             });
             let runs = runs || patch.is_some_and(|e| e.outcome == Outcome::Applied);
+            let skipped = patch
+                .filter(|e| e.outcome == Outcome::NotApplicable)
+                .map(|e| e.message.clone());
             let failed = b
                 .failed_versions
                 .iter()
@@ -351,22 +352,24 @@ impl Db {
                         .filter(|e| matches!(e.outcome, Outcome::Failed | Outcome::RolledBack))
                         .map(|e| format!("patch {} {}: {}", e.patch_id, e.outcome, e.message))
                 });
-            if !runs && failed.is_none() {
+            if !runs && failed.is_none() && skipped.is_none() {
                 continue;
             }
             tx.prepare_cached(
-                    "INSERT INTO rollout_hosts (rollout_id, host_id, took, failed, failed_at)
-                     VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END)
+                    "INSERT INTO rollout_hosts (rollout_id, host_id, took, failed, failed_at, skipped)
+                     VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END, ?6)
                      ON CONFLICT (rollout_id, host_id) DO UPDATE SET
                        took = COALESCE(took, excluded.took),
                        failed_at = CASE WHEN failed IS NULL THEN excluded.failed_at ELSE failed_at END,
-                       failed = COALESCE(failed, excluded.failed)
+                       failed = COALESCE(failed, excluded.failed),
+                       skipped = COALESCE(skipped, excluded.skipped)
                      -- written only when it learns something (the common heartbeat writes nothing)
                      WHERE (took IS NULL AND excluded.took IS NOT NULL)
-                        OR (failed IS NULL AND excluded.failed IS NOT NULL)",
+                        OR (failed IS NULL AND excluded.failed IS NOT NULL)
+                        OR (skipped IS NULL AND excluded.skipped IS NOT NULL)",
                 )
                 .map_err(sql)?
-                .execute(params![r.id, host_id, runs.then_some(&t), failed, t])
+                .execute(params![r.id, host_id, runs.then_some(&t), failed, t, skipped])
                 .map_err(sql)?;
         }
         Ok(())
@@ -398,13 +401,13 @@ impl Db {
         let c = self.conn()?;
         let mut st = c
             .prepare_cached(
-                "SELECT host_id, took, CASE WHEN ?2 IS NULL OR failed_at >= ?2 THEN failed END
-                 FROM rollout_hosts WHERE rollout_id = ?1",
+                "SELECT host_id, took, CASE WHEN ?2 IS NULL OR failed_at >= ?2 THEN failed END,
+                 skipped IS NOT NULL FROM rollout_hosts WHERE rollout_id = ?1",
             )
             .map_err(sql)?;
         let rows = st
             .query_map(params![r.id, r.resumed], |r| {
-                Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
             })
             .map_err(sql)?;
         rows.collect::<std::result::Result<_, _>>().map_err(sql)
@@ -460,8 +463,9 @@ fn host_view<'a>(
         builds: &h.builds,
         modules: &h.modules,
         last_seen: parse_time(&h.last_seen),
-        took: report.and_then(|(t, _)| parse_time(t)),
-        failed: report.and_then(|(_, f)| f.as_deref()),
+        took: report.and_then(|(t, _, _)| parse_time(t)),
+        failed: report.and_then(|(_, f, _)| f.as_deref()),
+        skipped: report.is_some_and(|(_, _, s)| *s),
         held_by_group,
     }
 }

@@ -48,6 +48,7 @@ struct Host {
     last_seen: i64,
     took: Option<i64>,
     failed: Option<String>,
+    skipped: bool,
 }
 
 fn host(id: &str, group: &str, version: &str, online: bool) -> Host {
@@ -71,6 +72,7 @@ fn host(id: &str, group: &str, version: &str, online: bool) -> Host {
         last_seen: 100,
         took: (version == "2.0").then_some(50),
         failed: None,
+        skipped: false,
     }
 }
 
@@ -88,6 +90,7 @@ fn views(hosts: &[Host]) -> Vec<HostView<'_>> {
             last_seen: Some(at(h.last_seen)),
             took: h.took.map(at),
             failed: h.failed.as_deref(),
+            skipped: h.skipped,
             held_by_group: false,
         })
         .collect()
@@ -320,5 +323,24 @@ fn a_patch_is_judged_by_its_reported_outcome_on_hosts_with_the_product() {
     assert_eq!(health(&r, &hv[0], at(10)), Health::Healthy);
     assert!(
         matches!(health(&r, &hv[1], at(10)), Health::Failed(w) if w.contains("restart failed"))
+    );
+}
+
+#[test]
+fn hosts_a_version_does_not_apply_to_and_agents_that_do_not_upgrade_themselves_are_not_judged() {
+    let mut r = rollout(vec![wave(&[], 100, 0)]);
+    r.spec.component = "scanner".into();
+    let mut hosts = [host("p1", "prod", "1.0", true)];
+    hosts[0].components.clear();
+    hosts[0].modules.clear();
+    hosts[0].builds.insert("scanner".into(), "9.5.1200".into());
+    hosts[0].builds.insert("updraft".into(), "0.1.0".into());
+    hosts[0].skipped = true; // reported the patch not applicable
+    let hv = views(&hosts);
+    assert!(!eligible(&r, &hv[0]));
+    r.spec.component = UPDRAFT.into();
+    assert!(
+        !eligible(&r, &hv[0]),
+        "its build is reported, but it has no self_upgrade module"
     );
 }
