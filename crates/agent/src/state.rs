@@ -162,28 +162,14 @@ impl StateDir {
         Ok(true)
     }
     pub fn journal(&self) -> Result<Option<Journal>> {
-        let path = self.dir.join("journal.json");
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        read_json_if_there(&self.dir.join("journal.json"))
     }
     pub fn set_journal(&self, j: &Journal) -> Result<()> {
         write_json(&self.dir.join("journal.json"), j)
     }
     /// A self-upgrade not confirmed yet (`upgrade.json`).
     pub fn pending_upgrade(&self) -> Result<Option<crate::upgrade::Pending>> {
-        let path = self.dir.join("upgrade.json");
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        read_json_if_there(&self.dir.join("upgrade.json"))
     }
 
     pub fn save_pending_upgrade(&self, p: Option<&crate::upgrade::Pending>) -> Result<()> {
@@ -235,6 +221,17 @@ impl StateDir {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect())
+    }
+}
+
+/// The JSON file at `path` (this agent wrote it), or `None` when there is none.
+fn read_json_if_there<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 

@@ -119,6 +119,11 @@ impl Fleet {
         path
     }
 
+    /// `updraft admin --db DB ARGS…`; its output.
+    fn admin(&self, args: &[&str]) -> String {
+        ok(&[&["admin", "--db", &self.db][..], args].concat())
+    }
+
     fn once(&self, config: &Path) -> Value {
         let r = self.bed.once(config).unwrap();
         assert!(r["manager_error"].is_null(), "{r:#}");
@@ -334,16 +339,7 @@ fn a_group_on_the_previous_channel_runs_the_newest_version_but_one() {
     let f = Fleet::new();
     good_base(&f);
     f.publish_new(b"good 18.600.00");
-    ok(&[
-        "admin",
-        "--db",
-        &f.db,
-        "group",
-        "put",
-        "slow",
-        "--channel",
-        "n-1",
-    ]);
+    f.admin(&["group", "put", "slow", "--channel", "n-1"]);
     let slow = f.agent("slow-1", "slow");
     let prod = f.agent("prod-1", "fleet");
     f.once(&slow);
@@ -411,9 +407,7 @@ fn outside_the_maintenance_window_an_engine_waits_unless_urgent_and_a_pattern_ne
     let f = Fleet::new();
     good_base(&f);
     let w = closed_window();
-    ok(&[
-        "admin", "--db", &f.db, "group", "put", "night", "--window", &w,
-    ]);
+    f.admin(&["group", "put", "night", "--window", &w]);
     let a = f.agent("host-1", "night");
     f.bed.edit_config(&a, |c| {
         c.modules[0].components.push("antimalware.engine".into())
@@ -437,10 +431,7 @@ fn outside_the_maintenance_window_an_engine_waits_unless_urgent_and_a_pattern_ne
     );
     // The window opens (all day): the waiting engine goes in without a new publication.
     let all_days = "mon,tue,wed,thu,fri,sat,sun";
-    ok(&[
-        "admin",
-        "--db",
-        &f.db,
+    f.admin(&[
         "group",
         "put",
         "night",
@@ -450,9 +441,7 @@ fn outside_the_maintenance_window_an_engine_waits_unless_urgent_and_a_pattern_ne
     f.once(&a);
     assert_eq!(std::fs::read(&engine).unwrap(), b"engine 9.0");
     // Closed again, the publisher marks a fix urgent: it goes in at once.
-    ok(&[
-        "admin", "--db", &f.db, "group", "put", "night", "--window", &w,
-    ]);
+    f.admin(&["group", "put", "night", "--window", &w]);
     let file = f.bed.path("urgent/antimalware.engine.dat");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, b"engine 9.1").unwrap();
@@ -570,16 +559,7 @@ fn publish_build(f: &Fleet, version: &str, dies: bool) {
 /// An agent `name` (polling every second) whose module `updraft` in `NAME/bin` holds its own
 /// build, started as a daemon under its supervisor; (configuration, bin dir, process).
 fn self_upgrading_agent(f: &Fleet, name: &str) -> (PathBuf, PathBuf, updraft::launch::Process) {
-    ok(&[
-        "admin",
-        "--db",
-        &f.db,
-        "group",
-        "put",
-        "fast",
-        "--poll-interval",
-        "1",
-    ]);
+    f.admin(&["group", "put", "fast", "--poll-interval", "1"]);
     let cfg = f.agent(name, "fast");
     let bindir = f.bed.path(&format!("{name}/bin"));
     std::fs::create_dir_all(&bindir).unwrap();
