@@ -12,17 +12,7 @@ fn agent_enrols_reports_and_applies_policy() {
         .trim()
         .to_string();
     ok(&["admin", "--db", &db, "group", "put", "branch"]);
-    let token = ok(&[
-        "admin",
-        "--db",
-        &db,
-        "enroll-token",
-        "create",
-        "--group",
-        "branch",
-        "--uses",
-        "1",
-    ]);
+    let token = enroll_token(&db, "branch", Some(1));
     std::fs::write(bed.path("enroll.token"), token.trim()).unwrap();
     let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
     let mut o = bed.opts();

@@ -24,15 +24,7 @@ struct Fleet {
 
 impl Fleet {
     fn token(&self, group: &str, name: &str) -> PathBuf {
-        let t = ok(&[
-            "admin",
-            "--db",
-            &self.db,
-            "enroll-token",
-            "create",
-            "--group",
-            group,
-        ]);
+        let t = enroll_token(&self.db, group, None);
         let p = self.bed.path(&format!("{name}.token"));
         std::fs::write(&p, t.trim()).unwrap();
         p

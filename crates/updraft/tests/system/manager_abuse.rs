@@ -42,19 +42,7 @@ fn manager(tmp: &std::path::Path, extra: &[&str]) -> Mgr {
 
 impl Mgr {
     fn token(&self, group: &str) -> String {
-        ok(&[
-            "admin",
-            "--db",
-            &self.db,
-            "enroll-token",
-            "create",
-            "--group",
-            group,
-            "--uses",
-            "5",
-        ])
-        .trim()
-        .to_string()
+        enroll_token(&self.db, group, Some(5)).trim().to_string()
     }
 
     fn enroll(&self, token: &str, hostname: &str, role: &str) -> (u16, Value) {

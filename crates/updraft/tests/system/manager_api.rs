@@ -65,17 +65,7 @@ impl Mgr {
         assert_eq!(r.status(), 200, "{p}: {}", r.text().unwrap());
     }
     fn enroll(&self, group: &str, hostname: &str, role: &str) -> (String, String) {
-        let token = ok(&[
-            "admin",
-            "--db",
-            &self.db,
-            "enroll-token",
-            "create",
-            "--group",
-            group,
-        ])
-        .trim()
-        .to_string();
+        let token = enroll_token(&self.db, group, None).trim().to_string();
         let r = http()
             .post(self.url("/api/v1/enroll"))
             .bearer_auth(&token)

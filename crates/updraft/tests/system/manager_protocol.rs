@@ -47,17 +47,7 @@ fn manager(tmp: &std::path::Path) -> Mgr {
 impl Mgr {
     /// Enrol a host of group `branch` over HTTP; its id and credential.
     fn enroll(&self, hostname: &str) -> (String, String) {
-        let token = ok(&[
-            "admin",
-            "--db",
-            &self.db,
-            "enroll-token",
-            "create",
-            "--group",
-            "branch",
-        ])
-        .trim()
-        .to_string();
+        let token = enroll_token(&self.db, "branch", None).trim().to_string();
         let r = http()
             .post(format!("{}/api/v1/enroll", self.base))
             .bearer_auth(&token)

@@ -179,15 +179,7 @@ fn upstream_credentials_are_never_shown_stored_or_logged() {
     ok(&[
         "admin", "--db", &db, "group", "put", "site", "--role", "relay",
     ]);
-    let token = ok(&[
-        "admin",
-        "--db",
-        &db,
-        "enroll-token",
-        "create",
-        "--group",
-        "site",
-    ]);
+    let token = enroll_token(&db, "site", None);
     let token_file = tmp.path().join("relay.token");
     std::fs::write(&token_file, token.trim()).unwrap();
     let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
@@ -296,15 +288,7 @@ fn host_state_and_the_manager_database_are_private_and_the_repository_public() {
     let bed = AgentBed::new();
     let db = format!("sqlite://{}", bed.path("manager/manager.db").display());
     ok(&["admin", "--db", &db, "group", "put", "branch"]);
-    let token = ok(&[
-        "admin",
-        "--db",
-        &db,
-        "enroll-token",
-        "create",
-        "--group",
-        "branch",
-    ]);
+    let token = enroll_token(&db, "branch", None);
     std::fs::write(bed.path("enroll.token"), token.trim()).unwrap();
     let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
     let mut o = bed.opts();

@@ -87,17 +87,7 @@ impl Manager {
             .send()
             .unwrap();
         assert_eq!(r.status(), 200);
-        let token = ok(&[
-            "admin",
-            "--db",
-            &db,
-            "enroll-token",
-            "create",
-            "--group",
-            "site",
-            "--uses",
-            "1",
-        ]);
+        let token = enroll_token(&db, "site", Some(1));
         let token_file = dir.join("relay.token");
         std::fs::write(&token_file, token.trim()).unwrap();
         Manager {

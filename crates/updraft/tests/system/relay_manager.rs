@@ -29,15 +29,7 @@ fn relay_reports_and_follows_the_policy_upstreams() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    let token = ok(&[
-        "admin",
-        "--db",
-        &db,
-        "enroll-token",
-        "create",
-        "--group",
-        "site",
-    ]);
+    let token = enroll_token(&db, "site", None);
     let token_file = tmp.path().join("relay.token");
     std::fs::write(&token_file, token.trim()).unwrap();
     let dead = format!("http://127.0.0.1:{}", free_port());

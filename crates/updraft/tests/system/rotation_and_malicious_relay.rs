@@ -160,15 +160,7 @@ fn a_malicious_relay_is_rejected_and_the_manager_shows_why() {
         .trim()
         .to_string();
     ok(&["admin", "--db", &db, "group", "put", "lab"]);
-    let token = ok(&[
-        "admin",
-        "--db",
-        &db,
-        "enroll-token",
-        "create",
-        "--group",
-        "lab",
-    ]);
+    let token = enroll_token(&db, "lab", None);
     std::fs::write(bed.path("enroll.token"), token.trim()).unwrap();
     let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
     let mut o = bed.opts();

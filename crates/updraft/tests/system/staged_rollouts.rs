@@ -69,17 +69,7 @@ impl Fleet {
     fn agent_with(&self, name: &str, group: &str, restart: Option<&str>) -> PathBuf {
         let dir = self.bed.path(name);
         std::fs::create_dir_all(&dir).unwrap();
-        let token = ok(&[
-            "admin",
-            "--db",
-            &self.db,
-            "enroll-token",
-            "create",
-            "--group",
-            group,
-            "--uses",
-            "1",
-        ]);
+        let token = enroll_token(&self.db, group, Some(1));
         std::fs::write(dir.join("enroll.token"), token.trim()).unwrap();
         let av = dir.join("av");
         let setup = AgentSetup {

@@ -99,6 +99,24 @@ impl Server {
     }
 }
 
+/// `updraft admin --db DB enroll-token create --group GROUP [--uses N]`: the token printed.
+pub fn enroll_token(db: &str, group: &str, uses: Option<u32>) -> String {
+    let uses = uses.map(|n| n.to_string());
+    let mut args = vec![
+        "admin",
+        "--db",
+        db,
+        "enroll-token",
+        "create",
+        "--group",
+        group,
+    ];
+    if let Some(n) = &uses {
+        args.extend(["--uses", n.as_str()]);
+    }
+    ok(&args)
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     launch::free_port().unwrap()
