@@ -16,6 +16,18 @@ fn server() -> (String, tokio::runtime::Runtime) {
 }
 
 fn server_with(header: Duration, max_connections: usize) -> (String, tokio::runtime::Runtime) {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    serve(app, header, IDLE, max_connections)
+}
+
+/// `app` served under `header` (header and handshake timeouts), `idle` and `max_connections`,
+/// on its own runtime (kept alive by the guard).
+fn serve(
+    app: axum::Router,
+    header: Duration,
+    idle: Duration,
+    max_connections: usize,
+) -> (String, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -24,10 +36,9 @@ fn server_with(header: Duration, max_connections: usize) -> (String, tokio::runt
     let limits = ServeLimits {
         header_timeout: header,
         handshake_timeout: header,
-        idle_timeout: IDLE,
+        idle_timeout: idle,
         max_connections,
     };
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
     rt.spawn(transport::serve_plain(
         listener,
         app,
@@ -154,27 +165,13 @@ impl hyper::body::Body for Zeros {
 #[test]
 fn a_download_that_pauses_while_every_slot_is_taken_is_not_shed() {
     const SIZE: usize = 64 << 20;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let limits = ServeLimits {
-        header_timeout: Duration::from_secs(60),
-        handshake_timeout: Duration::from_secs(60),
-        idle_timeout: Duration::from_secs(60),
-        max_connections: 2,
-    };
     let app = axum::Router::new().route(
         "/big",
         axum::routing::get(|| async { axum::body::Body::new(Zeros { left: SIZE }) }),
     );
-    rt.spawn(transport::serve_plain(
-        listener,
-        app,
-        limits,
-        std::future::pending(),
-    ));
+    // No timeout ends the download: only shedding could.
+    let minute = Duration::from_secs(60);
+    let (addr, _rt) = serve(app, minute, minute, 2);
     let mut download = TcpStream::connect(&addr).unwrap();
     download
         .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -114,6 +114,11 @@ impl Fleet {
         ok(&[&["admin", "--db", &self.db][..], args].concat())
     }
 
+    /// The same, which must fail; its error output.
+    fn admin_fails(&self, args: &[&str]) -> String {
+        fails(&[&["admin", "--db", &self.db][..], args].concat())
+    }
+
     fn once(&self, config: &Path) -> Value {
         let r = self.bed.once(config).unwrap();
         assert!(r["manager_error"].is_null(), "{r:#}");
@@ -339,16 +344,7 @@ fn a_group_on_the_previous_channel_runs_the_newest_version_but_one() {
     // A new host asks for its policy before its first install: it never ran the newest.
     let newest = format!("slow-1/state/versions/{C}/{NEW}");
     assert!(!f.bed.path(&newest).exists(), "{newest} was downloaded");
-    let e = fails(&[
-        "admin",
-        "--db",
-        &f.db,
-        "group",
-        "put",
-        "slow",
-        "--channel",
-        "beta",
-    ]);
+    let e = f.admin_fails(&["group", "put", "slow", "--channel", "beta"]);
     assert!(e.contains("channel"), "{e}");
 }
 
@@ -452,16 +448,7 @@ fn outside_the_maintenance_window_an_engine_waits_unless_urgent_and_a_pattern_ne
     f.bed.repo.publish();
     f.once(&a);
     assert_eq!(std::fs::read(&engine).unwrap(), b"engine 9.1");
-    let bad = fails(&[
-        "admin",
-        "--db",
-        &f.db,
-        "group",
-        "put",
-        "night",
-        "--window",
-        "someday 25:00-26:00",
-    ]);
+    let bad = f.admin_fails(&["group", "put", "night", "--window", "someday 25:00-26:00"]);
     assert!(bad.contains("--window"), "{bad}");
 }
 
