@@ -650,3 +650,49 @@ fn a_first_build_that_dies_leaves_the_agent_on_the_build_it_was_installed_with()
     assert_eq!(f.pattern("self-0"), "good 18.524.00");
     drop(daemon);
 }
+
+#[test]
+fn a_host_outside_the_released_waves_cannot_halt_a_rollout_with_a_forged_failure() {
+    let f = Fleet::new();
+    good_base(&f);
+    let canary = f.agent("canary-1", "canary");
+    let prod = f.agent("prod-1", "fleet");
+    let id = f.rollout(
+        json!([{"groups": ["canary"], "share": 100, "soak": 3600}, {"share": 100, "soak": 0}]),
+        900,
+    );
+    f.once(&canary);
+    f.once(&prod);
+    // prod-1's own credential, as a thief would hold it: it reports the version failed.
+    let identity: Value =
+        serde_json::from_slice(&std::fs::read(f.bed.path("prod-1/state/manager.json")).unwrap())
+            .unwrap();
+    let forged = json!({"hostname": "prod-1", "role": "agent",
+        "components": {C: "18.524.00"},
+        "failed_versions": [{"component": C, "version": NEW, "reason": "reload failed: forged"}]});
+    let r = http()
+        .post(format!("{}/api/v1/heartbeat", f.mgr.base))
+        .bearer_auth(identity["credential"].as_str().unwrap())
+        .json(&forged)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The gates run every second: the rollout keeps waiting on its soak, not halted.
+    let before = f.api("GET", &format!("/api/v1/rollouts/{id}"), None)["reason"].clone();
+    eventually("the gates ran again", || {
+        let v = f.api("GET", &format!("/api/v1/rollouts/{id}"), None);
+        match v["state"].as_str() {
+            Some("running")
+                if v["reason"] != before
+                    && v["reason"].as_str().is_some_and(|r| r.contains("soaking")) =>
+            {
+                Ok(v)
+            }
+            Some("running") => Err(format!("{v:#}")),
+            _ => panic!("a forged failure outside the released waves changed the rollout: {v:#}"),
+        }
+    });
+    let v = f.api("GET", &format!("/api/v1/rollouts/{id}"), None);
+    assert_eq!(v["state"], "running", "{v:#}");
+    assert_eq!(v["waves"][0]["failed"], 0, "{v:#}");
+}
