@@ -696,3 +696,49 @@ fn a_host_outside_the_released_waves_cannot_halt_a_rollout_with_a_forged_failure
     assert_eq!(v["state"], "running", "{v:#}");
     assert_eq!(v["waves"][0]["failed"], 0, "{v:#}");
 }
+
+#[test]
+fn a_manager_cannot_pin_an_agent_back_to_an_older_build_of_itself() {
+    let f = Fleet::new();
+    good_base(&f);
+    publish_build(&f, "1.0", false);
+    publish_build(&f, "2.0", false);
+    let (_cfg, bindir, daemon) = self_upgrading_agent(&f, "self-2");
+    let runs = |want: &str| {
+        eventually(&format!("the agent reports updraft {want}"), || {
+            let h = first_host(&f);
+            if h["components"]["updraft"] == want {
+                Ok(h)
+            } else {
+                Err(format!("{h:#}"))
+            }
+        })
+    };
+    runs("2.0");
+    // A hostile (or mistaken) manager pins the agent's own build to the older 1.0.
+    f.admin(&[
+        "group",
+        "put",
+        "fast",
+        "--poll-interval",
+        "1",
+        "--pin",
+        "updraft=1.0",
+    ]);
+    let seen = first_host(&f)["last_seen"].clone();
+    let h = eventually("heartbeats under the pin", || {
+        let h = first_host(&f);
+        let pinned = h["applied_policy"]["pinned"]["updraft"] == "1.0";
+        if pinned && h["last_seen"] != seen {
+            Ok(h)
+        } else {
+            Err(format!("{h:#}"))
+        }
+    });
+    assert_eq!(h["components"]["updraft"], "2.0", "{h:#}");
+    assert_eq!(
+        std::fs::read_to_string(bindir.join("updraft")).unwrap(),
+        std::fs::read_to_string(f.bed.path("builds/2.0/updraft")).unwrap()
+    );
+    drop(daemon);
+}
