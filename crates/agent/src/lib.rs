@@ -108,15 +108,20 @@ impl Agent {
     /// when it changes the sources or the plan's basis: the update runs again under it (it
     /// plans again because the recorded basis differs) and is reported.
     ///
-    /// A host that never received a policy (a new host) asks for one first, so that its
-    /// first install already follows its group's channel, pins and rollout holds; if the
-    /// manager does not answer, it updates without one (a manager outage never stops updates).
+    /// A host without a current policy (a new host, or one whose decision lease ran out, e.g.
+    /// after days switched off) asks for one first, so that its first install already follows
+    /// its group's channel, pins and rollout holds; if the manager does not answer, it updates
+    /// on what it has (a manager outage never stops updates).
     pub fn cycle(&self) -> Result<CycleReport> {
         let mut policy = self.policy();
-        if policy.is_none() && self.config.link.manager.is_some() {
-            match self.report(None) {
-                Ok(first) => policy = first,
-                Err(e) => tracing::warn!(error = %e, "no policy from the manager yet"),
+        let stale = self
+            .link
+            .as_ref()
+            .is_some_and(|l| report::lock(l).map_or(true, |l| l.stale()));
+        if stale {
+            match self.report(policy.as_ref()) {
+                Ok(_) => policy = self.policy(),
+                Err(e) => tracing::warn!(error = %e, "no current policy from the manager"),
             }
         }
         let mut report = self.update(policy.clone())?;

@@ -84,8 +84,8 @@ impl Agent {
     /// one, the policy last stored in `policy.json` (read once per cycle, as the caller does).
     pub fn policy(&self) -> Option<Policy> {
         match &self.link {
-            Some(link) => lock(link).ok()?.policy().cloned(),
-            None => node::manager::stored_policy(&self.state.dir),
+            Some(link) => lock(link).ok()?.policy(),
+            None => node::manager::current_stored_policy(&self.state.dir),
         }
     }
 
@@ -99,13 +99,13 @@ impl Agent {
         let sent = link.history_sent()?;
         let hb = heartbeat(&self.state, link.hostname().to_string(), sent, policy)?;
         if link.heartbeat(&hb)? {
-            return Ok(link.policy().cloned());
+            return Ok(link.policy());
         }
         Ok(None)
     }
 }
 
-fn lock(
+pub(crate) fn lock(
     link: &std::sync::Mutex<node::ManagerLink>,
 ) -> Result<std::sync::MutexGuard<'_, node::ManagerLink>> {
     link.lock()

@@ -54,6 +54,14 @@ pub struct ManagerConfig {
     /// [default: 5].
     #[serde(default = "default_rollout_tick")]
     pub rollout_tick: u64,
+    /// Seconds a host keeps the per-host decisions of rollouts (holds) without hearing from
+    /// this manager; then it follows its group's channel [default: 86400, at most 604800].
+    #[serde(default = "default_decision_lease")]
+    pub decision_lease: u64,
+}
+
+fn default_decision_lease() -> u64 {
+    model::protocol::DEFAULT_DECISION_LEASE
 }
 
 fn default_rollout_tick() -> u64 {
@@ -92,6 +100,11 @@ impl ManagerConfig {
         )?;
         check("heartbeat_burst", self.heartbeat_burst.into(), 10_000)?;
         check("rollout_tick", self.rollout_tick, 3600)?;
+        check(
+            "decision_lease",
+            self.decision_lease,
+            model::protocol::MAX_DECISION_LEASE,
+        )?;
         Ok((
             db::HistoryLimits {
                 per_host: self.history_per_host,
@@ -144,11 +157,12 @@ pub async fn run(
         db.clone(),
         std::time::Duration::from_secs(config.rollout_tick),
     ));
-    let state = api::AppState::with_heartbeat_rate(
+    let state = api::AppState::with_host_terms(
         db,
         config.offline_after,
         std::time::Duration::from_millis(config.failure_delay_ms),
         rate,
+        config.decision_lease,
     );
     let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(&config.listen)

@@ -100,19 +100,62 @@ pub struct Policy {
     /// patterns and rules always). The host judges it with its own clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceWindow>,
+    /// Seconds the per-host decisions above (`holds`) stay good without a newer reply from
+    /// the manager; past it the host follows its group's channel again, so a manager outage
+    /// cannot hold protection back for ever. Never longer than [`MAX_DECISION_LEASE`] (0,
+    /// from an older manager: that bound). `withheld` versions stay refused: taking a version
+    /// a rollout rolled back is never the safe side.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decision_lease: u64,
 }
 
-/// A weekly maintenance window in a fixed offset from UTC: `days` of the week, from `start`
-/// to `end` (`HH:MM`; an `end` at or before `start` runs past midnight into the next day).
+/// The longest a host keeps per-host decisions without hearing from its manager (7 days).
+pub const MAX_DECISION_LEASE: u64 = 7 * 24 * 3600;
+/// The lease a manager states by default (1 day).
+pub const DEFAULT_DECISION_LEASE: u64 = 24 * 3600;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Policy {
+    /// The lease of the per-host decisions, bounded by [`MAX_DECISION_LEASE`].
+    pub fn lease(&self) -> u64 {
+        match self.decision_lease {
+            0 => MAX_DECISION_LEASE,
+            n => n.min(MAX_DECISION_LEASE),
+        }
+    }
+
+    /// This policy as it stands `age` seconds after the host received it: past the lease the
+    /// per-host decisions (`holds`) have lapsed and the group's channel and pins decide alone.
+    /// Returns whether they lapsed.
+    pub fn lapse_decisions(&mut self, age: u64) -> bool {
+        if age <= self.lease() || self.holds.is_empty() {
+            return false;
+        }
+        self.holds.clear();
+        true
+    }
+}
+
+/// A weekly maintenance window in the site's local time: `days` of the week, from `start` to
+/// `end` (`HH:MM`; an `end` at or before `start` runs past midnight into the next day). Local
+/// time is that of the IANA `time_zone` (e.g. `Europe/Berlin`, daylight saving included, from
+/// the time-zone database built into Updraft, so hosts agree whatever their own system has),
+/// or else a fixed `utc_offset`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaintenanceWindow {
     /// `mon` … `sun`.
     pub days: Vec<String>,
     pub start: String,
     pub end: String,
-    /// `+HH:MM` or `-HH:MM` from UTC (the site's offset).
+    /// `+HH:MM` or `-HH:MM` from UTC (used when no `time_zone` is given).
     #[serde(default = "utc")]
     pub utc_offset: String,
+    /// IANA time-zone name; absent from older managers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 fn utc() -> String {
@@ -149,7 +192,44 @@ impl MaintenanceWindow {
         minutes("start", &self.start)?;
         minutes("end", &self.end)?;
         self.offset_minutes()?;
+        if let Some(tz) = &self.time_zone {
+            jiff::tz::TimeZone::get(tz).map_err(|_| {
+                format!("time_zone: {tz:?} is not an IANA time-zone name (e.g. Europe/Berlin)")
+            })?;
+        }
         Ok(())
+    }
+
+    /// The window's time zone: the named one, or else the fixed offset.
+    fn zone(&self) -> Option<jiff::tz::TimeZone> {
+        match &self.time_zone {
+            Some(name) => jiff::tz::TimeZone::get(name).ok(),
+            None => {
+                let minutes = self.offset_minutes().ok()?;
+                let offset = jiff::tz::Offset::from_seconds(minutes.checked_mul(60)?).ok()?;
+                Some(jiff::tz::TimeZone::fixed(offset))
+            }
+        }
+    }
+
+    /// Whether the window is open at `unix` seconds (UTC), in its time zone or offset. An
+    /// invalid window is never open (fail closed: wait).
+    pub fn is_open(&self, unix: i64) -> bool {
+        let Ok(at) = jiff::Timestamp::from_second(unix) else {
+            return false;
+        };
+        let Some(zone) = self.zone() else {
+            return false;
+        };
+        let local = zone.to_datetime(at);
+        let (Ok(weekday), Ok(hour), Ok(minute)) = (
+            usize::try_from(local.weekday().to_monday_zero_offset()),
+            u32::try_from(local.hour()),
+            u32::try_from(local.minute()),
+        ) else {
+            return false;
+        };
+        self.contains_local(weekday, hour * 60 + minute)
     }
 
     /// The offset from UTC in minutes (−23:59 to +23:59).
@@ -407,6 +487,7 @@ mod tests {
             start: start.into(),
             end: end.into(),
             utc_offset: "+01:00".into(),
+            time_zone: None,
         };
         let day = w(&["sat"], "02:00", "05:00");
         assert!(day.validate().is_ok());
@@ -428,6 +509,62 @@ mod tests {
         let mut bad = w(&["sun"], "00:00", "01:00");
         bad.utc_offset = "01:00".into();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn a_window_in_a_named_time_zone_follows_daylight_saving() {
+        let berlin = MaintenanceWindow {
+            days: vec!["sun".into()],
+            start: "02:30".into(),
+            end: "03:30".into(),
+            utc_offset: "+00:00".into(),
+            time_zone: Some("Europe/Berlin".into()),
+        };
+        assert!(berlin.validate().is_ok());
+        // Sunday 2026-01-04 01:45 UTC is 02:45 in Berlin (CET, +01:00): open.
+        assert!(berlin.is_open(1_767_491_100));
+        // Sunday 2026-07-05 01:45 UTC is 03:45 in Berlin (CEST, +02:00): closed; 00:45 UTC
+        // is 02:45 there: open. A fixed +01:00 would judge both the other way round.
+        assert!(!berlin.is_open(1_783_215_900));
+        assert!(berlin.is_open(1_783_212_300));
+        let fixed = MaintenanceWindow {
+            time_zone: None,
+            utc_offset: "+01:00".into(),
+            ..berlin.clone()
+        };
+        assert!(fixed.is_open(1_783_215_900) && !fixed.is_open(1_783_212_300));
+        let unknown = MaintenanceWindow {
+            time_zone: Some("Mars/Olympus_Mons".into()),
+            ..berlin
+        };
+        let e = unknown.validate().unwrap_err();
+        assert!(
+            e.contains("time_zone") && e.contains("Mars/Olympus_Mons"),
+            "{e}"
+        );
+        assert!(
+            !unknown.is_open(1_767_491_100),
+            "an unknown zone fails closed"
+        );
+    }
+
+    #[test]
+    fn per_host_decisions_lapse_after_the_lease_and_withheld_versions_stay() {
+        let mut p = Policy {
+            holds: [("c".to_string(), "2".to_string())].into(),
+            withheld: [("c".to_string(), vec!["3".to_string()])].into(),
+            decision_lease: 60,
+            ..Default::default()
+        };
+        assert!(!p.clone().lapse_decisions(60), "within the lease");
+        assert!(p.lapse_decisions(61));
+        assert!(p.holds.is_empty() && p.withheld["c"] == ["3"]);
+        let unbounded = Policy {
+            decision_lease: u64::MAX,
+            ..Default::default()
+        };
+        assert_eq!(unbounded.lease(), MAX_DECISION_LEASE);
+        assert_eq!(Policy::default().lease(), MAX_DECISION_LEASE);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! `policy.json` (the last [`Policy`]).
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use model::protocol::{
     EnrollReply, EnrollRequest, Heartbeat, HeartbeatReply, Role, ENROLL_PATH, HEARTBEAT_PATH,
@@ -114,9 +115,54 @@ pub fn stored_policy(dir: &Path) -> Option<Policy> {
         .ok()
 }
 
-/// Store a new policy; returns whether it changed (nothing is written otherwise).
+/// The stored policy with when the manager last confirmed it (the file's modification time:
+/// a heartbeat answered with the same policy touches it).
+pub fn stored_policy_received(dir: &Path) -> Option<(Policy, SystemTime)> {
+    let policy = stored_policy(dir)?;
+    let received = std::fs::metadata(dir.join(POLICY_FILE))
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    Some((policy, received))
+}
+
+/// `p` as it stands now, received at `received` (by this host's clock): past its lease the
+/// per-host decisions have lapsed and the group's channel decides (logged). A clock set back
+/// counts as no time passed.
+pub fn current(mut p: Policy, received: SystemTime) -> Policy {
+    let age = age_secs(received);
+    if p.lapse_decisions(age) {
+        tracing::warn!(
+            age_secs = age,
+            lease_secs = p.lease(),
+            "no word from the manager within the decision lease: its rollout holds have lapsed; following the group's channel"
+        );
+    }
+    p
+}
+
+/// Seconds since `t` by this host's clock (0 for a time ahead of it).
+fn age_secs(t: SystemTime) -> u64 {
+    SystemTime::now()
+        .duration_since(t)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The stored policy as it stands now (see [`current`]).
+pub fn current_stored_policy(dir: &Path) -> Option<Policy> {
+    stored_policy_received(dir).map(|(p, received)| current(p, received))
+}
+
+/// Store a new policy; returns whether it changed (otherwise the file is only touched: its
+/// modification time says when the manager last confirmed it).
 pub fn save_policy(dir: &Path, p: &Policy) -> Result<bool> {
     if stored_policy(dir).as_ref() == Some(p) {
+        let touched = std::fs::File::options()
+            .write(true)
+            .open(dir.join(POLICY_FILE))
+            .and_then(|f| f.set_modified(SystemTime::now()));
+        if let Err(e) = touched {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot touch the stored policy");
+        }
         return Ok(false);
     }
     let path = dir.join(POLICY_FILE);

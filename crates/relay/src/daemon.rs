@@ -126,8 +126,8 @@ impl SyncLoop {
     /// memory); without one, the policy last stored in the cache (as an agent does).
     fn policy(&self) -> Option<node::manager::Policy> {
         match &self.link {
-            Some(link) => link.policy().cloned(),
-            None => node::manager::stored_policy(&self.cache.dir),
+            Some(link) => link.policy(),
+            None => node::manager::current_stored_policy(&self.cache.dir),
         }
     }
 
@@ -223,7 +223,7 @@ fn heartbeat(link: &ManagerLink, shared: &Shared, result: &Result<SyncOutcome>) 
         modules: Vec::new(),
         history: Vec::new(),
         last_result: Some(last_result),
-        applied_policy: link.policy().cloned(),
+        applied_policy: link.policy(),
         failed_versions: Vec::new(),
     }
 }

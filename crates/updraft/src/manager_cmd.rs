@@ -56,6 +56,10 @@ pub struct ManagerArgs {
     /// Seconds between two runs of the rollout gates (soak, silent hosts, thresholds) [default: 5]
     #[arg(long)]
     rollout_tick: Option<u64>,
+    /// Seconds a host keeps its rollout holds without hearing from this manager; then it
+    /// follows its group's channel (at most 604800) [default: 86400]
+    #[arg(long)]
+    decision_lease: Option<u64>,
 }
 
 pub fn run_manager(a: &ManagerArgs) -> Result<()> {
@@ -79,6 +83,7 @@ pub fn run_manager(a: &ManagerArgs) -> Result<()> {
     set(&mut c.heartbeats_per_minute, &a.heartbeats_per_minute);
     set(&mut c.heartbeat_burst, &a.heartbeat_burst);
     set(&mut c.rollout_tick, &a.rollout_tick);
+    set(&mut c.decision_lease, &a.decision_lease);
     crate::runtime()?.block_on(manager::run(c, crate::shutdown_signal("manager")))?;
     tracing::info!("manager stopped");
     Ok(())
@@ -206,7 +211,8 @@ struct GroupPut {
     #[arg(long, default_value = "latest")]
     channel: String,
     /// Maintenance window for engines, programs and patches (urgent content and patterns and
-    /// rules any time): "DAYS HH:MM-HH:MM [+HH:MM]", e.g. "sat,sun 01:00-05:00 +01:00"
+    /// rules any time), judged by each host's clock: "DAYS HH:MM-HH:MM [ZONE]" with ZONE an
+    /// IANA time zone or a +HH:MM offset [default: UTC], e.g. "sat,sun 01:00-05:00 Europe/Berlin"
     #[arg(long)]
     window: Option<String>,
 }
@@ -364,23 +370,25 @@ fn group_put(db: &Db, g: &GroupPut) -> Result<()> {
     Ok(())
 }
 
-/// `--window "DAYS HH:MM-HH:MM [+HH:MM]"`.
+/// `--window "DAYS HH:MM-HH:MM [ZONE]"`, ZONE an IANA name or a `+HH:MM` offset.
 fn window(text: &str) -> Result<model::protocol::MaintenanceWindow> {
-    let form = "use \"DAYS HH:MM-HH:MM [+HH:MM]\", e.g. \"sat,sun 01:00-05:00 +01:00\"";
+    let form = "use \"DAYS HH:MM-HH:MM [ZONE]\", ZONE an IANA time zone or +HH:MM, e.g. \"sat,sun 01:00-05:00 Europe/Berlin\"";
     let parts: Vec<&str> = text.split_whitespace().collect();
-    let (days, hours, offset) = match parts.as_slice() {
+    let (days, hours, zone) = match parts.as_slice() {
         [d, h] => (d, h, "+00:00"),
-        [d, h, o] => (d, h, *o),
+        [d, h, z] => (d, h, *z),
         _ => bail!("--window {text:?}: {form}"),
     };
     let (start, end) = hours
         .split_once('-')
         .with_context(|| format!("--window {text:?}: {form}"))?;
+    let offset = zone.starts_with(['+', '-']);
     let w = model::protocol::MaintenanceWindow {
         days: days.split(',').map(str::to_string).collect(),
         start: start.into(),
         end: end.into(),
-        utc_offset: offset.into(),
+        utc_offset: if offset { zone } else { "+00:00" }.into(),
+        time_zone: (!offset).then(|| zone.to_string()),
     };
     w.validate()
         .map_err(|e| anyhow::anyhow!("--window {text:?}: {e}"))?;

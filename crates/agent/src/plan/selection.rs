@@ -36,18 +36,11 @@ impl Selection {
     }
 
     /// Whether the maintenance window is open at `now` (by this host's clock, in the window's
-    /// offset from UTC); always without a window, never with an invalid one.
+    /// time zone or offset); always without a window, never with an invalid one.
     pub fn window_open(&self, now: time::OffsetDateTime) -> bool {
-        let Some(w) = &self.maintenance else {
-            return true;
-        };
-        let Ok(offset) = w.offset_minutes() else {
-            return false;
-        };
-        let local = now + time::Duration::minutes(i64::from(offset));
-        let weekday = usize::from(local.weekday().number_days_from_monday());
-        let minute = u32::from(local.hour()) * 60 + u32::from(local.minute());
-        w.contains_local(weekday, minute)
+        self.maintenance
+            .as_ref()
+            .is_none_or(|w| w.is_open(now.unix_timestamp()))
     }
 
     /// Whether `version` of `component` is withheld (numerically; a withheld spelling that is

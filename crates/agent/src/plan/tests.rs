@@ -383,6 +383,7 @@ fn the_window_is_judged_in_its_offset_from_utc() {
         start: "00:00".into(),
         end: "01:00".into(),
         utc_offset: "+01:00".into(),
+        time_zone: None,
     });
     assert!(s.window_open(t));
     assert!(!s.window_open(t - time::Duration::hours(1)));

@@ -172,7 +172,8 @@ pub(super) async fn heartbeat(
         return r;
     }
     let db = s.db.clone();
-    match blocking(move || record(&db, &host, &b)).await {
+    let lease = s.decision_lease;
+    match blocking(move || record(&db, &host, &b, lease)).await {
         Ok(reply) => json(StatusCode::OK, &reply),
         Err(r) => r,
     }
@@ -193,7 +194,12 @@ fn too_many(wait: std::time::Duration) -> Response {
 
 /// Record the heartbeat (and what it says about running rollouts); the reply carries the
 /// host's group's policy with the holds of the rollouts.
-fn record(db: &Db, host: &HostCredential, b: &Heartbeat) -> crate::error::Result<HeartbeatReply> {
+fn record(
+    db: &Db,
+    host: &HostCredential,
+    b: &Heartbeat,
+    decision_lease: u64,
+) -> crate::error::Result<HeartbeatReply> {
     let active = db.active_rollouts_cached()?;
     db.heartbeat(&host.id, b, &active)?;
     let Some(group) = db.group(&host.group)? else {
@@ -204,6 +210,7 @@ fn record(db: &Db, host: &HostCredential, b: &Heartbeat) -> crate::error::Result
         None => None,
     };
     let mut policy = group.policy(parent.as_ref());
+    policy.decision_lease = decision_lease;
     if host.role == Role::Agent {
         crate::db::rollouts::add_holds(&mut policy, &host.id, &active);
     }

@@ -140,6 +140,8 @@ pub struct AppState {
     pub manager_build: String,
     /// Added per authentication failure from one address beyond the fifth in a minute (max 2 s).
     pub failure_delay: Duration,
+    /// Seconds a host keeps its per-host decisions (rollout holds) without a newer reply.
+    pub decision_lease: u64,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     failure_log: limits::FailureLog,
     heartbeats: limits::HeartbeatLimiter,
@@ -149,20 +151,29 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: Arc<Db>, offline_after: u64, failure_delay: Duration) -> Arc<Self> {
-        Self::with_heartbeat_rate(db, offline_after, failure_delay, HeartbeatRate::default())
+        Self::with_host_terms(
+            db,
+            offline_after,
+            failure_delay,
+            HeartbeatRate::default(),
+            model::protocol::DEFAULT_DECISION_LEASE,
+        )
     }
 
-    /// As [`AppState::new`], with each host's heartbeats limited to `rate`.
-    pub fn with_heartbeat_rate(
+    /// As [`AppState::new`], with each host's heartbeats limited to `rate` and its per-host
+    /// decisions leased for `decision_lease` seconds.
+    pub fn with_host_terms(
         db: Arc<Db>,
         offline_after: u64,
         failure_delay: Duration,
         rate: HeartbeatRate,
+        decision_lease: u64,
     ) -> Arc<Self> {
         Arc::new(AppState {
             db,
             offline_after,
             failure_delay,
+            decision_lease,
             manager_build: env!("CARGO_PKG_VERSION").to_string(),
             failures: Mutex::new(HashMap::new()),
             failure_log: limits::FailureLog::default(),

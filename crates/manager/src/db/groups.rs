@@ -82,6 +82,7 @@ impl Group {
             pinned: self.pinned.clone(),
             channel: self.channel.clone(),
             holds: BTreeMap::new(),
+            decision_lease: 0,
             withheld: BTreeMap::new(),
             maintenance: self.maintenance.clone(),
         }

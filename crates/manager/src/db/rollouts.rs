@@ -311,6 +311,8 @@ impl Db {
                 &what,
             )
         })?;
+        // Heartbeats answered from now on carry the action's holds and withheld versions.
+        self.forget_active();
         self.rollout(id)?
             .ok_or_else(|| Error::Db(format!("rollout {id} vanished")))
     }

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use model::protocol::{Heartbeat, Role};
 
-use super::{enroll, heartbeat, identity, save_identity, save_policy, stored_policy};
+use super::stored_policy_received;
+use super::{current, enroll, heartbeat, identity, save_identity, save_policy};
 use super::{Identity, LinkSettings, Policy};
 use crate::error::{Error, Result};
 
@@ -20,7 +21,8 @@ pub struct ManagerLink {
     token_file: Option<PathBuf>,
     client: transport::HttpFetcher,
     identity: Option<Identity>,
-    policy: Option<Policy>,
+    /// The last policy and when the manager last confirmed it (this host's clock).
+    policy: Option<(Policy, std::time::SystemTime)>,
 }
 
 impl ManagerLink {
@@ -41,7 +43,7 @@ impl ManagerLink {
             token_file: settings.enroll_token_file.clone(),
             client,
             identity: None,
-            policy: stored_policy(dir),
+            policy: stored_policy_received(dir),
         })
     }
 
@@ -53,9 +55,19 @@ impl ManagerLink {
         &self.hostname
     }
 
-    /// The policy of the last heartbeat reply (or stored before a restart).
-    pub fn policy(&self) -> Option<&Policy> {
-        self.policy.as_ref()
+    /// The policy of the last heartbeat reply (or stored before a restart), as it stands now:
+    /// past its decision lease without a newer reply, without its per-host decisions.
+    pub fn policy(&self) -> Option<Policy> {
+        let (p, received) = self.policy.as_ref()?;
+        Some(current(p.clone(), *received))
+    }
+
+    /// Whether this host should hear from the manager before acting on its policy: it has
+    /// none yet, or the policy's decision lease has run out.
+    pub fn stale(&self) -> bool {
+        self.policy
+            .as_ref()
+            .is_none_or(|(p, received)| super::age_secs(*received) > p.lease())
     }
 
     /// This host's identity: stored, or obtained now with the enrolment token.
@@ -113,7 +125,7 @@ impl ManagerLink {
         if changed {
             tracing::info!(group = %p.group, relays = ?p.relays, poll = p.poll_interval, "policy from the manager applied");
         }
-        self.policy = Some(p);
+        self.policy = Some((p, std::time::SystemTime::now()));
         Ok(changed)
     }
 }

@@ -158,7 +158,7 @@ fn the_link_enrols_acknowledges_history_and_keeps_the_policy() {
         failed_versions: Vec::new(),
     };
     assert!(link.heartbeat(&hb).unwrap(), "a first policy is a change");
-    assert_eq!(link.policy(), Some(&policy(&["http://r"])));
+    assert_eq!(link.policy(), Some(policy(&["http://r"])));
     assert_eq!(link.history_sent().unwrap(), 2);
     assert_eq!(identity(dir.path()).unwrap().unwrap().history_sent, 2);
     hb.history.clear();

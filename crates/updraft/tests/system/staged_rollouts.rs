@@ -16,12 +16,21 @@ struct Fleet {
     bed: AgentBed,
     db: String,
     admin: String,
-    mgr: Server,
+    /// The manager's base URL (the same after a restart).
+    base: String,
+    listen: String,
+    extra: Vec<String>,
+    mgr: std::cell::RefCell<Option<Server>>,
 }
 
 impl Fleet {
     /// A manager (gates every second) with agent groups `canary` and `fleet`.
     fn new() -> Fleet {
+        Self::with(&[])
+    }
+
+    /// The same, with more `updraft manager` flags.
+    fn with(extra: &[&str]) -> Fleet {
         let bed = AgentBed::new();
         let db = format!("sqlite://{}", bed.path("manager.db").display());
         let admin = ok(&["admin", "--db", &db, "token", "create"])
@@ -39,23 +48,42 @@ impl Fleet {
                 "60",
             ]);
         }
-        let mgr = Server::spawn(
-            &[
-                "manager",
-                "--db",
-                &db,
-                "--listen",
-                "127.0.0.1:0",
-                "--rollout-tick",
-                "1",
-            ],
-            &[],
-        );
-        Fleet {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut f = Fleet {
             bed,
             db,
             admin,
-            mgr,
+            base: String::new(),
+            listen,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            mgr: std::cell::RefCell::new(None),
+        };
+        f.base = f.start_manager();
+        f
+    }
+
+    /// Start the manager on the fleet's address; its base URL.
+    fn start_manager(&self) -> String {
+        let mut args = vec![
+            "manager",
+            "--db",
+            &self.db,
+            "--listen",
+            &self.listen,
+            "--rollout-tick",
+            "1",
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        let mgr = Server::spawn(&args, &[]);
+        let base = mgr.base.clone();
+        *self.mgr.borrow_mut() = Some(mgr);
+        base
+    }
+
+    /// Kill the manager (-9).
+    fn kill_manager(&self) {
+        if let Some(m) = self.mgr.borrow_mut().take() {
+            m.kill();
         }
     }
 
@@ -80,7 +108,7 @@ impl Fleet {
             allow_direct: false,
             poll_interval: Some(60),
             manager: Some(ManagerLink {
-                url: self.mgr.base.clone(),
+                url: self.base.clone(),
                 enroll_token_file: dir.join("enroll.token"),
                 hostname: name.into(),
             }),
@@ -130,7 +158,7 @@ impl Fleet {
     }
 
     fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.mgr.base);
+        let url = format!("{}{path}", self.base);
         let req = match method {
             "POST" => http().post(url).json(&body.unwrap_or(json!({}))),
             _ => http().get(url),
@@ -377,6 +405,110 @@ fn a_host_that_crashes_while_installing_halts_the_rollout_and_recovers_to_the_ol
     assert_eq!(f.pattern("canary-1"), "good 18.524.00");
     f.once(&prod);
     assert_eq!(f.pattern("prod-1"), "good 18.524.00");
+}
+
+#[test]
+fn a_manager_killed_mid_wave_loses_no_rollout_state_and_an_agent_killed_mid_rollback_completes_it()
+{
+    let f = Fleet::new();
+    good_base(&f);
+    let canary = f.agent("canary-1", "canary");
+    let prod = f.agent("prod-1", "fleet");
+    let id = f.rollout(
+        json!([{"groups": ["canary"], "share": 100, "soak": 3600}, {"share": 100, "soak": 0}]),
+        900,
+    );
+    f.once(&canary);
+    f.once(&prod);
+    f.publish_new(b"good 18.600.00");
+    f.once(&canary);
+    let path = format!("/api/v1/rollouts/{id}");
+    let before = eventually("the canary counted healthy", || {
+        let v = f.api("GET", &path, None);
+        match v["waves"][0]["healthy"] == 1 {
+            true => Ok(v),
+            false => Err(format!("{v:#}")),
+        }
+    });
+    f.kill_manager();
+    f.start_manager();
+    let after = f.api("GET", &path, None);
+    for field in [
+        "state",
+        "wave",
+        "waves",
+        "hosts",
+        "component",
+        "version",
+        "created",
+    ] {
+        assert_eq!(
+            after[field], before[field],
+            "{field} after kill -9: {after:#}"
+        );
+    }
+    // The restarted manager's gates still hold wave 2 back (soak), and an abort with rollback
+    // reaches the canary, whose return to the old version is cut short by a crash mid-swap.
+    f.once(&prod);
+    assert_eq!(f.pattern("prod-1"), "good 18.524.00");
+    // Answered at once: the next heartbeat already carries the withheld version.
+    f.api("POST", &format!("{path}/abort-and-roll-back"), None);
+    let crashed = f
+        .bed
+        .once_env(&canary, &[("UPDRAFT_FAULT", "install-mid-swap")]);
+    assert!(crashed.is_err(), "{crashed:?}");
+    f.once(&canary);
+    assert_eq!(f.pattern("canary-1"), "good 18.524.00");
+    let host = eventually("the manager sees the canary back", || {
+        let hosts = f.api("GET", "/api/v1/hosts?group=canary", None);
+        let h = hosts["hosts"][0].clone();
+        match h["components"][C] == "18.524.00" {
+            true => Ok(h),
+            false => Err(format!("{hosts:#}")),
+        }
+    });
+    assert_eq!(host["hostname"], "canary-1");
+}
+
+#[test]
+fn without_word_from_the_manager_holds_last_the_lease_then_the_group_channel_decides() {
+    let f = Fleet::with(&["--decision-lease", "60"]);
+    good_base(&f);
+    let prod = f.agent("prod-1", "fleet");
+    f.rollout(
+        json!([{"groups": ["canary"], "share": 100, "soak": 3600}, {"share": 100, "soak": 0}]),
+        900,
+    );
+    f.once(&prod);
+    f.publish_new(b"good 18.600.00");
+    let stored = f.bed.path("prod-1/state/policy.json");
+    let policy: Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!(policy["decision_lease"], 60, "{policy:#}");
+    assert_eq!(policy["holds"][C], NEW, "{policy:#}");
+    f.kill_manager();
+    // Within the lease the hold stands although the manager is gone.
+    let r = f.bed.once(&prod).unwrap();
+    assert!(!r["manager_error"].is_null(), "{r:#}");
+    assert_eq!(f.pattern("prod-1"), "good 18.524.00");
+    // The host's clock moves past the lease (the file's time says when the manager last
+    // confirmed the policy): the hold lapses and the group's channel (latest) decides.
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(61);
+    std::fs::File::options()
+        .write(true)
+        .open(&stored)
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
+    let r = f.bed.once(&prod).unwrap();
+    assert_eq!(f.pattern("prod-1"), "good 18.600.00", "{r:#}");
+    // Back in touch, the hold is in force again; like every hold it never downgrades what
+    // runs, and the manager learns what the host took.
+    f.start_manager();
+    f.once(&prod);
+    let policy: Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!(policy["holds"][C], NEW, "{policy:#}");
+    let hosts = f.api("GET", "/api/v1/hosts?group=fleet", None);
+    assert_eq!(hosts["hosts"][0]["components"][C], NEW, "{hosts:#}");
 }
 
 /// `DAYS HH:MM-HH:MM` for an hour that starts two hours from now (UTC): closed now.
@@ -671,7 +803,7 @@ fn a_host_outside_the_released_waves_cannot_halt_a_rollout_with_a_forged_failure
         "components": {C: "18.524.00"},
         "failed_versions": [{"component": C, "version": NEW, "reason": "reload failed: forged"}]});
     let r = http()
-        .post(format!("{}/api/v1/heartbeat", f.mgr.base))
+        .post(format!("{}/api/v1/heartbeat", f.base))
         .bearer_auth(identity["credential"].as_str().unwrap())
         .json(&forged)
         .send()
