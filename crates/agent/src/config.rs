@@ -17,6 +17,10 @@ pub struct AgentConfig {
     /// a new build of the agent is checked against it.
     #[serde(skip)]
     pub source_file: Option<PathBuf>,
+    /// The command a new build of this host's own executable is checked with (`NEW COMMAND
+    /// --check --config FILE`): `agent`, or `relay` for a relay's build (not a key).
+    #[serde(skip)]
+    pub check_command: Option<String>,
     /// Where the agent keeps its state (trusted metadata, staged versions, history, status).
     pub state_dir: PathBuf,
     /// Read-only trust anchor shipped with the install.
@@ -138,6 +142,7 @@ impl AgentConfig {
     pub fn new(state_dir: PathBuf, trusted_root: PathBuf) -> Self {
         AgentConfig {
             source_file: None,
+            check_command: None,
             state_dir,
             trusted_root,
             relays: Vec::new(),

@@ -148,6 +148,12 @@ impl Agent {
         Ok(report)
     }
 
+    /// One update cycle under `policy`, without a heartbeat: for an agent embedded in another
+    /// process that reports for it (a relay upgrading its own build).
+    pub fn update_with(&self, policy: Option<manager::Policy>) -> Result<CycleReport> {
+        self.update(policy)
+    }
+
     /// Whether `new` changes where this cycle updates from or what it plans.
     fn changes_the_cycle(&self, old: Option<&manager::Policy>, new: &manager::Policy) -> bool {
         let sources = |p: Option<&manager::Policy>| self.config.sources_with(p);

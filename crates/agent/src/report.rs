@@ -22,7 +22,12 @@ pub fn heartbeat(
     let history = state.history()?;
     let failed_versions = failed_versions(state)?;
     let mut builds = status.products.clone();
-    builds.insert("updraft".into(), env!("CARGO_PKG_VERSION").into());
+    // Its own build: the one its self-upgrade installed, else this code's.
+    let own = installed.components.get("updraft").map(|i| i.version.clone());
+    builds.insert(
+        "updraft".into(),
+        own.unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
+    );
     // The result, with what went wrong and which sources were rejected and why.
     let last_result = std::iter::once(status.last_result.clone())
         .chain(status.errors.iter().cloned())
@@ -79,6 +84,22 @@ fn failed_versions(state: &StateDir) -> Result<Vec<VersionFailure>> {
 }
 
 impl Agent {
+    /// Versions this host gave up on (for a companion's heartbeat: a relay's own build).
+    pub fn failed_versions(&self) -> Result<Vec<VersionFailure>> {
+        failed_versions(&self.state)
+    }
+
+    /// component → version installed now.
+    pub fn installed_versions(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        Ok(self
+            .state
+            .installed()?
+            .components
+            .into_iter()
+            .map(|(c, i)| (c, i.version))
+            .collect())
+    }
+
     /// The policy this cycle runs on: with a manager, the last heartbeat reply's, kept in
     /// memory by the manager link (loaded from `policy.json` when the agent starts); without
     /// one, the policy last stored in `policy.json` (read once per cycle, as the caller does).

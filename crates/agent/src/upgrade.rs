@@ -73,7 +73,8 @@ impl Agent {
         };
         let exe = m.install_dir.join(file);
         let mut cmd = Command::new(&exe);
-        cmd.arg("agent").arg("--check");
+        cmd.arg(self.config.check_command.as_deref().unwrap_or("agent"))
+            .arg("--check");
         if let Some(cfg) = &self.config.source_file {
             cmd.arg("--config").arg(cfg);
         }

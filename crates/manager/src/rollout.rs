@@ -236,11 +236,11 @@ pub fn health(r: &Rollout, h: &HostView<'_>, now: OffsetDateTime) -> Health {
 }
 
 /// Whether the rollout judges `h` at all: agents whose modules use the component (or with the
-/// product a patch component names) and whose group does not hold it otherwise (a pin or
-/// another channel).
+/// product a patch component names), and relays running a build of `updraft` they installed
+/// themselves, whose group does not hold it otherwise (a pin or another channel).
 pub fn eligible(r: &Rollout, h: &HostView<'_>) -> bool {
     let c = &r.spec.component;
-    h.role == Role::Agent
+    (h.role == Role::Agent || (h.role == Role::Relay && c == UPDRAFT))
         && !h.held_by_group
         && !h.skipped
         && (h.components.contains_key(c)

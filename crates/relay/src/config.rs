@@ -51,6 +51,25 @@ pub struct RelayConfig {
     /// (seconds), `max_connections`.
     #[serde(flatten)]
     pub serve: transport::ServeSettings,
+    /// The relay replaces its own build: a new signed version of `component` is installed in
+    /// `install_dir` and run under the supervisor (see the binary's `relay` command).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_upgrade: Option<SelfUpgrade>,
+}
+
+/// Where a relay's own build lives (`[self_upgrade]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfUpgrade {
+    /// Directory holding the `updraft` executable the relay runs from.
+    pub install_dir: PathBuf,
+    /// The signed component carrying Updraft's builds [default: updraft].
+    #[serde(default = "updraft_component")]
+    pub component: String,
+}
+
+fn updraft_component() -> String {
+    "updraft".into()
 }
 
 /// How the offline grace is named in errors (the TOML key and the flag).
@@ -90,6 +109,7 @@ impl RelayConfig {
             offline: false,
             link: node::LinkSettings::default(),
             serve: transport::ServeSettings::default(),
+            self_upgrade: None,
         }
     }
 

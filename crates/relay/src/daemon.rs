@@ -6,7 +6,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use model::protocol::{Heartbeat, Role};
+use model::protocol::{Heartbeat, Policy, Role, VersionFailure};
 use node::ManagerLink;
 
 use crate::config::RelayConfig;
@@ -18,11 +18,39 @@ use crate::sync::{Cache, SyncOutcome, SyncSettings};
 /// A failed sync is retried sooner than a long poll interval.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
+/// Work a relay host does on the sync thread after each cycle, besides syncing: the binary's
+/// self-upgrade of the relay's own build.
+pub trait Companion: Send {
+    /// After a sync and its heartbeat: the policy in force, the upstreams the cycle used, and
+    /// whether it synced and reported (or has no manager to report to).
+    fn after_cycle(&mut self, policy: Option<&Policy>, upstreams: &[String], healthy: bool);
+    /// What the next heartbeat adds.
+    fn report(&self) -> CompanionReport;
+}
+
+/// A companion's part of the relay's heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompanionReport {
+    /// component → version installed (`updraft`: the relay's own build).
+    pub components: std::collections::BTreeMap<String, String>,
+    /// Versions given up on (a build that did not come back), for rollout health.
+    pub failed_versions: Vec<VersionFailure>,
+}
+
 /// Run the relay: serve the cached view at once, then sync every `poll_interval` seconds, until
 /// `shutdown` resolves.
 pub async fn run(
     config: RelayConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    run_with(config, shutdown, None).await
+}
+
+/// [`run`], with a companion called after every cycle.
+pub async fn run_with(
+    config: RelayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    companion: Option<Box<dyn Companion>>,
 ) -> Result<()> {
     let anchor = config.validate()?;
     let limits = config.serve.limits()?;
@@ -51,7 +79,8 @@ pub async fn run(
         None
     } else {
         let settings = config.sync_settings(anchor, true)?;
-        let sync = SyncLoop::new(&config, cache, settings, shared.clone())?;
+        let mut sync = SyncLoop::new(&config, cache, settings, shared.clone())?;
+        sync.companion = companion;
         Some(sync.spawn(stop_rx)?)
     };
     let app = server::router(shared);
@@ -79,6 +108,7 @@ struct SyncLoop {
     upstreams: Vec<String>,
     poll: Duration,
     shared: Arc<Shared>,
+    companion: Option<Box<dyn Companion>>,
 }
 
 impl SyncLoop {
@@ -99,6 +129,7 @@ impl SyncLoop {
             upstreams: config.upstreams.clone(),
             poll: Duration::from_secs(config.poll_interval),
             shared,
+            companion: None,
         })
     }
 
@@ -145,10 +176,13 @@ impl SyncLoop {
             &upstreams,
             &self.shared,
         );
-        self.report(&result);
+        let reported = self.report(&result);
+        let policy = self.policy();
+        if let Some(c) = self.companion.as_mut() {
+            c.after_cycle(policy.as_ref(), &upstreams, result.is_ok() && reported);
+        }
         // The policy of this cycle's reply applies at once.
-        let poll = self
-            .policy()
+        let poll = policy
             .map(|p| p.poll_interval)
             .filter(|p| *p > 0)
             .map(Duration::from_secs)
@@ -160,12 +194,15 @@ impl SyncLoop {
     }
 
     /// Heartbeat to the manager (enrolling first if needed); the outcome goes into `/status`.
-    fn report(&mut self, result: &Result<SyncOutcome>) {
+    /// Whether it was recorded (true without a manager).
+    fn report(&mut self, result: &Result<SyncOutcome>) -> bool {
         let Some(link) = self.link.as_mut() else {
-            return;
+            return true;
         };
-        let hb = heartbeat(link, &self.shared, result);
+        let extra = self.companion.as_ref().map(|c| c.report());
+        let hb = heartbeat(link, &self.shared, result, extra.unwrap_or_default());
         let outcome = link.heartbeat(&hb);
+        let recorded = outcome.is_ok();
         if let Err(e) = &outcome {
             tracing::warn!(manager = %node::url::Redacted(link.url()), error = %node::url::Redacted(e), "heartbeat failed");
         }
@@ -178,6 +215,7 @@ impl SyncLoop {
                 Err(e) => s.manager.error = Some(node::url::redact(&e.to_string())),
             }
         }
+        recorded
     }
 }
 
@@ -206,9 +244,19 @@ impl Drop for LoopAlive {
     }
 }
 
-/// The relay's heartbeat: its build, the upstream in use, and how the last sync ended (with
-/// the upstreams found lagging).
-fn heartbeat(link: &ManagerLink, shared: &Shared, result: &Result<SyncOutcome>) -> Heartbeat {
+/// The relay's heartbeat: its build (the one installed by its self-upgrade, else this code's),
+/// the upstream in use, and how the last sync ended (with the upstreams found lagging).
+fn heartbeat(
+    link: &ManagerLink,
+    shared: &Shared,
+    result: &Result<SyncOutcome>,
+    extra: CompanionReport,
+) -> Heartbeat {
+    let build = extra
+        .components
+        .get("updraft")
+        .cloned()
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string());
     let sync = shared.sync.read().map(|s| s.clone()).unwrap_or_default();
     let last_result = std::iter::once(sync_result(result).to_string())
         .chain(sync.lagging_upstreams.iter().cloned())
@@ -218,13 +266,13 @@ fn heartbeat(link: &ManagerLink, shared: &Shared, result: &Result<SyncOutcome>) 
         hostname: link.hostname().to_string(),
         role: Role::Relay,
         upstream: sync.upstream_in_use,
-        builds: [("updraft".to_string(), env!("CARGO_PKG_VERSION").to_string())].into(),
-        components: Default::default(),
+        builds: [("updraft".to_string(), build)].into(),
+        components: extra.components,
         modules: Vec::new(),
         history: Vec::new(),
         last_result: Some(last_result),
         applied_policy: link.policy(),
-        failed_versions: Vec::new(),
+        failed_versions: extra.failed_versions,
     }
 }
 

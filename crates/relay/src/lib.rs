@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 pub use config::RelayConfig;
 pub use cycle::{sync_cycle, sync_result};
-pub use daemon::run;
+pub use config::SelfUpgrade;
+pub use daemon::{run, run_with, Companion, CompanionReport};
 pub use error::{Error, Result};
 pub use server::Shared;
 pub use sync::{Cache, Source, SyncOutcome, SyncSettings};

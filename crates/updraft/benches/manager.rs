@@ -59,6 +59,7 @@ fn main() {
                 waves: vec![wave(10), wave(100)],
                 auto_rollback: true,
                 silent_after: 900,
+                follow_plan: false,
             },
             "bench",
         )

@@ -2,8 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-mod upgrade;
-
 use agent::{Agent, AgentConfig};
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -71,7 +69,7 @@ pub fn run(args: &AgentArgs) -> Result<()> {
             }
             let a = Agent::new(c)?;
             if a.self_module().is_some() && !args.once && !args.worker {
-                return upgrade::supervise(&a, config);
+                return crate::supervisor::supervise(&a, config, "agent");
             }
             daemon(a, args.once)
         }
@@ -157,7 +155,7 @@ fn history(config: &Path, json: bool) -> Result<()> {
 /// A supervised worker (self-upgrade) ends with [`agent::upgrade::RESTART_CODE`] when a new
 /// build of the agent is installed, and confirms its own build once a cycle reported.
 fn daemon(a: Agent, once: bool) -> Result<()> {
-    let running = std::env::var(upgrade::BUILD_ENV).ok();
+    let running = std::env::var(crate::supervisor::BUILD_ENV).ok();
     loop {
         let report = a.cycle();
         if let (Ok(r), Some(running)) = (&report, &running) {

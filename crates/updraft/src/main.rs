@@ -16,6 +16,7 @@ mod manager_cmd;
 mod relay_cmd;
 mod repo_cmd;
 mod serve_cmd;
+mod supervisor;
 mod tuf_client;
 
 #[derive(Parser)]

@@ -6,6 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use relay::RelayConfig;
 
+mod own_build;
+
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct RelayArgs {
@@ -112,6 +114,13 @@ struct RunArgs {
     hostname: Option<String>,
     #[command(flatten)]
     serve: Box<crate::serve_cmd::ServeFlags>,
+    /// Check the configuration (and the trust anchor and cache it names) with this build and
+    /// exit: what a new build of a self-upgrading relay must pass before it is kept
+    #[arg(long)]
+    check: bool,
+    /// Run as the worker of a supervising `updraft relay` (self-upgrade; not for manual use)
+    #[arg(long, hide = true)]
+    worker: bool,
 }
 
 fn config(a: &RunArgs) -> Result<RelayConfig> {
@@ -212,9 +221,17 @@ fn import(cache: &Path, bundle: &Path, settings: &relay::SyncSettings) -> Result
     Ok(())
 }
 
-/// Run the relay, or with `--once` sync once and print the outcome.
+/// Run the relay, or with `--once` sync once and print the outcome. With `[self_upgrade]`,
+/// `relay --config FILE` supervises a worker that runs from the installed build (see
+/// `own_build`).
 fn serve(a: &RunArgs) -> Result<()> {
     let c = config(a)?;
+    if a.check {
+        c.validate()?;
+        relay::Cache::open(&c.cache)?;
+        println!("updraft {} relay: configuration valid", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
     if a.once {
         let anchor = c.validate()?;
         let cache = relay::Cache::open(&c.cache)?;
@@ -228,7 +245,26 @@ fn serve(a: &RunArgs) -> Result<()> {
     if c.offline && !c.upstreams.is_empty() {
         bail!("--offline serves the cache only: remove --upstream, or drop --offline");
     }
-    crate::runtime()?.block_on(relay::run(c, crate::shutdown_signal("relay")))?;
+    let companion = match &c.self_upgrade {
+        Some(up) if !c.offline => {
+            let file = a.config.as_deref().context(
+                "[self_upgrade] needs the configuration in a file (--config FILE): the supervisor starts every build with it",
+            )?;
+            let own = own_build::agent(&c, up, file)?;
+            if !a.worker {
+                return crate::supervisor::supervise(&own, file, "relay");
+            }
+            agent::upgrade::end_with_supervisor();
+            let running = std::env::var(crate::supervisor::BUILD_ENV).unwrap_or_default();
+            Some(Box::new(own_build::OwnBuild { agent: own, running }) as Box<dyn relay::Companion>)
+        }
+        _ => None,
+    };
+    crate::runtime()?.block_on(relay::run_with(
+        c,
+        crate::shutdown_signal("relay"),
+        companion,
+    ))?;
     tracing::info!("relay stopped");
     Ok(())
 }

@@ -211,9 +211,8 @@ fn record(
     };
     let mut policy = group.policy(parent.as_ref());
     policy.decision_lease = decision_lease;
-    if host.role == Role::Agent {
-        crate::db::rollouts::add_holds(&mut policy, &host.id, &active);
-    }
+    // Relays too: a relay that upgrades its own build follows the rollouts of `updraft`.
+    crate::db::rollouts::add_holds(&mut policy, &host.id, &active);
     Ok(HeartbeatReply {
         policy: Some(policy),
     })

@@ -106,6 +106,23 @@ impl Db {
     /// deciding (running, paused or halted without a rollback): finish or abort it first.
     pub fn create_rollout(&self, spec: &RolloutSpec, actor: &str) -> Result<Rollout> {
         spec.validate()?;
+        let planned;
+        let spec = if spec.follow_plan {
+            if spec.component != UPDRAFT {
+                return Err(bad(
+                    "follow_plan",
+                    format!("only a rollout of {UPDRAFT} follows the upgrade plan"),
+                ));
+            }
+            planned = RolloutSpec {
+                waves: crate::fleet::plan_waves(&self.groups()?, &spec.waves),
+                ..spec.clone()
+            };
+            planned.validate()?;
+            &planned
+        } else {
+            spec
+        };
         self.check_new_rollout(spec)?;
         let detail = to_json_text("rollout", spec)?;
         let id = self.transaction(|tx| {

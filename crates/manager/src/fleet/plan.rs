@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{hosts, HostFilter, HostView};
 use crate::db::{Db, Group, Host};
 use crate::error::{Error, Result};
+use crate::rollout::Wave;
 
 /// Input of an upgrade plan: the target build per product (e.g. `{"updraft": "0.2.0"}`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +125,40 @@ pub fn plan(db: &Db, req: &PlanRequest, manager_build: &str, offline_after: u64)
         steps,
         violations: violations(&all, manager_build),
     })
+}
+
+/// The waves of a rollout of Updraft's own build that follows the upgrade plan: one wave per
+/// level of the relay tree (roots first, all hosts of those groups, gated like `agent_waves[0]`),
+/// then `agent_waves` as given (a host is in the first wave it matches, so a wave naming no
+/// group reaches only agents: every relay group came before). The manager is not a wave: a
+/// rollout newer than it is refused before this.
+pub fn plan_waves(groups: &[Group], agent_waves: &[Wave]) -> Vec<Wave> {
+    let mut level: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut levels: Vec<Vec<String>> = Vec::new();
+    for g in relay_tree_order(groups) {
+        let depth = g
+            .parent
+            .as_deref()
+            .and_then(|p| level.get(p))
+            .map_or(0, |d| d.saturating_add(1));
+        level.insert(&g.name, depth);
+        if levels.len() <= depth {
+            levels.resize(depth.saturating_add(1), Vec::new());
+        }
+        if let Some(l) = levels.get_mut(depth) {
+            l.push(g.name.clone());
+        }
+    }
+    let Some(gates) = agent_waves.first() else {
+        return Vec::new();
+    };
+    let relay_waves = levels.into_iter().map(|groups| Wave {
+        groups,
+        share: 100,
+        approval: false,
+        ..gates.clone()
+    });
+    relay_waves.chain(agent_waves.iter().cloned()).collect()
 }
 
 /// Relay groups in tree order: roots first (by name), every group after its parent.

@@ -61,6 +61,11 @@ pub struct RolloutSpec {
     /// (the crash case) [default: 900].
     #[serde(default = "default_silent_after")]
     pub silent_after: u64,
+    /// For `updraft` only: waves follow the upgrade plan. Relay groups go first, parents before
+    /// children (one wave per tree level, gated like the first wave given), then `waves` for
+    /// the agents. The waves stored and shown are the expanded ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow_plan: bool,
 }
 
 fn default_true() -> bool {

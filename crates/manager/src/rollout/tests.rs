@@ -14,6 +14,7 @@ fn rollout(waves: Vec<Wave>) -> Rollout {
             waves,
             auto_rollback: true,
             silent_after: 60,
+            follow_plan: false,
         },
         state: State::Running,
         wave: 0,

@@ -50,6 +50,11 @@ pub struct CreateArgs {
     /// Seconds without a heartbeat after which a host that took the version counts as failed
     #[arg(long, default_value_t = 900)]
     silent_after: u64,
+    /// For `updraft` builds: follow the upgrade plan. Relay groups first, parents before
+    /// children (a wave per tree level, gated like the first --wave), then the --wave waves
+    /// for the agents
+    #[arg(long)]
+    follow_plan: bool,
 }
 
 /// One `--wave` value.
@@ -117,6 +122,7 @@ fn create(db: &Db, json: bool, a: &CreateArgs) -> Result<()> {
         waves: a.waves.iter().map(|w| wave(w)).collect::<Result<_>>()?,
         auto_rollback: !a.no_auto_rollback,
         silent_after: a.silent_after,
+        follow_plan: a.follow_plan,
     };
     let r = db.create_rollout(&spec, "cli")?;
     print(json, &r, |r| {

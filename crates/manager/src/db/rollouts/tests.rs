@@ -1,5 +1,6 @@
 use super::*;
 use crate::rollout::{Decision, Wave};
+use model::protocol::Role;
 
 fn spec() -> RolloutSpec {
     let wave = |share| Wave {
@@ -17,6 +18,7 @@ fn spec() -> RolloutSpec {
         waves: vec![wave(10), wave(100)],
         auto_rollback: true,
         silent_after: 60,
+        follow_plan: false,
     }
 }
 
@@ -67,4 +69,51 @@ fn a_withheld_version_or_an_unknown_group_is_refused() {
     s.waves[0].groups = vec!["canry".into()];
     let e = db.create_rollout(&s, "test").unwrap_err().to_string();
     assert!(e.contains("no group"), "{e}");
+}
+
+#[test]
+fn a_rollout_of_updraft_that_follows_the_plan_releases_relay_levels_then_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
+    let group = |name: &str, role, parent: Option<&str>| crate::db::Group {
+        name: name.into(),
+        role,
+        parent: parent.map(str::to_string),
+        poll_interval: 60,
+        ..Default::default()
+    };
+    for g in [
+        group("core", Role::Relay, None),
+        group("edge", Role::Relay, Some("core")),
+        group("branch", Role::Relay, Some("core")),
+        group("canary", Role::Agent, None),
+        group("fleet", Role::Agent, None),
+    ] {
+        db.put_group(&g, "test").unwrap();
+    }
+    let mut s = spec();
+    s.follow_plan = true;
+    s.waves[0].soak = 600;
+    s.waves[0].groups = vec!["canary".into()];
+    s.waves[0].share = 100;
+    let e = db.create_rollout(&s, "test").unwrap_err().to_string();
+    assert!(e.contains("follow_plan"), "{e}");
+    s.component = UPDRAFT.into();
+    s.version = env!("CARGO_PKG_VERSION").into();
+    let r = db.create_rollout(&s, "test").unwrap();
+    let waves: Vec<(Vec<&str>, u8, u64)> = r
+        .spec
+        .waves
+        .iter()
+        .map(|w| (w.groups.iter().map(String::as_str).collect(), w.share, w.soak))
+        .collect();
+    assert_eq!(
+        waves,
+        vec![
+            (vec!["core"], 100, 600),
+            (vec!["branch", "edge"], 100, 600),
+            (vec!["canary"], 100, 600),
+            (vec![], 100, 0),
+        ]
+    );
 }

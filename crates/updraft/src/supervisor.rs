@@ -1,10 +1,12 @@
-//! The supervisor of an agent that upgrades itself (a module with `self_upgrade = true`):
-//! `updraft agent --config FILE` runs the worker (`… --worker`) from the build installed in
-//! that module, and stays, running the code it started with, to start a new build when the
-//! worker asks for it (exit status [`RESTART_CODE`] while `upgrade.json` names another build)
-//! and to put the previous build back when the new one exits before it has reported, or has
-//! not reported within [`CONFIRM_WITHIN`]. It never gives up: an error is logged and the worker
-//! started again after a pause. SIGTERM or Ctrl-C stops the worker and the supervisor.
+//! The supervisor of a host that upgrades its own build: an agent with a `self_upgrade` module,
+//! or a relay with `[self_upgrade]`. `updraft agent|relay --config FILE` runs the worker
+//! (`… --worker`) from the build installed for it, and stays, running the code it started with,
+//! to start a new build when the worker asks for it (exit status [`RESTART_CODE`] while
+//! `upgrade.json` names another build) and to put the previous build back when the new one
+//! exits before it has reported, or has not reported within [`CONFIRM_WITHIN`]. It never gives
+//! up: an error is logged and the worker started again after a pause. SIGTERM or Ctrl-C stops
+//! the worker and the supervisor. The build's installation is an agent's (a relay embeds one
+//! for its own build; see `relay_cmd`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
@@ -16,7 +18,7 @@ use agent::upgrade::{CONFIRM_WITHIN, RESTART_CODE};
 use agent::Agent;
 use anyhow::{Context, Result};
 
-/// The environment variable telling a worker which version of the agent's build it runs.
+/// The environment variable telling a worker which version of its own build it runs.
 pub const BUILD_ENV: &str = "UPDRAFT_AGENT_BUILD";
 /// How often the supervisor looks at its worker.
 const TICK: Duration = Duration::from_millis(200);
@@ -32,17 +34,19 @@ enum End {
     Stopped,
 }
 
-pub fn supervise(a: &Agent, config: &Path) -> Result<()> {
+/// Supervise workers `updraft COMMAND --config CONFIG --worker` (`agent` or `relay`), whose
+/// own build `a` installs.
+pub fn supervise(a: &Agent, config: &Path, command: &'static str) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
-    watch_signals(stop.clone())?;
+    watch_signals(stop.clone(), command)?;
     let own = running_build();
     let mut backoff = FIRST_BACKOFF;
     while !stop.load(Ordering::Relaxed) {
-        match run_worker(a, config, &own, &stop) {
+        match run_worker(a, (command, config), &own, &stop) {
             Ok(Some(())) => backoff = FIRST_BACKOFF,
             Ok(None) => return Ok(()),
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "agent worker: starting it again in {backoff:?}");
+                tracing::error!(error = %format!("{e:#}"), "{command} worker: starting it again in {backoff:?}");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -53,10 +57,15 @@ pub fn supervise(a: &Agent, config: &Path) -> Result<()> {
 
 /// Start one worker and handle its end: `Some` to start the next one at once, `None` when
 /// stopped, an error to pause first.
-fn run_worker(a: &Agent, config: &Path, own: &Path, stop: &AtomicBool) -> Result<Option<()>> {
+fn run_worker(
+    a: &Agent,
+    worker: (&'static str, &Path),
+    own: &Path,
+    stop: &AtomicBool,
+) -> Result<Option<()>> {
     a.recover_interrupted()?;
     let version = a.own_version();
-    let mut child = spawn(a, config, own, &version)?;
+    let mut child = spawn(a, worker, own, &version)?;
     let end = wait(a, &mut child, &version, stop)?;
     let pending = a.state.pending_upgrade()?;
     let new_build_failed = pending
@@ -67,7 +76,7 @@ fn run_worker(a: &Agent, config: &Path, own: &Path, stop: &AtomicBool) -> Result
         End::Exited(s)
             if s.code() == Some(RESTART_CODE) && pending.is_some() && !new_build_failed =>
         {
-            tracing::info!("starting the new agent build");
+            tracing::info!("starting the new build");
             Ok(Some(()))
         }
         End::Exited(s) if new_build_failed => {
@@ -90,7 +99,7 @@ fn wait(a: &Agent, child: &mut Child, version: &str, stop: &AtomicBool) -> Resul
             stop_child(child);
             return Ok(End::Stopped);
         }
-        if let Some(status) = child.try_wait().context("waiting for the agent worker")? {
+        if let Some(status) = child.try_wait().context("waiting for the worker")? {
             return Ok(End::Exited(status));
         }
         let on_trial = a.state.pending_upgrade()?.is_some_and(|p| p.to == version);
@@ -113,19 +122,20 @@ fn running_build() -> PathBuf {
 }
 
 /// The worker, from the build installed in the self-upgrade module, else from this build.
-fn spawn(a: &Agent, config: &Path, own: &Path, version: &str) -> Result<Child> {
+fn spawn(a: &Agent, worker: (&str, &Path), own: &Path, version: &str) -> Result<Child> {
+    let (command, config) = worker;
     let exe = a
         .own_build()
         .filter(|p| p.is_file())
         .unwrap_or_else(|| own.to_path_buf());
     Command::new(&exe)
-        .arg("agent")
+        .arg(command)
         .arg("--config")
         .arg(config)
         .arg("--worker")
         .env(BUILD_ENV, version)
         .spawn()
-        .with_context(|| format!("cannot start the agent worker {}", exe.display()))
+        .with_context(|| format!("cannot start the {command} worker {}", exe.display()))
 }
 
 fn stop_child(child: &mut Child) {
@@ -134,10 +144,10 @@ fn stop_child(child: &mut Child) {
 }
 
 /// Set `stop` on SIGTERM or Ctrl-C (a small runtime on its own thread).
-fn watch_signals(stop: Arc<AtomicBool>) -> Result<()> {
+fn watch_signals(stop: Arc<AtomicBool>, command: &'static str) -> Result<()> {
     let rt = crate::runtime()?;
     std::thread::spawn(move || {
-        rt.block_on(crate::shutdown_signal("agent"));
+        rt.block_on(crate::shutdown_signal(command));
         stop.store(true, Ordering::Relaxed);
     });
     Ok(())
