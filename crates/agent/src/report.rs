@@ -23,7 +23,10 @@ pub fn heartbeat(
     let failed_versions = failed_versions(state)?;
     let mut builds = status.products.clone();
     // Its own build: the one its self-upgrade installed, else this code's.
-    let own = installed.components.get("updraft").map(|i| i.version.clone());
+    let own = installed
+        .components
+        .get("updraft")
+        .map(|i| i.version.clone());
     builds.insert(
         "updraft".into(),
         own.unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),

@@ -10,7 +10,9 @@ use model::protocol::{ModuleState, Outcome, Role};
 use model::{Requirement, Version};
 use serde::{Deserialize, Serialize};
 
-pub use plan::{plan, plan_waves, Plan, PlanHost, PlanRequest, PlanStep, StepKind, Upgrade, Violation};
+pub use plan::{
+    plan, plan_waves, Plan, PlanHost, PlanRequest, PlanStep, StepKind, Upgrade, Violation,
+};
 
 use crate::db::{Advisory, Db, HistoryRow, Host};
 use crate::error::{Error, Result};

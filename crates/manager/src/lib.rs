@@ -172,10 +172,10 @@ pub async fn run(
         .local_addr()
         .map_err(|e| Error::Other(e.to_string()))?;
     let tls = config.tls_cert.is_some();
-    println!(
+    transport::announce(format_args!(
         "manager listening on {}://{local}",
         if tls { "https" } else { "http" }
-    );
+    ));
     let served = match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) => transport::serve_tls(listener, app, c, k, limits, shutdown).await,
         _ => transport::serve_plain(listener, app, limits, shutdown).await,

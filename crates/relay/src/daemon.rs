@@ -69,7 +69,7 @@ pub async fn run_with(
         "http"
     };
     tracing::info!(addr = %local, "relay listening");
-    println!("relay listening on {scheme}://{local}");
+    transport::announce(format_args!("relay listening on {scheme}://{local}"));
     let offline = config.offline || config.upstreams.is_empty();
     if offline && shared.current().is_none() {
         return Err(Error::NoView(config.cache.clone()));

@@ -17,8 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use config::RelayConfig;
-pub use cycle::{sync_cycle, sync_result};
 pub use config::SelfUpgrade;
+pub use cycle::{sync_cycle, sync_result};
 pub use daemon::{run, run_with, Companion, CompanionReport};
 pub use error::{Error, Result};
 pub use server::Shared;

@@ -30,8 +30,8 @@ pub use observe::{
     REPOSITORY_KINDS,
 };
 pub use serve::{
-    origin_router, serve_origin, serve_origin_with, serve_plain, serve_tls, tls_server_config,
-    StaticServer,
+    announce, origin_router, serve_origin, serve_origin_with, serve_plain, serve_tls,
+    tls_server_config, StaticServer,
 };
 
 /// Errors of this crate.

@@ -160,3 +160,13 @@ pub async fn serve_tls(
         tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls_server_config(cert, key)?));
     accept::serve(listener, app, Security::Tls(acceptor), limits, shutdown).await
 }
+
+/// Print a server's address line on stdout (how launchers learn it). A stdout nobody reads any
+/// more (a closed pipe) never ends the server: the error is ignored, unlike `println!`, which
+/// panics (a restarted build would die on it).
+pub fn announce(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
+    let _ = out.flush();
+}

@@ -229,7 +229,10 @@ fn serve(a: &RunArgs) -> Result<()> {
     if a.check {
         c.validate()?;
         relay::Cache::open(&c.cache)?;
-        println!("updraft {} relay: configuration valid", env!("CARGO_PKG_VERSION"));
+        println!(
+            "updraft {} relay: configuration valid",
+            env!("CARGO_PKG_VERSION")
+        );
         return Ok(());
     }
     if a.once {
@@ -256,7 +259,10 @@ fn serve(a: &RunArgs) -> Result<()> {
             }
             agent::upgrade::end_with_supervisor();
             let running = std::env::var(crate::supervisor::BUILD_ENV).unwrap_or_default();
-            Some(Box::new(own_build::OwnBuild { agent: own, running }) as Box<dyn relay::Companion>)
+            Some(Box::new(own_build::OwnBuild {
+                agent: own,
+                running,
+            }) as Box<dyn relay::Companion>)
         }
         _ => None,
     };

@@ -56,12 +56,12 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         let server = transport::serve_origin_with(&args.dir, &args.listen, limits)
             .await
             .with_context(|| format!("cannot serve {}", args.dir.display()))?;
-        println!(
+        transport::announce(format_args!(
             "serving {} at http://{}/metadata/ and http://{}/targets/ (Ctrl-C or SIGTERM stops)",
             args.dir.display(),
             server.addr,
             server.addr
-        );
+        ));
         crate::shutdown_signal("origin").await;
         server.shutdown().await?;
         tracing::info!("origin stopped");

@@ -105,7 +105,13 @@ fn a_rollout_of_updraft_that_follows_the_plan_releases_relay_levels_then_agents(
         .spec
         .waves
         .iter()
-        .map(|w| (w.groups.iter().map(String::as_str).collect(), w.share, w.soak))
+        .map(|w| {
+            (
+                w.groups.iter().map(String::as_str).collect(),
+                w.share,
+                w.soak,
+            )
+        })
         .collect();
     assert_eq!(
         waves,

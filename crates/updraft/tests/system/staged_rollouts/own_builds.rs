@@ -1,0 +1,400 @@
+//! Updraft's own builds as a product: agents and relays replace their own executable under a
+//! supervisor, return by themselves from a build that does not come back, and a rollout of a
+//! new build follows the upgrade plan (relays before the agents).
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::*;
+
+/// A build of `updraft` as a publisher ships it: here a script that runs the build under test
+/// (so that "versions" differ only in their signed version), or one that `dies` after passing
+/// the check a new build must pass.
+fn build_script(dir: &Path, version: &str, dies: bool) -> PathBuf {
+    let real = bin();
+    let body = if dies {
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--check*) exec '{}' \"$@\";; esac\nexit 7\n",
+            real.display()
+        )
+    } else {
+        format!("#!/bin/sh\nexec '{}' \"$@\"\n", real.display())
+    };
+    let file = dir.join(version).join("updraft");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, body).unwrap();
+    file
+}
+
+/// Publish a build of `updraft` (see [`build_script`]).
+fn publish_build(f: &Fleet, version: &str, dies: bool) {
+    let file = build_script(&f.bed.path("builds"), version, dies);
+    let repo = f.bed.repo.dir.to_str().unwrap();
+    let add = [
+        "repo",
+        "add",
+        repo,
+        file.to_str().unwrap(),
+        "--component",
+        "updraft",
+    ];
+    ok(&[&add[..], &["--version", version, "--kind", "program"]].concat());
+    f.bed.repo.publish();
+}
+
+/// An agent `name` (polling every second) whose module `updraft` in `NAME/bin` holds its own
+/// build, started as a daemon under its supervisor; (configuration, bin dir, process).
+fn self_upgrading_agent(f: &Fleet, name: &str) -> (PathBuf, PathBuf, updraft::launch::Process) {
+    f.admin(&["group", "put", "fast", "--poll-interval", "1"]);
+    let cfg = f.agent(name, "fast");
+    let bindir = f.bed.path(&format!("{name}/bin"));
+    std::fs::create_dir_all(&bindir).unwrap();
+    f.bed.edit_config(&cfg, |c| {
+        c.poll_interval = 1;
+        c.modules.push(agent::ModuleConfig {
+            name: "updraft".into(),
+            components: vec!["updraft".into()],
+            install_dir: bindir.clone(),
+            reload: None,
+            self_upgrade: true,
+        })
+    });
+    let args = ["agent", "--config", cfg.to_str().unwrap()];
+    let daemon = launcher()
+        .daemon(&args, &[], updraft::launch::Logs::Discard)
+        .unwrap();
+    (cfg, bindir, daemon)
+}
+
+/// The first host's record at the manager.
+fn first_host(f: &Fleet) -> Value {
+    f.api("GET", "/api/v1/hosts", None)["hosts"][0].clone()
+}
+
+#[test]
+fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_one_that_dies() {
+    let f = Fleet::new();
+    good_base(&f);
+    publish_build(&f, "1.0", false);
+    let (cfg, bindir, daemon) = self_upgrading_agent(&f, "self-1");
+    let reports = |want: &str| {
+        eventually(&format!("the agent reports updraft {want}"), || {
+            let h = first_host(&f);
+            if h["components"]["updraft"] == want {
+                Ok(h)
+            } else {
+                Err(format!("{h:#}"))
+            }
+        })
+    };
+    let pending = f.bed.path("self-1/state/upgrade.json");
+    let confirmed = || {
+        eventually("the new build confirmed", || {
+            if pending.exists() {
+                Err("upgrade.json is there")
+            } else {
+                Ok(())
+            }
+        })
+    };
+    reports("1.0");
+    confirmed();
+    publish_build(&f, "2.0", false);
+    reports("2.0");
+    confirmed();
+    // 3.0 passes the check but its worker dies: the supervisor puts 2.0 back by itself.
+    publish_build(&f, "3.0", true);
+    let ledger = f.bed.path("self-1/state/products.json");
+    eventually("3.0 recorded as failed", || {
+        let l = std::fs::read_to_string(&ledger).unwrap_or_default();
+        if l.contains("did not come back") {
+            Ok(())
+        } else {
+            Err(l)
+        }
+    });
+    let before = first_host(&f)["last_seen"].clone();
+    eventually("it keeps reporting on 2.0", || {
+        let h = first_host(&f);
+        if h["last_seen"] != before && h["components"]["updraft"] == "2.0" {
+            Ok(())
+        } else {
+            Err(format!("{h:#}"))
+        }
+    });
+    assert_eq!(
+        std::fs::read_to_string(bindir.join("updraft")).unwrap(),
+        std::fs::read_to_string(f.bed.path("builds/2.0/updraft")).unwrap()
+    );
+    let _ = cfg;
+    drop(daemon);
+}
+
+#[test]
+fn a_first_build_that_dies_leaves_the_agent_on_the_build_it_was_installed_with() {
+    let f = Fleet::new();
+    good_base(&f);
+    publish_build(&f, "1.0", true);
+    let (_cfg, bindir, daemon) = self_upgrading_agent(&f, "self-0");
+    let ledger = f.bed.path("self-0/state/products.json");
+    eventually("1.0 recorded as failed", || {
+        let l = std::fs::read_to_string(&ledger).unwrap_or_default();
+        if l.contains("did not come back") {
+            Ok(())
+        } else {
+            Err(l)
+        }
+    });
+    // The supervisor's own build was copied back, and it keeps updating and reporting.
+    let back = std::fs::metadata(bindir.join("updraft")).unwrap().len();
+    assert_eq!(back, std::fs::metadata(bin()).unwrap().len());
+    let before = first_host(&f)["last_seen"].clone();
+    eventually("it keeps reporting", || {
+        if first_host(&f)["last_seen"] != before {
+            Ok(())
+        } else {
+            Err("no new heartbeat")
+        }
+    });
+    assert_eq!(f.pattern("self-0"), "good 18.524.00");
+    drop(daemon);
+}
+
+#[test]
+fn a_host_outside_the_released_waves_cannot_halt_a_rollout_with_a_forged_failure() {
+    let f = Fleet::new();
+    good_base(&f);
+    let canary = f.agent("canary-1", "canary");
+    let prod = f.agent("prod-1", "fleet");
+    let id = f.rollout(
+        json!([{"groups": ["canary"], "share": 100, "soak": 3600}, {"share": 100, "soak": 0}]),
+        900,
+    );
+    f.once(&canary);
+    f.once(&prod);
+    // prod-1's own credential, as a thief would hold it: it reports the version failed.
+    let identity: Value =
+        serde_json::from_slice(&std::fs::read(f.bed.path("prod-1/state/manager.json")).unwrap())
+            .unwrap();
+    let forged = json!({"hostname": "prod-1", "role": "agent",
+        "components": {C: "18.524.00"},
+        "failed_versions": [{"component": C, "version": NEW, "reason": "reload failed: forged"}]});
+    let r = http()
+        .post(format!("{}/api/v1/heartbeat", f.base))
+        .bearer_auth(identity["credential"].as_str().unwrap())
+        .json(&forged)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The gates run every second: the rollout keeps waiting on its soak, not halted.
+    let before = f.api("GET", &format!("/api/v1/rollouts/{id}"), None)["reason"].clone();
+    eventually("the gates ran again", || {
+        let v = f.api("GET", &format!("/api/v1/rollouts/{id}"), None);
+        match v["state"].as_str() {
+            Some("running")
+                if v["reason"] != before
+                    && v["reason"].as_str().is_some_and(|r| r.contains("soaking")) =>
+            {
+                Ok(v)
+            }
+            Some("running") => Err(format!("{v:#}")),
+            _ => panic!("a forged failure outside the released waves changed the rollout: {v:#}"),
+        }
+    });
+    let v = f.api("GET", &format!("/api/v1/rollouts/{id}"), None);
+    assert_eq!(v["state"], "running", "{v:#}");
+    assert_eq!(v["waves"][0]["failed"], 0, "{v:#}");
+}
+
+#[test]
+fn a_manager_cannot_pin_an_agent_back_to_an_older_build_of_itself() {
+    let f = Fleet::new();
+    good_base(&f);
+    publish_build(&f, "1.0", false);
+    publish_build(&f, "2.0", false);
+    let (_cfg, bindir, daemon) = self_upgrading_agent(&f, "self-2");
+    let runs = |want: &str| {
+        eventually(&format!("the agent reports updraft {want}"), || {
+            let h = first_host(&f);
+            if h["components"]["updraft"] == want {
+                Ok(h)
+            } else {
+                Err(format!("{h:#}"))
+            }
+        })
+    };
+    runs("2.0");
+    // A hostile (or mistaken) manager pins the agent's own build to the older 1.0.
+    f.admin(&[
+        "group",
+        "put",
+        "fast",
+        "--poll-interval",
+        "1",
+        "--pin",
+        "updraft=1.0",
+    ]);
+    let seen = first_host(&f)["last_seen"].clone();
+    let h = eventually("heartbeats under the pin", || {
+        let h = first_host(&f);
+        let pinned = h["applied_policy"]["pinned"]["updraft"] == "1.0";
+        if pinned && h["last_seen"] != seen {
+            Ok(h)
+        } else {
+            Err(format!("{h:#}"))
+        }
+    });
+    assert_eq!(h["components"]["updraft"], "2.0", "{h:#}");
+    assert_eq!(
+        std::fs::read_to_string(bindir.join("updraft")).unwrap(),
+        std::fs::read_to_string(f.bed.path("builds/2.0/updraft")).unwrap()
+    );
+    drop(daemon);
+}
+
+/// A relay `name` of group `relays` (syncing every second from the origin, reporting to the
+/// manager) whose own build lives in `NAME/bin`, started under its supervisor on a fixed port
+/// (a new build listens where the old one did); (bin dir, server).
+fn self_upgrading_relay(f: &Fleet, name: &str) -> (PathBuf, updraft::launch::Server) {
+    f.admin(&[
+        "group",
+        "put",
+        "relays",
+        "--role",
+        "relay",
+        "--poll-interval",
+        "1",
+    ]);
+    let dir = f.bed.path(name);
+    let bindir = dir.join("bin");
+    std::fs::create_dir_all(&bindir).unwrap();
+    let token = enroll_token(&f.db, "relays", Some(1));
+    std::fs::write(dir.join("enroll.token"), token.trim()).unwrap();
+    let config = format!(
+        "upstream = [{origin:?}]\ntrusted_root = {root:?}\ncache = {cache:?}\n\
+         listen = \"127.0.0.1:{port}\"\npoll_interval = 1\nmanager = {mgr:?}\n\
+         enroll_token_file = {token:?}\nhostname = {name:?}\n\n\
+         [self_upgrade]\ninstall_dir = {bin:?}\n",
+        origin = f.bed.origin.base,
+        root = f.bed.repo.root_v1.display().to_string(),
+        cache = dir.join("cache").display().to_string(),
+        port = free_port(),
+        mgr = f.base,
+        token = dir.join("enroll.token").display().to_string(),
+        bin = bindir.display().to_string(),
+    );
+    let cfg = dir.join("relay.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let relay = launcher()
+        .server(
+            &["relay", "--config", cfg.to_str().unwrap()],
+            &[],
+            updraft::launch::Logs::File(dir.join("relay.log")),
+        )
+        .unwrap();
+    (bindir, relay)
+}
+
+/// The record of host `name` at the manager.
+fn host(f: &Fleet, name: &str) -> Value {
+    let hosts = f.api("GET", "/api/v1/hosts", None)["hosts"].clone();
+    hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hostname"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Wait until host `name` reports running build `want` of `updraft`.
+fn runs(f: &Fleet, name: &str, want: &str) -> Value {
+    eventually(&format!("{name} reports updraft {want}"), || {
+        let h = host(f, name);
+        match h["components"]["updraft"] == want && h["builds"]["updraft"] == want {
+            true => Ok(h),
+            false => Err(format!("{h:#}")),
+        }
+    })
+}
+
+/// Wait until host `name` runs on a policy holding `updraft` below `version` (a rollout's
+/// holds reach a host with its next heartbeat: publish after that).
+fn held(f: &Fleet, name: &str, version: &str) {
+    eventually(&format!("{name} holds updraft below {version}"), || {
+        let h = host(f, name);
+        match h["applied_policy"]["holds"]["updraft"] == version {
+            true => Ok(()),
+            false => Err(format!("{h:#}")),
+        }
+    });
+}
+
+#[test]
+fn a_rollout_of_a_new_build_upgrades_relays_then_agents_and_a_relay_returns_from_one_that_dies() {
+    let f = Fleet::new();
+    good_base(&f);
+    publish_build(&f, "0.0.1", false);
+    let (bindir, relay) = self_upgrading_relay(&f, "relay-1");
+    let (_, _, agent) = self_upgrading_agent(&f, "agent-1");
+    runs(&f, "relay-1", "0.0.1");
+    runs(&f, "agent-1", "0.0.1");
+    let pending = f.bed.path("relay-1/cache/self-upgrade/upgrade.json");
+    eventually("the relay's first build confirmed", || {
+        match pending.exists() {
+            true => Err("upgrade.json is there"),
+            false => Ok(()),
+        }
+    });
+
+    // 0.0.2 follows the upgrade plan: the relay group's wave, then the agents'.
+    let create = |version: &str| {
+        let body = json!({"component": "updraft", "version": version, "follow_plan": true,
+            "silent_after": 5, "waves": [{"share": 100, "soak": 2}]});
+        f.api("POST", "/api/v1/rollouts", Some(body))
+    };
+    let r = create("0.0.2");
+    let id = r["id"].as_i64().unwrap();
+    assert_eq!(r["spec"]["waves"][0]["groups"], json!(["relays"]), "{r:#}");
+    held(&f, "agent-1", "0.0.2");
+    publish_build(&f, "0.0.2", false);
+    let relay_at = runs(&f, "relay-1", "0.0.2");
+    let agent_at = host(&f, "agent-1");
+    let progress = f.api("GET", &format!("/api/v1/rollouts/{id}"), None);
+    assert_eq!(
+        agent_at["components"]["updraft"], "0.0.1",
+        "the agents wait for the relay wave: {relay_at:#} {agent_at:#} {progress:#}"
+    );
+    runs(&f, "agent-1", "0.0.2");
+    f.until(id, "complete");
+
+    // 0.0.3 passes the check, then its relay worker dies: the relay's supervisor puts 0.0.2
+    // back by itself, the relay wave fails, and the agents never see 0.0.3.
+    let r = create("0.0.3");
+    let id = r["id"].as_i64().unwrap();
+    held(&f, "agent-1", "0.0.3");
+    publish_build(&f, "0.0.3", true);
+    let halted = f.until(id, "halted");
+    let reason = halted["reason"].as_str().unwrap();
+    assert!(reason.contains("relay-1"), "{reason}");
+    let before = runs(&f, "relay-1", "0.0.2")["last_seen"].clone();
+    eventually("the relay keeps reporting on 0.0.2", || {
+        let h = host(&f, "relay-1");
+        match h["last_seen"] != before && h["components"]["updraft"] == "0.0.2" {
+            true => Ok(()),
+            false => Err(format!("{h:#}")),
+        }
+    });
+    assert_eq!(
+        std::fs::read_to_string(bindir.join("updraft")).unwrap(),
+        std::fs::read_to_string(f.bed.path("builds/0.0.2/updraft")).unwrap()
+    );
+    assert_eq!(host(&f, "agent-1")["components"]["updraft"], "0.0.2");
+    // It still serves its agents.
+    let ts = http()
+        .get(format!("{}/metadata/timestamp.json", relay.base))
+        .send()
+        .unwrap();
+    assert!(ts.status().is_success(), "{}", ts.status());
+    drop(agent);
+}
