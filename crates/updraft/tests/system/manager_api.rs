@@ -282,7 +282,8 @@ fn enrolment_heartbeats_policy_and_fleet_questions() {
     assert_eq!(
         reply["policy"],
         json!({"group": "agents-a", "relays": ["http://relay-a:8080", "http://relay-core:8080"],
-        "poll_interval": 120, "allow_direct": true, "pinned": {"antimalware.engine": "12.0.1"}})
+        "poll_interval": 120, "allow_direct": true, "pinned": {"antimalware.engine": "12.0.1"},
+        "decision_lease": 86400})
     );
     m.beat(&a2, json!({"hostname": "agent-2", "role": "agent", "builds": {"updraft": "0.9.0", "scanner": "9.5.1200"}}));
 

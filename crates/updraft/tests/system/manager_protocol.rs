@@ -116,6 +116,7 @@ fn a_heartbeat_from_a_future_host_gets_its_policy_and_is_recorded() {
             "poll_interval": 45,
             "allow_direct": true,
             "pinned": {"antimalware.engine": "12.0.1"},
+            "decision_lease": 86400,
         }})
     );
 
