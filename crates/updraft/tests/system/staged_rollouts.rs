@@ -178,6 +178,22 @@ impl Fleet {
             .unwrap()
     }
 
+    /// Agents `canary-1` (group canary) and `prod-1` (group fleet), a rollout of NEW to the
+    /// canary group first (soaked `canary_soak` s), then to everyone, and each agent's first
+    /// cycle, which brings it its hold; (canary, prod, rollout id).
+    fn canary_then_fleet(&self, canary_soak: u64, silent_after: u64) -> (PathBuf, PathBuf, i64) {
+        let canary = self.agent("canary-1", "canary");
+        let prod = self.agent("prod-1", "fleet");
+        let id = self.rollout(
+            json!([{"groups": ["canary"], "share": 100, "soak": canary_soak},
+                   {"share": 100, "soak": 0}]),
+            silent_after,
+        );
+        self.once(&canary);
+        self.once(&prod);
+        (canary, prod, id)
+    }
+
     /// Wait (bounded) until the rollout's state is `state`; the rollout's status.
     fn until(&self, id: i64, state: &str) -> Value {
         eventually(&format!("rollout {id} {state}"), || {
@@ -272,14 +288,7 @@ fn a_bad_version_stops_at_the_canary_and_hosts_that_took_it_roll_back() {
 fn a_failed_reload_on_the_canary_halts_before_the_fleet_sees_the_version() {
     let f = Fleet::new();
     good_base(&f);
-    let canary = f.agent("canary-1", "canary");
-    let prod = f.agent("prod-1", "fleet");
-    let id = f.rollout(
-        json!([{"groups": ["canary"], "share": 100, "soak": 0}, {"share": 100, "soak": 0}]),
-        900,
-    );
-    f.once(&canary);
-    f.once(&prod);
+    let (canary, prod, id) = f.canary_then_fleet(0, 900);
     f.publish_new(b"broken 18.600.00"); // the module's reload refuses it
     f.once(&canary);
     assert_eq!(
@@ -380,14 +389,7 @@ fn a_group_on_the_previous_channel_runs_the_newest_version_but_one() {
 fn a_host_that_crashes_while_installing_halts_the_rollout_and_recovers_to_the_old_version() {
     let f = Fleet::new();
     good_base(&f);
-    let canary = f.agent("canary-1", "canary");
-    let prod = f.agent("prod-1", "fleet");
-    let id = f.rollout(
-        json!([{"groups": ["canary"], "share": 100, "soak": 60}, {"share": 100, "soak": 0}]),
-        3,
-    );
-    f.once(&canary);
-    f.once(&prod);
+    let (canary, prod, id) = f.canary_then_fleet(60, 3);
     f.publish_new(b"good but crashes 18.600.00");
     // The process dies mid-install (a real abort), before it could report anything.
     let crashed = f
@@ -412,14 +414,7 @@ fn a_manager_killed_mid_wave_loses_no_rollout_state_and_an_agent_killed_mid_roll
 {
     let f = Fleet::new();
     good_base(&f);
-    let canary = f.agent("canary-1", "canary");
-    let prod = f.agent("prod-1", "fleet");
-    let id = f.rollout(
-        json!([{"groups": ["canary"], "share": 100, "soak": 3600}, {"share": 100, "soak": 0}]),
-        900,
-    );
-    f.once(&canary);
-    f.once(&prod);
+    let (canary, prod, id) = f.canary_then_fleet(3600, 900);
     f.publish_new(b"good 18.600.00");
     f.once(&canary);
     let path = format!("/api/v1/rollouts/{id}");

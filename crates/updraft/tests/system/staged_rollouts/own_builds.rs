@@ -77,16 +77,7 @@ fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_on
     good_base(&f);
     publish_build(&f, "1.0", false);
     let (cfg, bindir, daemon) = self_upgrading_agent(&f, "self-1");
-    let reports = |want: &str| {
-        eventually(&format!("the agent reports updraft {want}"), || {
-            let h = first_host(&f);
-            if h["components"]["updraft"] == want {
-                Ok(h)
-            } else {
-                Err(format!("{h:#}"))
-            }
-        })
-    };
+    let reports = |want: &str| runs(&f, "self-1", want);
     let pending = f.bed.path("self-1/state/upgrade.json");
     let confirmed = || {
         eventually("the new build confirmed", || {
@@ -164,14 +155,7 @@ fn a_first_build_that_dies_leaves_the_agent_on_the_build_it_was_installed_with()
 fn a_host_outside_the_released_waves_cannot_halt_a_rollout_with_a_forged_failure() {
     let f = Fleet::new();
     good_base(&f);
-    let canary = f.agent("canary-1", "canary");
-    let prod = f.agent("prod-1", "fleet");
-    let id = f.rollout(
-        json!([{"groups": ["canary"], "share": 100, "soak": 3600}, {"share": 100, "soak": 0}]),
-        900,
-    );
-    f.once(&canary);
-    f.once(&prod);
+    let (canary, prod, id) = f.canary_then_fleet(3600, 900);
     // prod-1's own credential, as a thief would hold it: it reports the version failed.
     let identity: Value =
         serde_json::from_slice(&std::fs::read(f.bed.path("prod-1/state/manager.json")).unwrap())
@@ -213,16 +197,7 @@ fn a_manager_cannot_pin_an_agent_back_to_an_older_build_of_itself() {
     publish_build(&f, "1.0", false);
     publish_build(&f, "2.0", false);
     let (_cfg, bindir, daemon) = self_upgrading_agent(&f, "self-2");
-    let runs = |want: &str| {
-        eventually(&format!("the agent reports updraft {want}"), || {
-            let h = first_host(&f);
-            if h["components"]["updraft"] == want {
-                Ok(h)
-            } else {
-                Err(format!("{h:#}"))
-            }
-        })
-    };
+    let runs = |want: &str| runs(&f, "self-2", want);
     runs("2.0");
     // A hostile (or mistaken) manager pins the agent's own build to the older 1.0.
     f.admin(&[
