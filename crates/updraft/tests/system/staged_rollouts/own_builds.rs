@@ -155,7 +155,7 @@ fn a_first_build_that_dies_leaves_the_agent_on_the_build_it_was_installed_with()
 fn a_host_outside_the_released_waves_cannot_halt_a_rollout_with_a_forged_failure() {
     let f = Fleet::new();
     good_base(&f);
-    let (canary, prod, id) = f.canary_then_fleet(3600, 900);
+    let (_canary, _prod, id) = f.canary_then_fleet(3600, 900);
     // prod-1's own credential, as a thief would hold it: it reports the version failed.
     let identity: Value =
         serde_json::from_slice(&std::fs::read(f.bed.path("prod-1/state/manager.json")).unwrap())
