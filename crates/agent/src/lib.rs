@@ -103,31 +103,31 @@ impl Agent {
         })
     }
 
-    /// One update cycle, then a heartbeat to the manager when one is configured. The policy is
-    /// read once, at the start. A new policy in the heartbeat's reply is acted on in this cycle
-    /// when it changes the sources or the plan's basis: the update runs again under it (it
-    /// plans again because the recorded basis differs) and is reported.
-    ///
-    /// A host without a current policy (a new host, or one whose decision lease ran out, e.g.
-    /// after days switched off) asks for one first, so that its first install already follows
-    /// its group's channel, pins and rollout holds; if the manager does not answer, it updates
-    /// on what it has (a manager outage never stops updates).
+    /// One cycle: with a manager, a heartbeat first, so that the update acts on the freshest
+    /// policy (a rollout halted or a version withheld a moment ago already counts; a new host
+    /// already follows its group's channel, pins and holds in its first install), then the
+    /// update, then a second heartbeat only when the update changed something. If the manager
+    /// does not answer, the update runs on the policy the host has (a manager outage never
+    /// stops updates; the decision lease bounds how long its holds last).
     pub fn cycle(&self) -> Result<CycleReport> {
-        let mut policy = self.policy();
-        let stale = self
-            .link
-            .as_ref()
-            .is_some_and(|l| report::lock(l).map_or(true, |l| l.stale()));
-        if stale {
-            match self.report(policy.as_ref()) {
-                Ok(_) => policy = self.policy(),
-                Err(e) => tracing::warn!(error = %e, "no current policy from the manager"),
-            }
-        }
-        let mut report = self.update(policy.clone())?;
         let Some(url) = self.config.link.manager.clone() else {
-            return Ok(report);
+            return self.update(self.policy());
         };
+        let mut manager_error = None;
+        if let Err(e) = self.report(self.policy().as_ref()) {
+            tracing::warn!(manager = %url, error = %e, "heartbeat failed");
+            manager_error = Some(e.to_string());
+        }
+        let policy = self.policy();
+        let mut report = self.update(policy.clone())?;
+        report.manager_error = manager_error;
+        let changed = !report.installed.is_empty()
+            || !report.patches.is_empty()
+            || report.status_written
+            || report.recovered.is_some();
+        if !changed {
+            return Ok(report);
+        }
         match self.report(policy.as_ref()) {
             Ok(Some(new)) if self.changes_the_cycle(policy.as_ref(), &new) => {
                 let again = self.update(Some(new.clone()))?;

@@ -173,7 +173,7 @@ pub fn sync_from(
     let set = trusted(&up)?;
     let metadata = store_metadata(cache, set)?;
     let served = served_targets(cache, &targets, consistent);
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format: VIEW_FORMAT,
         id: cache.views.next_id()?,
         created: node::clock::now_string(),
@@ -182,7 +182,11 @@ pub fn sync_from(
         metadata,
         targets: served,
         warnings: set.grace_warnings().into_iter().chain(refused).collect(),
+        carried: Default::default(),
     };
+    if let Some(prev) = cache.views.current()? {
+        manifest.carry_from(&prev);
+    }
     fault("before-commit");
     cache.views.commit(&manifest)?;
     fault("after-commit");

@@ -2,7 +2,7 @@
 //! as `views/<id>.json` only after every object it names is in the store; `current` names the
 //! view in service and is replaced atomically, so clients never see a half-synced state.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -51,9 +51,35 @@ pub struct Manifest {
     /// Warnings that apply to this view (e.g. metadata served under the offline grace).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Names served from the view before this one, for clients in the middle of a refresh that
+    /// began on it (its versioned metadata and the targets this view no longer names): one
+    /// generation only, so nothing is carried twice.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub carried: BTreeSet<String>,
 }
 
 impl Manifest {
+    /// Keep serving what `prev` served of its own and this view does not: its versioned
+    /// metadata (`N.snapshot.json`, `N.ROLE.json`) and targets. A client that read `prev`'s
+    /// timestamp a moment before this view went live still finds the files it names.
+    pub fn carry_from(&mut self, prev: &Manifest) {
+        for (name, id) in &prev.metadata {
+            if is_versioned(name)
+                && !prev.carried.contains(name)
+                && !self.metadata.contains_key(name)
+            {
+                self.metadata.insert(name.clone(), id.clone());
+                self.carried.insert(name.clone());
+            }
+        }
+        for (name, entry) in &prev.targets {
+            if !prev.carried.contains(name) && !self.targets.contains_key(name) {
+                self.targets.insert(name.clone(), entry.clone());
+                self.carried.insert(name.clone());
+            }
+        }
+    }
+
     pub fn objects(&self) -> impl Iterator<Item = &ObjectId> {
         self.metadata
             .values()
@@ -250,7 +276,66 @@ impl Views {
 
 #[cfg(test)]
 mod tests {
-    use super::is_versioned;
+    use super::*;
+
+    fn manifest(metadata: &[&str], targets: &[&str]) -> Manifest {
+        let id = |n: &str| crate::store::ObjectId {
+            alg: "sha256".into(),
+            hex: format!("{:0>64}", n.len()),
+        };
+        Manifest {
+            format: 1,
+            id: 1,
+            created: String::new(),
+            source: String::new(),
+            versions: Versions::default(),
+            metadata: metadata.iter().map(|n| (n.to_string(), id(n))).collect(),
+            targets: targets
+                .iter()
+                .map(|n| {
+                    (
+                        n.to_string(),
+                        TargetEntry {
+                            object: id(n),
+                            length: 1,
+                        },
+                    )
+                })
+                .collect(),
+            warnings: Vec::new(),
+            carried: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn a_new_view_serves_the_previous_ones_versioned_files_for_one_generation() {
+        let v1 = manifest(
+            &["timestamp.json", "1.snapshot.json", "1.targets.json"],
+            &["ab.a"],
+        );
+        let mut v2 = manifest(
+            &["timestamp.json", "2.snapshot.json", "1.targets.json"],
+            &["cd.b"],
+        );
+        v2.carry_from(&v1);
+        // A client that read v1's timestamp finds 1.snapshot.json and the old target.
+        assert!(v2.metadata.contains_key("1.snapshot.json") && v2.targets.contains_key("ab.a"));
+        assert_eq!(
+            v2.carried,
+            ["1.snapshot.json", "ab.a"].map(String::from).into()
+        );
+        let mut v3 = manifest(
+            &["timestamp.json", "3.snapshot.json", "1.targets.json"],
+            &["cd.b"],
+        );
+        v3.carry_from(&v2);
+        assert!(v3.metadata.contains_key("2.snapshot.json"), "v2's own");
+        assert!(
+            !v3.metadata.contains_key("1.snapshot.json"),
+            "carried once only"
+        );
+        assert!(!v3.targets.contains_key("ab.a"));
+    }
 
     #[test]
     fn versioned_names() {

@@ -62,14 +62,6 @@ impl ManagerLink {
         Some(current(p.clone(), *received))
     }
 
-    /// Whether this host should hear from the manager before acting on its policy: it has
-    /// none yet, or the policy's decision lease has run out.
-    pub fn stale(&self) -> bool {
-        self.policy
-            .as_ref()
-            .is_none_or(|(p, received)| super::age_secs(*received) > p.lease())
-    }
-
     /// This host's identity: stored, or obtained now with the enrolment token.
     pub fn identity(&mut self) -> Result<&Identity> {
         let id = match self.identity.take() {
