@@ -86,7 +86,13 @@ impl Agent {
     /// the running one once a cycle reached an update source and reported (or there is no
     /// manager to report to).
     pub fn after_cycle(&self, running: &str, report: &crate::CycleReport) -> Result<AfterCycle> {
-        let Some(p) = self.state.pending_upgrade()? else {
+        let Some(p) = self.pending_upgrade()? else {
+            if let Some(stale) = self.state.pending_upgrade()? {
+                // Its check or its install failed and the previous build is in place: there
+                // is nothing to restart into (the version is recorded as failed).
+                tracing::warn!(build = %stale.to, "the new build was not installed: no restart");
+                self.state.save_pending_upgrade(None)?;
+            }
             return Ok(AfterCycle::Carry);
         };
         if p.to != running {
@@ -99,6 +105,25 @@ impl Agent {
             tracing::info!(build = %p.to, "agent build confirmed");
         }
         Ok(AfterCycle::Carry)
+    }
+
+    /// The self-upgrade on trial: `upgrade.json` while the build it names is the one installed
+    /// (or its install is still journaled). A record whose build is not installed (its check
+    /// failed and the previous build is back, or its install failed) is no upgrade: nothing to
+    /// restart into or to watch; the worker removes it after its cycle.
+    pub fn pending_upgrade(&self) -> Result<Option<Pending>> {
+        let Some(p) = self.state.pending_upgrade()? else {
+            return Ok(None);
+        };
+        if self.state.journal()?.is_some() {
+            return Ok(Some(p));
+        }
+        let installed = self.state.installed()?;
+        let on_disk = installed
+            .components
+            .get(&p.component)
+            .is_some_and(|i| i.version == p.to);
+        Ok(on_disk.then_some(p))
     }
 
     /// Finish or undo an install or patch a crash interrupted (what a cycle does first), for

@@ -236,14 +236,18 @@ pub fn health(r: &Rollout, h: &HostView<'_>, now: OffsetDateTime) -> Health {
 }
 
 /// Whether the rollout judges `h` at all: agents whose modules use the component (or with the
-/// product a patch component names), and relays running a build of `updraft` they installed
-/// themselves, whose group does not hold it otherwise (a pin or another channel).
+/// product a patch component names), and relays that upgrade their own build (a module using
+/// `updraft`), whose group does not hold it otherwise (a pin or another channel). A host that
+/// took the version or reported a failure for it is judged whatever it reports now (a first
+/// build that died leaves no component behind).
 pub fn eligible(r: &Rollout, h: &HostView<'_>) -> bool {
     let c = &r.spec.component;
     (h.role == Role::Agent || (h.role == Role::Relay && c == UPDRAFT))
         && !h.held_by_group
         && !h.skipped
-        && (h.components.contains_key(c)
+        && (h.failed.is_some()
+            || h.took.is_some()
+            || h.components.contains_key(c)
             || (h.builds.contains_key(c) && c != UPDRAFT)
             || h.modules.iter().any(|m| m.components.contains_key(c)))
 }

@@ -61,15 +61,9 @@ pub struct RelayConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelfUpgrade {
-    /// Directory holding the `updraft` executable the relay runs from.
+    /// Directory holding the `updraft` executable the relay runs from (the signed builds of
+    /// the component `updraft`, the one the manager's rollouts and version rule know).
     pub install_dir: PathBuf,
-    /// The signed component carrying Updraft's builds [default: updraft].
-    #[serde(default = "updraft_component")]
-    pub component: String,
-}
-
-fn updraft_component() -> String {
-    "updraft".into()
 }
 
 /// How the offline grace is named in errors (the TOML key and the flag).
@@ -146,6 +140,9 @@ impl RelayConfig {
             return Err(Error::Config("--tls-cert and --tls-key go together".into()));
         }
         self.link.validate(&self.cache)?;
+        if let Some(up) = &self.self_upgrade {
+            node::dirs::writable("self_upgrade.install_dir", &up.install_dir)?;
+        }
         Ok(node::anchor::load(&self.trusted_root)?)
     }
 

@@ -35,6 +35,8 @@ pub struct CompanionReport {
     pub components: std::collections::BTreeMap<String, String>,
     /// Versions given up on (a build that did not come back), for rollout health.
     pub failed_versions: Vec<VersionFailure>,
+    /// Its modules and their state (the relay's own build, for rollout health).
+    pub modules: Vec<model::protocol::ModuleReport>,
 }
 
 /// Run the relay: serve the cached view at once, then sync every `poll_interval` seconds, until
@@ -268,7 +270,7 @@ fn heartbeat(
         upstream: sync.upstream_in_use,
         builds: [("updraft".to_string(), build)].into(),
         components: extra.components,
-        modules: Vec::new(),
+        modules: extra.modules,
         history: Vec::new(),
         last_result: Some(last_result),
         applied_policy: link.policy(),

@@ -253,6 +253,10 @@ fn serve(a: &RunArgs) -> Result<()> {
             let file = a.config.as_deref().context(
                 "[self_upgrade] needs the configuration in a file (--config FILE): the supervisor starts every build with it",
             )?;
+            if c != RelayConfig::from_file(file)? {
+                bail!("with [self_upgrade], give every setting in {} and no other flag than --config: the supervisor starts each build with --config only", file.display());
+            }
+            c.validate()?;
             let own = own_build::agent(&c, up, file)?;
             if !a.worker {
                 return crate::supervisor::supervise(&own, file, "relay");

@@ -47,7 +47,7 @@ pub fn supervise(a: &Agent, config: &Path, command: &'static str) -> Result<()> 
             Ok(None) => return Ok(()),
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "{command} worker: starting it again in {backoff:?}");
-                std::thread::sleep(backoff);
+                pause(backoff, &stop);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
@@ -63,11 +63,23 @@ fn run_worker(
     own: &Path,
     stop: &AtomicBool,
 ) -> Result<Option<()>> {
-    a.recover_interrupted()?;
+    // An install that cannot be finished or undone (a full disk, an install directory that is
+    // not one) must not keep the host down: the worker starts anyway, from the installed
+    // build if it is intact, else from this one, and reports the error.
+    if let Err(e) = a.recover_interrupted() {
+        tracing::error!(error = %e, "cannot finish or undo the interrupted install; starting the worker anyway");
+    }
     let version = a.own_version();
     let mut child = spawn(a, worker, own, &version)?;
-    let end = wait(a, &mut child, &version, stop)?;
-    let pending = a.state.pending_upgrade()?;
+    let end = match wait(a, &mut child, &version, stop) {
+        Ok(end) => end,
+        Err(e) => {
+            // Never leave a worker running unwatched.
+            stop_child(&mut child);
+            return Err(e);
+        }
+    };
+    let pending = a.pending_upgrade()?;
     let new_build_failed = pending
         .as_ref()
         .is_some_and(|p| p.to == version && !version.is_empty());
@@ -102,7 +114,7 @@ fn wait(a: &Agent, child: &mut Child, version: &str, stop: &AtomicBool) -> Resul
         if let Some(status) = child.try_wait().context("waiting for the worker")? {
             return Ok(End::Exited(status));
         }
-        let on_trial = a.state.pending_upgrade()?.is_some_and(|p| p.to == version);
+        let on_trial = a.pending_upgrade()?.is_some_and(|p| p.to == version);
         if on_trial && started.elapsed() > CONFIRM_WITHIN {
             stop_child(child);
             return Ok(End::NoReport);
@@ -136,6 +148,14 @@ fn spawn(a: &Agent, worker: (&str, &Path), own: &Path, version: &str) -> Result<
         .env(BUILD_ENV, version)
         .spawn()
         .with_context(|| format!("cannot start the {command} worker {}", exe.display()))
+}
+
+/// Sleep `d`, in short steps, ending early when `stop` is set.
+fn pause(d: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+        std::thread::sleep(TICK);
+    }
 }
 
 fn stop_child(child: &mut Child) {

@@ -174,6 +174,23 @@ impl Db {
         if let Some(p) = &g.parent {
             self.check_parent(&g.name, p)?;
         }
+        // A relay group that is a parent stays one (the tree, and the upgrade plan's order
+        // from it, would lose its children).
+        if g.role != Role::Relay {
+            if let Some(child) = self
+                .groups()?
+                .iter()
+                .find(|c| c.parent.as_ref() == Some(&g.name))
+            {
+                return Err(bad(
+                    "role",
+                    format!(
+                        "group {:?} is the parent of {:?}: it stays a relay group",
+                        g.name, child.name
+                    ),
+                ));
+            }
+        }
         let poll =
             i64::try_from(g.poll_interval).map_err(|_| bad("poll_interval", "out of range"))?;
         self.conn()?

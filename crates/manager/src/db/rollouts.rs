@@ -118,7 +118,13 @@ impl Db {
                 waves: crate::fleet::plan_waves(&self.groups()?, &spec.waves),
                 ..spec.clone()
             };
-            planned.validate()?;
+            let relay_waves = planned.waves.len().saturating_sub(spec.waves.len());
+            planned.validate().map_err(|e| {
+                bad(
+                    "follow_plan",
+                    format!("the upgrade plan adds {relay_waves} relay wave(s) (one per level of the relay tree) before the {} given: {e}", spec.waves.len()),
+                )
+            })?;
             &planned
         } else {
             spec

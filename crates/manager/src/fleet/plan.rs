@@ -149,6 +149,15 @@ pub fn plan_waves(groups: &[Group], agent_waves: &[Wave]) -> Vec<Wave> {
             l.push(g.name.clone());
         }
     }
+    // A relay group the tree walk did not reach (its parent gone) still goes before agents.
+    let unreached: Vec<String> = groups
+        .iter()
+        .filter(|g| g.role == Role::Relay && !level.contains_key(g.name.as_str()))
+        .map(|g| g.name.clone())
+        .collect();
+    if !unreached.is_empty() {
+        levels.push(unreached);
+    }
     let Some(gates) = agent_waves.first() else {
         return Vec::new();
     };

@@ -345,3 +345,28 @@ fn hosts_a_version_does_not_apply_to_and_agents_that_do_not_upgrade_themselves_a
         "its build is reported, but it has no self_upgrade module"
     );
 }
+
+#[test]
+fn a_relay_that_upgrades_itself_is_judged_also_after_its_first_build_died() {
+    let mut r = rollout(vec![wave(&[], 100, 0)]);
+    r.spec.component = UPDRAFT.into();
+    let mut hosts = [host("r1", "relays", "1.0", true)];
+    hosts[0].components.clear();
+    hosts[0].modules.clear();
+    hosts[0].builds.insert("updraft".into(), "0.1.0".into());
+    fn relay(h: &Host) -> HostView<'_> {
+        HostView {
+            role: Role::Relay,
+            ..views(std::slice::from_ref(h))[0].clone()
+        }
+    }
+    assert!(
+        !eligible(&r, &relay(&hosts[0])),
+        "no self-upgrade: not judged"
+    );
+    // Its first build died and was put back: no component left, but the failure counts.
+    hosts[0].failed = Some("the new build did not come back and report".into());
+    assert!(eligible(&r, &relay(&hosts[0])));
+    r.spec.component = "av.pattern".into();
+    assert!(!eligible(&r, &relay(&hosts[0])), "relays take no content");
+}

@@ -1,5 +1,6 @@
 //! A relay replacing its own build (`[self_upgrade]` in its configuration). The relay embeds an
-//! agent with one `self_upgrade` module for its executable, in `CACHE/self-upgrade`: the build
+//! agent with one `self_upgrade` module (component `updraft`) for its executable, in
+//! `CACHE/self-upgrade`: the build
 //! is a signed version like any content, verified again against the relay's trust anchor,
 //! chosen by the relay's policy (rollout holds, withheld versions, channel, pins), staged and
 //! renamed with the previous one kept, and checked with `NEW relay --check --config FILE`
@@ -27,7 +28,7 @@ pub fn agent(c: &RelayConfig, up: &SelfUpgrade, config: &Path) -> Result<Agent> 
     ac.http = c.http.clone();
     ac.modules = vec![ModuleConfig {
         name: "updraft".into(),
-        components: vec![up.component.clone()],
+        components: vec!["updraft".into()],
         install_dir: up.install_dir.clone(),
         reload: None,
         self_upgrade: true,
@@ -70,6 +71,9 @@ impl Companion for OwnBuild {
         CompanionReport {
             components: self.agent.installed_versions().unwrap_or_default(),
             failed_versions: self.agent.failed_versions().unwrap_or_default(),
+            modules: (self.agent.state.status())
+                .map(|s| s.modules)
+                .unwrap_or_default(),
         }
     }
 }

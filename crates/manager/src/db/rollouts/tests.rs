@@ -91,6 +91,12 @@ fn a_rollout_of_updraft_that_follows_the_plan_releases_relay_levels_then_agents(
     ] {
         db.put_group(&g, "test").unwrap();
     }
+    // The tree the plan follows keeps its shape: a parent stays a relay group.
+    let e = db
+        .put_group(&group("core", Role::Agent, None), "test")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("parent of"), "{e}");
     let mut s = spec();
     s.follow_plan = true;
     s.waves[0].soak = 600;

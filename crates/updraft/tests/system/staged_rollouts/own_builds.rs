@@ -7,18 +7,28 @@ use serde_json::{json, Value};
 
 use super::*;
 
-/// A build of `updraft` as a publisher ships it: here a script that runs the build under test
-/// (so that "versions" differ only in their signed version), or one that `dies` after passing
-/// the check a new build must pass.
-fn build_script(dir: &Path, version: &str, dies: bool) -> PathBuf {
-    let real = bin();
-    let body = if dies {
-        format!(
-            "#!/bin/sh\ncase \"$*\" in *--check*) exec '{}' \"$@\";; esac\nexit 7\n",
-            real.display()
-        )
-    } else {
-        format!("#!/bin/sh\nexec '{}' \"$@\"\n", real.display())
+/// How a published build of `updraft` behaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    /// Runs the build under test (versions differ only in their signed version).
+    Good,
+    /// Passes the check a new build must pass, then dies.
+    Dies,
+    /// Fails that check.
+    FailsCheck,
+}
+
+/// A build of `updraft` as a publisher ships it: a script around the build under test.
+fn build_script(dir: &Path, version: &str, build: Build) -> PathBuf {
+    let real = bin().display().to_string();
+    let body = match build {
+        Build::Good => format!("#!/bin/sh\nexec '{real}' \"$@\"\n"),
+        Build::Dies => {
+            format!("#!/bin/sh\ncase \"$*\" in *--check*) exec '{real}' \"$@\";; esac\nexit 7\n")
+        }
+        Build::FailsCheck => {
+            format!("#!/bin/sh\ncase \"$*\" in *--check*) exit 3;; esac\nexec '{real}' \"$@\"\n")
+        }
     };
     let file = dir.join(version).join("updraft");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -27,8 +37,8 @@ fn build_script(dir: &Path, version: &str, dies: bool) -> PathBuf {
 }
 
 /// Publish a build of `updraft` (see [`build_script`]).
-fn publish_build(f: &Fleet, version: &str, dies: bool) {
-    let file = build_script(&f.bed.path("builds"), version, dies);
+fn publish_build(f: &Fleet, version: &str, build: Build) {
+    let file = build_script(&f.bed.path("builds"), version, build);
     let repo = f.bed.repo.dir.to_str().unwrap();
     let add = [
         "repo",
@@ -60,8 +70,13 @@ fn self_upgrading_agent(f: &Fleet, name: &str) -> (PathBuf, PathBuf, updraft::la
         })
     });
     let args = ["agent", "--config", cfg.to_str().unwrap()];
+    let log = f.bed.path(&format!("{name}/agent.log"));
     let daemon = launcher()
-        .daemon(&args, &[], updraft::launch::Logs::Discard)
+        .daemon(
+            &args,
+            &[("RUST_LOG", "info")],
+            updraft::launch::Logs::File(log),
+        )
         .unwrap();
     (cfg, bindir, daemon)
 }
@@ -75,7 +90,7 @@ fn first_host(f: &Fleet) -> Value {
 fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_one_that_dies() {
     let f = Fleet::new();
     good_base(&f);
-    publish_build(&f, "1.0", false);
+    publish_build(&f, "1.0", Build::Good);
     let (cfg, bindir, daemon) = self_upgrading_agent(&f, "self-1");
     let reports = |want: &str| runs(&f, "self-1", want);
     let pending = f.bed.path("self-1/state/upgrade.json");
@@ -90,11 +105,11 @@ fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_on
     };
     reports("1.0");
     confirmed();
-    publish_build(&f, "2.0", false);
+    publish_build(&f, "2.0", Build::Good);
     reports("2.0");
     confirmed();
     // 3.0 passes the check but its worker dies: the supervisor puts 2.0 back by itself.
-    publish_build(&f, "3.0", true);
+    publish_build(&f, "3.0", Build::Dies);
     let ledger = f.bed.path("self-1/state/products.json");
     eventually("3.0 recorded as failed", || {
         let l = std::fs::read_to_string(&ledger).unwrap_or_default();
@@ -125,7 +140,7 @@ fn an_agent_replaces_its_own_build_keeps_reporting_and_returns_by_itself_from_on
 fn a_first_build_that_dies_leaves_the_agent_on_the_build_it_was_installed_with() {
     let f = Fleet::new();
     good_base(&f);
-    publish_build(&f, "1.0", true);
+    publish_build(&f, "1.0", Build::Dies);
     let (_cfg, bindir, daemon) = self_upgrading_agent(&f, "self-0");
     let ledger = f.bed.path("self-0/state/products.json");
     eventually("1.0 recorded as failed", || {
@@ -194,8 +209,8 @@ fn a_host_outside_the_released_waves_cannot_halt_a_rollout_with_a_forged_failure
 fn a_manager_cannot_pin_an_agent_back_to_an_older_build_of_itself() {
     let f = Fleet::new();
     good_base(&f);
-    publish_build(&f, "1.0", false);
-    publish_build(&f, "2.0", false);
+    publish_build(&f, "1.0", Build::Good);
+    publish_build(&f, "2.0", Build::Good);
     let (_cfg, bindir, daemon) = self_upgrading_agent(&f, "self-2");
     let runs = |want: &str| runs(&f, "self-2", want);
     runs("2.0");
@@ -309,7 +324,7 @@ fn held(f: &Fleet, name: &str, version: &str) {
 fn a_rollout_of_a_new_build_upgrades_relays_then_agents_and_a_relay_returns_from_one_that_dies() {
     let f = Fleet::new();
     good_base(&f);
-    publish_build(&f, "0.0.1", false);
+    publish_build(&f, "0.0.1", Build::Good);
     let (bindir, relay) = self_upgrading_relay(&f, "relay-1");
     let (_, _, agent) = self_upgrading_agent(&f, "agent-1");
     runs(&f, "relay-1", "0.0.1");
@@ -332,7 +347,7 @@ fn a_rollout_of_a_new_build_upgrades_relays_then_agents_and_a_relay_returns_from
     let id = r["id"].as_i64().unwrap();
     assert_eq!(r["spec"]["waves"][0]["groups"], json!(["relays"]), "{r:#}");
     held(&f, "agent-1", "0.0.2");
-    publish_build(&f, "0.0.2", false);
+    publish_build(&f, "0.0.2", Build::Good);
     let relay_at = runs(&f, "relay-1", "0.0.2");
     let agent_at = host(&f, "agent-1");
     let progress = f.api("GET", &format!("/api/v1/rollouts/{id}"), None);
@@ -348,7 +363,7 @@ fn a_rollout_of_a_new_build_upgrades_relays_then_agents_and_a_relay_returns_from
     let r = create("0.0.3");
     let id = r["id"].as_i64().unwrap();
     held(&f, "agent-1", "0.0.3");
-    publish_build(&f, "0.0.3", true);
+    publish_build(&f, "0.0.3", Build::Dies);
     let halted = f.until(id, "halted");
     let reason = halted["reason"].as_str().unwrap();
     assert!(reason.contains("relay-1"), "{reason}");
@@ -372,4 +387,73 @@ fn a_rollout_of_a_new_build_upgrades_relays_then_agents_and_a_relay_returns_from
         .unwrap();
     assert!(ts.status().is_success(), "{}", ts.status());
     drop(agent);
+}
+
+#[test]
+fn a_build_that_fails_its_check_is_refused_once_and_the_agent_keeps_its_build_without_restarting() {
+    let f = Fleet::new();
+    good_base(&f);
+    publish_build(&f, "1.0", Build::Good);
+    let (_cfg, bindir, daemon) = self_upgrading_agent(&f, "self-3");
+    runs(&f, "self-3", "1.0");
+    publish_build(&f, "2.0", Build::FailsCheck);
+    let ledger = f.bed.path("self-3/state/products.json");
+    eventually("2.0 recorded as failed", || {
+        let l = std::fs::read_to_string(&ledger).unwrap_or_default();
+        match l.contains("check exited") {
+            true => Ok(()),
+            false => Err(l),
+        }
+    });
+    // Three more cycles, each reported on 1.0 by the same worker.
+    for _ in 0..3 {
+        let before = host(&f, "self-3")["last_seen"].clone();
+        eventually("another report on 1.0", || {
+            let h = host(&f, "self-3");
+            match h["last_seen"] != before && h["components"]["updraft"] == "1.0" {
+                true => Ok(()),
+                false => Err(format!("{h:#}")),
+            }
+        });
+    }
+    let log = std::fs::read_to_string(f.bed.path("self-3/agent.log")).unwrap();
+    // Regression: the refused build's upgrade record made the worker restart several times a
+    // second, for ever.
+    assert_eq!(
+        log.matches("starting the new build").count(),
+        1,
+        "only the restart into 1.0: {log}"
+    );
+    assert!(!f.bed.path("self-3/state/upgrade.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(bindir.join("updraft")).unwrap(),
+        std::fs::read_to_string(f.bed.path("builds/1.0/updraft")).unwrap()
+    );
+    drop(daemon);
+}
+
+#[test]
+fn a_self_upgrading_relay_takes_its_settings_from_its_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("relay.toml");
+    let text = format!(
+        "upstream = [\"http://127.0.0.1:9\"]\ntrusted_root = \"root.json\"\ncache = {:?}\n\n\
+         [self_upgrade]\ninstall_dir = {:?}\n",
+        dir.path().join("cache"),
+        dir.path().join("bin")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    // A flag the supervisor would not pass on to the builds it starts is refused, not dropped.
+    let e = fails(&[
+        "relay",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:1",
+    ]);
+    assert!(e.contains("no other flag than --config"), "{e}");
+    // An install directory that is not one is refused before anything runs.
+    std::fs::write(dir.path().join("bin"), b"a file").unwrap();
+    let e = fails(&["relay", "--config", cfg.to_str().unwrap(), "--check"]);
+    assert!(e.contains("self_upgrade.install_dir"), "{e}");
 }
