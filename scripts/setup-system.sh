@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests use (ClamAV for the end-to-end consumer test), if missing.
+# Installs the Debian packages the tests use, if missing: ClamAV (the end-to-end consumer test),
+# Chromium and its WebDriver (the console's browser tests).
 # Needs root (CI and these machines run as root) and the Debian package registry.
 set -euo pipefail
 need=()
 command -v clamscan >/dev/null 2>&1 || need+=(clamav)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -2,6 +2,7 @@
 //! questions (builds, advisories, patch coverage, upgrade order) and hands policy back.
 
 pub mod api;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod fleet;
@@ -163,6 +164,7 @@ pub async fn run(
         std::time::Duration::from_millis(config.failure_delay_ms),
         rate,
         config.decision_lease,
+        config.tls_cert.is_some(),
     );
     let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(&config.listen)

@@ -171,7 +171,9 @@ impl Manager {
             })
             .map(|r| (r.host_id, r.credential))
             .collect();
-        let admin = db.create_admin_token("bench").unwrap();
+        let admin = db
+            .create_admin_token("bench", manager::db::UserRole::Admin)
+            .unwrap();
         drop(db);
         let args = format!("manager --db {url} --listen 127.0.0.1:0 --rollout-tick 1");
         let logs = Logs::File(dir.join("manager.log"));

@@ -152,7 +152,7 @@ impl<'a> Demo<'a> {
         // calls).
         let db_url = format!("sqlite://{}", s(&dir.join("manager.db")));
         let db = manager::Db::open(&db_url)?;
-        let admin = db.create_admin_token("demo")?;
+        let admin = db.create_admin_token("demo", manager::db::UserRole::Admin)?;
         let (parent_port, child_port) = (launch::free_port()?, launch::free_port()?);
         Ok(Demo {
             dir: dir.to_path_buf(),

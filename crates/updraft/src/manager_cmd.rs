@@ -10,6 +10,7 @@ use manager::text::escape as esc;
 
 mod hosts;
 mod rollouts;
+mod users;
 
 use hosts::hosts;
 pub use hosts::hosts_table;
@@ -103,9 +104,12 @@ pub struct AdminArgs {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Administrator API tokens (stored hashed)
+    /// API tokens (stored hashed), each with a role
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Console users (argon2id password hashes), each with a role
+    #[command(subcommand)]
+    User(users::UserCmd),
     /// Enrolment tokens for hosts
     #[command(subcommand)]
     EnrollToken(EnrollCmd),
@@ -161,10 +165,13 @@ struct HostsArgs {
 
 #[derive(Subcommand)]
 enum TokenCmd {
-    /// Print a new administrator token
+    /// Print a new API token
     Create {
         #[arg(long, default_value = "admin")]
         name: String,
+        /// auditor (reads everything), operator (also rollouts, groups, advisories), admin
+        #[arg(long, default_value = "admin")]
+        role: manager::db::UserRole,
     },
     List,
     Revoke {
@@ -291,6 +298,7 @@ pub fn run_admin(a: &AdminArgs) -> Result<()> {
         } => coverage(&db, a.json, patch_id, product, requires_build),
         AdminCommand::Plan { targets } => plan(&db, a.json, targets),
         AdminCommand::Rollout(c) => rollouts::run(&db, a.json, c),
+        AdminCommand::User(c) => users::run(&db, a.json, c),
     }
 }
 
@@ -305,7 +313,7 @@ struct TokenRow {
 
 fn token(db: &Db, json: bool, c: &TokenCmd) -> Result<()> {
     match c {
-        TokenCmd::Create { name } => println!("{}", db.create_admin_token(name)?),
+        TokenCmd::Create { name, role } => println!("{}", db.create_admin_token(name, *role)?),
         TokenCmd::List => {
             let rows: Vec<TokenRow> = db
                 .list_admin_tokens()?

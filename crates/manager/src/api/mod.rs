@@ -21,19 +21,40 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Advisory, Db, Group, HostCredential};
+use crate::db::{Advisory, Db, Group, HostCredential, Person, UserRole};
 use crate::error::Error;
 use crate::fleet;
 
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Who may call a route: nobody in particular (`/healthz`), a person with at least this role
+/// (an API token or a console session), a host, or the holder of an enrolment token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Public,
-    Admin,
+    Person(UserRole),
     Host,
     Enroll,
 }
+
+impl Access {
+    /// As the OpenAPI document's `x-access` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Person(r) => r.as_str(),
+            Access::Host => "host",
+            Access::Enroll => "enroll",
+        }
+    }
+}
+
+impl Serialize for Access {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+const READ: Access = Access::Person(UserRole::Auditor);
+const OPERATE: Access = Access::Person(UserRole::Operator);
 
 /// The HTTP methods the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,37 +117,37 @@ pub const ROUTES: &[Route] = &[
         handler: |m| on(m, hosts::enroll) },
     Route { method: Method::Post, path: model::protocol::HEARTBEAT_PATH, access: Access::Host, summary: "Report state; returns the group's policy; 429 with Retry-After above the host's heartbeat rate",
         handler: |m| on(m, hosts::heartbeat) },
-    Route { method: Method::Get, path: "/api/v1/openapi.json", access: Access::Admin, summary: "This document",
+    Route { method: Method::Get, path: "/api/v1/openapi.json", access: READ, summary: "This document",
         handler: |m| on(m, openapi::openapi) },
-    Route { method: Method::Get, path: "/api/v1/hosts", access: Access::Admin, summary: "Hosts, paged (limit 1-1000, default 100; after = the previous page's next); filters role, group, product, build, build_below, component, version, status; reported_fields names what hosts reported about themselves",
+    Route { method: Method::Get, path: "/api/v1/hosts", access: READ, summary: "Hosts, paged (limit 1-1000, default 100; after = the previous page's next); filters role, group, product, build, build_below, component, version, status; reported_fields names what hosts reported about themselves",
         handler: |m| on(m, admin::list_hosts) },
-    Route { method: Method::Get, path: "/api/v1/hosts/{id}", access: Access::Admin, summary: "One host with a page of its hotfix history, oldest first (limit, after = history_next); history_count in all",
+    Route { method: Method::Get, path: "/api/v1/hosts/{id}", access: READ, summary: "One host with a page of its hotfix history, oldest first (limit, after = history_next); history_count in all",
         handler: |m| on(m, admin::host_detail) },
-    Route { method: Method::Get, path: "/api/v1/groups", access: Access::Admin, summary: "Groups and their policy",
+    Route { method: Method::Get, path: "/api/v1/groups", access: READ, summary: "Groups and their policy",
         handler: |m| on(m, admin::list_groups) },
-    Route { method: Method::Put, path: "/api/v1/groups/{name}", access: Access::Admin, summary: "Create or replace a group",
+    Route { method: Method::Put, path: "/api/v1/groups/{name}", access: OPERATE, summary: "Create or replace a group",
         handler: |m| on(m, admin::put_group) },
-    Route { method: Method::Get, path: "/api/v1/advisories", access: Access::Admin, summary: "Advisories",
+    Route { method: Method::Get, path: "/api/v1/advisories", access: READ, summary: "Advisories",
         handler: |m| on(m, admin::list_advisories) },
-    Route { method: Method::Put, path: "/api/v1/advisories/{id}", access: Access::Admin, summary: "Create or replace an advisory",
+    Route { method: Method::Put, path: "/api/v1/advisories/{id}", access: OPERATE, summary: "Create or replace an advisory",
         handler: |m| on(m, admin::put_advisory) },
-    Route { method: Method::Get, path: "/api/v1/advisories/{id}/hosts", access: Access::Admin, summary: "Hosts the advisory affects by their reported builds, with counts over all and one page of hosts (limit, after)",
+    Route { method: Method::Get, path: "/api/v1/advisories/{id}/hosts", access: READ, summary: "Hosts the advisory affects by their reported builds, with counts over all and one page of hosts (limit, after)",
         handler: |m| on(m, admin::advisory_hosts) },
-    Route { method: Method::Get, path: "/api/v1/patches/{patch_id}/coverage", access: Access::Admin, summary: "Hosts with the patch, eligible without it, not eligible and why; query product, requires_build",
+    Route { method: Method::Get, path: "/api/v1/patches/{patch_id}/coverage", access: READ, summary: "Hosts with the patch, eligible without it, not eligible and why; query product, requires_build",
         handler: |m| on(m, admin::coverage) },
-    Route { method: Method::Post, path: "/api/v1/upgrade-plan", access: Access::Admin, summary: "Ordered upgrade steps for target builds: body {targets: {product: build}}",
+    Route { method: Method::Post, path: "/api/v1/upgrade-plan", access: READ, summary: "Ordered upgrade steps for target builds: body {targets: {product: build}}",
         handler: |m| on(m, admin::upgrade_plan) },
-    Route { method: Method::Get, path: "/metrics", access: Access::Admin, summary: "Prometheus metrics: requests by kind and outcome with durations, heartbeats by outcome, authentication failures, hosts known, build",
+    Route { method: Method::Get, path: "/metrics", access: READ, summary: "Prometheus metrics: requests by kind and outcome with durations, heartbeats by outcome, authentication failures, hosts known, build",
         handler: |m| on(m, metrics::metrics) },
-    Route { method: Method::Get, path: "/api/v1/rollouts", access: Access::Admin, summary: "Staged rollouts, the newest 100 first",
+    Route { method: Method::Get, path: "/api/v1/rollouts", access: READ, summary: "Staged rollouts, the newest 100 first",
         handler: |m| on(m, rollouts::list) },
-    Route { method: Method::Post, path: "/api/v1/rollouts", access: Access::Admin, summary: "Start a rollout: body {component, version, waves: [{groups, share, soak, success, max_failures, max_failure_share, approval}], auto_rollback, silent_after}; refused while another of the component is deciding",
+    Route { method: Method::Post, path: "/api/v1/rollouts", access: OPERATE, summary: "Start a rollout: body {component, version, waves: [{groups, share, soak, success, max_failures, max_failure_share, approval}], auto_rollback, silent_after}; refused while another of the component is deciding",
         handler: |m| on(m, rollouts::create) },
-    Route { method: Method::Get, path: "/api/v1/rollouts/{id}", access: Access::Admin, summary: "One rollout with per-wave counts and its hosts (failed first, at most 1000) with their health",
+    Route { method: Method::Get, path: "/api/v1/rollouts/{id}", access: READ, summary: "One rollout with per-wave counts and its hosts (failed first, at most 1000) with their health",
         handler: |m| on(m, rollouts::status) },
-    Route { method: Method::Post, path: "/api/v1/rollouts/{id}/{action}", access: Access::Admin, summary: "Act on a rollout: pause, resume, approve (the next wave), abort, abort-and-roll-back",
+    Route { method: Method::Post, path: "/api/v1/rollouts/{id}/{action}", access: OPERATE, summary: "Act on a rollout: pause, resume, approve (the next wave), abort, abort-and-roll-back",
         handler: |m| on(m, rollouts::act) },
-    Route { method: Method::Get, path: "/api/v1/audit", access: Access::Admin, summary: "Administrative changes, newest first, paged (limit, after); groups as stored, by the token's name",
+    Route { method: Method::Get, path: "/api/v1/audit", access: READ, summary: "Administrative changes, newest first, paged (limit, after); groups as stored, by the token's name",
         handler: |m| on(m, admin::audit) },
 ];
 
@@ -142,6 +163,8 @@ pub struct AppState {
     pub failure_delay: Duration,
     /// Seconds a host keeps its per-host decisions (rollout holds) without a newer reply.
     pub decision_lease: u64,
+    /// Served over TLS: console cookies are `Secure`.
+    pub tls: bool,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     failure_log: limits::FailureLog,
     heartbeats: limits::HeartbeatLimiter,
@@ -157,6 +180,7 @@ impl AppState {
             failure_delay,
             HeartbeatRate::default(),
             model::protocol::DEFAULT_DECISION_LEASE,
+            false,
         )
     }
 
@@ -168,12 +192,14 @@ impl AppState {
         failure_delay: Duration,
         rate: HeartbeatRate,
         decision_lease: u64,
+        tls: bool,
     ) -> Arc<Self> {
         Arc::new(AppState {
             db,
             offline_after,
             failure_delay,
             decision_lease,
+            tls,
             manager_build: env!("CARGO_PKG_VERSION").to_string(),
             failures: Mutex::new(HashMap::new()),
             failure_log: limits::FailureLog::default(),
@@ -240,7 +266,7 @@ fn from_error(e: Error) -> Response {
 /// The caller, once authenticated.
 #[derive(Clone)]
 enum Caller {
-    Admin(String),
+    Person(Person),
     Host(HostCredential),
     Enroll(String),
 }
@@ -290,9 +316,17 @@ async fn authorize(
         }
     };
     match (access, found) {
-        (Access::Admin, Some(Caller::Host(_))) => Err(error(
+        (Access::Person(_), Some(Caller::Host(_))) => Err(error(
             StatusCode::FORBIDDEN,
             "a host credential cannot call administrator routes",
+        )),
+        (Access::Person(need), Some(Caller::Person(p))) if p.role < need => Err(error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "this needs the {need} role; {} is {}",
+                crate::text::escape(&p.name),
+                p.role
+            ),
         )),
         (_, Some(c)) => Ok(c),
         (_, None) => Err(refuse(state, peer, "missing or invalid credential").await),
@@ -302,21 +336,31 @@ async fn authorize(
 /// Answer an authentication failure: 401, after the delay repeated failures from `peer` earn
 /// (counted, and logged at most every few seconds).
 async fn refuse(state: &AppState, peer: IpAddr, message: &str) -> Response {
-    state.failure_log.record(peer, message);
-    match failure_delay(state, peer) {
-        Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Ok(_) => {}
-        Err(r) => return r,
+    if let Err(r) = state.slow_down(peer, message).await {
+        return r;
     }
     error(StatusCode::UNAUTHORIZED, message)
+}
+
+impl AppState {
+    /// Count an authentication failure from `peer` (logged at most every few seconds) and wait
+    /// the delay repeated failures earn (API credentials and console logins alike).
+    pub(crate) async fn slow_down(&self, peer: IpAddr, message: &str) -> Result<(), Response> {
+        self.failure_log.record(peer, message);
+        let delay = failure_delay(self, peer)?;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
 }
 
 /// Who holds `token`, among the callers `access` admits (a host on an administrator route is
 /// found, so that it can be told 403).
 fn lookup(db: &Db, access: Access, token: String) -> crate::error::Result<Option<Caller>> {
     Ok(match access {
-        Access::Admin => match db.admin(&token)? {
-            Some(name) => Some(Caller::Admin(name)),
+        Access::Person(_) => match db.admin(&token)? {
+            Some(p) => Some(Caller::Person(p)),
             None => db.host_by_credential(&token)?.map(Caller::Host),
         },
         Access::Host => db.host_by_credential(&token)?.map(Caller::Host),
@@ -346,6 +390,7 @@ fn failure_delay(state: &AppState, peer: IpAddr) -> Result<Duration, Response> {
 /// every request counted in [`AppState::http`] and access-logged.
 pub fn router(state: Arc<AppState>) -> Router {
     let http = state.http.clone();
+    let console = crate::console::router(state.clone());
     let router = ROUTES
         .iter()
         .fold(Router::new(), |router, r| {
@@ -357,7 +402,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             router.route(r.path, m)
         })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state);
+        .with_state(state)
+        .merge(console);
     transport::observed(router, http)
 }
 
@@ -389,7 +435,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         match caller(parts) {
-            Some(Caller::Admin(name)) => Ok(AdminCaller(name.clone())),
+            Some(Caller::Person(p)) => Ok(AdminCaller(p.name.clone())),
             _ => Err(error(
                 StatusCode::FORBIDDEN,
                 "administrator credential required",

@@ -1,6 +1,6 @@
 //! Storage on SQLite (WAL): opening, versioned migrations and the shared helpers. One file per
-//! subject: hosts and heartbeats, groups, tokens and credentials, hotfix history, advisories,
-//! the audit log.
+//! subject: hosts and heartbeats, groups, tokens and credentials, console users and sessions,
+//! hotfix history, advisories, the audit log.
 
 mod advisories;
 mod audit;
@@ -10,6 +10,7 @@ mod history;
 mod hosts;
 pub mod rollouts;
 mod tokens;
+pub mod users;
 
 pub use advisories::Advisory;
 pub use advisories::AdvisoryRole;
@@ -18,6 +19,7 @@ pub use groups::Group;
 pub use history::{HistoryLimits, HistoryRow};
 pub use hosts::Host;
 pub use tokens::HostCredential;
+pub use users::{Person, Session, User, UserRole};
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -33,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_bounds.sql")),
     (3, include_str!("../../migrations/0003_rollouts.sql")),
+    (4, include_str!("../../migrations/0004_users.sql")),
 ];
 
 pub fn now() -> String {

@@ -3,7 +3,7 @@
 use model::protocol::{EnrollReply, Role};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{hash, new_secret, now, role_column, sql, Db};
+use super::{hash, new_secret, now, role_column, sql, Db, Person, UserRole};
 use crate::error::{Error, Result};
 
 /// Longest validity of an enrolment token, in days (ten years).
@@ -12,15 +12,17 @@ pub const MAX_TOKEN_DAYS: u32 = 3650;
 impl Db {
     // --- administrator tokens ---
 
-    pub fn create_admin_token(&self, name: &str) -> Result<String> {
+    /// A new API token for a person named `name` with `role`.
+    pub fn create_admin_token(&self, name: &str, role: UserRole) -> Result<String> {
+        crate::text::check_name("name", name, 64)?;
         let token = new_secret("upd_admin")?;
         self.conn()?
             .execute(
-                "INSERT INTO admin_tokens (name, hash, created) VALUES (?1, ?2, ?3)",
-                params![name, hash(&token), now()],
+                "INSERT INTO admin_tokens (name, hash, created, role) VALUES (?1, ?2, ?3, ?4)",
+                params![name, hash(&token), now(), role.as_str()],
             )
             .map_err(sql)?;
-        self.audit("cli", "admin-token-create", name)?;
+        self.audit("cli", "admin-token-create", &format!("{name} ({role})"))?;
         Ok(token)
     }
 
@@ -49,16 +51,24 @@ impl Db {
         Ok(n > 0)
     }
 
-    /// The name of the administrator holding `token`, if valid.
-    pub fn admin(&self, token: &str) -> Result<Option<String>> {
-        self.conn()?
+    /// The person holding API token `token`, if valid.
+    pub fn admin(&self, token: &str) -> Result<Option<Person>> {
+        let row: Option<(String, String)> = self
+            .conn()?
             .query_row(
-                "SELECT name FROM admin_tokens WHERE hash = ?1 AND revoked = 0",
+                "SELECT name, role FROM admin_tokens WHERE hash = ?1 AND revoked = 0",
                 params![hash(token)],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
-            .map_err(sql)
+            .map_err(sql)?;
+        row.map(|(name, role)| {
+            Ok(Person {
+                name,
+                role: role.parse()?,
+            })
+        })
+        .transpose()
     }
 
     // --- enrolment ---

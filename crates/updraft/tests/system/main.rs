@@ -13,6 +13,7 @@ mod agent_manager;
 mod agent_patches;
 mod agent_updates;
 mod clamav_consumer;
+mod console;
 mod crash_during_sync;
 mod demo;
 mod fleet_scenarios;

@@ -100,11 +100,19 @@ impl Mgr {
 #[test]
 fn every_route_but_healthz_requires_the_right_credential() {
     use manager::api::{Access, ROUTES};
+    use manager::db::UserRole;
     let tmp = tempfile::tempdir().unwrap();
     // No slow-down here: this test fails authentication on purpose dozens of times.
     let m = manager_with(tmp.path(), "900", "0");
     ok(&["admin", "--db", &m.db, "group", "put", "lab"]);
     let (_, host_cred) = m.enroll("lab", "h1", "agent");
+    let token = |role: &str| {
+        let t = ok(&[
+            "admin", "--db", &m.db, "token", "create", "--name", role, "--role", role,
+        ]);
+        format!("Bearer {}", t.trim())
+    };
+    let (auditor, operator) = (token("auditor"), token("operator"));
     let doc = m.get("/api/v1/openapi.json");
     let documented: std::collections::BTreeSet<(String, String)> = doc["paths"]
         .as_object()
@@ -162,12 +170,28 @@ fn every_route_but_healthz_requires_the_right_credential() {
             401,
             "{method} {path} with another scheme"
         );
-        if r.access == Access::Admin {
-            assert_eq!(
-                req(Some(&format!("Bearer {host_cred}"))),
-                403,
-                "{method} {path} with a host credential"
-            );
+        let Access::Person(need) = r.access else {
+            continue;
+        };
+        assert_eq!(
+            req(Some(&format!("Bearer {host_cred}"))),
+            403,
+            "{method} {path} with a host credential"
+        );
+        // A person's token of a role below the route's is refused 403; of the role, let in.
+        for (role, cred) in [
+            (UserRole::Auditor, &auditor),
+            (UserRole::Operator, &operator),
+        ] {
+            let status = req(Some(cred));
+            if role < need {
+                assert_eq!(status, 403, "{method} {path} as {role}");
+            } else {
+                assert!(
+                    ![401, 403].contains(&status.as_u16()),
+                    "{method} {path} as {role}: {status}"
+                );
+            }
         }
     }
     assert_eq!(

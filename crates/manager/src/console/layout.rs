@@ -1,0 +1,100 @@
+//! The console's page frame and the small pieces every page uses.
+
+use maud::{html, Markup, DOCTYPE};
+
+use super::Viewer;
+
+/// The navigation: (path, label).
+const NAV: &[(&str, &str)] = &[
+    ("/console/", "Overview"),
+    ("/console/hosts", "Hosts"),
+    ("/console/rollouts", "Rollouts"),
+    ("/console/relays", "Relay tree"),
+    ("/console/groups", "Groups and policy"),
+    ("/console/audit", "Audit log"),
+];
+
+/// A page without navigation (sign-in, errors).
+pub fn bare(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Updraft" }
+                link rel="stylesheet" href="/console/static/console.css";
+                link rel="icon" href="/console/static/favicon.svg" type="image/svg+xml";
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A page of the signed-in console: navigation (the current page marked), who is signed in,
+/// sign-out, then `body`.
+pub fn page(v: &Viewer, here: &str, title: &str, body: Markup) -> Markup {
+    let person = &v.0.person;
+    bare(
+        title,
+        html! {
+            header {
+                nav aria-label="Console" {
+                    ul {
+                        @for (path, label) in NAV {
+                            li {
+                                @if *path == here {
+                                    a href=(path) aria-current="page" { (label) }
+                                } @else {
+                                    a href=(path) { (label) }
+                                }
+                            }
+                        }
+                    }
+                }
+                form.signout method="post" action="/console/logout" {
+                    span { (person.name) " (" (person.role) ")" }
+                    (csrf(v))
+                    button type="submit" { "Sign out" }
+                }
+            }
+            main {
+                h1 { (title) }
+                (body)
+            }
+        },
+    )
+}
+
+/// The hidden CSRF field of a state-changing form.
+pub fn csrf(v: &Viewer) -> Markup {
+    html! { input type="hidden" name="csrf" value=(v.0.csrf); }
+}
+
+/// A link to the next page of a list, if there is one (`query` already holds the filters).
+pub fn next_link(base: &str, query: &str, next: Option<&str>) -> Markup {
+    html! {
+        @if let Some(n) = next {
+            p.pager {
+                a href={ (base) "?" (query) "after=" (urlencode(n)) } rel="next" { "Next page" }
+            }
+        }
+    }
+}
+
+/// Percent-encode a query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A status word with its class (online, degraded, offline, …).
+pub fn status(word: &str) -> Markup {
+    html! { span class={ "status " (word) } { (word) } }
+}

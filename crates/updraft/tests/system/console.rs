@@ -1,0 +1,530 @@
+//! The console in a real browser: Debian's Chromium, headless, driven through chromedriver
+//! (WebDriver) against a real `updraft manager` with a small fleet and a rollout. Each role
+//! signs in and visits every page; what a page shows is checked against the API; an operator
+//! pauses and resumes a rollout by its buttons; an auditor cannot change anything (no buttons,
+//! and a forged form post is refused); a cross-site form post changes nothing; the security
+//! headers are set; no page logs a browser console error; axe-core finds no serious or critical
+//! accessibility violation. Screenshots of every page go to `target/console-screenshots/`.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery staple";
+const ROLES: [&str; 3] = ["admin", "operator", "auditor"];
+
+/// A manager with groups, hosts that reported, a rollout, one user per role and an API token.
+struct Site {
+    _tmp: tempfile::TempDir,
+    mgr: Server,
+    admin: String,
+    rollout: i64,
+    host_id: String,
+}
+
+fn site() -> Site {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", tmp.path().join("manager.db").display());
+    let cli = |args: &[&str]| ok(&[&["admin", "--db", &db][..], args].concat());
+    let admin = cli(&["token", "create", "--name", "ops"])
+        .trim()
+        .to_string();
+    let pw = tmp.path().join("pw");
+    std::fs::write(&pw, PASSWORD).unwrap();
+    for role in ROLES {
+        cli(&[
+            "user",
+            "create",
+            &format!("{role}-1"),
+            "--role",
+            role,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+    }
+    cli(&[
+        "group",
+        "put",
+        "core",
+        "--role",
+        "relay",
+        "--poll-interval",
+        "60",
+    ]);
+    cli(&["group", "put", "canary", "--poll-interval", "60"]);
+    cli(&[
+        "group",
+        "put",
+        "fleet",
+        "--poll-interval",
+        "60",
+        "--window",
+        "sat,sun 01:00-05:00 Europe/Berlin",
+    ]);
+    let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
+    let beat = |group: &str, name: &str, role: &str, version: &str| {
+        let token = enroll_token(&db, group, None).trim().to_string();
+        let v: Value = http()
+            .post(format!("{}/api/v1/enroll", mgr.base))
+            .bearer_auth(&token)
+            .json(&json!({"hostname": name, "role": role}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let body = json!({"hostname": name, "role": role, "builds": {"updraft": "0.1.0"},
+            "components": {"antimalware.pattern": version}, "last_result": "ok <b>bold</b>",
+            "modules": [{"name": "antimalware", "status": "online",
+                         "components": {"antimalware.pattern": version}}]});
+        let r = http()
+            .post(format!("{}/api/v1/heartbeat", mgr.base))
+            .bearer_auth(v["credential"].as_str().unwrap())
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        v["host_id"].as_str().unwrap().to_string()
+    };
+    beat("core", "relay-core-1", "relay", "18.523.00");
+    let host_id = beat("canary", "canary-1", "agent", "18.600.00");
+    for i in 0..4 {
+        beat("fleet", &format!("prod-{i}"), "agent", "18.523.00");
+    }
+    let r: Value = http()
+        .post(format!("{}/api/v1/rollouts", mgr.base))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"component": "antimalware.pattern", "version": "18.600.00",
+            "waves": [{"groups": ["canary"], "share": 100, "soak": 3600}, {"share": 100}]}),
+        )
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    Site {
+        rollout: r["id"].as_i64().unwrap(),
+        _tmp: tmp,
+        mgr,
+        admin,
+        host_id,
+    }
+}
+
+impl Site {
+    /// GET an API path as the admin token (from the browser's runtime too: a blocking client
+    /// on a thread that may block).
+    fn api(&self, path: &str) -> Value {
+        let get = || {
+            http()
+                .get(format!("{}{path}", self.mgr.base))
+                .bearer_auth(&self.admin)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap()
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(get),
+            Err(_) => get(),
+        }
+    }
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.mgr.base)
+    }
+}
+
+/// chromedriver on a free port, stopped on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn driver() -> Driver {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (scripts/setup-system.sh installs chromium-driver)");
+    let url = format!("http://127.0.0.1:{port}");
+    eventually("chromedriver answers", || {
+        http().get(format!("{url}/status")).send().map(drop)
+    });
+    Driver { child, url }
+}
+
+async fn browser(d: &Driver) -> Client {
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900", "--no-first-run", "--disable-extensions"]
+        },
+        "goog:loggingPrefs": {"browser": "ALL"}
+    });
+    let caps = caps.as_object().unwrap().clone().into_iter().collect();
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&d.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// The browser's console entries since the last call (chromedriver's log endpoint).
+async fn console_errors(c: &Client, d: &Driver) -> Vec<String> {
+    let id = c.session_id().await.unwrap().unwrap();
+    let url = format!("{}/session/{id}/se/log", d.url);
+    let v: Value = reqwest::Client::new()
+        .post(url)
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["value"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .map(|e| e["message"].to_string())
+        .collect()
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// axe-core's serious and critical violations on the current page.
+async fn accessibility(c: &Client) -> Vec<String> {
+    let axe = std::env::var("UPDRAFT_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests-browser/node_modules/axe-core/axe.min.js")
+        });
+    let source = std::fs::read_to_string(&axe).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (scripts/setup-node.sh installs axe-core)",
+            axe.display()
+        )
+    });
+    c.execute(&source, vec![]).await.unwrap();
+    let result = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations))
+                .catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    result
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+        .map(|v| {
+            format!(
+                "{}: {} ({} nodes)",
+                v["id"],
+                v["help"],
+                v["nodes"].as_array().map_or(0, Vec::len)
+            )
+        })
+        .collect()
+}
+
+async fn sign_in(c: &Client, s: &Site, user: &str) {
+    c.goto(&s.url("/console/login")).await.unwrap();
+    c.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let url = c.current_url().await.unwrap();
+    let page = c.source().await.unwrap();
+    assert!(
+        url.path() == "/console/",
+        "{user} signed in: at {url}: {page}"
+    );
+}
+
+/// Visit `path`: no console error, no serious accessibility violation, a screenshot; its text.
+async fn visit(c: &Client, d: &Driver, s: &Site, role: &str, name: &str, path: &str) -> String {
+    c.goto(&s.url(path)).await.unwrap();
+    let text = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}-{role}.png")), png).unwrap();
+    let errors = console_errors(c, d).await;
+    assert!(
+        errors.is_empty(),
+        "{path} as {role}: browser console errors {errors:?}"
+    );
+    let violations = accessibility(c).await;
+    assert!(violations.is_empty(), "{path} as {role}: {violations:#?}");
+    text
+}
+
+#[test]
+fn every_role_sees_every_page_and_only_operators_act() {
+    let s = site();
+    let d = driver();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = browser(&d).await;
+        for role in ROLES {
+            pages_as(&c, &d, &s, role).await;
+        }
+        operator_pauses_and_resumes(&c, &s).await;
+        auditor_cannot_act(&c, &s).await;
+        cross_site_post_changes_nothing(&c, &s).await;
+        c.close().await.unwrap();
+    });
+}
+
+async fn pages_as(c: &Client, d: &Driver, s: &Site, role: &str) {
+    sign_in(c, s, &format!("{role}-1")).await;
+    let hosts = s.api("/api/v1/hosts");
+    let overview = visit(c, d, s, role, "overview", "/console/").await;
+    assert!(
+        overview.contains(&format!("Hosts\n{}", hosts["count"])),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("18.600.00") && overview.contains("18.523.00"),
+        "{overview}"
+    );
+    let list = visit(c, d, s, role, "hosts", "/console/hosts").await;
+    for h in hosts["hosts"].as_array().unwrap() {
+        assert!(list.contains(h["hostname"].as_str().unwrap()), "{list}");
+    }
+    let host = visit(
+        c,
+        d,
+        s,
+        role,
+        "host",
+        &format!("/console/hosts/{}", s.host_id),
+    )
+    .await;
+    assert!(
+        host.contains("canary-1") && host.contains("ok <b>bold</b>"),
+        "shown as reported, escaped: {host}"
+    );
+    let status = s.api(&format!("/api/v1/rollouts/{}", s.rollout));
+    let rollout = visit(
+        c,
+        d,
+        s,
+        role,
+        "rollout",
+        &format!("/console/rollouts/{}", s.rollout),
+    )
+    .await;
+    assert!(
+        rollout.contains(status["state"].as_str().unwrap()),
+        "{rollout}"
+    );
+    let has_buttons = c.find(Locator::Css("section.actions button")).await.is_ok();
+    assert_eq!(has_buttons, role != "auditor", "{role}: action buttons");
+    visit(c, d, s, role, "rollouts", "/console/rollouts").await;
+    let relays = visit(c, d, s, role, "relays", "/console/relays").await;
+    assert!(
+        relays.contains("core") && relays.contains("relay-core-1"),
+        "{relays}"
+    );
+    let groups = visit(c, d, s, role, "groups", "/console/groups").await;
+    assert!(groups.contains("Europe/Berlin"), "{groups}");
+    let audit = visit(c, d, s, role, "audit", "/console/audit").await;
+    assert!(
+        audit.contains("console-login") && audit.contains(&format!("user {role}-1")),
+        "{audit}"
+    );
+    c.find(Locator::Css("form.signout button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.goto(&s.url("/console/")).await.unwrap();
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/console/login",
+        "signed out"
+    );
+}
+
+async fn operator_pauses_and_resumes(c: &Client, s: &Site) {
+    sign_in(c, s, "operator-1").await;
+    let path = format!("/api/v1/rollouts/{}", s.rollout);
+    for (button, state) in [("pause", "paused"), ("resume", "running")] {
+        c.goto(&s.url(&format!("/console/rollouts/{}", s.rollout)))
+            .await
+            .unwrap();
+        let form = format!("form[action$='/{button}'] button");
+        c.find(Locator::Css(&form))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(s.api(&path)["state"], state, "after {button}");
+    }
+    let audit = s.api("/api/v1/audit");
+    assert!(
+        audit.to_string().contains("user operator-1"),
+        "audited with the user's name"
+    );
+    c.find(Locator::Css("form.signout button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn auditor_cannot_act(c: &Client, s: &Site) {
+    sign_in(c, s, "auditor-1").await;
+    c.goto(&s.url(&format!("/console/rollouts/{}", s.rollout)))
+        .await
+        .unwrap();
+    // The auditor's own page, with their own CSRF token: a hand-made pause form is refused.
+    let csrf = c
+        .find(Locator::Css("form.signout input[name=csrf]"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let script = format!(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = '/console/rollouts/{}/pause';
+         const i = document.createElement('input'); i.name = 'csrf'; i.value = '{csrf}'; f.appendChild(i);
+         document.body.appendChild(f); f.submit();",
+        s.rollout
+    );
+    c.execute(&script, vec![]).await.unwrap();
+    let page = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("needs the operator role"), "{page}");
+    assert_eq!(
+        s.api(&format!("/api/v1/rollouts/{}", s.rollout))["state"],
+        "running"
+    );
+}
+
+async fn cross_site_post_changes_nothing(c: &Client, s: &Site) {
+    // Still signed in (as the auditor; an operator's session would be refused the same way:
+    // the cookie is SameSite=Strict and the Origin is not the console's).
+    let evil = format!(
+        "data:text/html,<form method=post action='{}'><input name=csrf value=guess></form>\
+         <script>document.forms[0].submit()</script>",
+        s.url(&format!("/console/rollouts/{}/abort", s.rollout))
+    );
+    c.goto(&evil).await.unwrap();
+    assert_eq!(
+        s.api(&format!("/api/v1/rollouts/{}", s.rollout))["state"],
+        "running"
+    );
+}
+
+#[test]
+fn console_answers_carry_the_security_headers_and_need_a_session() {
+    let s = site();
+    for path in [
+        "/console/login",
+        "/console/",
+        "/console/hosts",
+        "/console/static/console.css",
+    ] {
+        let r = http().get(s.url(path)).send().unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+    // Without a session every page sends the browser to sign in (the API's 401 stays as it is).
+    let r = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(s.url("/console/hosts"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/login");
+    // A wrong password: 401, the same answer for an unknown user.
+    for user in ["admin-1", "nobody"] {
+        let r = http()
+            .post(s.url("/console/login"))
+            .form(&[("name", user), ("password", "not the password")])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401, "{user}");
+    }
+    // A session cookie is HttpOnly and SameSite=Strict.
+    let r = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(s.url("/console/login"))
+        .form(&[("name", "admin-1"), ("password", PASSWORD)])
+        .send()
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+}
