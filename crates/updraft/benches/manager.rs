@@ -23,6 +23,67 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+const CONSOLE_PASSWORD: &str = "bench password, long enough";
+
+/// Time every console page over the fleet just loaded (signed in as an auditor): the median and
+/// the slowest of 5 loads each, request to last byte on loopback.
+fn console_pages(base: &str) {
+    let c = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = c
+        .post(format!("{base}/console/login"))
+        .form(&[("name", "bench"), ("password", CONSOLE_PASSWORD)])
+        .send()
+        .unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let get = |path: &str| {
+        let t = Instant::now();
+        let r = c
+            .get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let body = r.text().unwrap();
+        (t.elapsed(), body)
+    };
+    let (_, hosts) = get("/console/hosts?limit=1");
+    let id = hosts
+        .split("/console/hosts/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or("x")
+        .to_string();
+    let pages = [
+        "/console/".to_string(),
+        "/console/hosts".into(),
+        "/console/hosts?status=online&component=antimalware.pattern".into(),
+        format!("/console/hosts/{id}"),
+        "/console/rollouts".into(),
+        "/console/rollouts/1".into(),
+        "/console/relays".into(),
+        "/console/groups".into(),
+        "/console/audit".into(),
+    ];
+    for p in &pages {
+        let mut times: Vec<Duration> = (0..5).map(|_| get(p).0).collect();
+        times.sort();
+        println!(
+            "console {p}: median {:.1} ms, slowest {:.1} ms",
+            times[2].as_secs_f64() * 1000.0,
+            times[4].as_secs_f64() * 1000.0
+        );
+    }
+}
+
 fn main() {
     let hosts = env("UPDRAFT_BENCH_HOSTS", 50_000);
     let seconds = env("UPDRAFT_BENCH_SECONDS", 10) as u64;
@@ -83,6 +144,13 @@ fn main() {
         "enrolled {hosts} hosts in {:.2} s",
         t.elapsed().as_secs_f64()
     );
+    db.create_user(
+        "bench",
+        manager::db::UserRole::Auditor,
+        CONSOLE_PASSWORD,
+        "bench",
+    )
+    .unwrap();
     drop(db);
 
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/updraft");
@@ -157,6 +225,7 @@ fn main() {
         }
         (all, errors, limited)
     });
+    console_pages(&base);
     manager.kill();
     latencies.sort();
     let n = latencies.len();
