@@ -130,6 +130,7 @@ impl Agent {
             recovered: journal::recover(&self.state)?,
             ..CycleReport::default()
         };
+        let retried = self.take_retries(cy.policy.as_ref())?;
         if let Some(r) = &report.recovered {
             tracing::warn!("{r}");
         }
@@ -150,11 +151,30 @@ impl Agent {
             && previous.applied_timestamp == ts_version
             && previous.applied_plan == digest
             && report.recovered.is_none()
+            && !retried
         {
             report.status_written = self.nothing_new(cy, &previous, &refreshed.source)?;
             return Ok(report);
         }
         self.plan_and_apply(cy, refreshed, &previous, digest, report)
+    }
+
+    /// Act on the policy's retry requests (each once): a version whose reload failed may be
+    /// installed again. Whether one was forgotten.
+    fn take_retries(&self, policy: Option<&Policy>) -> Result<bool> {
+        let Some(retries) = policy.map(|p| &p.retry).filter(|r| !r.is_empty()) else {
+            return Ok(false);
+        };
+        let mut ledger = self.state.ledger()?;
+        let before = ledger.retried.clone();
+        let forgot = ledger.take_retries(retries);
+        if ledger.retried != before {
+            self.state.save_ledger(&ledger)?;
+        }
+        if forgot {
+            tracing::info!("an operator asked to retry a version whose reload failed");
+        }
+        Ok(forgot)
     }
 
     /// No source answered: keep what is installed, mark the modules offline with why.

@@ -39,7 +39,13 @@ pub struct Ledger {
     pub reload_failed: BTreeMap<String, BTreeMap<String, String>>,
     /// module → component → why the module is offline (its reload failed).
     pub module_faults: BTreeMap<String, BTreeMap<String, String>>,
+    /// The ids of the manager's retry requests acted on, the newest last (at most
+    /// [`MAX_RETRIED`]): each forgets a failed version once.
+    pub retried: Vec<String>,
 }
+
+/// Retry ids remembered at most.
+pub const MAX_RETRIED: usize = 100;
 
 impl Ledger {
     /// Whether `message` is what was last recorded for patch `id` (then it is not recorded again).
@@ -73,6 +79,27 @@ impl Ledger {
             .entry(component.to_string())
             .or_default()
             .insert(version.to_string(), why);
+    }
+
+    /// Act on the manager's retry requests not acted on yet: forget that their version's
+    /// reload failed. Whether anything was forgotten (then the cycle plans again).
+    pub fn take_retries(&mut self, retries: &[model::protocol::VersionRetry]) -> bool {
+        let mut forgot = false;
+        for r in retries {
+            if self.retried.contains(&r.id) {
+                continue;
+            }
+            self.retried.push(r.id.clone());
+            if let Some(v) = self.reload_failed.get_mut(&r.component) {
+                forgot |= v.remove(&r.version).is_some();
+                if v.is_empty() {
+                    self.reload_failed.remove(&r.component);
+                }
+            }
+        }
+        let extra = self.retried.len().saturating_sub(MAX_RETRIED);
+        self.retried.drain(..extra);
+        forgot
     }
 
     pub fn module_fault(&self, module: &str, component: &str) -> Option<&String> {
@@ -112,6 +139,8 @@ struct LedgerFile {
     module_faults: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
     last_outcome: BTreeMap<String, String>,
+    #[serde(default)]
+    retried: Vec<String>,
 }
 
 impl From<LedgerFile> for Ledger {
@@ -122,6 +151,7 @@ impl From<LedgerFile> for Ledger {
             patches: BTreeMap::new(),
             reload_failed: BTreeMap::new(),
             module_faults: BTreeMap::new(),
+            retried: f.retried,
         };
         for (key, message) in f.last_outcome {
             l.migrate(&key, message);
@@ -186,6 +216,23 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_forgets_a_failed_version_once() {
+        use model::protocol::VersionRetry;
+        let mut l = Ledger::default();
+        l.set_reload_failed("a.pattern", "2", "exit 1".into());
+        let r = [VersionRetry {
+            id: "r1".into(),
+            component: "a.pattern".into(),
+            version: "2".into(),
+        }];
+        assert!(l.take_retries(&r));
+        assert!(!l.reload_failed("a.pattern", "2"));
+        l.set_reload_failed("a.pattern", "2", "exit 1 again".into());
+        assert!(!l.take_retries(&r), "the same request is acted on once");
+        assert!(l.reload_failed("a.pattern", "2"));
+    }
 
     #[test]
     fn an_earlier_agents_string_keys_are_migrated_to_typed_entries() {

@@ -107,6 +107,19 @@ pub struct Policy {
     /// a rollout rolled back is never the safe side.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub decision_lease: u64,
+    /// Versions an operator asked this host to try again although it gave up on them (a
+    /// failed reload): the host forgets that failure once per retry `id`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry: Vec<VersionRetry>,
+}
+
+/// An operator's request that a host try a version again (see [`Policy::retry`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRetry {
+    /// Unique per request: a host acts on each id once and echoes it in its applied policy.
+    pub id: String,
+    pub component: String,
+    pub version: String,
 }
 
 /// The longest a host keeps per-host decisions without hearing from its manager (7 days).

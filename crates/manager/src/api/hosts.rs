@@ -213,6 +213,7 @@ fn record(
     policy.decision_lease = decision_lease;
     // Relays too: a relay that upgrades its own build follows the rollouts of `updraft`.
     crate::db::rollouts::add_holds(&mut policy, &host.id, &active);
+    policy.retry = db.retries_to_send(&host.id)?;
     Ok(HeartbeatReply {
         policy: Some(policy),
     })

@@ -55,6 +55,7 @@ impl Serialize for Access {
 
 const READ: Access = Access::Person(UserRole::Auditor);
 const OPERATE: Access = Access::Person(UserRole::Operator);
+const ADMIN: Access = Access::Person(UserRole::Admin);
 
 /// The HTTP methods the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Delete,
 }
 
 impl Method {
@@ -70,6 +72,7 @@ impl Method {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
+            Method::Delete => "DELETE",
         }
     }
 
@@ -78,6 +81,7 @@ impl Method {
             Method::Get => MethodFilter::GET,
             Method::Post => MethodFilter::POST,
             Method::Put => MethodFilter::PUT,
+            Method::Delete => MethodFilter::DELETE,
         }
     }
 }
@@ -125,8 +129,38 @@ pub const ROUTES: &[Route] = &[
         handler: |m| on(m, admin::host_detail) },
     Route { method: Method::Get, path: "/api/v1/groups", access: READ, summary: "Groups and their policy",
         handler: |m| on(m, admin::list_groups) },
-    Route { method: Method::Put, path: "/api/v1/groups/{name}", access: OPERATE, summary: "Create or replace a group",
+    Route { method: Method::Put, path: "/api/v1/groups/{name}", access: OPERATE, summary: "Create or replace a group (every field; absent ones take their defaults)",
         handler: |m| on(m, admin::put_group) },
+    Route { method: Method::Post, path: "/api/v1/groups/{name}/settings", access: OPERATE, summary: "Change some settings of a group: body {parent, relays, poll_interval, allow_direct, pin: {component: version}, unpin: [component], channel, maintenance}, each optional; absent ones stay, the role never changes; returns the group as stored",
+        handler: |m| on(m, lifecycle::group_settings) },
+    Route { method: Method::Delete, path: "/api/v1/groups/{name}", access: OPERATE, summary: "Delete a group; refused (400 naming them) while hosts, child groups, valid enrolment tokens or unfinished rollouts use it",
+        handler: |m| on(m, lifecycle::delete_group) },
+    Route { method: Method::Get, path: "/api/v1/enroll-tokens", access: READ, summary: "Enrolment tokens (never the token): id, group, uses_left, expires, created, revoked, state (valid, revoked, expired, used up)",
+        handler: |m| on(m, lifecycle::list_enroll_tokens) },
+    Route { method: Method::Post, path: "/api/v1/enroll-tokens", access: OPERATE, summary: "Create an enrolment token: body {group, expires_days (1-3650), uses}; returns {id, token} (the token is shown only here)",
+        handler: |m| on(m, lifecycle::create_enroll_token) },
+    Route { method: Method::Delete, path: "/api/v1/enroll-tokens/{id}", access: OPERATE, summary: "Revoke an enrolment token: it enrols no further host (hosts it enrolled stay)",
+        handler: |m| on(m, lifecycle::revoke_enroll_token) },
+    Route { method: Method::Post, path: "/api/v1/hosts/{id}/revoke", access: OPERATE, summary: "Revoke a host: its credential stops working at once (heartbeats 401); its record stays until deleted",
+        handler: |m| on(m, lifecycle::revoke_host) },
+    Route { method: Method::Delete, path: "/api/v1/hosts/{id}", access: OPERATE, summary: "Delete a host with its credential, hotfix history and rollout reports",
+        handler: |m| on(m, lifecycle::delete_host) },
+    Route { method: Method::Post, path: "/api/v1/hosts/{id}/retry", access: OPERATE, summary: "Ask a host to try again a version it gave up on: body {component, version}; clears the host's rollout failure for it and hands the host the retry in its policy until it acknowledges it",
+        handler: |m| on(m, lifecycle::retry) },
+    Route { method: Method::Get, path: "/api/v1/tokens", access: ADMIN, summary: "API tokens (never the token): id, name, role, created, revoked",
+        handler: |m| on(m, people::list_tokens) },
+    Route { method: Method::Post, path: "/api/v1/tokens", access: ADMIN, summary: "Create an API token: body {name, role}; returns {id, token} (the token is shown only here)",
+        handler: |m| on(m, people::create_token) },
+    Route { method: Method::Delete, path: "/api/v1/tokens/{id}", access: ADMIN, summary: "Revoke an API token",
+        handler: |m| on(m, people::revoke_token) },
+    Route { method: Method::Get, path: "/api/v1/users", access: ADMIN, summary: "Console users with their roles",
+        handler: |m| on(m, people::list_users) },
+    Route { method: Method::Post, path: "/api/v1/users", access: ADMIN, summary: "Create a console user: body {name, role, password (12 to 1024 characters)}",
+        handler: |m| on(m, people::create_user) },
+    Route { method: Method::Post, path: "/api/v1/users/{name}/disable", access: ADMIN, summary: "Disable a console user and end their sessions",
+        handler: |m| on(m, people::disable_user) },
+    Route { method: Method::Post, path: "/api/v1/users/{name}/enable", access: ADMIN, summary: "Enable a disabled console user",
+        handler: |m| on(m, people::enable_user) },
     Route { method: Method::Get, path: "/api/v1/advisories", access: READ, summary: "Advisories",
         handler: |m| on(m, admin::list_advisories) },
     Route { method: Method::Put, path: "/api/v1/advisories/{id}", access: OPERATE, summary: "Create or replace an advisory",
@@ -329,6 +363,20 @@ async fn authorize(
             ),
         )),
         (_, Some(c)) => Ok(c),
+        (Access::Enroll, None) => {
+            let why = match bearer(headers).map(str::to_string) {
+                Some(t) => {
+                    let st = state.clone();
+                    blocking(move || st.db.enroll_token_problem(&t)).await?
+                }
+                None => None,
+            };
+            let message = match why {
+                Some(p) if p != "unknown" => format!("the enrolment token is {p}"),
+                _ => "missing or invalid credential".to_string(),
+            };
+            Err(refuse(state, peer, &message).await)
+        }
         (_, None) => Err(refuse(state, peer, "missing or invalid credential").await),
     }
 }
@@ -507,9 +555,11 @@ fn bad(field: &str, reason: impl Into<String>) -> Response {
 
 mod admin;
 mod hosts;
+mod lifecycle;
 mod limits;
 mod metrics;
 mod openapi;
+mod people;
 mod rollouts;
 
 pub use limits::HeartbeatRate;

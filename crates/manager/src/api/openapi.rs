@@ -25,7 +25,7 @@ pub fn openapi_document() -> serde_json::Value {
             "x-access": r.access,
             "security": security,
             "responses": {"200": {"description": "OK"}, "400": {"description": "Invalid body or query (names the field)"},
-                "401": {"description": "Missing or invalid credential"}, "403": {"description": "Credential of the wrong kind"}},
+                "401": {"description": "Missing or invalid credential"}, "403": {"description": "Credential of the wrong kind, or a role below the route's (x-access)"}, "404": {"description": "Not found"}},
         });
     }
     serde_json::json!({

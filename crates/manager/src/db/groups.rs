@@ -39,6 +39,81 @@ pub struct Group {
     pub maintenance: Option<MaintenanceWindow>,
 }
 
+/// A change to some settings of a group (`POST /api/v1/groups/{name}/settings`): what is
+/// absent stays as stored. The role is not among them (replace the group to change it), so a
+/// change of one setting can neither wipe the relay list nor turn a relay group into an agent
+/// group. `parent` and `maintenance` set to `null` remove them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSettings {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parent: Option<Option<String>>,
+    /// The whole ordered relay list (agents) or upstreams (relays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relays: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_direct: Option<bool>,
+    /// component → version pinned (added or changed; other pins stay).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pin: BTreeMap<String, String>,
+    /// Components no longer pinned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpin: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maintenance: Option<Option<MaintenanceWindow>>,
+}
+
+/// A field given (even as `null`): `Some(value)`.
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl GroupSettings {
+    /// `g` with these settings applied.
+    pub fn apply(&self, mut g: Group) -> Result<Group> {
+        if let Some(p) = &self.parent {
+            g.parent = p.clone();
+        }
+        if let Some(r) = &self.relays {
+            g.relays = r.clone();
+        }
+        if let Some(p) = self.poll_interval {
+            g.poll_interval = p;
+        }
+        if let Some(d) = self.allow_direct {
+            g.allow_direct = d;
+        }
+        for c in &self.unpin {
+            if g.pinned.remove(c).is_none() {
+                return Err(bad(&format!("unpin.{c}"), "is not pinned in this group"));
+            }
+        }
+        g.pinned
+            .extend(self.pin.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(c) = &self.channel {
+            g.channel = c.clone();
+        }
+        if let Some(w) = &self.maintenance {
+            g.maintenance = w.clone();
+        }
+        Ok(g)
+    }
+}
+
 fn default_poll() -> u64 {
     300
 }
@@ -85,6 +160,7 @@ impl Group {
             decision_lease: 0,
             withheld: BTreeMap::new(),
             maintenance: self.maintenance.clone(),
+            retry: Vec::new(),
         }
     }
 }
@@ -216,6 +292,83 @@ impl Db {
             .group(&g.name)?
             .ok_or_else(|| Error::Db(format!("group {:?} not found after saving it", g.name)))?;
         self.audit(actor, "group-put", &to_json_text("group", &stored)?)
+    }
+
+    /// Change some settings of group `name` (validated like a whole group); the group as
+    /// stored.
+    pub fn update_group(&self, name: &str, settings: &GroupSettings, actor: &str) -> Result<Group> {
+        let g = self
+            .group(name)?
+            .ok_or_else(|| Error::NotFound(format!("group {name:?}")))?;
+        let g = settings.apply(g)?;
+        self.put_group(&g, actor)?;
+        self.group(name)?
+            .ok_or_else(|| Error::Db(format!("group {name:?} not found after saving it")))
+    }
+
+    /// Delete group `name`; refused (naming them) while hosts are in it, groups name it as
+    /// their parent, enrolment tokens that can still enrol are for it, or a rollout that is
+    /// not finished names it in a wave.
+    pub fn delete_group(&self, name: &str, actor: &str) -> Result<()> {
+        if self.group(name)?.is_none() {
+            return Err(Error::NotFound(format!("group {name:?}")));
+        }
+        let mut users = Vec::new();
+        let hosts = self.count("SELECT COUNT(*) FROM hosts WHERE grp = ?1", name)?;
+        if hosts > 0 {
+            users.push(format!("{hosts} host(s) (delete or re-enrol them)"));
+        }
+        let children: Vec<String> = self
+            .groups()?
+            .into_iter()
+            .filter(|c| c.parent.as_deref() == Some(name))
+            .map(|c| format!("{:?}", c.name))
+            .collect();
+        if !children.is_empty() {
+            users.push(format!("child group(s) {}", children.join(", ")));
+        }
+        let tokens: Vec<String> = self
+            .enroll_tokens()?
+            .into_iter()
+            .filter(|t| t.group == name && t.state == "valid")
+            .map(|t| t.id.to_string())
+            .collect();
+        if !tokens.is_empty() {
+            users.push(format!(
+                "enrolment token(s) {} (revoke them)",
+                tokens.join(", ")
+            ));
+        }
+        let rollouts: Vec<String> = self
+            .active_rollouts()?
+            .into_iter()
+            .filter(|r| {
+                r.spec
+                    .waves
+                    .iter()
+                    .any(|w| w.groups.iter().any(|g| g == name))
+            })
+            .map(|r| r.id.to_string())
+            .collect();
+        if !rollouts.is_empty() {
+            users.push(format!("rollout(s) {}", rollouts.join(", ")));
+        }
+        if !users.is_empty() {
+            return Err(bad(
+                "name",
+                format!("group {name:?} is still used by {}", users.join("; ")),
+            ));
+        }
+        self.conn()?
+            .execute("DELETE FROM groups WHERE name = ?1", params![name])
+            .map_err(sql)?;
+        self.audit(actor, "group-delete", name)
+    }
+
+    fn count(&self, query: &str, arg: &str) -> Result<i64> {
+        self.conn()?
+            .query_row(query, params![arg], |r| r.get(0))
+            .map_err(sql)
     }
 
     /// `parent` must be a relay group, and making it `name`'s parent must not close a cycle.

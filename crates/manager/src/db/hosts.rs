@@ -28,6 +28,9 @@ pub struct Host {
     /// machine, or a host impersonating another).
     #[serde(default)]
     pub duplicate_hostname: bool,
+    /// When an operator revoked the host: its credential no longer authenticates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
 }
 
 impl Db {
@@ -72,7 +75,8 @@ impl Db {
                 policy,
             ])
             .map_err(sql)?;
-            Db::observe_rollouts(tx, host_id, b, active)?;
+            let b = super::retries::settle(tx, host_id, b)?;
+            Db::observe_rollouts(tx, host_id, &b, active)?;
             history::append(tx, host_id, &b.history, self.history_limits)
         })
     }
@@ -96,6 +100,52 @@ impl Db {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Revoke host `id`: its credential stops working at once (heartbeats are answered 401);
+    /// its record and history stay until it is deleted. False: no such host (or revoked).
+    pub fn revoke_host(&self, id: &str, actor: &str) -> Result<bool> {
+        self.transaction(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE hosts SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+                    params![id, now()],
+                )
+                .map_err(sql)?;
+            if n > 0 {
+                super::rollouts::audit_tx(tx, actor, "host-revoke", id)?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    /// Delete host `id` with its credential, hotfix history, rollout reports and retries
+    /// (a host that enrols again is a new host). False: no such host.
+    pub fn delete_host(&self, id: &str, actor: &str) -> Result<bool> {
+        self.transaction(|tx| {
+            let hostname: Option<String> = tx
+                .query_row(
+                    "SELECT hostname FROM hosts WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql)?;
+            let Some(hostname) = hostname else {
+                return Ok(false);
+            };
+            for table in ["hotfix_history", "rollout_hosts", "host_retries"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE host_id = ?1"),
+                    params![id],
+                )
+                .map_err(sql)?;
+            }
+            tx.execute("DELETE FROM hosts WHERE id = ?1", params![id])
+                .map_err(sql)?;
+            super::rollouts::audit_tx(tx, actor, "host-delete", &format!("{id} ({hostname:?})"))?;
+            Ok(true)
+        })
+    }
+
     pub fn host(&self, id: &str) -> Result<Option<Host>> {
         self.conn()?
             .prepare_cached(&format!("{HOST_SELECT} WHERE id = ?1"))
@@ -108,7 +158,7 @@ impl Db {
 
 const HOST_SELECT: &str = "SELECT id, hostname, role, grp, enrolled, last_seen, upstream, builds,
     components, modules, last_result, applied_policy,
-    (SELECT COUNT(*) FROM hosts AS o WHERE o.hostname = hosts.hostname) > 1 FROM hosts";
+    (SELECT COUNT(*) FROM hosts AS o WHERE o.hostname = hosts.hostname) > 1, revoked FROM hosts";
 
 /// The JSON columns were written by [`Db::heartbeat`]; one a reader cannot parse shows as empty
 /// rather than hiding the whole fleet.
@@ -129,5 +179,6 @@ fn row_host(r: &rusqlite::Row<'_>) -> rusqlite::Result<Host> {
             .get::<_, Option<String>>(11)?
             .and_then(|s| serde_json::from_str(&s).ok()),
         duplicate_hostname: r.get(12)?,
+        revoked: r.get(13)?,
     })
 }

@@ -8,6 +8,7 @@ mod gates;
 mod groups;
 mod history;
 mod hosts;
+mod retries;
 pub mod rollouts;
 mod tokens;
 pub mod users;
@@ -15,10 +16,11 @@ pub mod users;
 pub use advisories::Advisory;
 pub use advisories::AdvisoryRole;
 pub use audit::AuditEntry;
-pub use groups::Group;
+pub use groups::{Group, GroupSettings};
 pub use history::{HistoryLimits, HistoryRow};
 pub use hosts::Host;
-pub use tokens::HostCredential;
+pub use retries::Retry;
+pub use tokens::{AdminToken, EnrollToken, HostCredential};
 pub use users::{Person, Session, User, UserRole};
 
 use std::path::PathBuf;
@@ -36,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_bounds.sql")),
     (3, include_str!("../../migrations/0003_rollouts.sql")),
     (4, include_str!("../../migrations/0004_users.sql")),
+    (5, include_str!("../../migrations/0005_lifecycle.sql")),
 ];
 
 pub fn now() -> String {

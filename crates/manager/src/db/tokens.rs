@@ -2,6 +2,7 @@
 
 use model::protocol::{EnrollReply, Role};
 use rusqlite::{params, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
 
 use super::{hash, new_secret, now, role_column, sql, Db, Person, UserRole};
 use crate::error::{Error, Result};
@@ -12,34 +13,84 @@ pub const MAX_TOKEN_DAYS: u32 = 3650;
 impl Db {
     // --- administrator tokens ---
 
-    /// A new API token for a person named `name` with `role`.
+    /// A new API token for a person named `name` with `role` (audited as the command line's).
     pub fn create_admin_token(&self, name: &str, role: UserRole) -> Result<String> {
+        self.create_admin_token_by(name, role, "cli")
+            .map(|(_, t)| t)
+    }
+
+    /// A new API token for a person named `name` with `role`: its id and the token (shown
+    /// once; only its hash is stored). `actor` is recorded in the audit log.
+    pub fn create_admin_token_by(
+        &self,
+        name: &str,
+        role: UserRole,
+        actor: &str,
+    ) -> Result<(i64, String)> {
         crate::text::check_name("name", name, 64)?;
         let token = new_secret("upd_admin")?;
-        self.conn()?
-            .execute(
+        let id = self.transaction(|tx| {
+            tx.execute(
                 "INSERT INTO admin_tokens (name, hash, created, role) VALUES (?1, ?2, ?3, ?4)",
                 params![name, hash(&token), now(), role.as_str()],
             )
             .map_err(sql)?;
-        self.audit("cli", "admin-token-create", &format!("{name} ({role})"))?;
-        Ok(token)
+            let id = tx.last_insert_rowid();
+            super::rollouts::audit_tx(
+                tx,
+                actor,
+                "admin-token-create",
+                &format!("{id}: {name} ({role})"),
+            )?;
+            Ok(id)
+        })?;
+        Ok((id, token))
     }
 
-    pub fn list_admin_tokens(&self) -> Result<Vec<(i64, String, String, bool)>> {
+    /// Every API token (never the token itself).
+    pub fn admin_tokens(&self) -> Result<Vec<AdminToken>> {
         let c = self.conn()?;
         let mut st = c
-            .prepare("SELECT id, name, created, revoked FROM admin_tokens ORDER BY id")
+            .prepare("SELECT id, name, role, created, revoked FROM admin_tokens ORDER BY id")
             .map_err(sql)?;
         let rows = st
             .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                    r.get::<_, i64>(4)? != 0,
+                ))
             })
             .map_err(sql)?;
-        rows.collect::<std::result::Result<_, _>>().map_err(sql)
+        rows.map(|row| {
+            let (id, name, role, created, revoked) = row.map_err(sql)?;
+            Ok(AdminToken {
+                id,
+                name,
+                role: role.parse()?,
+                created,
+                revoked,
+            })
+        })
+        .collect()
+    }
+
+    pub fn list_admin_tokens(&self) -> Result<Vec<(i64, String, String, bool)>> {
+        Ok(self
+            .admin_tokens()?
+            .into_iter()
+            .map(|t| (t.id, t.name, t.created, t.revoked))
+            .collect())
     }
 
     pub fn revoke_admin_token(&self, id: i64) -> Result<bool> {
+        self.revoke_admin_token_by(id, "cli")
+    }
+
+    /// Revoke API token `id` (false: no such token); `actor` is recorded in the audit log.
+    pub fn revoke_admin_token_by(&self, id: i64, actor: &str) -> Result<bool> {
         let n = self
             .conn()?
             .execute(
@@ -47,7 +98,9 @@ impl Db {
                 params![id],
             )
             .map_err(sql)?;
-        self.audit("cli", "admin-token-revoke", &id.to_string())?;
+        if n > 0 {
+            self.audit(actor, "admin-token-revoke", &id.to_string())?;
+        }
         Ok(n > 0)
     }
 
@@ -73,12 +126,27 @@ impl Db {
 
     // --- enrolment ---
 
+    /// A new enrolment token for `group` (audited as the command line's).
     pub fn create_enroll_token(
         &self,
         group: &str,
         expires_days: Option<u32>,
         uses: Option<u32>,
     ) -> Result<String> {
+        self.create_enroll_token_by(group, expires_days, uses, "cli")
+            .map(|(_, t)| t)
+    }
+
+    /// A new enrolment token for `group`, valid `expires_days` (none: for ever) for `uses`
+    /// enrolments (none: unlimited): its id and the token (shown once; only its hash is
+    /// stored). `actor` is recorded in the audit log.
+    pub fn create_enroll_token_by(
+        &self,
+        group: &str,
+        expires_days: Option<u32>,
+        uses: Option<u32>,
+        actor: &str,
+    ) -> Result<(i64, String)> {
         if self.group(group)?.is_none() {
             return Err(Error::BadRequest {
                 field: "group".into(),
@@ -99,33 +167,90 @@ impl Db {
         }
         let token = new_secret("upd_enroll")?;
         let expires = expires_days.map(token_expiry).transpose()?;
-        self.conn()?
-            .execute(
+        self.transaction(|tx| {
+            tx.execute(
                 "INSERT INTO enroll_tokens (hash, grp, expires, uses_left, created) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![hash(&token), group, expires, uses, now()],
             )
             .map_err(sql)?;
-        let detail = format!(
-            "group {group:?}, expires {}, uses {}",
-            expires.as_deref().unwrap_or("never"),
-            uses.map_or("unlimited".to_string(), |u| u.to_string())
-        );
-        self.audit("cli", "enroll-token-create", &detail)?;
-        Ok(token)
+            let id = tx.last_insert_rowid();
+            let detail = format!(
+                "{id}: group {group:?}, expires {}, uses {}",
+                expires.as_deref().unwrap_or("never"),
+                uses.map_or("unlimited".to_string(), |u| u.to_string())
+            );
+            super::rollouts::audit_tx(tx, actor, "enroll-token-create", &detail)?;
+            Ok((id, token))
+        })
     }
 
-    /// Whether an enrolment token exists, is not expired and has uses left.
+    /// Every enrolment token (never the token itself), oldest first.
+    pub fn enroll_tokens(&self) -> Result<Vec<EnrollToken>> {
+        let c = self.conn()?;
+        let mut st = c
+            .prepare(
+                "SELECT id, grp, uses_left, expires, created, revoked FROM enroll_tokens ORDER BY id",
+            )
+            .map_err(sql)?;
+        let t = now();
+        let rows = st
+            .query_map([], |r| {
+                let expires: Option<String> = r.get(3)?;
+                let uses_left: Option<i64> = r.get(2)?;
+                let revoked = r.get::<_, i64>(5)? != 0;
+                Ok(EnrollToken {
+                    id: r.get(0)?,
+                    group: r.get(1)?,
+                    uses_left: uses_left.map(|u| u64::try_from(u).unwrap_or(0)),
+                    state: token_state(revoked, expires.as_deref(), uses_left, &t)
+                        .unwrap_or("valid")
+                        .to_string(),
+                    expires,
+                    created: r.get(4)?,
+                    revoked,
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql)
+    }
+
+    /// Revoke enrolment token `id` (false: no such token): it enrols no further host; hosts it
+    /// enrolled stay. `actor` is recorded in the audit log.
+    pub fn revoke_enroll_token(&self, id: i64, actor: &str) -> Result<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE enroll_tokens SET revoked = 1 WHERE id = ?1",
+                params![id],
+            )
+            .map_err(sql)?;
+        if n > 0 {
+            self.audit(actor, "enroll-token-revoke", &id.to_string())?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Whether an enrolment token exists, is not revoked or expired and has uses left.
     pub fn enroll_token_valid(&self, token: &str) -> Result<bool> {
-        let row: Option<(Option<String>, Option<i64>)> = self
+        Ok(self.enroll_token_problem(token)?.is_none())
+    }
+
+    /// Why an enrolment token cannot enrol a host ("unknown", "revoked", "expired",
+    /// "used up"), or `None` when it can.
+    pub fn enroll_token_problem(&self, token: &str) -> Result<Option<&'static str>> {
+        let row: Option<(i64, Option<String>, Option<i64>)> = self
             .conn()?
             .query_row(
-                "SELECT expires, uses_left FROM enroll_tokens WHERE hash = ?1",
+                "SELECT revoked, expires, uses_left FROM enroll_tokens WHERE hash = ?1",
                 params![hash(token)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
             .map_err(sql)?;
-        Ok(row.is_some_and(|(e, u)| e.is_none_or(|e| e > now()) && u.is_none_or(|u| u > 0)))
+        Ok(match row {
+            None => Some("unknown"),
+            Some((revoked, e, u)) => token_state(revoked != 0, e.as_deref(), u, &now()),
+        })
     }
 
     /// Enrol a host with an enrolment token: its id and credential, or `None` when the token is
@@ -184,10 +309,12 @@ impl Db {
         })
     }
 
-    /// The host holding a host credential.
+    /// The host holding a host credential (none once the host is revoked).
     pub fn host_by_credential(&self, cred: &str) -> Result<Option<HostCredential>> {
         self.conn()?
-            .prepare_cached("SELECT id, grp, role FROM hosts WHERE cred_hash = ?1")
+            .prepare_cached(
+                "SELECT id, grp, role FROM hosts WHERE cred_hash = ?1 AND revoked IS NULL",
+            )
             .map_err(sql)?
             .query_row(params![hash(cred)], |r| {
                 Ok(HostCredential {
@@ -198,6 +325,49 @@ impl Db {
             })
             .optional()
             .map_err(sql)
+    }
+}
+
+/// An API token as listed (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToken {
+    pub id: i64,
+    pub name: String,
+    pub role: UserRole,
+    pub created: String,
+    pub revoked: bool,
+}
+
+/// An enrolment token as listed (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollToken {
+    pub id: i64,
+    pub group: String,
+    /// Enrolments left (none: unlimited).
+    pub uses_left: Option<u64>,
+    /// When it expires (none: never).
+    pub expires: Option<String>,
+    pub created: String,
+    pub revoked: bool,
+    /// valid, revoked, expired or used up.
+    pub state: String,
+}
+
+/// Why a token with these columns cannot enrol at time `now`, or `None`.
+fn token_state(
+    revoked: bool,
+    expires: Option<&str>,
+    uses_left: Option<i64>,
+    now: &str,
+) -> Option<&'static str> {
+    if revoked {
+        Some("revoked")
+    } else if expires.is_some_and(|e| e <= now) {
+        Some("expired")
+    } else if uses_left.is_some_and(|u| u <= 0) {
+        Some("used up")
+    } else {
+        None
     }
 }
 
@@ -214,7 +384,7 @@ pub struct HostCredential {
 fn take_enroll_use(tx: &Transaction<'_>, token: &str) -> Result<Option<String>> {
     let row: Option<(i64, String, Option<String>, Option<i64>)> = tx
         .query_row(
-            "SELECT id, grp, expires, uses_left FROM enroll_tokens WHERE hash = ?1",
+            "SELECT id, grp, expires, uses_left FROM enroll_tokens WHERE hash = ?1 AND revoked = 0",
             params![hash(token)],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )

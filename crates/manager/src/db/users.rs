@@ -204,7 +204,9 @@ impl Db {
         } else {
             "user-enable"
         };
-        self.audit(actor, what, name)?;
+        if n > 0 {
+            self.audit(actor, what, name)?;
+        }
         Ok(n > 0)
     }
 

@@ -134,10 +134,12 @@ fn every_route_but_healthz_requires_the_right_credential() {
     let c = http();
     for r in ROUTES {
         let (method, path) = (r.method.as_str(), r.path);
-        let concrete = path
-            .replace("{id}", "x")
-            .replace("{name}", "x")
-            .replace("{patch_id}", "x");
+        // Every path parameter as "x" (nothing of that name exists).
+        let concrete: String = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
         let req = |auth: Option<&str>| {
             let b = c.request(method.parse().unwrap(), m.url(&concrete));
             let b = match auth {
@@ -178,10 +180,13 @@ fn every_route_but_healthz_requires_the_right_credential() {
             403,
             "{method} {path} with a host credential"
         );
-        // A person's token of a role below the route's is refused 403; of the role, let in.
+        // A person's token of a role below the route's is refused 403 (an operator's on the
+        // admin-only routes: users and API tokens); of the role or above, let in.
+        let admin = format!("Bearer {}", m.admin);
         for (role, cred) in [
             (UserRole::Auditor, &auditor),
             (UserRole::Operator, &operator),
+            (UserRole::Admin, &admin),
         ] {
             let status = req(Some(cred));
             if role < need {
@@ -198,6 +203,13 @@ fn every_route_but_healthz_requires_the_right_credential() {
         ROUTES.iter().filter(|r| r.access == Access::Public).count(),
         1,
         "only /healthz is public"
+    );
+    assert!(
+        ROUTES
+            .iter()
+            .filter(|r| r.path.starts_with("/api/v1/users") || r.path.starts_with("/api/v1/tokens"))
+            .all(|r| r.access == Access::Person(UserRole::Admin)),
+        "users and API tokens are for admins only"
     );
 }
 
@@ -437,4 +449,354 @@ fn hosts_missing_heartbeats_turn_offline() {
     );
     m.beat(&cred, json!({"hostname": "quiet", "role": "agent"}));
     assert_eq!(m.get(&format!("/api/v1/hosts/{id}"))["status"], "online");
+}
+
+/// A request with a bearer token and an optional JSON body: status and JSON answer.
+fn call(
+    m: &Mgr,
+    method: &str,
+    p: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let b = http()
+        .request(method.parse().unwrap(), m.url(p))
+        .bearer_auth(token);
+    let b = match body {
+        Some(v) => b.json(&v),
+        None => b,
+    };
+    let r = b.send().unwrap();
+    let st = r.status();
+    (
+        st,
+        serde_json::from_slice(&r.bytes().unwrap()).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The life of groups, enrolment tokens, hosts, API tokens and users through the API of the
+/// running binary: one setting changes without wiping the others, a group in use is not
+/// deleted (naming what uses it), a used-up or revoked enrolment token says so, a revoked host's
+/// heartbeats are refused, a retry clears the host's rollout failure and reaches the host once,
+/// people are managed by admins only, and every change is audited with the caller's name.
+#[test]
+fn groups_tokens_hosts_and_people_have_a_lifecycle_over_the_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = manager(tmp.path(), "900");
+    let admin = m.admin.clone();
+    let (st, v) = call(
+        &m,
+        "POST",
+        "/api/v1/tokens",
+        &admin,
+        Some(json!({"name": "olga", "role": "operator"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (op_id, op) = (
+        v["id"].as_i64().unwrap(),
+        v["token"].as_str().unwrap().to_string(),
+    );
+
+    // Groups: one setting changes, the relay list and the role stay.
+    m.put(
+        "/api/v1/groups/core",
+        json!({"role": "relay", "relays": ["http://relay-core:8080"]}),
+    );
+    let (st, g) = call(
+        &m,
+        "POST",
+        "/api/v1/groups/core/settings",
+        &op,
+        Some(json!({"poll_interval": 10})),
+    );
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(
+        (&g["role"], &g["relays"], &g["poll_interval"]),
+        (
+            &json!("relay"),
+            &json!(["http://relay-core:8080"]),
+            &json!(10)
+        )
+    );
+    for (body, field) in [
+        (json!({"role": "agent"}), "role"),
+        (json!({"poll_interval": 0}), "poll_interval"),
+        (json!({"unpin": ["a.pattern"]}), "unpin.a.pattern"),
+    ] {
+        let (st, v) = call(&m, "POST", "/api/v1/groups/core/settings", &op, Some(body));
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{v}"
+        );
+    }
+    let (st, _) = call(
+        &m,
+        "POST",
+        "/api/v1/groups/nope/settings",
+        &op,
+        Some(json!({})),
+    );
+    assert_eq!(st, 404);
+    m.put("/api/v1/groups/lab", json!({"role": "agent"}));
+    let (_, g) = call(
+        &m,
+        "POST",
+        "/api/v1/groups/lab/settings",
+        &op,
+        Some(json!({"pin": {"a.pattern": "1"}, "relays": ["http://r:1"]})),
+    );
+    assert_eq!(
+        (&g["pinned"], &g["relays"]),
+        (&json!({"a.pattern": "1"}), &json!(["http://r:1"]))
+    );
+
+    // Enrolment tokens: listed without the secret; a used-up or revoked one says so.
+    let (st, t) = call(
+        &m,
+        "POST",
+        "/api/v1/enroll-tokens",
+        &op,
+        Some(json!({"group": "lab", "uses": 1})),
+    );
+    assert_eq!(st, 200, "{t}");
+    let token = t["token"].as_str().unwrap().to_string();
+    let enroll = |hostname: &str, token: &str| {
+        call(
+            &m,
+            "POST",
+            "/api/v1/enroll",
+            token,
+            Some(json!({"hostname": hostname, "role": "agent"})),
+        )
+    };
+    let (st, e) = enroll("h1", &token);
+    assert_eq!(st, 200);
+    let (host_id, cred) = (
+        e["host_id"].as_str().unwrap().to_string(),
+        e["credential"].as_str().unwrap().to_string(),
+    );
+    let (st, e) = enroll("h2", &token);
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("the enrolment token is used up")
+        )
+    );
+    let (_, t2) = call(
+        &m,
+        "POST",
+        "/api/v1/enroll-tokens",
+        &op,
+        Some(json!({"group": "lab", "expires_days": 1})),
+    );
+    let t2_id = t2["id"].as_i64().unwrap();
+    let (_, list) = call(&m, "GET", "/api/v1/enroll-tokens", &op, None);
+    assert!(
+        !list.to_string().contains(&token),
+        "the secret is never listed"
+    );
+    assert_eq!(list["tokens"][0]["state"], "used up");
+    assert_eq!(list["tokens"][1]["state"], "valid");
+    assert!(list["tokens"][1]["expires"].is_string());
+
+    // A group in use is not deleted; what uses it is named.
+    let (st, v) = call(&m, "DELETE", "/api/v1/groups/lab", &op, None);
+    assert_eq!(st, 400);
+    let why = v["error"].as_str().unwrap();
+    assert!(
+        why.contains("1 host(s)") && why.contains(&format!("enrolment token(s) {t2_id}")),
+        "{why}"
+    );
+    let (st, _) = call(
+        &m,
+        "DELETE",
+        &format!("/api/v1/enroll-tokens/{t2_id}"),
+        &op,
+        None,
+    );
+    assert_eq!(st, 200);
+    let (st, e) = enroll("h3", t2["token"].as_str().unwrap());
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("the enrolment token is revoked")
+        )
+    );
+
+    // A retry clears the host's failure in a rollout and reaches the host until it says it
+    // acted on it; a failure reported after that counts again.
+    let (st, g) = call(
+        &m,
+        "POST",
+        "/api/v1/groups/lab/settings",
+        &op,
+        Some(json!({"unpin": ["a.pattern"]})),
+    );
+    assert_eq!((st, &g["pinned"]), (StatusCode::OK, &json!({})));
+    let modules = json!([{"name": "av", "status": "online", "components": {"a.pattern": "1"}}]);
+    let failed =
+        json!([{"component": "a.pattern", "version": "2", "reason": "reload failed: exit 1"}]);
+    let (st, v) = call(
+        &m,
+        "POST",
+        "/api/v1/rollouts",
+        &op,
+        Some(json!({"component": "a.pattern", "version": "2",
+        "waves": [{"share": 100, "max_failures": 5}], "auto_rollback": false, "silent_after": 900})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let rollout = format!("/api/v1/rollouts/{}", v["id"]);
+    let beat = |extra: serde_json::Value| {
+        let mut body = json!({"hostname": "h1", "role": "agent", "modules": modules, "components": {"a.pattern": "1"}});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m.beat(&cred, body)
+    };
+    beat(json!({"failed_versions": failed}));
+    let failed_in_rollout = || {
+        call(&m, "GET", &rollout, &op, None)
+            .1
+            .to_string()
+            .contains("exit 1")
+    };
+    assert!(failed_in_rollout());
+    let (st, r) = call(
+        &m,
+        "POST",
+        &format!("/api/v1/hosts/{host_id}/retry"),
+        &op,
+        Some(json!({"component": "a.pattern", "version": "2"})),
+    );
+    assert_eq!(st, 200, "{r}");
+    assert!(!failed_in_rollout(), "the retry clears the host's failure");
+    let (_, reply) = beat(json!({"failed_versions": failed}));
+    assert_eq!(reply["policy"]["retry"][0]["id"], r["id"], "{reply}");
+    assert!(
+        !failed_in_rollout(),
+        "a failure reported before the host acted on the retry is not counted"
+    );
+    let (_, reply) = beat(json!({"failed_versions": failed, "applied_policy": reply["policy"]}));
+    assert!(
+        reply["policy"].get("retry").is_none(),
+        "acknowledged: {reply}"
+    );
+    assert!(failed_in_rollout(), "failing again after the retry counts");
+    let (st, _) = call(
+        &m,
+        "POST",
+        "/api/v1/hosts/nope/retry",
+        &op,
+        Some(json!({"component": "a.pattern", "version": "2"})),
+    );
+    assert_eq!(st, 404);
+
+    // A revoked host's heartbeats are refused; a deleted host is gone.
+    let (st, _) = call(
+        &m,
+        "POST",
+        &format!("/api/v1/hosts/{host_id}/revoke"),
+        &op,
+        None,
+    );
+    assert_eq!(st, 200);
+    assert_eq!(beat(json!({})).0, StatusCode::UNAUTHORIZED);
+    assert!(m.get(&format!("/api/v1/hosts/{host_id}"))["host"]["revoked"].is_string());
+    let (st, _) = call(&m, "DELETE", &format!("/api/v1/hosts/{host_id}"), &op, None);
+    assert_eq!(st, 200);
+    let (st, _) = call(&m, "GET", &format!("/api/v1/hosts/{host_id}"), &op, None);
+    assert_eq!(st, 404);
+    call(&m, "POST", &format!("{rollout}/abort"), &op, None);
+    let (st, v) = call(&m, "DELETE", "/api/v1/groups/lab", &op, None);
+    assert_eq!(st, 200, "{v}");
+    assert!(!m.get("/api/v1/groups").to_string().contains("\"lab\""));
+
+    // People: admins only, with a message naming the role.
+    let (st, v) = call(&m, "GET", "/api/v1/users", &op, None);
+    assert_eq!(st, 403);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs the admin role"),
+        "{v}"
+    );
+    let (st, v) = call(
+        &m,
+        "POST",
+        "/api/v1/users",
+        &admin,
+        Some(json!({"name": "ann", "role": "auditor", "password": "correct horse battery"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = call(
+        &m,
+        "POST",
+        "/api/v1/users",
+        &admin,
+        Some(json!({"name": "bob", "role": "auditor", "password": "short"})),
+    );
+    assert_eq!(
+        (st, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("password"))
+    );
+    assert_eq!(
+        call(&m, "POST", "/api/v1/users/ann/disable", &admin, None).0,
+        200
+    );
+    assert_eq!(
+        call(&m, "GET", "/api/v1/users", &admin, None).1["users"][0]["disabled"],
+        true
+    );
+    assert_eq!(
+        call(&m, "POST", "/api/v1/users/ann/enable", &admin, None).0,
+        200
+    );
+    assert_eq!(
+        call(&m, "POST", "/api/v1/users/nobody/enable", &admin, None).0,
+        404
+    );
+    let (_, tokens) = call(&m, "GET", "/api/v1/tokens", &admin, None);
+    assert!(
+        !tokens.to_string().contains(&op),
+        "the secret is never listed"
+    );
+    assert_eq!(tokens["tokens"][1]["role"], "operator");
+    assert_eq!(
+        call(
+            &m,
+            "DELETE",
+            &format!("/api/v1/tokens/{op_id}"),
+            &admin,
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(&m, "GET", "/api/v1/groups", &op, None).0,
+        401,
+        "a revoked API token"
+    );
+
+    // Every change is audited with the caller's name.
+    let audit = m.get("/api/v1/audit?limit=1000").to_string();
+    for what in [
+        "group-delete",
+        "host-revoke",
+        "host-delete",
+        "host-retry",
+        "enroll-token-revoke",
+        "user-disable",
+        "admin-token-revoke",
+    ] {
+        assert!(audit.contains(what), "{what}: {audit}");
+    }
+    assert!(
+        audit.contains("admin olga") && audit.contains("admin ops"),
+        "{audit}"
+    );
 }
