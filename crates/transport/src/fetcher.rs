@@ -249,11 +249,29 @@ impl HttpFetcher {
         body: Vec<u8>,
         max: u64,
     ) -> Result<(u16, Vec<u8>), FetchError> {
-        let mut req = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body);
+        self.request_json("POST", url, bearer, Some(body), max)
+    }
+
+    /// An API request: `method` (GET, POST, PUT, DELETE…) with an optional JSON body and a
+    /// bearer credential; returns the status, whatever it is, and at most `max` bytes of the
+    /// answer (for small API calls such as `updraft admin`'s).
+    pub fn request_json(
+        &self,
+        method: &str,
+        url: &str,
+        bearer: Option<&str>,
+        body: Option<Vec<u8>>,
+        max: u64,
+    ) -> Result<(u16, Vec<u8>), FetchError> {
+        let method =
+            reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| FetchError::Transport {
+                url: url.to_string(),
+                reason: format!("method {method:?}: {e}"),
+            })?;
+        let mut req = self.client.request(method, url);
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body);
+        }
         if let Some(b) = bearer {
             req = req.bearer_auth(b);
         }

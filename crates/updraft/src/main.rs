@@ -58,7 +58,17 @@ enum Command {
     Agent(agent_cmd::AgentArgs),
     /// Run the manager: enrolment, heartbeats, fleet questions, policy (HTTP API)
     Manager(manager_cmd::ManagerArgs),
-    /// Administer the manager's database: tokens, groups, hosts, advisories, coverage, plans
+    /// Administer a manager over its API (tokens, users, groups, hosts, advisories, rollouts, coverage, plans); --db for bootstrap
+    ///
+    /// Commands go to the manager's HTTP API: --url (or UPDRAFT_MANAGER) with an API token from
+    /// --token-file, UPDRAFT_TOKEN or ~/.config/updraft/admin.toml (keys url, token_file, ca).
+    /// The token's role decides what it may do: auditor reads everything, operator also changes
+    /// groups, hosts, enrolment tokens, advisories and rollouts, admin also users and API tokens.
+    ///
+    /// --db URL opens the manager's database directly instead. It is meant for bootstrap:
+    /// creating the first admin token (`updraft admin --db sqlite:///var/lib/updraft/manager.db
+    /// token create --name me --role admin`) or user. It is never implied (no database is
+    /// created unless --db names it), and its changes are audited as `cli`.
     Admin(manager_cmd::AdminArgs),
     /// The TUF conformance client-under-test command line (init, refresh, download)
     TufClient(tuf_client::TufClientArgs),

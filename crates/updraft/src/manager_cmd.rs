@@ -1,4 +1,5 @@
-//! `updraft manager` (the server) and `updraft admin …` (administration on the database).
+//! `updraft manager` (the server) and `updraft admin …` (administration over the manager's API
+//! with an API token; directly on the database only for bootstrap, with `--db`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,15 +9,19 @@ use clap::{Args, Subcommand};
 use manager::db::{Advisory, AdvisoryRole, Group};
 use manager::text::escape as esc;
 
+mod backend;
 mod hosts;
 mod rollouts;
 mod users;
 
+use backend::path_method::{DELETE, POST, PUT};
+use backend::{enc, query, Backend, NewSecret, Saved};
 use hosts::hosts;
 pub use hosts::hosts_table;
-use manager::{fleet, Db, ManagerConfig};
+use manager::db::{AdminToken, EnrollToken, GroupSettings};
+use manager::{fleet, ManagerConfig};
 use model::protocol::{ModuleState, Role};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Args)]
 pub struct ManagerArgs {
@@ -92,10 +97,9 @@ pub fn run_manager(a: &ManagerArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct AdminArgs {
-    /// Database URL, e.g. sqlite:///var/lib/updraft/manager.db
-    #[arg(long, default_value = "sqlite://updraft-manager.db")]
-    db: String,
-    /// Print JSON instead of tables
+    #[command(flatten)]
+    connection: backend::Connection,
+    /// Print JSON instead of tables and messages
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -104,10 +108,10 @@ pub struct AdminArgs {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// API tokens (stored hashed), each with a role
+    /// API tokens (stored hashed), each with a role (admin role)
     #[command(subcommand)]
     Token(TokenCmd),
-    /// Console users (argon2id password hashes), each with a role
+    /// Console users (argon2id password hashes), each with a role (admin role)
     #[command(subcommand)]
     User(users::UserCmd),
     /// Enrolment tokens for hosts
@@ -118,6 +122,9 @@ enum AdminCommand {
     Group(GroupCmd),
     /// List hosts (filters as in GET /api/v1/hosts)
     Hosts(HostsArgs),
+    /// One host: revoke, delete, retry a version it gave up on
+    #[command(subcommand)]
+    Host(hosts::HostCmd),
     /// Advisories
     #[command(subcommand)]
     Advisory(AdvisoryCmd),
@@ -159,29 +166,32 @@ struct HostsArgs {
     /// online or offline
     #[arg(long)]
     status: Option<ModuleState>,
+    /// With --db: seconds without a heartbeat before a host shows offline (over the API the
+    /// manager's setting decides)
     #[arg(long, default_value_t = 900)]
     offline_after: u64,
 }
 
 #[derive(Subcommand)]
 enum TokenCmd {
-    /// Print a new API token
+    /// Print a new API token (shown once)
     Create {
         #[arg(long, default_value = "admin")]
         name: String,
-        /// auditor (reads everything), operator (also rollouts, groups, advisories), admin
+        /// auditor (reads everything), operator (also rollouts, groups, hosts, enrolment
+        /// tokens, advisories), admin (also users and API tokens)
         #[arg(long, default_value = "admin")]
         role: manager::db::UserRole,
     },
+    /// API tokens with their roles (never the tokens)
     List,
-    Revoke {
-        id: i64,
-    },
+    /// Revoke an API token (by the id the list shows)
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]
 enum EnrollCmd {
-    /// Print a new enrolment token for a group
+    /// Print a new enrolment token for a group (shown once)
     Create {
         #[arg(long)]
         group: String,
@@ -192,6 +202,10 @@ enum EnrollCmd {
         #[arg(long)]
         uses: Option<u32>,
     },
+    /// Enrolment tokens: group, uses left, expiry, state (never the tokens)
+    List,
+    /// Revoke an enrolment token (by the id the list shows): it enrols no further host
+    Revoke { id: i64 },
 }
 
 #[derive(Args)]
@@ -224,10 +238,53 @@ struct GroupPut {
     window: Option<String>,
 }
 
+/// `group set`: only what is given changes.
+#[derive(Args)]
+struct GroupSet {
+    name: String,
+    /// Parent relay group (relay groups); "" removes it
+    #[arg(long)]
+    parent: Option<String>,
+    /// Relay URL, repeatable, in order: replaces the whole list
+    #[arg(long = "relay")]
+    relays: Vec<String>,
+    /// Remove every relay
+    #[arg(long, conflicts_with = "relays")]
+    no_relays: bool,
+    /// Seconds between the hosts' cycles (1 to 604800)
+    #[arg(long)]
+    poll_interval: Option<u64>,
+    /// Whether agents may fall back to the origin: true or false
+    #[arg(long)]
+    allow_direct: Option<bool>,
+    /// Pin component=version (added or changed), repeatable
+    #[arg(long = "pin")]
+    pins: Vec<String>,
+    /// Remove the pin of a component, repeatable
+    #[arg(long = "unpin")]
+    unpins: Vec<String>,
+    /// latest or n-1
+    #[arg(long)]
+    channel: Option<String>,
+    /// Maintenance window, as for `group put`
+    #[arg(long)]
+    window: Option<String>,
+    /// Remove the maintenance window
+    #[arg(long, conflicts_with = "window")]
+    no_window: bool,
+}
+
 #[derive(Subcommand)]
 enum GroupCmd {
-    /// Create or replace a group
+    /// Create or replace a group (every setting: what is not given takes its default)
     Put(GroupPut),
+    /// Change some settings of a group; the others (and its role) stay
+    Set(GroupSet),
+    /// Delete a group (refused while hosts, child groups, valid enrolment tokens or unfinished
+    /// rollouts use it)
+    Delete {
+        name: String,
+    },
     List,
 }
 
@@ -256,6 +313,7 @@ enum AdvisoryCmd {
     /// Hosts an advisory affects
     Hosts {
         id: String,
+        /// With --db: seconds without a heartbeat before a host shows offline
         #[arg(long, default_value_t = 900)]
         offline_after: u64,
     },
@@ -271,81 +329,168 @@ fn print<T: Serialize>(json: bool, v: &T, table: impl FnOnce(&T)) -> Result<()> 
     Ok(())
 }
 
+/// Print a change's answer: `v` as JSON with `--json`, else `message`.
+fn done<T: Serialize>(json: bool, v: &T, message: &str) -> Result<()> {
+    print(json, v, |_| println!("{message}"))
+}
+
 pub fn run_admin(a: &AdminArgs) -> Result<()> {
-    let db = Db::open(&a.db).with_context(|| format!("opening the database {}", a.db))?;
+    let b = a.connection.open()?;
+    let json = a.json;
     match &a.cmd {
-        AdminCommand::Token(c) => token(&db, a.json, c),
-        AdminCommand::EnrollToken(EnrollCmd::Create {
-            group,
-            expires,
-            uses,
-        }) => {
-            println!("{}", db.create_enroll_token(group, *expires, *uses)?);
-            Ok(())
-        }
-        AdminCommand::Group(GroupCmd::Put(g)) => group_put(&db, g),
-        AdminCommand::Group(GroupCmd::List) => group_list(&db, a.json),
-        AdminCommand::Hosts(f) => hosts(&db, a.json, f),
-        AdminCommand::Advisory(AdvisoryCmd::Create(c)) => advisory_create(&db, c),
-        AdminCommand::Advisory(AdvisoryCmd::List) => advisory_list(&db, a.json),
+        AdminCommand::Token(c) => token(&b, json, c),
+        AdminCommand::EnrollToken(c) => enroll_token(&b, json, c),
+        AdminCommand::Group(GroupCmd::Put(g)) => group_put(&b, json, g),
+        AdminCommand::Group(GroupCmd::Set(g)) => group_set(&b, json, g),
+        AdminCommand::Group(GroupCmd::Delete { name }) => group_delete(&b, json, name),
+        AdminCommand::Group(GroupCmd::List) => group_list(&b, json),
+        AdminCommand::Hosts(f) => hosts(&b, json, f),
+        AdminCommand::Host(c) => hosts::host(&b, json, c),
+        AdminCommand::Advisory(AdvisoryCmd::Create(c)) => advisory_create(&b, json, c),
+        AdminCommand::Advisory(AdvisoryCmd::List) => advisory_list(&b, json),
         AdminCommand::Advisory(AdvisoryCmd::Hosts { id, offline_after }) => {
-            advisory_hosts(&db, a.json, id, *offline_after)
+            advisory_hosts(&b, json, id, *offline_after)
         }
         AdminCommand::Coverage {
             patch_id,
             product,
             requires_build,
-        } => coverage(&db, a.json, patch_id, product, requires_build),
-        AdminCommand::Plan { targets } => plan(&db, a.json, targets),
-        AdminCommand::Rollout(c) => rollouts::run(&db, a.json, c),
-        AdminCommand::User(c) => users::run(&db, a.json, c),
+        } => coverage(&b, json, patch_id, product, requires_build),
+        AdminCommand::Plan { targets } => plan(&b, json, targets),
+        AdminCommand::Rollout(c) => rollouts::run(&b, json, c),
+        AdminCommand::User(c) => users::run(&b, json, c),
     }
 }
 
-/// An administrator token as `admin token list` shows it (never the token itself).
-#[derive(Serialize)]
-struct TokenRow {
-    id: i64,
-    name: String,
-    created: String,
-    revoked: bool,
+/// The answer of a list route: `{key: [...]}`.
+#[derive(Deserialize)]
+struct Listed<T> {
+    #[serde(
+        alias = "tokens",
+        alias = "groups",
+        alias = "advisories",
+        alias = "users"
+    )]
+    list: Vec<T>,
 }
 
-fn token(db: &Db, json: bool, c: &TokenCmd) -> Result<()> {
+fn token(b: &Backend, json: bool, c: &TokenCmd) -> Result<()> {
     match c {
-        TokenCmd::Create { name, role } => println!("{}", db.create_admin_token(name, *role)?),
+        TokenCmd::Create { name, role } => {
+            let s: NewSecret = match b {
+                Backend::Db(db) => {
+                    let (id, token) = db.create_admin_token_by(name, *role, "cli")?;
+                    NewSecret { id, token }
+                }
+                Backend::Api(api) => api.call(
+                    POST,
+                    "/api/v1/tokens",
+                    Some(&serde_json::json!({"name": name, "role": role})),
+                )?,
+            };
+            done(json, &s, &s.token)
+        }
         TokenCmd::List => {
-            let rows: Vec<TokenRow> = db
-                .list_admin_tokens()?
-                .into_iter()
-                .map(|(id, name, created, revoked)| TokenRow {
-                    id,
-                    name,
-                    created,
-                    revoked,
-                })
-                .collect();
+            let rows: Vec<AdminToken> = match b {
+                Backend::Db(db) => db.admin_tokens()?,
+                Backend::Api(api) => api.get::<Listed<_>>("/api/v1/tokens")?.list,
+            };
             print(json, &rows, |rows| {
-                println!("{:<5} {:<20} {:<22} revoked", "id", "name", "created");
+                println!(
+                    "{:<5} {:<20} {:<9} {:<22} revoked",
+                    "id", "name", "role", "created"
+                );
                 for t in rows {
                     println!(
-                        "{:<5} {:<20} {:<22} {}",
+                        "{:<5} {:<20} {:<9} {:<22} {}",
                         t.id,
                         esc(&t.name),
+                        t.role,
                         esc(&t.created),
                         t.revoked
                     );
                 }
-            })?;
+            })
         }
         TokenCmd::Revoke { id } => {
-            if !db.revoke_admin_token(*id)? {
-                bail!("no token with id {id}");
+            match b {
+                Backend::Db(db) => {
+                    if !db.revoke_admin_token_by(*id, "cli")? {
+                        bail!("no token with id {id}: see `updraft admin token list`");
+                    }
+                }
+                Backend::Api(api) => {
+                    api.call::<Saved>(DELETE, &format!("/api/v1/tokens/{id}"), None::<&()>)?;
+                }
             }
-            println!("revoked token {id}");
+            done(json, &Saved { ok: true }, &format!("revoked token {id}"))
         }
     }
-    Ok(())
+}
+
+fn enroll_token(b: &Backend, json: bool, c: &EnrollCmd) -> Result<()> {
+    match c {
+        EnrollCmd::Create {
+            group,
+            expires,
+            uses,
+        } => {
+            let s: NewSecret = match b {
+                Backend::Db(db) => {
+                    let (id, token) = db.create_enroll_token_by(group, *expires, *uses, "cli")?;
+                    NewSecret { id, token }
+                }
+                Backend::Api(api) => api.call(
+                    POST,
+                    "/api/v1/enroll-tokens",
+                    Some(
+                        &serde_json::json!({"group": group, "expires_days": expires, "uses": uses}),
+                    ),
+                )?,
+            };
+            done(json, &s, &s.token)
+        }
+        EnrollCmd::List => {
+            let rows: Vec<EnrollToken> = match b {
+                Backend::Db(db) => db.enroll_tokens()?,
+                Backend::Api(api) => api.get::<Listed<_>>("/api/v1/enroll-tokens")?.list,
+            };
+            print(json, &rows, |rows| {
+                println!(
+                    "{:<5} {:<16} {:<9} {:<22} {:<22} state",
+                    "id", "group", "uses left", "expires", "created"
+                );
+                for t in rows {
+                    println!(
+                        "{:<5} {:<16} {:<9} {:<22} {:<22} {}",
+                        t.id,
+                        esc(&t.group),
+                        t.uses_left.map_or("unlimited".into(), |u| u.to_string()),
+                        esc(t.expires.as_deref().unwrap_or("never")),
+                        esc(&t.created),
+                        esc(&t.state)
+                    );
+                }
+            })
+        }
+        EnrollCmd::Revoke { id } => {
+            match b {
+                Backend::Db(db) => {
+                    if !db.revoke_enroll_token(*id, "cli")? {
+                        bail!("no enrolment token with id {id}: see `updraft admin enroll-token list`");
+                    }
+                }
+                Backend::Api(api) => {
+                    api.call::<Saved>(DELETE, &format!("/api/v1/enroll-tokens/{id}"), None::<&()>)?;
+                }
+            }
+            done(
+                json,
+                &Saved { ok: true },
+                &format!("revoked enrolment token {id}"),
+            )
+        }
+    }
 }
 
 /// `key=value` pairs of a repeatable flag.
@@ -361,7 +506,7 @@ fn pairs(flag: &str, form: &str, items: &[String]) -> Result<BTreeMap<String, St
         .collect()
 }
 
-fn group_put(db: &Db, g: &GroupPut) -> Result<()> {
+fn group_put(b: &Backend, json: bool, g: &GroupPut) -> Result<()> {
     let group = Group {
         name: g.name.clone(),
         role: g.role,
@@ -373,9 +518,79 @@ fn group_put(db: &Db, g: &GroupPut) -> Result<()> {
         channel: model::protocol::Channel::from(g.channel.clone()),
         maintenance: g.window.as_deref().map(window).transpose()?,
     };
-    db.put_group(&group, "cli")?;
-    println!("group {} saved", g.name);
-    Ok(())
+    match b {
+        Backend::Db(db) => db.put_group(&group, "cli")?,
+        Backend::Api(api) => {
+            api.call::<Saved>(
+                PUT,
+                &format!("/api/v1/groups/{}", enc(&g.name)),
+                Some(&group),
+            )?;
+        }
+    }
+    done(
+        json,
+        &Saved { ok: true },
+        &format!("group {} saved", esc(&g.name)),
+    )
+}
+
+fn group_set(b: &Backend, json: bool, g: &GroupSet) -> Result<()> {
+    let s = GroupSettings {
+        parent: g
+            .parent
+            .as_ref()
+            .map(|p| (!p.is_empty()).then(|| p.clone())),
+        relays: if g.no_relays {
+            Some(Vec::new())
+        } else {
+            (!g.relays.is_empty()).then(|| g.relays.clone())
+        },
+        poll_interval: g.poll_interval,
+        allow_direct: g.allow_direct,
+        pin: pairs("pin", "component=version", &g.pins)?,
+        unpin: g.unpins.clone(),
+        channel: g.channel.clone().map(model::protocol::Channel::from),
+        maintenance: if g.no_window {
+            Some(None)
+        } else {
+            g.window.as_deref().map(window).transpose()?.map(Some)
+        },
+    };
+    anyhow::ensure!(
+        s != GroupSettings::default(),
+        "nothing to change: give a setting (see `updraft admin group set --help`)"
+    );
+    let stored: Group = match b {
+        Backend::Db(db) => db.update_group(&g.name, &s, "cli")?,
+        Backend::Api(api) => api.call(
+            POST,
+            &format!("/api/v1/groups/{}/settings", enc(&g.name)),
+            Some(&s),
+        )?,
+    };
+    print(json, &stored, |x| {
+        println!("group {} saved", esc(&x.name));
+        group_rows(std::slice::from_ref(x));
+    })
+}
+
+fn group_delete(b: &Backend, json: bool, name: &str) -> Result<()> {
+    match b {
+        Backend::Db(db) => db.delete_group(name, "cli")?,
+        Backend::Api(api) => {
+            api.call::<Saved>(
+                DELETE,
+                &format!("/api/v1/groups/{}", enc(name)),
+                None::<&()>,
+            )?;
+        }
+    }
+    done(
+        json,
+        &Saved { ok: true },
+        &format!("group {} deleted", esc(name)),
+    )
 }
 
 /// `--window "DAYS HH:MM-HH:MM [ZONE]"`, ZONE an IANA name or a `+HH:MM` offset.
@@ -403,28 +618,34 @@ fn window(text: &str) -> Result<model::protocol::MaintenanceWindow> {
     Ok(w)
 }
 
-fn group_list(db: &Db, json: bool) -> Result<()> {
-    print(json, &db.groups()?, |groups| {
-        println!(
-            "{:<16} {:<6} {:<16} {:<6} {:<6} {:<7} relays",
-            "group", "role", "parent", "poll", "direct", "channel"
-        );
-        for x in groups {
-            println!(
-                "{:<16} {:<6} {:<16} {:<6} {:<6} {:<7} {}",
-                esc(&x.name),
-                x.role.as_str(),
-                esc(x.parent.as_deref().unwrap_or("-")),
-                x.poll_interval,
-                x.allow_direct,
-                esc(x.channel.as_str()),
-                esc(&x.relays.join(" "))
-            );
-        }
-    })
+fn group_list(b: &Backend, json: bool) -> Result<()> {
+    let groups: Vec<Group> = match b {
+        Backend::Db(db) => db.groups()?,
+        Backend::Api(api) => api.get::<Listed<_>>("/api/v1/groups")?.list,
+    };
+    print(json, &groups, |groups| group_rows(groups))
 }
 
-fn advisory_create(db: &Db, c: &AdvisoryCreate) -> Result<()> {
+fn group_rows(groups: &[Group]) {
+    println!(
+        "{:<16} {:<6} {:<16} {:<6} {:<6} {:<7} relays",
+        "group", "role", "parent", "poll", "direct", "channel"
+    );
+    for x in groups {
+        println!(
+            "{:<16} {:<6} {:<16} {:<6} {:<6} {:<7} {}",
+            esc(&x.name),
+            x.role.as_str(),
+            esc(x.parent.as_deref().unwrap_or("-")),
+            x.poll_interval,
+            x.allow_direct,
+            esc(x.channel.as_str()),
+            esc(&x.relays.join(" "))
+        );
+    }
+}
+
+fn advisory_create(b: &Backend, json: bool, c: &AdvisoryCreate) -> Result<()> {
     let a = Advisory {
         id: c.id.clone(),
         title: c.title.clone(),
@@ -433,13 +654,25 @@ fn advisory_create(db: &Db, c: &AdvisoryCreate) -> Result<()> {
         affected: c.affected.clone(),
         fixed: c.fixed.clone(),
     };
-    db.put_advisory(&a, "cli")?;
-    println!("advisory {} saved", c.id);
-    Ok(())
+    match b {
+        Backend::Db(db) => db.put_advisory(&a, "cli")?,
+        Backend::Api(api) => {
+            api.call::<Saved>(PUT, &format!("/api/v1/advisories/{}", enc(&c.id)), Some(&a))?;
+        }
+    }
+    done(
+        json,
+        &Saved { ok: true },
+        &format!("advisory {} saved", esc(&c.id)),
+    )
 }
 
-fn advisory_list(db: &Db, json: bool) -> Result<()> {
-    print(json, &db.advisories()?, |list| {
+fn advisory_list(b: &Backend, json: bool) -> Result<()> {
+    let list: Vec<Advisory> = match b {
+        Backend::Db(db) => db.advisories()?,
+        Backend::Api(api) => api.get::<Listed<_>>("/api/v1/advisories")?.list,
+    };
+    print(json, &list, |list| {
         for x in list {
             println!(
                 "{:<12} {:<6} {} {} — {}",
@@ -453,8 +686,28 @@ fn advisory_list(db: &Db, json: bool) -> Result<()> {
     })
 }
 
-fn advisory_hosts(db: &Db, json: bool, id: &str, offline_after: u64) -> Result<()> {
-    print(json, &fleet::affected(db, id, offline_after)?, |v| {
+fn advisory_hosts(b: &Backend, json: bool, id: &str, offline_after: u64) -> Result<()> {
+    let v = match b {
+        Backend::Db(db) => fleet::affected(db, id, offline_after)?,
+        Backend::Api(api) => {
+            // Every page (the number of pages is bounded by the fleet's size).
+            let path = format!("/api/v1/advisories/{}/hosts", enc(id));
+            let mut all: fleet::AdvisoryHosts = api.get(&format!(
+                "{path}{}",
+                query(&[("limit", Some("1000".into()))])
+            ))?;
+            while let Some(next) = all.next.take() {
+                let page: fleet::AdvisoryHosts = api.get(&format!(
+                    "{path}{}",
+                    query(&[("limit", Some("1000".into())), ("after", Some(next))])
+                ))?;
+                all.hosts.extend(page.hosts);
+                all.next = page.next;
+            }
+            all
+        }
+    };
+    print(json, &v, |v| {
         println!(
             "{} host(s) affected by {} (by reported builds)",
             v.count,
@@ -472,9 +725,19 @@ fn advisory_hosts(db: &Db, json: bool, id: &str, offline_after: u64) -> Result<(
     })
 }
 
-fn coverage(db: &Db, json: bool, patch_id: &str, product: &str, requires: &str) -> Result<()> {
-    let v = fleet::coverage(db, patch_id, product, requires, 900)?;
-    print(json, &v, |v| {
+fn coverage(b: &Backend, json: bool, patch_id: &str, product: &str, requires: &str) -> Result<()> {
+    let v = match b {
+        Backend::Db(db) => fleet::coverage(db, patch_id, product, requires, 900)?,
+        Backend::Api(api) => api.get(&format!(
+            "/api/v1/patches/{}/coverage{}",
+            enc(patch_id),
+            query(&[
+                ("product", Some(product.to_string())),
+                ("requires_build", Some(requires.to_string()))
+            ])
+        ))?,
+    };
+    print(json, &v, |v: &fleet::Coverage| {
         let c = &v.counts;
         println!(
             "{}: have (reported) {}, eligible without {}, not eligible {}, unknown {}",
@@ -497,11 +760,14 @@ fn coverage(db: &Db, json: bool, patch_id: &str, product: &str, requires: &str) 
     })
 }
 
-fn plan(db: &Db, json: bool, targets: &[String]) -> Result<()> {
+fn plan(b: &Backend, json: bool, targets: &[String]) -> Result<()> {
     let req = fleet::PlanRequest {
         targets: pairs("target", "product=build", targets)?,
     };
-    let v = fleet::plan(db, &req, env!("CARGO_PKG_VERSION"), 900)?;
+    let v: fleet::Plan = match b {
+        Backend::Db(db) => fleet::plan(db, &req, env!("CARGO_PKG_VERSION"), 900)?,
+        Backend::Api(api) => api.call(POST, "/api/v1/upgrade-plan", Some(&req))?,
+    };
     print(json, &v, |v| {
         for s in &v.steps {
             println!("{}. {}", s.step, esc(&s.what));

@@ -1,16 +1,20 @@
 //! `updraft admin hosts`: the fleet table (also the demo's), a page at a time, every string from
-//! the database escaped and what hosts reported labelled so.
+//! the database escaped and what hosts reported labelled so; `updraft admin host …`: revoke,
+//! delete, retry.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+use clap::Subcommand;
 use manager::text::escape as esc;
 use manager::{fleet, Db};
 use model::protocol::Outcome;
 
-use super::HostsArgs;
+use super::backend::path_method::{DELETE, POST};
+use super::backend::{enc, query, Backend, Saved};
+use super::{done, HostsArgs};
 
 /// The host list, a page at a time (at most [`fleet::MAX_PAGE`] hosts in memory): a table, or
 /// with `--json` one JSON array.
-pub(super) fn hosts(db: &Db, json: bool, a: &HostsArgs) -> Result<()> {
+pub(super) fn hosts(b: &Backend, json: bool, a: &HostsArgs) -> Result<()> {
     let mut f = fleet::HostFilter {
         role: a.role,
         group: a.group.clone(),
@@ -31,12 +35,19 @@ pub(super) fn hosts(db: &Db, json: bool, a: &HostsArgs) -> Result<()> {
     let mut first = true;
     // Each page moves the cursor forward; the number of pages is bounded by the fleet's size.
     loop {
-        let page = fleet::host_list(db, &f, a.offline_after)?;
+        let page = match b {
+            Backend::Db(db) => fleet::host_list(db, &f, a.offline_after)?,
+            Backend::Api(api) => api.get(&format!("/api/v1/hosts{}", filter_query(&f)))?,
+        };
         for h in &page.hosts {
             if json {
                 let sep = if first { "" } else { "," };
                 print!("{sep}\n{}", serde_json::to_string_pretty(h)?);
             } else {
+                let db = match b {
+                    Backend::Db(db) => Some(db),
+                    Backend::Api(_) => None,
+                };
                 println!("{}", host_row(db, h)?);
             }
             first = false;
@@ -52,6 +63,106 @@ pub(super) fn hosts(db: &Db, json: bool, a: &HostsArgs) -> Result<()> {
     Ok(())
 }
 
+fn filter_query(f: &fleet::HostFilter) -> String {
+    query(&[
+        ("role", f.role.map(|r| r.as_str().to_string())),
+        ("group", f.group.clone()),
+        ("product", f.product.clone()),
+        ("build", f.build.clone()),
+        ("build_below", f.build_below.clone()),
+        ("component", f.component.clone()),
+        ("version", f.version.clone()),
+        ("status", f.status.as_ref().map(|s| s.as_str().to_string())),
+        ("limit", f.limit.map(|l| l.to_string())),
+        ("after", f.after.clone()),
+    ])
+}
+
+#[derive(Subcommand)]
+pub enum HostCmd {
+    /// Revoke a host (by id): its credential stops working at once (its heartbeats are
+    /// refused); it stays listed until deleted
+    Revoke { id: String },
+    /// Delete a host (by id) with its credential, hotfix history and rollout reports
+    Delete { id: String },
+    /// Ask a host to try again a version it gave up on (a failed reload): clears its failure
+    /// in rollouts of that version, and the host forgets its failure once it hears of it
+    Retry {
+        id: String,
+        #[arg(long)]
+        component: String,
+        #[arg(long)]
+        version: String,
+    },
+}
+
+pub(super) fn host(b: &Backend, json: bool, c: &HostCmd) -> Result<()> {
+    match c {
+        HostCmd::Revoke { id } => {
+            match b {
+                Backend::Db(db) => {
+                    if !db.revoke_host(id, "cli")? && db.host(id)?.is_none() {
+                        bail!("no host {id:?}: see `updraft admin hosts`");
+                    }
+                }
+                Backend::Api(api) => {
+                    api.call::<Saved>(
+                        POST,
+                        &format!("/api/v1/hosts/{}/revoke", enc(id)),
+                        None::<&()>,
+                    )?;
+                }
+            }
+            done(
+                json,
+                &Saved { ok: true },
+                &format!("host {} revoked", esc(id)),
+            )
+        }
+        HostCmd::Delete { id } => {
+            match b {
+                Backend::Db(db) => {
+                    if !db.delete_host(id, "cli")? {
+                        bail!("no host {id:?}: see `updraft admin hosts`");
+                    }
+                }
+                Backend::Api(api) => {
+                    api.call::<Saved>(DELETE, &format!("/api/v1/hosts/{}", enc(id)), None::<&()>)?;
+                }
+            }
+            done(
+                json,
+                &Saved { ok: true },
+                &format!("host {} deleted", esc(id)),
+            )
+        }
+        HostCmd::Retry {
+            id,
+            component,
+            version,
+        } => {
+            let r: manager::db::Retry = match b {
+                Backend::Db(db) => db.request_retry(id, component, version, "cli")?,
+                Backend::Api(api) => api.call(
+                    POST,
+                    &format!("/api/v1/hosts/{}/retry", enc(id)),
+                    Some(&serde_json::json!({"component": component, "version": version})),
+                )?,
+            };
+            done(
+                json,
+                &r,
+                &format!(
+                    "host {} will try {} {} again with its next heartbeat",
+                    esc(id),
+                    esc(component),
+                    esc(version)
+                ),
+            )
+        }
+    }
+}
+
 /// History entries shown per host in the fleet table (the newest).
 const TABLE_HISTORY: u32 = 5;
 
@@ -61,7 +172,7 @@ const TABLE_HISTORY: u32 = 5;
 pub fn hosts_table(db: &Db, hosts: &[fleet::HostView]) -> Result<()> {
     hosts_header();
     for h in hosts {
-        println!("{}", host_row(db, h)?);
+        println!("{}", host_row(Some(db), h)?);
     }
     Ok(())
 }
@@ -79,7 +190,8 @@ fn hosts_header() {
     );
 }
 
-fn host_row(db: &Db, h: &fleet::HostView) -> Result<String> {
+/// One host's line; its newest hotfix history from `db` (over the API the line shows "-").
+fn host_row(db: Option<&Db>, h: &fleet::HostView) -> Result<String> {
     let host = &h.host;
     let builds: Vec<String> = host
         .builds
@@ -96,25 +208,17 @@ fn host_row(db: &Db, h: &fleet::HostView) -> Result<String> {
         .iter()
         .map(|m| format!("{} {}", esc(&m.name), esc(m.status.as_str())))
         .collect();
-    let mut hist: Vec<String> = db
-        .history_latest(&host.id, TABLE_HISTORY)?
-        .into_iter()
-        .map(|r| match r.entry.outcome {
-            Outcome::Applied => format!("{} applied", esc(&r.entry.patch_id)),
-            _ => format!("{} {}", esc(&r.entry.patch_id), esc(&r.entry.message)),
-        })
-        .collect();
-    let older = db
-        .history_count(&host.id)?
-        .saturating_sub(hist.len() as u64);
-    if older > 0 {
-        hist.insert(0, format!("({older} older)"));
-    }
-    let hostname = if host.duplicate_hostname {
-        format!("{} (duplicate hostname)", esc(&host.hostname))
-    } else {
-        esc(&host.hostname).into_owned()
+    let hist = match db {
+        Some(db) => history(db, &host.id)?,
+        None => vec!["-".to_string()],
     };
+    let mut hostname = esc(&host.hostname).into_owned();
+    if host.duplicate_hostname {
+        hostname.push_str(" (duplicate hostname)");
+    }
+    if host.revoked.is_some() {
+        hostname.push_str(" (revoked)");
+    }
     Ok(format!(
         "{:<16} {:<6} {:<15} {:<8} {:<38} {:<56} {:<24} {}",
         hostname,
@@ -126,4 +230,21 @@ fn host_row(db: &Db, h: &fleet::HostView) -> Result<String> {
         mods.join(", "),
         hist.join("; ")
     ))
+}
+
+/// The newest hotfix history entries of a host, with how many older ones there are.
+fn history(db: &Db, id: &str) -> Result<Vec<String>> {
+    let mut hist: Vec<String> = db
+        .history_latest(id, TABLE_HISTORY)?
+        .into_iter()
+        .map(|r| match r.entry.outcome {
+            Outcome::Applied => format!("{} applied", esc(&r.entry.patch_id)),
+            _ => format!("{} {}", esc(&r.entry.patch_id), esc(&r.entry.message)),
+        })
+        .collect();
+    let older = db.history_count(id)?.saturating_sub(hist.len() as u64);
+    if older > 0 {
+        hist.insert(0, format!("({older} older)"));
+    }
+    Ok(hist)
 }

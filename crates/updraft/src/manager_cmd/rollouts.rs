@@ -3,10 +3,13 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use manager::db::rollouts::Action;
+use manager::db::rollouts::RolloutStatus;
+use manager::rollout::Rollout;
 use manager::rollout::{Health, RolloutSpec, Wave};
 use manager::text::escape as esc;
-use manager::Db;
 
+use super::backend::path_method::POST;
+use super::backend::Backend;
 use super::print;
 
 #[derive(Subcommand)]
@@ -94,16 +97,24 @@ fn wave(text: &str) -> Result<Wave> {
     Ok(w)
 }
 
-pub fn run(db: &Db, json: bool, c: &RolloutCmd) -> Result<()> {
+pub fn run(b: &Backend, json: bool, c: &RolloutCmd) -> Result<()> {
     let action = |id: &i64, a: Action| -> Result<()> {
-        let r = db.rollout_action(*id, a, "cli")?;
-        println!("rollout {} is {}", r.id, r.state.as_str());
-        Ok(())
+        let r: Rollout = match b {
+            Backend::Db(db) => db.rollout_action(*id, a, "cli")?,
+            Backend::Api(api) => {
+                let name = serde_json::to_value(a)?;
+                let name = name.as_str().unwrap_or_default();
+                api.call(POST, &format!("/api/v1/rollouts/{id}/{name}"), None::<&()>)?
+            }
+        };
+        print(json, &r, |r| {
+            println!("rollout {} is {}", r.id, r.state.as_str())
+        })
     };
     match c {
-        RolloutCmd::Create(a) => create(db, json, a),
-        RolloutCmd::List => list(db, json),
-        RolloutCmd::Show { id } => show(db, json, *id),
+        RolloutCmd::Create(a) => create(b, json, a),
+        RolloutCmd::List => list(b, json),
+        RolloutCmd::Show { id } => show(b, json, *id),
         RolloutCmd::Pause { id } => action(id, Action::Pause),
         RolloutCmd::Resume { id } => action(id, Action::Resume),
         RolloutCmd::Approve { id } => action(id, Action::Approve),
@@ -115,7 +126,7 @@ pub fn run(db: &Db, json: bool, c: &RolloutCmd) -> Result<()> {
     }
 }
 
-fn create(db: &Db, json: bool, a: &CreateArgs) -> Result<()> {
+fn create(b: &Backend, json: bool, a: &CreateArgs) -> Result<()> {
     let spec = RolloutSpec {
         component: a.component.clone(),
         version: a.version.clone(),
@@ -124,7 +135,10 @@ fn create(db: &Db, json: bool, a: &CreateArgs) -> Result<()> {
         silent_after: a.silent_after,
         follow_plan: a.follow_plan,
     };
-    let r = db.create_rollout(&spec, "cli")?;
+    let r: Rollout = match b {
+        Backend::Db(db) => db.create_rollout(&spec, "cli")?,
+        Backend::Api(api) => api.call(POST, "/api/v1/rollouts", Some(&spec))?,
+    };
     print(json, &r, |r| {
         println!(
             "rollout {} started: {} {} in {} wave(s)",
@@ -136,8 +150,18 @@ fn create(db: &Db, json: bool, a: &CreateArgs) -> Result<()> {
     })
 }
 
-fn list(db: &Db, json: bool) -> Result<()> {
-    print(json, &db.rollouts()?, |list| {
+/// `GET /api/v1/rollouts`.
+#[derive(serde::Deserialize)]
+struct RolloutList {
+    rollouts: Vec<Rollout>,
+}
+
+fn list(b: &Backend, json: bool) -> Result<()> {
+    let rollouts = match b {
+        Backend::Db(db) => db.rollouts()?,
+        Backend::Api(api) => api.get::<RolloutList>("/api/v1/rollouts")?.rollouts,
+    };
+    print(json, &rollouts, |list| {
         println!(
             "{:<5} {:<24} {:<12} {:<9} {:<6} reason",
             "id", "component", "version", "state", "wave"
@@ -156,9 +180,13 @@ fn list(db: &Db, json: bool) -> Result<()> {
     })
 }
 
-fn show(db: &Db, json: bool, id: i64) -> Result<()> {
-    let Some(s) = db.rollout_status(id, time::OffsetDateTime::now_utc())? else {
-        bail!("no rollout with id {id}");
+fn show(b: &Backend, json: bool, id: i64) -> Result<()> {
+    let s: RolloutStatus = match b {
+        Backend::Db(db) => match db.rollout_status(id, time::OffsetDateTime::now_utc())? {
+            Some(s) => s,
+            None => bail!("no rollout with id {id}"),
+        },
+        Backend::Api(api) => api.get(&format!("/api/v1/rollouts/{id}"))?,
     };
     print(json, &s, |s| {
         let r = &s.rollout;

@@ -1,5 +1,5 @@
-//! `updraft admin user …`: console users and their roles (the first admin is created here, on
-//! the manager's database; passwords are read from a file or standard input, never from the
+//! `updraft admin user …`: console users and their roles (the first admin is created here, with
+//! `--db` on the manager's database, later ones over the API; passwords are read from a file or standard input, never from the
 //! command line, and stored as argon2id hashes).
 
 use std::io::Read;
@@ -7,10 +7,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use manager::db::UserRole;
-use manager::Db;
+use manager::db::{User, UserRole};
+use manager::text::escape as esc;
 
-use super::print;
+use super::backend::path_method::POST;
+use super::backend::{enc, Backend, Saved};
+use super::{done, print};
 
 #[derive(Subcommand)]
 pub enum UserCmd {
@@ -34,7 +36,7 @@ pub enum UserCmd {
     Enable { name: String },
 }
 
-pub fn run(db: &Db, json: bool, c: &UserCmd) -> Result<()> {
+pub fn run(b: &Backend, json: bool, c: &UserCmd) -> Result<()> {
     match c {
         UserCmd::Create {
             name,
@@ -42,28 +44,67 @@ pub fn run(db: &Db, json: bool, c: &UserCmd) -> Result<()> {
             password_file,
         } => {
             let password = read_password(password_file.as_ref())?;
-            db.create_user(name, *role, &password, "cli")?;
-            println!("user {name} created ({role})");
-        }
-        UserCmd::List => print(json, &db.users()?, |users| {
-            println!("{:<24} {:<9} {:<21} disabled", "user", "role", "created");
-            for u in users {
-                println!(
-                    "{:<24} {:<9} {:<21} {}",
-                    u.name, u.role, u.created, u.disabled
-                );
+            match b {
+                Backend::Db(db) => db.create_user(name, *role, &password, "cli")?,
+                Backend::Api(api) => {
+                    api.call::<Saved>(
+                        POST,
+                        "/api/v1/users",
+                        Some(
+                            &serde_json::json!({"name": name, "role": role, "password": password}),
+                        ),
+                    )?;
+                }
             }
-        })?,
-        UserCmd::Disable { name } => found(db.set_user_disabled(name, true, "cli")?, name)?,
-        UserCmd::Enable { name } => found(db.set_user_disabled(name, false, "cli")?, name)?,
+            done(
+                json,
+                &Saved { ok: true },
+                &format!("user {} created ({role})", esc(name)),
+            )
+        }
+        UserCmd::List => {
+            let users: Vec<User> = match b {
+                Backend::Db(db) => db.users()?,
+                Backend::Api(api) => api.get::<super::Listed<_>>("/api/v1/users")?.list,
+            };
+            print(json, &users, |users| {
+                println!("{:<24} {:<9} {:<21} disabled", "user", "role", "created");
+                for u in users {
+                    println!(
+                        "{:<24} {:<9} {:<21} {}",
+                        esc(&u.name),
+                        u.role,
+                        esc(&u.created),
+                        u.disabled
+                    );
+                }
+            })
+        }
+        UserCmd::Disable { name } => set_disabled(b, json, name, true),
+        UserCmd::Enable { name } => set_disabled(b, json, name, false),
     }
-    Ok(())
 }
 
-fn found(yes: bool, name: &str) -> Result<()> {
-    anyhow::ensure!(yes, "no user {name:?}: see `updraft admin user list`");
-    println!("user {name} updated");
-    Ok(())
+fn set_disabled(b: &Backend, json: bool, name: &str, disabled: bool) -> Result<()> {
+    match b {
+        Backend::Db(db) => anyhow::ensure!(
+            db.set_user_disabled(name, disabled, "cli")?,
+            "no user {name:?}: see `updraft admin user list`"
+        ),
+        Backend::Api(api) => {
+            let what = if disabled { "disable" } else { "enable" };
+            api.call::<Saved>(
+                POST,
+                &format!("/api/v1/users/{}/{what}", enc(name)),
+                None::<&()>,
+            )?;
+        }
+    }
+    done(
+        json,
+        &Saved { ok: true },
+        &format!("user {} updated", esc(name)),
+    )
 }
 
 /// The first line of `file`, or of standard input.

@@ -8,6 +8,7 @@ mod common;
 #[path = "../../../transport/tests/http/hostile.rs"]
 mod hostile;
 
+mod admin_cli;
 mod agent_crash;
 mod agent_manager;
 mod agent_patches;
