@@ -11,6 +11,9 @@ const NAV: &[(&str, &str)] = &[
     ("/console/rollouts", "Rollouts"),
     ("/console/relays", "Relay tree"),
     ("/console/groups", "Groups and policy"),
+    ("/console/advisories", "Advisories"),
+    ("/console/coverage", "Patch coverage"),
+    ("/console/plan", "Upgrade plan"),
     ("/console/audit", "Audit log"),
 ];
 
@@ -97,4 +100,43 @@ pub fn urlencode(s: &str) -> String {
 /// A status word with its class (online, degraded, offline, …).
 pub fn status(word: &str) -> Markup {
     html! { span class={ "status " (word) } { (word) } }
+}
+
+/// A step chart of how many hosts had taken a version over time (`took`: RFC 3339 times,
+/// oldest first) since `start`, out of `total`: inline SVG (no script, no style attribute).
+pub fn adoption_chart(start: &str, took: &[String], total: usize) -> Markup {
+    let parse = |t: &str| tuf::metadata::parse_expires("took", t).ok();
+    let (Some(t0), true) = (parse(start), total > 0) else {
+        return html! {};
+    };
+    let times: Vec<f64> = took
+        .iter()
+        .filter_map(|t| parse(t))
+        .map(|t| (t - t0).as_seconds_f64().max(0.0))
+        .collect();
+    let span = times.last().copied().unwrap_or(0.0).max(1.0);
+    let (w, h) = (400.0, 120.0);
+    let mut points = format!("0,{h}");
+    for (i, t) in times.iter().enumerate() {
+        let x = t / span * w;
+        let y = h - (i as f64 + 1.0) / total as f64 * h;
+        points.push_str(&format!(
+            " {x:.1},{:.1} {x:.1},{y:.1}",
+            h - i as f64 / total as f64 * h
+        ));
+    }
+    let label = format!(
+        "{} of {total} hosts took the version within {:.0} s of the rollout's start",
+        times.len(),
+        span
+    );
+    html! {
+        figure.chart {
+            svg viewBox="0 0 400 120" width="400" height="120" role="img" aria-label=(label) {
+                rect x="0" y="0" width="400" height="120" fill="#f6f8fa" stroke="#c9d1d9";
+                polyline points=(points) fill="none" stroke="#0b5cad" stroke-width="2";
+            }
+            figcaption { (label) }
+        }
+    }
 }

@@ -11,6 +11,7 @@
 
 mod layout;
 mod pages;
+mod questions;
 mod rollouts;
 
 use std::net::SocketAddr;
@@ -61,6 +62,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/console/groups", get(pages::groups))
         .route("/console/relays", get(pages::relays))
         .route("/console/audit", get(pages::audit))
+        .route("/console/advisories", get(questions::advisories))
+        .route("/console/advisories/{id}", get(questions::advisory))
+        .route("/console/coverage", get(questions::coverage))
+        .route("/console/plan", get(questions::plan))
         .route("/console/rollouts", get(rollouts::list))
         .route("/console/rollouts/{id}", get(rollouts::detail))
         .route("/console/rollouts/{id}/{action}", post(rollouts::act))

@@ -20,7 +20,7 @@ use crate::fleet::{self, HostFilter, HostView, Page};
 /// Hosts on one console page by default.
 const PAGE: u32 = 50;
 
-fn state_word(s: &ModuleState) -> String {
+pub(super) fn state_word(s: &ModuleState) -> String {
     serde_json::to_value(s)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

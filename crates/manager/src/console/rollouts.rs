@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
-use super::layout::{csrf, page, urlencode};
+use super::layout::{adoption_chart, csrf, page, urlencode};
 use super::{blocking, check_form, page_error, CsrfForm, Viewer};
 use crate::api::AppState;
 use crate::db::rollouts::Action;
@@ -60,8 +60,13 @@ fn actions(state: RolloutState) -> &'static [(&'static str, &'static str)] {
 
 pub async fn detail(State(s): State<Arc<AppState>>, v: Viewer, Path(id): Path<i64>) -> Response {
     let db = s.db.clone();
-    let st = match blocking(move || db.rollout_status(id, time::OffsetDateTime::now_utc())).await {
-        Ok(Some(st)) => st,
+    let loaded = blocking(move || {
+        let st = db.rollout_status(id, time::OffsetDateTime::now_utc())?;
+        Ok(st.map(|st| (st, db.rollout_adoption(id))))
+    })
+    .await;
+    let (st, took) = match loaded {
+        Ok(Some((st, took))) => (st, took.unwrap_or_default()),
         Ok(None) => return page_error(StatusCode::NOT_FOUND, "No such rollout."),
         Err(r) => return r,
     };
@@ -89,6 +94,8 @@ pub async fn detail(State(s): State<Arc<AppState>>, v: Viewer, Path(id): Path<i6
                 }
             }
         }
+        h2 { "Adoption" }
+        (adoption_chart(&r.created, &took, st.hosts_total))
         h2 { "Waves" }
         table {
             thead { tr { th scope="col" { "Wave" } th scope="col" { "Groups" } th scope="col" { "Share" } th scope="col" { "Hosts" } th scope="col" { "Healthy" } th scope="col" { "Pending" } th scope="col" { "Failed" } th scope="col" { "Progress" } } }

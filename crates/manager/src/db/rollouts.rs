@@ -262,6 +262,18 @@ impl Db {
         }
     }
 
+    /// When each host first ran rollout `id`'s version, oldest first (its adoption over time).
+    pub fn rollout_adoption(&self, id: i64) -> Result<Vec<String>> {
+        let c = self.conn()?;
+        let mut st = c
+            .prepare_cached(
+                "SELECT took FROM rollout_hosts WHERE rollout_id = ?1 AND took IS NOT NULL ORDER BY took",
+            )
+            .map_err(sql)?;
+        let rows = st.query_map(params![id], |r| r.get(0)).map_err(sql)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql)
+    }
+
     /// Rollouts that still ask something of hosts (all but complete ones).
     pub fn active_rollouts(&self) -> Result<Vec<Rollout>> {
         self.select_rollouts(&format!(

@@ -300,3 +300,57 @@ impl Db {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn passwords_are_checked_and_sessions_expire_idle_absolute_and_with_the_user() {
+        let (_d, db) = db();
+        let pw = "twelve chars at least";
+        assert!(db
+            .create_user("ann", UserRole::Operator, "short", "t")
+            .is_err());
+        db.create_user("ann", UserRole::Operator, pw, "t").unwrap();
+        assert!(
+            db.create_user("ann", UserRole::Admin, pw, "t").is_err(),
+            "exists"
+        );
+        assert_eq!(db.check_login("ann", "wrong password!!").unwrap(), None);
+        assert_eq!(db.check_login("bob", pw).unwrap(), None);
+        let ann = db.check_login("ann", pw).unwrap().unwrap();
+        assert_eq!(ann.role, UserRole::Operator);
+        let id = db.create_session(&ann).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let s = db.session(&id, now).unwrap().unwrap();
+        assert_eq!(s.person, ann);
+        // Idle past the limit: gone (and removed, so it stays gone).
+        let idle = now + time::Duration::seconds(SESSION_IDLE + 1);
+        assert_eq!(db.session(&id, idle).unwrap(), None);
+        assert_eq!(db.session(&id, now).unwrap(), None);
+        // Past the absolute limit even when used all along.
+        let id = db.create_session(&ann).unwrap();
+        let late = now + time::Duration::seconds(SESSION_MAX + 1);
+        assert_eq!(db.session(&id, late).unwrap(), None);
+        // A disabled user's sessions end at once.
+        let id = db.create_session(&ann).unwrap();
+        db.set_user_disabled("ann", true, "t").unwrap();
+        assert_eq!(db.session(&id, now).unwrap(), None);
+        assert_eq!(db.check_login("ann", pw).unwrap(), None);
+        let stored: String = db
+            .conn()
+            .unwrap()
+            .query_row("SELECT password FROM users WHERE name = 'ann'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+    }
+}

@@ -63,7 +63,13 @@ fn site() -> Site {
         "--window",
         "sat,sun 01:00-05:00 Europe/Berlin",
     ]);
-    let mgr = Server::spawn(&["manager", "--db", &db, "--listen", "127.0.0.1:0"], &[]);
+    let log = updraft::launch::Logs::File(tmp.path().join("manager.log"));
+    let listen = ["manager", "--db", &db, "--listen", "127.0.0.1:0"];
+    let mgr = Server(
+        launcher()
+            .server(&listen, &[("RUST_LOG", "info")], log)
+            .unwrap(),
+    );
     let beat = |group: &str, name: &str, role: &str, version: &str| {
         let token = enroll_token(&db, group, None).trim().to_string();
         let v: Value = http()
@@ -103,6 +109,16 @@ fn site() -> Site {
         .unwrap()
         .json()
         .unwrap();
+    let a = http()
+        .put(format!("{}/api/v1/advisories/UPD-2026-07", mgr.base))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"id": "", "title": "pattern parser bug", "role": "any", "product": "updraft",
+            "affected": "<0.2.0", "fixed": "0.2.0"}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(a.status(), 200);
     Site {
         rollout: r["id"].as_i64().unwrap(),
         _tmp: tmp,
@@ -252,32 +268,45 @@ async fn accessibility(c: &Client) -> Vec<String> {
         .collect()
 }
 
+/// Wait (bounded, 15 s) until the page at `path` (any, if `None`) shows `css`: the page an
+/// action leads to has loaded. Errors while the browser navigates count as "not yet".
+async fn arrive_at(c: &Client, path: Option<&str>, css: &str) -> fantoccini::elements::Element {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        let here = c.current_url().await.map(|u| u.path().to_string());
+        if here.as_deref().is_ok_and(|h| path.is_none_or(|p| h == p)) {
+            match c.find(Locator::Css(css)).await {
+                Ok(e) => return e,
+                Err(e) => last = e.to_string(),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let page = c.source().await.unwrap_or_default();
+    let at = c.current_url().await.ok();
+    panic!("never arrived at {path:?} showing {css}: {last}; at {at:?}: {page}");
+}
+
+async fn arrive(c: &Client, css: &str) -> fantoccini::elements::Element {
+    arrive_at(c, None, css).await
+}
+
+async fn sign_out(c: &Client) {
+    let button = c.find(Locator::Css("form.signout button")).await.unwrap();
+    button.click().await.unwrap();
+    arrive_at(c, Some("/console/login"), "#password").await;
+}
+
 async fn sign_in(c: &Client, s: &Site, user: &str) {
     c.goto(&s.url("/console/login")).await.unwrap();
-    c.find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let url = c.current_url().await.unwrap();
-    let page = c.source().await.unwrap();
-    assert!(
-        url.path() == "/console/",
-        "{user} signed in: at {url}: {page}"
-    );
+    let name = c.find(Locator::Id("name")).await.unwrap();
+    name.send_keys(user).await.unwrap();
+    let password = c.find(Locator::Id("password")).await.unwrap();
+    password.send_keys(PASSWORD).await.unwrap();
+    let submit = c.find(Locator::Css("button[type=submit]")).await.unwrap();
+    submit.click().await.unwrap();
+    arrive_at(c, Some("/console/"), "form.signout").await;
 }
 
 /// Visit `path`: no console error, no serious accessibility violation, a screenshot; its text.
@@ -376,6 +405,18 @@ async fn pages_as(c: &Client, d: &Driver, s: &Site, role: &str) {
     );
     let groups = visit(c, d, s, role, "groups", "/console/groups").await;
     assert!(groups.contains("Europe/Berlin"), "{groups}");
+    let affected = s.api("/api/v1/advisories/UPD-2026-07/hosts");
+    visit(c, d, s, role, "advisories", "/console/advisories").await;
+    let advisory = visit(c, d, s, role, "advisory", "/console/advisories/UPD-2026-07").await;
+    assert!(
+        advisory.contains(&format!("{} hosts affected", affected["count"])),
+        "{advisory}"
+    );
+    let coverage = "/console/coverage?patch_id=CP-1&product=updraft&requires_build=%3E%3D0.1.0";
+    let cov = visit(c, d, s, role, "coverage", coverage).await;
+    assert!(cov.contains("Eligible, without it\n6"), "{cov}");
+    let plan = visit(c, d, s, role, "plan", "/console/plan?updraft=0.1.0").await;
+    assert!(plan.contains("The manager runs"), "{plan}");
     let audit = visit(c, d, s, role, "audit", "/console/audit").await;
     assert!(
         audit.contains("console-login") && audit.contains(&format!("user {role}-1")),
@@ -398,10 +439,12 @@ async fn pages_as(c: &Client, d: &Driver, s: &Site, role: &str) {
 async fn operator_pauses_and_resumes(c: &Client, s: &Site) {
     sign_in(c, s, "operator-1").await;
     let path = format!("/api/v1/rollouts/{}", s.rollout);
-    for (button, state) in [("pause", "paused"), ("resume", "running")] {
-        c.goto(&s.url(&format!("/console/rollouts/{}", s.rollout)))
-            .await
-            .unwrap();
+    for (button, state, next) in [
+        ("pause", "paused", "resume"),
+        ("resume", "running", "pause"),
+    ] {
+        let page = format!("/console/rollouts/{}", s.rollout);
+        c.goto(&s.url(&page)).await.unwrap();
         let form = format!("form[action$='/{button}'] button");
         c.find(Locator::Css(&form))
             .await
@@ -409,6 +452,8 @@ async fn operator_pauses_and_resumes(c: &Client, s: &Site) {
             .click()
             .await
             .unwrap();
+        // The page the action leads back to offers the opposite one.
+        arrive_at(c, Some(&page), &format!("form[action$='/{next}'] button")).await;
         assert_eq!(s.api(&path)["state"], state, "after {button}");
     }
     let audit = s.api("/api/v1/audit");
@@ -416,12 +461,7 @@ async fn operator_pauses_and_resumes(c: &Client, s: &Site) {
         audit.to_string().contains("user operator-1"),
         "audited with the user's name"
     );
-    c.find(Locator::Css("form.signout button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_out(c).await;
 }
 
 async fn auditor_cannot_act(c: &Client, s: &Site) {
@@ -445,13 +485,7 @@ async fn auditor_cannot_act(c: &Client, s: &Site) {
         s.rollout
     );
     c.execute(&script, vec![]).await.unwrap();
-    let page = c
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = arrive(c, "p.error").await.text().await.unwrap();
     assert!(page.contains("needs the operator role"), "{page}");
     assert_eq!(
         s.api(&format!("/api/v1/rollouts/{}", s.rollout))["state"],
@@ -468,6 +502,8 @@ async fn cross_site_post_changes_nothing(c: &Client, s: &Site) {
         s.url(&format!("/console/rollouts/{}/abort", s.rollout))
     );
     c.goto(&evil).await.unwrap();
+    // Posted without the session (SameSite=Strict): the console asks to sign in, nothing else.
+    arrive_at(c, Some("/console/login"), "#password").await;
     assert_eq!(
         s.api(&format!("/api/v1/rollouts/{}", s.rollout))["state"],
         "running"
@@ -526,5 +562,48 @@ fn console_answers_carry_the_security_headers_and_need_a_session() {
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
+    );
+    // Even with the session and its CSRF token, a post whose Origin is another site is refused;
+    // without the token, from this site, too.
+    let session = cookie.split(';').next().unwrap().to_string();
+    let page = http()
+        .get(s.url("/console/"))
+        .header("cookie", &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let pause = s.url(&format!("/console/rollouts/{}/pause", s.rollout));
+    let post = |origin: &str, token: &str| {
+        http()
+            .post(&pause)
+            .header("cookie", &session)
+            .header("origin", origin)
+            .form(&[("csrf", token)])
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(post("http://evil.example", csrf), 403);
+    assert_eq!(post(s.mgr.base.as_str(), "csrf_guessed"), 403);
+    assert_eq!(
+        s.api(&format!("/api/v1/rollouts/{}", s.rollout))["state"],
+        "running"
+    );
+    assert_eq!(
+        post(s.mgr.base.as_str(), csrf),
+        200,
+        "the admin's own form, followed to the page"
+    );
+    assert_eq!(
+        s.api(&format!("/api/v1/rollouts/{}", s.rollout))["state"],
+        "paused"
     );
 }

@@ -70,7 +70,7 @@ pub fn download_args<'a>(
 
 /// A running `updraft serve`, `relay` or `manager` process (the launch library's), killed on
 /// drop.
-pub struct Server(launch::Server);
+pub struct Server(pub launch::Server);
 
 impl std::ops::Deref for Server {
     type Target = launch::Server;
