@@ -3,18 +3,21 @@
 use maud::{html, Markup, DOCTYPE};
 
 use super::Viewer;
+use crate::db::UserRole;
 
-/// The navigation: (path, label).
-const NAV: &[(&str, &str)] = &[
-    ("/console/", "Overview"),
-    ("/console/hosts", "Hosts"),
-    ("/console/rollouts", "Rollouts"),
-    ("/console/relays", "Relay tree"),
-    ("/console/groups", "Groups and policy"),
-    ("/console/advisories", "Advisories"),
-    ("/console/coverage", "Patch coverage"),
-    ("/console/plan", "Upgrade plan"),
-    ("/console/audit", "Audit log"),
+/// The navigation: (path, label, the role it needs).
+const NAV: &[(&str, &str, UserRole)] = &[
+    ("/console/", "Overview", UserRole::Auditor),
+    ("/console/hosts", "Hosts", UserRole::Auditor),
+    ("/console/rollouts", "Rollouts", UserRole::Auditor),
+    ("/console/relays", "Relay tree", UserRole::Auditor),
+    ("/console/groups", "Groups and policy", UserRole::Auditor),
+    ("/console/advisories", "Advisories", UserRole::Auditor),
+    ("/console/coverage", "Patch coverage", UserRole::Auditor),
+    ("/console/plan", "Upgrade plan", UserRole::Auditor),
+    ("/console/tokens", "Enrolment", UserRole::Auditor),
+    ("/console/users", "Users", UserRole::Admin),
+    ("/console/audit", "Audit log", UserRole::Auditor),
 ];
 
 /// A page without navigation (sign-in, errors).
@@ -44,7 +47,7 @@ pub fn page(v: &Viewer, here: &str, title: &str, body: Markup) -> Markup {
             header {
                 nav aria-label="Console" {
                     ul {
-                        @for (path, label) in NAV {
+                        @for (path, label, _) in NAV.iter().filter(|(_, _, r)| v.may(*r)) {
                             li {
                                 @if *path == here {
                                     a href=(path) aria-current="page" { (label) }

@@ -9,6 +9,7 @@
 // Handlers short-circuit with a ready `Response` as the error value, as the API's do.
 #![allow(clippy::result_large_err)]
 
+mod admin;
 mod layout;
 mod pages;
 mod questions;
@@ -66,6 +67,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/console/advisories/{id}", get(questions::advisory))
         .route("/console/coverage", get(questions::coverage))
         .route("/console/plan", get(questions::plan))
+        .route(
+            "/console/tokens",
+            get(admin::tokens).post(admin::create_token),
+        )
+        .route("/console/tokens/{id}/revoke", post(admin::revoke_token))
+        .route("/console/hosts/{id}/{action}", post(admin::host_action))
+        .route("/console/users", get(admin::users).post(admin::create_user))
+        .route("/console/users/{name}/{action}", post(admin::user_action))
         .route("/console/rollouts", get(rollouts::list))
         .route("/console/rollouts/{id}", get(rollouts::detail))
         .route("/console/rollouts/{id}/{action}", post(rollouts::act))

@@ -195,11 +195,21 @@ pub async fn host(
     let policy = h.applied_policy.as_ref();
     let body = html! {
         p.note { "What a host reports about itself is shown as it reported it." }
+        @if v.may(crate::db::UserRole::Operator) {
+            section.actions aria-labelledby="host-act" {
+                h2 #host-act { "Act" }
+                @if h.revoked.is_none() {
+                    form method="post" action={ "/console/hosts/" (urlencode(&h.id)) "/revoke" } { (super::layout::csrf(&v)) button type="submit" { "Revoke its credential" } }
+                }
+                form method="post" action={ "/console/hosts/" (urlencode(&h.id)) "/delete" } { (super::layout::csrf(&v)) button type="submit" { "Delete the host" } }
+            }
+        }
         dl.facts {
             dt { "Role" } dd { (h.role) }
             dt { "Group" } dd { (h.group) }
             dt { "Status" } dd { (status(&state_word(&d.status))) }
             dt { "Last seen" } dd { (h.last_seen.as_deref().unwrap_or("never")) }
+            @if let Some(r) = &h.revoked { dt { "Revoked" } dd { (r) } }
             dt { "Upstream in use" } dd { (h.upstream.as_deref().unwrap_or("-")) }
             dt { "Last result" } dd { (h.last_result.as_deref().unwrap_or("-")) }
             dt { "Policy applied" } dd { @if let Some(p) = policy { "group " (p.group) ", channel " (p.channel.as_str()) ", poll " (p.poll_interval) " s" } @else { "none yet" } }

@@ -346,6 +346,7 @@ fn every_role_sees_every_page_and_only_operators_act() {
             pages_as(&c, &d, &s, role).await;
         }
         operator_pauses_and_resumes(&c, &s).await;
+        operator_enrols_and_revokes(&c, &s).await;
         auditor_cannot_act(&c, &s).await;
         cross_site_post_changes_nothing(&c, &s).await;
         c.close().await.unwrap();
@@ -417,6 +418,20 @@ async fn pages_as(c: &Client, d: &Driver, s: &Site, role: &str) {
     assert!(cov.contains("Eligible, without it\n6"), "{cov}");
     let plan = visit(c, d, s, role, "plan", "/console/plan?updraft=0.1.0").await;
     assert!(plan.contains("The manager runs"), "{plan}");
+    let tokens = visit(c, d, s, role, "tokens", "/console/tokens").await;
+    assert!(tokens.contains("fleet"), "{tokens}");
+    let can_create = c
+        .find(Locator::Css("form[action='/console/tokens']"))
+        .await
+        .is_ok();
+    assert_eq!(can_create, role != "auditor", "{role}: enrolment form");
+    if role == "admin" {
+        let users = visit(c, d, s, role, "users", "/console/users").await;
+        assert!(
+            users.contains("auditor-1") && users.contains("operator"),
+            "{users}"
+        );
+    }
     let audit = visit(c, d, s, role, "audit", "/console/audit").await;
     assert!(
         audit.contains("console-login") && audit.contains(&format!("user {role}-1")),
@@ -461,6 +476,63 @@ async fn operator_pauses_and_resumes(c: &Client, s: &Site) {
         audit.to_string().contains("user operator-1"),
         "audited with the user's name"
     );
+    sign_out(c).await;
+}
+
+async fn operator_enrols_and_revokes(c: &Client, s: &Site) {
+    sign_in(c, s, "operator-1").await;
+    c.goto(&s.url("/console/tokens")).await.unwrap();
+    let uses = c.find(Locator::Id("t-uses")).await.unwrap();
+    uses.send_keys("1").await.unwrap();
+    let create = c
+        .find(Locator::Css("form[action='/console/tokens'] button"))
+        .await
+        .unwrap();
+    create.click().await.unwrap();
+    let token = arrive(c, "section.created code")
+        .await
+        .text()
+        .await
+        .unwrap();
+    // The token shown once enrols a host, once.
+    let enrol = |t: &str| {
+        tokio::task::block_in_place(|| {
+            http()
+                .post(s.url("/api/v1/enroll"))
+                .bearer_auth(t)
+                .json(&json!({"hostname": "new-1", "role": "agent"}))
+                .send()
+                .unwrap()
+                .status()
+        })
+    };
+    assert_eq!(enrol(&token), 200, "{token}");
+    // The host page revokes its credential.
+    let hosts = s.api("/api/v1/hosts?group=canary");
+    let id = hosts["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hostname"] == "new-1")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = format!("/console/hosts/{id}");
+    c.goto(&s.url(&page)).await.unwrap();
+    let revoke = c
+        .find(Locator::Css("form[action$='/revoke'] button"))
+        .await
+        .unwrap();
+    revoke.click().await.unwrap();
+    let revoked = arrive_at(c, Some(&page), "main")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(revoked.contains("Revoked"), "{revoked}");
+    let host = s.api(&format!("/api/v1/hosts/{id}"));
+    assert!(!host["host"]["revoked"].is_null(), "{host}");
     sign_out(c).await;
 }
 
