@@ -21,6 +21,9 @@ struct Fleet {
     listen: String,
     extra: Vec<String>,
     mgr: std::cell::RefCell<Option<Server>>,
+    /// Where agents made from now on update from (the origin, or a relay).
+    source: std::cell::RefCell<String>,
+    relay: std::cell::RefCell<Option<Server>>,
 }
 
 impl Fleet {
@@ -57,7 +60,10 @@ impl Fleet {
             listen,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             mgr: std::cell::RefCell::new(None),
+            source: std::cell::RefCell::new(String::new()),
+            relay: std::cell::RefCell::new(None),
         };
+        *f.source.borrow_mut() = f.bed.origin.base.clone();
         f.base = f.start_manager();
         f
     }
@@ -77,6 +83,32 @@ impl Fleet {
         let mgr = Server::spawn(&args, &[]);
         let base = mgr.base.clone();
         *self.mgr.borrow_mut() = Some(mgr);
+        base
+    }
+
+    /// Start a relay syncing from the origin every second; agents made afterwards use it.
+    /// Its base URL.
+    fn start_relay(&self) -> String {
+        let cache = self.bed.path("relay-cache");
+        let relay = Server::spawn(
+            &[
+                "relay",
+                "--upstream",
+                &self.bed.origin.base,
+                "--trusted-root",
+                self.bed.repo.root_v1.to_str().unwrap(),
+                "--cache",
+                cache.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--poll-interval",
+                "1",
+            ],
+            &[],
+        );
+        let base = relay.base.clone();
+        *self.source.borrow_mut() = base.clone();
+        *self.relay.borrow_mut() = Some(relay);
         base
     }
 
@@ -103,7 +135,7 @@ impl Fleet {
         let setup = AgentSetup {
             state_dir: dir.join("state"),
             trusted_root: self.bed.repo.root_v1.clone(),
-            relays: vec![self.bed.origin.base.clone()],
+            relays: vec![self.source.borrow().clone()],
             origin: None,
             allow_direct: false,
             poll_interval: Some(60),
@@ -625,4 +657,5 @@ fn a_patch_whose_restart_fails_on_the_canary_halts_its_rollout() {
     );
 }
 
+mod behind_a_relay;
 mod own_builds;
