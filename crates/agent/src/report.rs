@@ -16,6 +16,7 @@ pub fn heartbeat(
     hostname: String,
     sent: usize,
     policy: Option<&Policy>,
+    anchor: &[u8],
 ) -> Result<Heartbeat> {
     let status = state.status()?;
     let installed = state.installed()?;
@@ -64,6 +65,7 @@ pub fn heartbeat(
         last_result: Some(last_result),
         applied_policy: policy.cloned(),
         failed_versions,
+        trust: node::trust::persisted(&state.tuf_dir(), anchor),
     })
 }
 
@@ -121,7 +123,8 @@ impl Agent {
         };
         let mut link = lock(link)?;
         let sent = link.history_sent()?;
-        let hb = heartbeat(&self.state, link.hostname().to_string(), sent, policy)?;
+        let name = link.hostname().to_string();
+        let hb = heartbeat(&self.state, name, sent, policy, &self.anchor)?;
         if link.heartbeat(&hb)? {
             return Ok(link.policy());
         }

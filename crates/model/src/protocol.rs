@@ -313,6 +313,19 @@ pub struct Heartbeat {
     /// Versions this host tried and gave up on (a failed reload), for rollout health.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_versions: Vec<VersionFailure>,
+    /// The metadata the host trusts now (absent from older hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustState>,
+}
+
+/// What a host trusts: the versions of its verified root and timestamp, and when that
+/// timestamp expires (RFC 3339). Shown in the console; a timestamp near expiry warns that the
+/// host will stop taking updates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustState {
+    pub root_version: u64,
+    pub timestamp_version: u64,
+    pub timestamp_expires: String,
 }
 
 /// A version of a component a host tried and gave up on, and why.

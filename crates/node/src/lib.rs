@@ -11,6 +11,7 @@ pub mod fault;
 pub mod http;
 pub mod manager;
 pub mod range;
+pub mod trust;
 pub mod url;
 
 pub use error::{Error, Result};

@@ -275,6 +275,11 @@ fn heartbeat(
         last_result: Some(last_result),
         applied_policy: link.policy(),
         failed_versions: extra.failed_versions,
+        trust: shared.current().map(|v| model::protocol::TrustState {
+            root_version: v.manifest.versions.root,
+            timestamp_version: v.manifest.versions.timestamp,
+            timestamp_expires: v.manifest.versions.timestamp_expires.clone(),
+        }),
     }
 }
 

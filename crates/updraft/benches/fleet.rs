@@ -361,6 +361,7 @@ impl Host {
             last_result: Some("ok".into()),
             applied_policy: self.policy.clone(),
             failed_versions: self.failed.clone(),
+            trust: None,
         }
     }
 

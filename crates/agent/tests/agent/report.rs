@@ -14,7 +14,7 @@ fn the_heartbeat_reports_builds_components_modules_and_unsent_history() {
         &[("bin/scanner", b"new\n")],
     );
     bed.agent().cycle().unwrap();
-    let hb = agent::report::heartbeat(&bed.state(), "branch-pc-1".into(), 0, None).unwrap();
+    let hb = agent::report::heartbeat(&bed.state(), "branch-pc-1".into(), 0, None, b"{}").unwrap();
     assert_eq!(
         (hb.hostname.as_str(), hb.role),
         ("branch-pc-1", Role::Agent)
@@ -33,6 +33,6 @@ fn the_heartbeat_reports_builds_components_modules_and_unsent_history() {
     assert_eq!(json["modules"][0]["status"], "online");
     assert_eq!(json["history"][0]["outcome"], "applied");
     // Entries the manager has are not sent again.
-    let hb = agent::report::heartbeat(&bed.state(), "branch-pc-1".into(), 1, None).unwrap();
+    let hb = agent::report::heartbeat(&bed.state(), "branch-pc-1".into(), 1, None, b"{}").unwrap();
     assert!(hb.history.is_empty());
 }

@@ -64,6 +64,11 @@ fn validate(b: &Heartbeat, role: Role) -> Result<(), Response> {
     if let Some(r) = &b.last_result {
         check(text::check_free_text("last_result", r, MAX_TEXT))?;
     }
+    if let Some(t) = &b.trust {
+        if tuf::metadata::parse_expires("timestamp", &t.timestamp_expires).is_err() {
+            return Err(bad("trust.timestamp_expires", "not an RFC 3339 time"));
+        }
+    }
     if b.builds.len() > MAX_ENTRIES || b.components.len() > MAX_ENTRIES {
         return Err(bad(
             "builds",

@@ -27,6 +27,21 @@ pub(super) fn state_word(s: &ModuleState) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whether a timestamp expiring at `expires` runs out within a day (or has).
+fn expiring(expires: &str) -> bool {
+    tuf::metadata::parse_expires("timestamp", expires)
+        .is_ok_and(|t| t - time::OffsetDateTime::now_utc() < time::Duration::days(1))
+}
+
+/// The newest timestamp version any of `hosts` trusts.
+fn newest_timestamp(hosts: &[HostView]) -> u64 {
+    hosts
+        .iter()
+        .filter_map(|h| h.host.trust.as_ref().map(|t| t.timestamp_version))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Versions in use per component: component → version → hosts.
 type Adoption = BTreeMap<String, BTreeMap<String, usize>>;
 
@@ -69,6 +84,29 @@ pub async fn overview(State(s): State<Arc<AppState>>, v: Viewer) -> Response {
     let relays = hosts.iter().filter(|h| h.host.role == Role::Relay).count();
     let duplicates = hosts.iter().filter(|h| h.host.duplicate_hostname).count();
     let (versions, builds) = adoption(&hosts);
+    let newest = newest_timestamp(&hosts);
+    let online: Vec<&HostView> = hosts
+        .iter()
+        .filter(|h| h.status == ModuleState::Online)
+        .collect();
+    let behind = online
+        .iter()
+        .filter(|h| {
+            h.host
+                .trust
+                .as_ref()
+                .is_some_and(|t| t.timestamp_version < newest)
+        })
+        .count();
+    let running_out = online
+        .iter()
+        .filter(|h| {
+            h.host
+                .trust
+                .as_ref()
+                .is_some_and(|t| expiring(&t.timestamp_expires))
+        })
+        .count();
     let body = html! {
         section aria-labelledby="fleet" {
             h2 #fleet { "Fleet" }
@@ -77,6 +115,12 @@ pub async fn overview(State(s): State<Arc<AppState>>, v: Viewer) -> Response {
                 dt { "Relays" } dd { (relays) }
                 dt { "Online" } dd { (total - offline) }
                 dt { "Offline" } dd { a href="/console/hosts?status=offline" { (offline) } }
+            }
+            @if behind > 0 {
+                p.warning role="status" { (behind) " online hosts trust an older publication than timestamp v" (newest) " (behind their relay, or their relay behind)" }
+            }
+            @if running_out > 0 {
+                p.warning role="status" { (running_out) " online hosts trust a timestamp that expires within a day: they stop taking updates when it does unless the publisher signs a new one" }
             }
             @if duplicates > 0 {
                 p.warning role="status" { (duplicates) " hosts report a hostname another host reports too (a copied credential?)" }
@@ -210,6 +254,12 @@ pub async fn host(
             dt { "Status" } dd { (status(&state_word(&d.status))) }
             dt { "Last seen" } dd { (h.last_seen.as_deref().unwrap_or("never")) }
             @if let Some(r) = &h.revoked { dt { "Revoked" } dd { (r) } }
+            dt { "Trusted metadata" } dd {
+                @if let Some(t) = &h.trust {
+                    "root v" (t.root_version) ", timestamp v" (t.timestamp_version) ", expires " (t.timestamp_expires)
+                    @if expiring(&t.timestamp_expires) { " " span.warning { "(within a day)" } }
+                } @else { "not reported" }
+            }
             dt { "Upstream in use" } dd { (h.upstream.as_deref().unwrap_or("-")) }
             dt { "Last result" } dd { (h.last_result.as_deref().unwrap_or("-")) }
             dt { "Policy applied" } dd { @if let Some(p) = policy { "group " (p.group) ", channel " (p.channel.as_str()) ", poll " (p.poll_interval) " s" } @else { "none yet" } }
@@ -285,7 +335,7 @@ pub async fn relays(State(s): State<Arc<AppState>>, v: Viewer) -> Response {
         Err(r) => return r,
     };
     let body = html! {
-        p { "Relay groups, parents before their children, with the relays that reported in each." }
+        p { "Relay groups, parents before their children, with the relays that reported in each and how far each is behind the newest publication a relay serves." }
         (tree(&groups, &relays, None, 0))
     };
     page(&v, "/console/relays", "Relay tree", body).into_response()
@@ -307,7 +357,12 @@ fn tree(groups: &[Group], relays: &[HostView], parent: Option<&str>, depth: usiz
                             li {
                                 a href={ "/console/hosts/" (urlencode(&r.host.id)) } { (r.host.hostname) } " "
                                 (status(&state_word(&r.status)))
-                                " last sync " (r.host.last_seen.as_deref().unwrap_or("never"))
+                                " last report " (r.host.last_seen.as_deref().unwrap_or("never"))
+                                @if let Some(t) = &r.host.trust {
+                                    " · timestamp v" (t.timestamp_version)
+                                    @let lag = newest_timestamp(relays).saturating_sub(t.timestamp_version);
+                                    @if lag > 0 { " " span.warning { "(" (lag) " behind)" } }
+                                }
                                 " · " (r.host.last_result.as_deref().unwrap_or("-"))
                             }
                         } }

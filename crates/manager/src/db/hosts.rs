@@ -31,6 +31,9 @@ pub struct Host {
     /// When an operator revoked the host: its credential no longer authenticates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<String>,
+    /// The metadata the host last said it trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<model::protocol::TrustState>,
 }
 
 impl Db {
@@ -46,6 +49,11 @@ impl Db {
         let builds = to_json_text("builds", &b.builds)?;
         let components = to_json_text("components", &b.components)?;
         let modules = to_json_text("modules", &b.modules)?;
+        let trust = b
+            .trust
+            .as_ref()
+            .map(|t| to_json_text("trust", t))
+            .transpose()?;
         let policy = b
             .applied_policy
             .as_ref()
@@ -61,7 +69,7 @@ impl Db {
             .map_err(sql)?;
             tx.prepare_cached(
                 "UPDATE hosts SET last_seen = ?2, upstream = ?3, builds = ?4, components = ?5,
-                 modules = ?6, last_result = ?7, applied_policy = ?8 WHERE id = ?1",
+                 modules = ?6, last_result = ?7, applied_policy = ?8, trust = ?9 WHERE id = ?1",
             )
             .map_err(sql)?
             .execute(params![
@@ -73,6 +81,7 @@ impl Db {
                 modules,
                 b.last_result,
                 policy,
+                trust,
             ])
             .map_err(sql)?;
             let b = super::retries::settle(tx, host_id, b)?;
@@ -158,7 +167,7 @@ impl Db {
 
 const HOST_SELECT: &str = "SELECT id, hostname, role, grp, enrolled, last_seen, upstream, builds,
     components, modules, last_result, applied_policy,
-    (SELECT COUNT(*) FROM hosts AS o WHERE o.hostname = hosts.hostname) > 1, revoked FROM hosts";
+    (SELECT COUNT(*) FROM hosts AS o WHERE o.hostname = hosts.hostname) > 1, revoked, trust FROM hosts";
 
 /// The JSON columns were written by [`Db::heartbeat`]; one a reader cannot parse shows as empty
 /// rather than hiding the whole fleet.
@@ -180,5 +189,8 @@ fn row_host(r: &rusqlite::Row<'_>) -> rusqlite::Result<Host> {
             .and_then(|s| serde_json::from_str(&s).ok()),
         duplicate_hostname: r.get(12)?,
         revoked: r.get(13)?,
+        trust: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }

@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_rollouts.sql")),
     (4, include_str!("../../migrations/0004_users.sql")),
     (5, include_str!("../../migrations/0005_lifecycle.sql")),
+    (6, include_str!("../../migrations/0006_trust.sql")),
 ];
 
 pub fn now() -> String {

@@ -156,6 +156,7 @@ fn the_link_enrols_acknowledges_history_and_keeps_the_policy() {
         last_result: Some("ok".into()),
         applied_policy: None,
         failed_versions: Vec::new(),
+        trust: None,
     };
     assert!(link.heartbeat(&hb).unwrap(), "a first policy is a change");
     assert_eq!(link.policy(), Some(policy(&["http://r"])));
@@ -217,6 +218,7 @@ fn history_recorded_by_the_manager_is_acknowledged_even_when_the_policy_is_unrea
         last_result: Some("ok".into()),
         applied_policy: None,
         failed_versions: Vec::new(),
+        trust: None,
     };
     assert!(link.heartbeat(&hb).is_err(), "not a manager's answer");
     assert_eq!(link.history_sent().unwrap(), 0, "nothing acknowledged");

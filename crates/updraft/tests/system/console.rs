@@ -80,7 +80,15 @@ fn site() -> Site {
             .unwrap()
             .json()
             .unwrap();
-        let body = json!({"hostname": name, "role": role, "builds": {"updraft": "0.1.0"},
+        // prod-0 trusts an older timestamp, one that runs out within the hour.
+        let soon = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let trust = match name {
+            "prod-0" => json!({"root_version": 1, "timestamp_version": 6,
+                "timestamp_expires": tuf::metadata::format_expires(soon)}),
+            _ => json!({"root_version": 1, "timestamp_version": 7,
+                "timestamp_expires": "2099-01-01T00:00:00Z"}),
+        };
+        let body = json!({"hostname": name, "role": role, "builds": {"updraft": "0.1.0"}, "trust": trust,
             "components": {"antimalware.pattern": version}, "last_result": "ok <b>bold</b>",
             "modules": [{"name": "antimalware", "status": "online",
                          "components": {"antimalware.pattern": version}}]});
@@ -365,6 +373,13 @@ async fn pages_as(c: &Client, d: &Driver, s: &Site, role: &str) {
         overview.contains("18.600.00") && overview.contains("18.523.00"),
         "{overview}"
     );
+    let warnings = [
+        "1 online hosts trust an older publication than timestamp v7",
+        "1 online hosts trust a timestamp that expires within a day",
+    ];
+    for w in warnings {
+        assert!(overview.contains(w), "{w}: {overview}");
+    }
     let list = visit(c, d, s, role, "hosts", "/console/hosts").await;
     for h in hosts["hosts"].as_array().unwrap() {
         assert!(list.contains(h["hostname"].as_str().unwrap()), "{list}");
@@ -378,6 +393,7 @@ async fn pages_as(c: &Client, d: &Driver, s: &Site, role: &str) {
         &format!("/console/hosts/{}", s.host_id),
     )
     .await;
+    assert!(host.contains("root v1, timestamp v7"), "{host}");
     assert!(
         host.contains("canary-1") && host.contains("ok <b>bold</b>"),
         "shown as reported, escaped: {host}"

@@ -100,4 +100,19 @@ fn in_a_fleet_of_two_dozen_behind_a_relay_a_bad_version_stays_in_the_canary_and_
     }
     let done = f.until(id, "complete");
     assert_eq!(done["waves"][1]["healthy"], 22, "{done:#}");
+    // Each host reports what it trusts (the console's warnings and relay lag come from it): at
+    // most the newest publication, which the relay serves.
+    let ts: Value = serde_json::from_slice(
+        &std::fs::read(f.bed.repo.dir.join("metadata/timestamp.json")).unwrap(),
+    )
+    .unwrap();
+    let newest = ts["signed"]["version"].as_u64().unwrap();
+    for h in f.api("GET", "/api/v1/hosts", None)["hosts"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(h["trust"]["root_version"], 1, "{h:#}");
+        let v = h["trust"]["timestamp_version"].as_u64().unwrap();
+        assert!((1..=newest).contains(&v), "{h:#}");
+    }
 }
