@@ -200,6 +200,9 @@ pub struct AppState {
     /// Served over TLS: console cookies are `Secure`.
     pub tls: bool,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Password checks running at once (each argon2id hash takes 19 MiB and a core): at most
+    /// the number of cores, so sign-in attempts cannot exhaust memory or starve the API.
+    pub(crate) hashing: tokio::sync::Semaphore,
     failure_log: limits::FailureLog,
     heartbeats: limits::HeartbeatLimiter,
     /// Requests by kind and outcome, and their durations (counted by the router's layer).
@@ -236,6 +239,9 @@ impl AppState {
             tls,
             manager_build: env!("CARGO_PKG_VERSION").to_string(),
             failures: Mutex::new(HashMap::new()),
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            ),
             failure_log: limits::FailureLog::default(),
             heartbeats: limits::HeartbeatLimiter::new(rate),
             http: metrics::http(),
@@ -391,6 +397,19 @@ async fn refuse(state: &AppState, peer: IpAddr, message: &str) -> Response {
 }
 
 impl AppState {
+    /// Wait the delay the failures already counted from `peer` earn, before doing any work for
+    /// its next attempt (a sign-in's password hash).
+    pub(crate) async fn owed_delay(&self, peer: IpAddr) {
+        let delay = self.failures.lock().ok().and_then(|f| {
+            let (n, since) = f.get(&peer)?;
+            (since.elapsed() <= Duration::from_secs(60))
+                .then(|| (self.failure_delay * n.saturating_sub(5)).min(Duration::from_secs(2)))
+        });
+        if let Some(d) = delay.filter(|d| !d.is_zero()) {
+            tokio::time::sleep(d).await;
+        }
+    }
+
     /// Count an authentication failure from `peer` (logged at most every few seconds) and wait
     /// the delay repeated failures earn (API credentials and console logins alike).
     pub(crate) async fn slow_down(&self, peer: IpAddr, message: &str) -> Result<(), Response> {
@@ -426,6 +445,10 @@ fn failure_delay(state: &AppState, peer: IpAddr) -> Result<Duration, Response> {
         .failures
         .lock()
         .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
+    // Bounded: addresses quiet for a minute are forgotten when many are counted.
+    if f.len() > 10_000 {
+        f.retain(|_, (_, since)| since.elapsed() <= Duration::from_secs(60));
+    }
     let e = f.entry(peer).or_insert((0, Instant::now()));
     if e.1.elapsed() > Duration::from_secs(60) {
         *e = (0, Instant::now());

@@ -109,7 +109,7 @@ async fn favicon() -> Response {
 
 /// The signed-in person of a request (from the session cookie); without a live session the
 /// browser is sent to the login page.
-pub struct Viewer(pub Session);
+pub struct Viewer(pub Session, bool);
 
 impl Viewer {
     /// Whether the viewer may do what needs `role`.
@@ -142,7 +142,7 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
             tokio::task::spawn_blocking(move || db.session(&id, time::OffsetDateTime::now_utc()))
                 .await;
         match found {
-            Ok(Ok(Some(session))) => Ok(Viewer(session)),
+            Ok(Ok(Some(session))) => Ok(Viewer(session, s.tls)),
             Ok(Ok(None)) => Err(to_login()),
             Ok(Err(e)) => Err(failure(e)),
             Err(_) => Err(page_error(
@@ -154,7 +154,7 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
 }
 
 /// A request from another site (its `Origin` is not this host's) never changes anything.
-fn same_origin(headers: &HeaderMap) -> bool {
+fn same_origin(headers: &HeaderMap, tls: bool) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
@@ -162,18 +162,17 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let bare = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
-    bare == Some(host)
+    let scheme = if tls { "https://" } else { "http://" };
+    origin.strip_prefix(scheme) == Some(host)
 }
 
 /// Check a state-changing form: same origin, and the session's CSRF token.
 fn check_form(v: &Viewer, headers: &HeaderMap, csrf: &str) -> Result<(), Response> {
+    let tls = v.1;
     // Compared as hashes: the time a comparison takes says nothing about the token.
     let digest = |t: &str| tuf::crypto::sha256_hex(t.as_bytes());
     let token_ok = digest(&v.0.csrf) == digest(csrf);
-    if same_origin(headers) && token_ok {
+    if same_origin(headers, tls) && token_ok {
         return Ok(());
     }
     tracing::warn!(user = %v.0.person.name, "console form refused: cross-site or without its CSRF token");
@@ -254,12 +253,22 @@ async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    if !same_origin(&headers) {
+    if !same_origin(&headers, s.tls) {
         return page_error(
             StatusCode::FORBIDDEN,
             "Sign in from this console's own page.",
         );
     }
+    // Repeated failures from this address wait first; then at most one password check per
+    // core runs at a time (others wait a little, then are told to come back).
+    s.owed_delay(peer.ip()).await;
+    let wait = std::time::Duration::from_secs(2);
+    let Ok(Ok(_permit)) = tokio::time::timeout(wait, s.hashing.acquire()).await else {
+        return page_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many sign-ins at once: try again in a moment.",
+        );
+    };
     let db = s.db.clone();
     let name = f.name.clone();
     let checked = blocking(move || {

@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{history, now, role_column, sql, to_json_text, Db};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A host as recorded from its heartbeats.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,23 +67,30 @@ impl Db {
             .map_err(sql)?
             .execute(params![host_id, b.hostname])
             .map_err(sql)?;
-            tx.prepare_cached(
-                "UPDATE hosts SET last_seen = ?2, upstream = ?3, builds = ?4, components = ?5,
-                 modules = ?6, last_result = ?7, applied_policy = ?8, trust = ?9 WHERE id = ?1",
-            )
-            .map_err(sql)?
-            .execute(params![
-                host_id,
-                now(),
-                b.upstream,
-                builds,
-                components,
-                modules,
-                b.last_result,
-                policy,
-                trust,
-            ])
-            .map_err(sql)?;
+            let recorded = tx
+                .prepare_cached(
+                    "UPDATE hosts SET last_seen = ?2, upstream = ?3, builds = ?4, components = ?5,
+                 modules = ?6, last_result = ?7, applied_policy = ?8, trust = ?9
+                 WHERE id = ?1 AND revoked IS NULL",
+                )
+                .map_err(sql)?
+                .execute(params![
+                    host_id,
+                    now(),
+                    b.upstream,
+                    builds,
+                    components,
+                    modules,
+                    b.last_result,
+                    policy,
+                    trust,
+                ])
+                .map_err(sql)?;
+            // Revoked or deleted while this request was on its way (it authenticated before):
+            // nothing of it is recorded.
+            if recorded != 1 {
+                return Err(Error::NotFound(format!("host {host_id}")));
+            }
             let b = super::retries::settle(tx, host_id, b)?;
             Db::observe_rollouts(tx, host_id, &b, active)?;
             history::append(tx, host_id, &b.history, self.history_limits)

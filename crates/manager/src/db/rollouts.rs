@@ -502,7 +502,9 @@ fn host_view<'a>(
         last_seen: parse_time(&h.last_seen),
         took: report.and_then(|(t, _, _)| parse_time(t)),
         failed: report.and_then(|(_, f, _)| f.as_deref()),
-        skipped: report.is_some_and(|(_, _, s)| *s),
+        // A revoked host (a stolen laptop) is not judged: its silence is no failure of the
+        // version, and no wave waits for it.
+        skipped: report.is_some_and(|(_, _, s)| *s) || h.revoked.is_some(),
         held_by_group,
     }
 }

@@ -82,6 +82,8 @@ pub struct Session {
 pub const SESSION_IDLE: i64 = 30 * 60;
 /// Seconds a session lives at most.
 pub const SESSION_MAX: i64 = 12 * 3600;
+/// Sessions one user may have at once (signing in again ends the oldest).
+pub const SESSIONS_PER_USER: i64 = 20;
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 12;
 /// Longest password accepted (hashing is memory-hard; the input stays bounded).
@@ -143,7 +145,25 @@ impl Db {
         actor: &str,
     ) -> Result<()> {
         crate::text::check_name("name", name, 64)?;
+        if name.trim() != name {
+            return Err(bad("name", "no leading or trailing spaces"));
+        }
         check_password(password)?;
+        let taken: Option<String> = self
+            .conn()?
+            .query_row(
+                "SELECT name FROM users WHERE lower(name) = lower(?1)",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        if let Some(other) = taken {
+            return Err(bad(
+                "name",
+                format!("user {other:?} exists already (names ignore case)"),
+            ));
+        }
         let hashed = hash_password(password)?;
         let added = self
             .conn()?
@@ -243,12 +263,26 @@ impl Db {
         let id = new_secret("upd_session")?;
         let csrf = new_secret("csrf")?;
         let t = now();
-        self.conn()?
-            .execute(
-                "INSERT INTO sessions (hash, user, csrf, created, seen) VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![hash(&id), person.name, csrf, t],
-            )
-            .map_err(sql)?;
+        let at = OffsetDateTime::now_utc();
+        let cutoff = |secs: i64| tuf::metadata::format_expires(at - time::Duration::seconds(secs));
+        let c = self.conn()?;
+        // Bounded: expired sessions go, and a user keeps their newest sessions only.
+        c.execute(
+            "DELETE FROM sessions WHERE created < ?1 OR seen < ?2",
+            params![cutoff(SESSION_MAX), cutoff(SESSION_IDLE)],
+        )
+        .map_err(sql)?;
+        c.execute(
+            "DELETE FROM sessions WHERE user = ?1 AND hash NOT IN
+             (SELECT hash FROM sessions WHERE user = ?1 ORDER BY created DESC LIMIT ?2)",
+            params![person.name, SESSIONS_PER_USER - 1],
+        )
+        .map_err(sql)?;
+        c.execute(
+            "INSERT INTO sessions (hash, user, csrf, created, seen) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![hash(&id), person.name, csrf, t],
+        )
+        .map_err(sql)?;
         Ok(id)
     }
 

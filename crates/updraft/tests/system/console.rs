@@ -695,3 +695,64 @@ fn console_answers_carry_the_security_headers_and_need_a_session() {
         "paused"
     );
 }
+
+/// Peak and current resident memory of process `pid`, in KiB (Linux).
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+#[test]
+fn a_flood_of_sign_ins_runs_few_password_hashes_at_once() {
+    let s = site();
+    let pid = s.mgr.process.id().unwrap();
+    let (_, before) = memory_kib(pid);
+    // 40 wrong passwords at once, without an account (as an attacker would send them).
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..40)
+            .map(|i| {
+                let url = s.url("/console/login");
+                scope.spawn(move || {
+                    http()
+                        .post(url)
+                        .form(&[
+                            ("name", format!("admin-{i}")),
+                            ("password", "guess guess guess".into()),
+                        ])
+                        .send()
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(
+        answers.iter().all(|a| [401, 503].contains(a)),
+        "{answers:?}"
+    );
+    // Each argon2id hash takes 19 MiB: 40 at once would add about 760 MiB. A few at a time
+    // (one per core) add a small multiple of 19 MiB.
+    let (peak, _) = memory_kib(pid);
+    let grown = peak.saturating_sub(before) / 1024;
+    assert!(
+        grown < 250,
+        "the manager grew by {grown} MiB under the flood"
+    );
+    // The real user still signs in.
+    let r = http()
+        .post(s.url("/console/login"))
+        .form(&[("name", "admin-1"), ("password", PASSWORD)])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "signed in and led to the overview");
+}

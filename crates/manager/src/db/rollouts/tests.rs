@@ -129,3 +129,58 @@ fn a_rollout_of_updraft_that_follows_the_plan_releases_relay_levels_then_agents(
         ]
     );
 }
+
+#[test]
+fn a_revoked_host_is_not_judged_so_revoking_a_stolen_one_halts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("m.db").to_str().unwrap()).unwrap();
+    db.put_group(
+        &crate::db::Group {
+            name: "fleet".into(),
+            role: Role::Agent,
+            poll_interval: 60,
+            ..Default::default()
+        },
+        "test",
+    )
+    .unwrap();
+    let mut s = spec();
+    s.waves = vec![Wave {
+        share: 100,
+        ..s.waves[1].clone()
+    }];
+    let r = db.create_rollout(&s, "test").unwrap();
+    let token = db.create_enroll_token("fleet", None, None).unwrap();
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        let e = db.enroll(&token, name, Role::Agent).unwrap().unwrap();
+        let hb: model::protocol::Heartbeat = serde_json::from_value(serde_json::json!({
+            "hostname": name, "role": "agent", "components": {"av.pattern": "2.0"},
+            "modules": [{"name": "av", "status": "online", "components": {"av.pattern": "2.0"}}]
+        }))
+        .unwrap();
+        let active = db.active_rollouts().unwrap();
+        db.heartbeat(&e.host_id, &hb, &active).unwrap();
+        ids.push(e.host_id);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        db.rollout_status(r.id, now).unwrap().unwrap().hosts_total,
+        2
+    );
+    db.revoke_host(&ids[1], "test").unwrap();
+    // Silent for ever after: not a failure of the version, and not waited for.
+    let later = now + time::Duration::hours(2);
+    let st = db.rollout_status(r.id, later).unwrap().unwrap();
+    assert_eq!(st.hosts_total, 1, "{st:?}");
+    // A heartbeat that authenticated before the revocation records nothing.
+    let hb: model::protocol::Heartbeat = serde_json::from_value(serde_json::json!({
+        "hostname": "b", "role": "agent", "last_result": "after revoke"
+    }))
+    .unwrap();
+    assert!(db.heartbeat(&ids[1], &hb, &[]).is_err());
+    assert_ne!(
+        db.host(&ids[1]).unwrap().unwrap().last_result.as_deref(),
+        Some("after revoke")
+    );
+}
