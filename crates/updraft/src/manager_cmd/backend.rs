@@ -52,6 +52,13 @@ pub enum Backend {
 impl Connection {
     pub fn open(&self) -> Result<Backend> {
         if let Some(url) = &self.db {
+            // A mistyped path would otherwise mint tokens or users into a database no manager
+            // uses: say when a new one is made.
+            if manager::db::sqlite_path(url).is_ok_and(|p| !p.exists()) {
+                eprintln!(
+                    "note: {url} does not exist yet: creating a new, empty database (bootstrap)"
+                );
+            }
             let db = Db::open(url).with_context(|| format!("opening the database {url}"))?;
             return Ok(Backend::Db(db));
         }
@@ -161,7 +168,12 @@ impl Api {
         let (status, bytes) = self
             .http
             .request_json(method, &url, Some(&self.token), body, MAX_ANSWER)
-            .with_context(|| format!("calling the manager at {}", self.base))?;
+            .with_context(|| {
+                format!(
+                    "calling the manager at {}",
+                    tuf::fsutil::redact_credentials(&self.base)
+                )
+            })?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&bytes).with_context(|| {
                 format!("{method} {path}: the manager's answer is not understood")
