@@ -42,6 +42,38 @@ fn newest_timestamp(hosts: &[HostView]) -> u64 {
         .unwrap_or(0)
 }
 
+/// Hosts behind their channel: a host whose group follows `latest` (or `n-1`) runs an older
+/// version of a component than the newest (or newest but one) any host runs, where no pin and
+/// no rollout hold of its policy explains it. The manager sees only what hosts report, so
+/// "newest" is the newest in use.
+fn behind_channel(hosts: &[HostView], versions: &Adoption) -> usize {
+    let newest = |c: &str, skip: usize| -> Option<model::Version> {
+        let mut all: Vec<model::Version> = versions
+            .get(c)?
+            .keys()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        all.sort();
+        all.into_iter().rev().nth(skip)
+    };
+    hosts
+        .iter()
+        .filter(|h| {
+            let Some(p) = &h.host.applied_policy else {
+                return false;
+            };
+            let skip = usize::from(p.channel == model::protocol::Channel::Previous);
+            h.host.components.iter().any(|(c, v)| {
+                let free = !p.pinned.contains_key(c) && !p.holds.contains_key(c);
+                let (Ok(v), Some(want)) = (v.parse::<model::Version>(), newest(c, skip)) else {
+                    return false;
+                };
+                free && v < want
+            })
+        })
+        .count()
+}
+
 /// Versions in use per component: component → version → hosts.
 type Adoption = BTreeMap<String, BTreeMap<String, usize>>;
 
@@ -85,6 +117,7 @@ pub async fn overview(State(s): State<Arc<AppState>>, v: Viewer) -> Response {
     let duplicates = hosts.iter().filter(|h| h.host.duplicate_hostname).count();
     let (versions, builds) = adoption(&hosts);
     let newest = newest_timestamp(&hosts);
+    let lagging_channel = behind_channel(&hosts, &versions);
     let online: Vec<&HostView> = hosts
         .iter()
         .filter(|h| h.status == ModuleState::Online)
@@ -115,6 +148,9 @@ pub async fn overview(State(s): State<Arc<AppState>>, v: Viewer) -> Response {
                 dt { "Relays" } dd { (relays) }
                 dt { "Online" } dd { (total - offline) }
                 dt { "Offline" } dd { a href="/console/hosts?status=offline" { (offline) } }
+            }
+            @if lagging_channel > 0 {
+                p.warning role="status" { (lagging_channel) " hosts run an older version than their channel asks for (the newest in use, or the newest but one), with no pin or rollout hold explaining it" }
             }
             @if behind > 0 {
                 p.warning role="status" { (behind) " online hosts trust an older publication than timestamp v" (newest) " (behind their relay, or their relay behind)" }
