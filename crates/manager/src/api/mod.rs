@@ -315,9 +315,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .ok()
+        // The scheme is case-insensitive (RFC 9110).
+        .filter(|v| v.len() > 7 && v.is_char_boundary(7) && v[..7].eq_ignore_ascii_case("bearer "))
+        .map(|v| v[7..].trim())
         .filter(|t| !t.is_empty() && t.len() <= 200)
 }
 

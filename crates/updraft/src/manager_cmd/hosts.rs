@@ -27,18 +27,23 @@ pub(super) fn hosts(b: &Backend, json: bool, a: &HostsArgs) -> Result<()> {
         limit: Some(fleet::MAX_PAGE),
         after: None,
     };
-    if json {
-        print!("[");
-    } else {
-        hosts_header();
-    }
     let mut first = true;
+    let mut opened = false;
     // Each page moves the cursor forward; the number of pages is bounded by the fleet's size.
     loop {
         let page = match b {
             Backend::Db(db) => fleet::host_list(db, &f, a.offline_after)?,
             Backend::Api(api) => api.get(&format!("/api/v1/hosts{}", filter_query(&f)))?,
         };
+        // Opened once the first page is in: an error before it leaves stdout empty.
+        if !opened {
+            if json {
+                print!("[");
+            } else {
+                hosts_header();
+            }
+            opened = true;
+        }
         for h in &page.hosts {
             if json {
                 let sep = if first { "" } else { "," };

@@ -226,6 +226,13 @@ fn revoked_tokens_fail_and_repeated_failures_are_slowed_down() {
             .status(),
         200
     );
+    // The scheme is case-insensitive.
+    let lower = c
+        .get(m.url("/api/v1/hosts"))
+        .header("Authorization", format!("bearer {}", m.admin))
+        .send()
+        .unwrap();
+    assert_eq!(lower.status(), 200);
     // A revoked administrator token stops working.
     let list: serde_json::Value =
         serde_json::from_str(&ok(&["admin", "--db", &m.db, "--json", "token", "list"])).unwrap();
