@@ -108,44 +108,47 @@ pub async fn overview(State(s): State<Arc<AppState>>, v: Viewer) -> Response {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let total = hosts.len();
-    let offline = hosts
-        .iter()
-        .filter(|h| h.status == ModuleState::Offline)
-        .count();
-    let relays = hosts.iter().filter(|h| h.host.role == Role::Relay).count();
-    let duplicates = hosts.iter().filter(|h| h.host.duplicate_hostname).count();
     let (versions, builds) = adoption(&hosts);
-    let newest = newest_timestamp(&hosts);
-    let lagging_channel = behind_channel(&hosts, &versions);
-    let online: Vec<&HostView> = hosts
-        .iter()
-        .filter(|h| h.status == ModuleState::Online)
-        .collect();
-    let behind = online
-        .iter()
-        .filter(|h| {
-            h.host
-                .trust
-                .as_ref()
-                .is_some_and(|t| t.timestamp_version < newest)
-        })
-        .count();
-    let running_out = online
-        .iter()
-        .filter(|h| {
-            h.host
-                .trust
-                .as_ref()
-                .is_some_and(|t| expiring(&t.timestamp_expires))
-        })
-        .count();
     let body = html! {
+        (fleet_section(&hosts, &versions))
+        section aria-labelledby="content" {
+            h2 #content { "Content versions in use" }
+            @for (component, per) in &versions { (adoption_table(component, per)) }
+        }
+        section aria-labelledby="builds" {
+            h2 #builds { "Updraft builds" }
+            ul { @for (b, count) in &builds { li { (b) ": " (count) } } }
+        }
+        section aria-labelledby="active" {
+            h2 #active { "Rollouts in progress" }
+            @if rollouts.is_empty() { p { "None." } }
+            ul { @for r in &rollouts {
+                li { a href={ "/console/rollouts/" (r.id) } { (r.spec.component) " " (r.spec.version) } " — " (r.state.as_str()) ", wave " (r.wave + 1) " of " (r.spec.waves.len()) }
+            } }
+        }
+    };
+    page(&v, "/console/", "Fleet overview", body).into_response()
+}
+
+/// Counts of the fleet, with the warnings that need someone's attention.
+fn fleet_section(hosts: &[HostView], versions: &Adoption) -> Markup {
+    let total = hosts.len();
+    let count = |f: &dyn Fn(&HostView) -> bool| hosts.iter().filter(|h| f(h)).count();
+    let offline = count(&|h| h.status == ModuleState::Offline);
+    let online_trust = |f: &dyn Fn(&model::protocol::TrustState) -> bool| {
+        count(&|h| h.status == ModuleState::Online && h.host.trust.as_ref().is_some_and(f))
+    };
+    let newest = newest_timestamp(hosts);
+    let behind = online_trust(&|t| t.timestamp_version < newest);
+    let running_out = online_trust(&|t| expiring(&t.timestamp_expires));
+    let lagging_channel = behind_channel(hosts, versions);
+    let duplicates = count(&|h| h.host.duplicate_hostname);
+    html! {
         section aria-labelledby="fleet" {
             h2 #fleet { "Fleet" }
             dl.counts {
                 dt { "Hosts" } dd { (total) }
-                dt { "Relays" } dd { (relays) }
+                dt { "Relays" } dd { (count(&|h| h.host.role == Role::Relay)) }
                 dt { "Online" } dd { (total - offline) }
                 dt { "Offline" } dd { a href="/console/hosts?status=offline" { (offline) } }
             }
@@ -162,38 +165,27 @@ pub async fn overview(State(s): State<Arc<AppState>>, v: Viewer) -> Response {
                 p.warning role="status" { (duplicates) " hosts report a hostname another host reports too (a copied credential?)" }
             }
         }
-        section aria-labelledby="content" {
-            h2 #content { "Content versions in use" }
-            @for (component, per) in &versions {
-                @let n: usize = per.values().sum();
-                table {
-                    caption { (component) }
-                    thead { tr { th scope="col" { "Version" } th scope="col" { "Hosts" } th scope="col" { "Adoption" } } }
-                    tbody {
-                        @for (version, count) in per.iter().rev() {
-                            tr {
-                                td { a href={ "/console/hosts?component=" (urlencode(component)) "&version=" (urlencode(version)) } { (version) } }
-                                td { (count) }
-                                td { meter min="0" max=(n) value=(count) aria-label={ (component) " " (version) } { (count) "/" (n) } " " (count * 100 / n.max(1)) " %" }
-                            }
-                        }
+    }
+}
+
+/// One component's versions in use, newest first, with their share of the hosts reporting it.
+fn adoption_table(component: &str, per: &BTreeMap<String, usize>) -> Markup {
+    let n: usize = per.values().sum();
+    html! {
+        table {
+            caption { (component) }
+            thead { tr { th scope="col" { "Version" } th scope="col" { "Hosts" } th scope="col" { "Adoption" } } }
+            tbody {
+                @for (version, count) in per.iter().rev() {
+                    tr {
+                        td { a href={ "/console/hosts?component=" (urlencode(component)) "&version=" (urlencode(version)) } { (version) } }
+                        td { (count) }
+                        td { meter min="0" max=(n) value=(count) aria-label={ (component) " " (version) } { (count) "/" (n) } " " (count * 100 / n.max(1)) " %" }
                     }
                 }
             }
         }
-        section aria-labelledby="builds" {
-            h2 #builds { "Updraft builds" }
-            ul { @for (b, count) in &builds { li { (b) ": " (count) } } }
-        }
-        section aria-labelledby="active" {
-            h2 #active { "Rollouts in progress" }
-            @if rollouts.is_empty() { p { "None." } }
-            ul { @for r in &rollouts {
-                li { a href={ "/console/rollouts/" (r.id) } { (r.spec.component) " " (r.spec.version) } " — " (r.state.as_str()) ", wave " (r.wave + 1) " of " (r.spec.waves.len()) }
-            } }
-        }
-    };
-    page(&v, "/console/", "Fleet overview", body).into_response()
+    }
 }
 
 pub async fn hosts(
