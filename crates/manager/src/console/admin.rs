@@ -6,30 +6,14 @@ use std::sync::Arc;
 
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::layout::{csrf, page, urlencode};
-use super::{blocking, check_form, page_error, CsrfForm, Viewer};
+use super::{blocking, change, check_form, page_error, CsrfForm, Viewer};
 use crate::api::AppState;
 use crate::db::UserRole;
-
-/// A state-changing request's checks: same origin, CSRF token, and the role it needs.
-fn allowed(v: &Viewer, headers: &HeaderMap, csrf: &str, role: UserRole) -> Result<(), Response> {
-    check_form(v, headers, csrf)?;
-    if v.may(role) {
-        return Ok(());
-    }
-    Err(page_error(
-        StatusCode::FORBIDDEN,
-        &format!("This needs the {role} role."),
-    ))
-}
-
-fn actor(v: &Viewer) -> String {
-    format!("user {}", v.0.person.name)
-}
 
 pub async fn tokens(State(s): State<Arc<AppState>>, v: Viewer) -> Response {
     tokens_page(&s, &v, None).await
@@ -101,14 +85,14 @@ pub async fn create_token(
     headers: HeaderMap,
     Form(f): Form<NewToken>,
 ) -> Response {
-    if let Err(r) = allowed(&v, &headers, &f.csrf, UserRole::Operator) {
+    if let Err(r) = check_form(&v, &headers, &f.csrf, UserRole::Operator) {
         return r;
     }
     let (uses, days) = match (number("uses", &f.uses), number("expires", &f.expires)) {
         (Ok(u), Ok(d)) => (u, d),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    let (db, who, group) = (s.db.clone(), actor(&v), f.group.clone());
+    let (db, who, group) = (s.db.clone(), v.actor(), f.group.clone());
     let created = match blocking(move || db.create_enroll_token_by(&group, days, uses, &who)).await
     {
         Ok((_, token)) => token,
@@ -130,14 +114,14 @@ pub async fn revoke_token(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = allowed(&v, &headers, &f.csrf, UserRole::Operator) {
+    if let Err(r) = check_form(&v, &headers, &f.csrf, UserRole::Operator) {
         return r;
     }
-    let (db, who) = (s.db.clone(), actor(&v));
-    match blocking(move || db.revoke_enroll_token(id, &who)).await {
-        Ok(_) => Redirect::to("/console/tokens").into_response(),
-        Err(r) => r,
-    }
+    let (db, who) = (s.db.clone(), v.actor());
+    change("/console/tokens".into(), move || {
+        db.revoke_enroll_token(id, &who)
+    })
+    .await
 }
 
 /// `revoke`: the host's credential stops working; `delete`: its record goes too.
@@ -148,19 +132,15 @@ pub async fn host_action(
     Path((id, action)): Path<(String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = allowed(&v, &headers, &f.csrf, UserRole::Operator) {
+    if let Err(r) = check_form(&v, &headers, &f.csrf, UserRole::Operator) {
         return r;
     }
-    let (db, who, host) = (s.db.clone(), actor(&v), id.clone());
-    let done = match action.as_str() {
-        "revoke" => blocking(move || db.revoke_host(&host, &who)).await,
-        "delete" => blocking(move || db.delete_host(&host, &who)).await,
-        _ => return page_error(StatusCode::BAD_REQUEST, "Unknown action."),
-    };
-    match done {
-        Ok(_) if action == "delete" => Redirect::to("/console/hosts").into_response(),
-        Ok(_) => Redirect::to(&format!("/console/hosts/{}", urlencode(&id))).into_response(),
-        Err(r) => r,
+    let (db, who) = (s.db.clone(), v.actor());
+    let page = format!("/console/hosts/{}", urlencode(&id));
+    match action.as_str() {
+        "revoke" => change(page, move || db.revoke_host(&id, &who)).await,
+        "delete" => change("/console/hosts".into(), move || db.delete_host(&id, &who)).await,
+        _ => page_error(StatusCode::BAD_REQUEST, "Unknown action."),
     }
 }
 
@@ -214,18 +194,15 @@ pub async fn create_user(
     headers: HeaderMap,
     Form(f): Form<NewUser>,
 ) -> Response {
-    if let Err(r) = allowed(&v, &headers, &f.csrf, UserRole::Admin) {
+    if let Err(r) = check_form(&v, &headers, &f.csrf, UserRole::Admin) {
         return r;
     }
-    let (db, who) = (s.db.clone(), actor(&v));
-    let made = blocking(move || {
+    let (db, who) = (s.db.clone(), v.actor());
+    change("/console/users".into(), move || {
         let role: UserRole = f.role.parse()?;
         db.create_user(&f.name, role, &f.password, &who)
-    });
-    match made.await {
-        Ok(()) => Redirect::to("/console/users").into_response(),
-        Err(r) => r,
-    }
+    })
+    .await
 }
 
 pub async fn user_action(
@@ -235,7 +212,7 @@ pub async fn user_action(
     Path((name, action)): Path<(String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = allowed(&v, &headers, &f.csrf, UserRole::Admin) {
+    if let Err(r) = check_form(&v, &headers, &f.csrf, UserRole::Admin) {
         return r;
     }
     let disabled = match action.as_str() {
@@ -243,9 +220,9 @@ pub async fn user_action(
         "enable" => false,
         _ => return page_error(StatusCode::BAD_REQUEST, "Unknown action."),
     };
-    let (db, who) = (s.db.clone(), actor(&v));
-    match blocking(move || db.set_user_disabled(&name, disabled, &who)).await {
-        Ok(_) => Redirect::to("/console/users").into_response(),
-        Err(r) => r,
-    }
+    let (db, who) = (s.db.clone(), v.actor());
+    change("/console/users".into(), move || {
+        db.set_user_disabled(&name, disabled, &who)
+    })
+    .await
 }

@@ -112,6 +112,11 @@ async fn favicon() -> Response {
 pub struct Viewer(pub Session, bool);
 
 impl Viewer {
+    /// The viewer as the audit log names them.
+    pub fn actor(&self) -> String {
+        format!("user {}", self.0.person.name)
+    }
+
     /// Whether the viewer may do what needs `role`.
     pub fn may(&self, role: UserRole) -> bool {
         self.0.person.role >= role
@@ -166,20 +171,37 @@ fn same_origin(headers: &HeaderMap, tls: bool) -> bool {
     origin.strip_prefix(scheme) == Some(host)
 }
 
-/// Check a state-changing form: same origin, and the session's CSRF token.
-fn check_form(v: &Viewer, headers: &HeaderMap, csrf: &str) -> Result<(), Response> {
-    let tls = v.1;
+/// Check a state-changing form: same origin, the session's CSRF token, and the role the change
+/// needs. Every console change goes through here.
+fn check_form(v: &Viewer, headers: &HeaderMap, csrf: &str, role: UserRole) -> Result<(), Response> {
     // Compared as hashes: the time a comparison takes says nothing about the token.
     let digest = |t: &str| tuf::crypto::sha256_hex(t.as_bytes());
     let token_ok = digest(&v.0.csrf) == digest(csrf);
-    if same_origin(headers, tls) && token_ok {
-        return Ok(());
+    if !same_origin(headers, v.1) || !token_ok {
+        tracing::warn!(user = %v.0.person.name, "console form refused: cross-site or without its CSRF token");
+        return Err(page_error(
+            StatusCode::FORBIDDEN,
+            "This form did not come from this console (cross-site, or a stale page): reload the page and try again.",
+        ));
     }
-    tracing::warn!(user = %v.0.person.name, "console form refused: cross-site or without its CSRF token");
-    Err(page_error(
-        StatusCode::FORBIDDEN,
-        "This form did not come from this console (cross-site, or a stale page): reload the page and try again.",
-    ))
+    if !v.may(role) {
+        return Err(page_error(
+            StatusCode::FORBIDDEN,
+            &format!("This needs the {role} role."),
+        ));
+    }
+    Ok(())
+}
+
+/// Make a change on the blocking pool, then send the browser to `to` (the page that shows it).
+async fn change<T: Send + 'static>(
+    to: String,
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> Response {
+    match blocking(f).await {
+        Ok(_) => Redirect::to(&to).into_response(),
+        Err(r) => r,
+    }
 }
 
 /// An error page (for people, not programs).
@@ -319,7 +341,7 @@ async fn logout(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = check_form(&v, &headers, &f.csrf) {
+    if let Err(r) = check_form(&v, &headers, &f.csrf, UserRole::Auditor) {
         return r;
     }
     let db = s.db.clone();

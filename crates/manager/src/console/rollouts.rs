@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::html;
 
 use super::layout::{adoption_chart, csrf, page, urlencode};
-use super::{blocking, check_form, page_error, CsrfForm, Viewer};
+use super::{blocking, change, check_form, page_error, CsrfForm, Viewer};
 use crate::api::AppState;
 use crate::db::rollouts::Action;
 use crate::db::UserRole;
@@ -134,22 +134,15 @@ pub async fn act(
     Path((id, action)): Path<(i64, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = check_form(&v, &headers, &f.csrf) {
+    if let Err(r) = check_form(&v, &headers, &f.csrf, UserRole::Operator) {
         return r;
-    }
-    if !v.may(UserRole::Operator) {
-        return page_error(
-            StatusCode::FORBIDDEN,
-            "Acting on rollouts needs the operator role.",
-        );
     }
     let Ok(action) = serde_json::from_value::<Action>(serde_json::Value::String(action)) else {
         return page_error(StatusCode::BAD_REQUEST, "Unknown action.");
     };
-    let db = s.db.clone();
-    let actor = format!("user {}", v.0.person.name);
-    match blocking(move || db.rollout_action(id, action, &actor)).await {
-        Ok(_) => Redirect::to(&format!("/console/rollouts/{id}")).into_response(),
-        Err(r) => r,
-    }
+    let (db, actor) = (s.db.clone(), v.actor());
+    change(format!("/console/rollouts/{id}"), move || {
+        db.rollout_action(id, action, &actor)
+    })
+    .await
 }
