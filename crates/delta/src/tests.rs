@@ -1,0 +1,183 @@
+use super::*;
+
+/// Deterministic pseudo-random bytes (xorshift), so fixtures are built by code.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A base and a target that differs from it in a few places, like a daily pattern update.
+fn pair(len: usize) -> (Vec<u8>, Vec<u8>) {
+    let base = noise(7, len);
+    let mut target = base.clone();
+    for i in (0..len).step_by(len / 8 + 1) {
+        target[i] ^= 0x5a;
+    }
+    target.extend_from_slice(&noise(9, 1000));
+    (base, target)
+}
+
+fn roundtrip(algorithm: Algorithm, base: &[u8], target: &[u8]) -> Vec<u8> {
+    let made = make(Choice::Only(algorithm), base, target).unwrap();
+    assert_eq!(made.algorithm, algorithm);
+    let mut out = Vec::new();
+    let n = apply(
+        algorithm,
+        base,
+        &made.bytes[..],
+        target.len() as u64,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(n, target.len() as u64);
+    assert_eq!(out, target);
+    made.bytes
+}
+
+#[test]
+fn both_algorithms_rebuild_the_target_from_a_small_delta() {
+    let (base, target) = pair(300_000);
+    for algorithm in [Algorithm::Zstd, Algorithm::Bsdiff] {
+        let delta = roundtrip(algorithm, &base, &target);
+        assert!(
+            delta.len() < 3_000,
+            "{algorithm}: {} bytes for a few changes",
+            delta.len()
+        );
+    }
+}
+
+#[test]
+fn empty_files_and_unrelated_files_round_trip() {
+    for algorithm in [Algorithm::Zstd, Algorithm::Bsdiff] {
+        roundtrip(algorithm, b"", b"");
+        roundtrip(algorithm, b"", b"new file");
+        roundtrip(algorithm, b"old file", b"");
+        roundtrip(algorithm, &noise(1, 5000), &noise(2, 7000));
+    }
+}
+
+#[test]
+fn auto_uses_zstd_for_data_and_the_smaller_for_executables() {
+    let (base, target) = pair(50_000);
+    assert_eq!(
+        make(Choice::Auto, &base, &target).unwrap().algorithm,
+        Algorithm::Zstd
+    );
+    let elf = |b: &[u8]| [b"\x7fELF".as_slice(), b].concat();
+    let (base, target) = (elf(&base), elf(&target));
+    let auto = make(Choice::Auto, &base, &target).unwrap();
+    let smaller = [Algorithm::Zstd, Algorithm::Bsdiff]
+        .map(|a| make(Choice::Only(a), &base, &target).unwrap().bytes.len())
+        .into_iter()
+        .min()
+        .unwrap();
+    assert_eq!(auto.bytes.len(), smaller);
+}
+
+#[test]
+fn a_wrong_base_a_truncated_or_a_tampered_delta_never_yields_the_target_silently() {
+    let (base, target) = pair(100_000);
+    let other = noise(3, base.len());
+    for algorithm in [Algorithm::Zstd, Algorithm::Bsdiff] {
+        let delta = make(Choice::Only(algorithm), &base, &target).unwrap().bytes;
+        let mut cases = vec![
+            ("wrong base", other.clone(), delta.clone()),
+            ("truncated", base.clone(), delta[..delta.len() / 2].to_vec()),
+            ("empty", base.clone(), Vec::new()),
+        ];
+        for at in [0, 4, 20, delta.len() / 2, delta.len() - 1] {
+            let mut bad = delta.clone();
+            bad[at] ^= 0xff;
+            cases.push(("tampered", base.clone(), bad));
+        }
+        for (what, b, d) in cases {
+            let mut out = Vec::new();
+            let r = apply(algorithm, &b, &d[..], target.len() as u64, &mut out);
+            // Either an error, or bytes that are not the target (the signed hash catches those).
+            assert!(
+                r.is_err() || out != target,
+                "{algorithm} {what}: produced the target"
+            );
+            assert!(
+                out.len() <= target.len(),
+                "{algorithm} {what}: wrote past the length"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_delta_never_writes_more_than_the_signed_length() {
+    let (base, target) = pair(100_000);
+    for algorithm in [Algorithm::Zstd, Algorithm::Bsdiff] {
+        let delta = make(Choice::Only(algorithm), &base, &target).unwrap().bytes;
+        let mut out = Vec::new();
+        let short = target.len() as u64 - 1;
+        assert!(apply(algorithm, &base, &delta[..], short, &mut out).is_err());
+        assert!(out.len() as u64 <= short);
+    }
+}
+
+#[test]
+fn a_zstd_frame_asking_for_a_larger_window_than_the_sizes_need_is_refused() {
+    // A frame whose window covers 64 MiB, for a target of a few KiB.
+    let target = noise(5, 4096);
+    let mut enc = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), 3, b"base").unwrap();
+    enc.window_log(26).unwrap();
+    enc.include_contentsize(false).unwrap();
+    enc.write_all(&target).unwrap();
+    let delta = enc.finish().unwrap();
+    let mut out = Vec::new();
+    let r = apply(
+        Algorithm::Zstd,
+        b"base",
+        &delta[..],
+        target.len() as u64,
+        &mut out,
+    );
+    assert!(r.is_err(), "a 64 MiB window for 4 KiB was accepted");
+}
+
+#[test]
+fn bsdiff_headers_with_negative_or_overflowing_lengths_are_refused() {
+    let header = |ctrl: u64, diff: u64, target: u64| {
+        let mut p = b"BSDIFF40".to_vec();
+        for v in [ctrl, diff, target] {
+            p.extend_from_slice(&v.to_le_bytes());
+        }
+        p.extend_from_slice(&[0u8; 64]);
+        p
+    };
+    let cases = [
+        header(1 << 63 | 5, 0, 10),
+        header(u64::MAX >> 1, u64::MAX >> 1, 10),
+        header(10_000, 0, 10),
+        header(0, 0, 11),
+        b"BSDIFF4".to_vec(),
+        b"NOTBSDIFF0000000000000000000000000000".to_vec(),
+    ];
+    for patch in cases {
+        let mut out = Vec::new();
+        assert!(apply(Algorithm::Bsdiff, b"base", &patch[..], 10, &mut out).is_err());
+        assert!(out.is_empty());
+    }
+}
+
+#[test]
+fn apply_memory_covers_the_base_and_is_bounded_by_the_sizes() {
+    let m = apply_memory(Algorithm::Zstd, 100 << 20, 1 << 20, 100 << 20);
+    assert!(m >= 200 << 20 && m <= 210 << 20, "{m}");
+    let m = apply_memory(Algorithm::Bsdiff, 100 << 20, 1 << 20, 100 << 20);
+    assert!(m >= 101 << 20 && m <= 110 << 20, "{m}");
+    assert_eq!(window_log(0, 0), 10);
+    assert_eq!(window_log(100 << 20, 90 << 20), 27);
+    assert_eq!(window_log(u64::MAX, 1), 31);
+}
