@@ -13,6 +13,7 @@ mod agent_cmd;
 mod demo;
 mod flags;
 mod manager_cmd;
+mod progress;
 mod relay_cmd;
 mod repo_cmd;
 mod serve_cmd;

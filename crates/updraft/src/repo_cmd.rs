@@ -1,5 +1,7 @@
 //! `updraft repo …`: the publisher's commands.
 
+mod deltas;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -31,6 +33,11 @@ pub enum RepoCommand {
         threshold: u64,
     },
     /// Stage a file as content/<component>/<version>/<file name> (sign it with `publish`)
+    ///
+    /// Deltas from the component's previous versions (same platforms) are made and staged
+    /// with it as targets `<path>.from-<version>.delta`: hosts holding one of those versions
+    /// download the delta instead of the whole file and check what it rebuilds against the
+    /// file's signed hashes. Patches get no deltas.
     Add(AddArgs),
     /// Stage the removal of a target path
     Remove { dir: PathBuf, target: String },
@@ -124,6 +131,8 @@ pub struct AddArgs {
     /// Urgent: hosts install it outside their maintenance window too
     #[arg(long)]
     urgent: bool,
+    #[command(flatten)]
+    deltas: deltas::DeltaArgs,
 }
 
 fn add(args: &AddArgs) -> Result<()> {
@@ -149,8 +158,11 @@ fn add(args: &AddArgs) -> Result<()> {
         .and_then(|n| n.to_str())
         .with_context(|| format!("{} has no UTF-8 file name", args.file.display()))?;
     let path = info.target_path(name)?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let mut repo = Repository::open(&args.dir)?;
-    let tf = repo.add_target(&args.role, &path, &args.file, Some(info.to_custom()))?;
+    let tf = repo.add_target_bytes(&args.role, &path, &bytes, Some(info.to_custom()))?;
+    let made = deltas::make_all(&mut repo, &args.role, &info, &path, &bytes, &args.deltas)?;
     repo.save()?;
     println!(
         "staged {path} ({} bytes, sha256 {}) in role {}; run `updraft repo publish {}` to sign it",
@@ -159,6 +171,9 @@ fn add(args: &AddArgs) -> Result<()> {
         args.role,
         args.dir.display()
     );
+    for line in deltas::report(&made, args.deltas.delta_max_percent) {
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -241,6 +256,11 @@ fn init(dir: &Path, key_type: KeyType, keys: usize, threshold: u64) -> Result<()
 fn remove(dir: &Path, target: &str) -> Result<()> {
     let mut repo = Repository::open(dir)?;
     let role = repo.remove_target(target)?;
+    // Deltas that produce it are of no use without it.
+    for d in deltas::producing(&repo, target) {
+        repo.remove_target(&d)?;
+        println!("staged removal of {d} (a delta to {target})");
+    }
     repo.save()?;
     println!("staged removal of {target} from {role}; run `updraft repo publish` to sign it");
     Ok(())

@@ -54,6 +54,33 @@ impl Repository {
         Ok(tf)
     }
 
+    /// The bytes of a stored target, checked against the length and sha256 its role lists (a
+    /// file changed on disk since it was added is an error, never used).
+    pub fn read_target(&self, target_path: &str) -> Result<Vec<u8>> {
+        let tf = self
+            .targets
+            .values()
+            .find_map(|t| t.targets.get(target_path).ok().flatten())
+            .ok_or_else(|| Error::Repository(format!("no role lists target {target_path:?}")))?;
+        let hash = tf
+            .hashes
+            .get("sha256")
+            .ok_or_else(|| Error::Repository(format!("target {target_path:?} lists no sha256")))?;
+        let (dir, name) = match target_path.rsplit_once('/') {
+            Some((d, n)) => (self.targets_dir().join(d), n),
+            None => (self.targets_dir(), target_path),
+        };
+        let file = dir.join(format!("{hash}.{name}"));
+        let bytes = fs::read(&file).map_err(|e| Error::io(&file, e))?;
+        if bytes.len() as u64 != tf.length || sha256_hex(&bytes) != *hash {
+            return Err(Error::Repository(format!(
+                "{} does not match the length and sha256 listed for {target_path:?}; restore it or add the target again",
+                file.display()
+            )));
+        }
+        Ok(bytes)
+    }
+
     /// Record target metadata without storing a file (for targets stored elsewhere).
     pub fn add_target_meta(&mut self, role: &str, target_path: &str, tf: TargetFile) -> Result<()> {
         let t = self

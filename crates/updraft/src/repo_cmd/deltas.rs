@@ -1,0 +1,186 @@
+//! The publisher's deltas: when a file of a new version is added, make deltas to it from the
+//! same component's previous versions (same platforms) and stage them as ordinary targets in
+//! the same role.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use delta::{Algorithm, Choice};
+use model::delta::DeltaInfo;
+use model::{ContentInfo, Kind, Version};
+use tuf::repo::Repository;
+
+/// Which delta algorithms to try.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DeltaAlgorithm {
+    /// zstd for data, the smaller of zstd and bsdiff for executables
+    Auto,
+    Zstd,
+    Bsdiff,
+    /// Both, keeping the smaller
+    Smallest,
+}
+
+#[derive(Args)]
+pub struct DeltaArgs {
+    /// Make deltas from this many previous versions of the component (0: none)
+    #[arg(long = "deltas", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub previous: u32,
+    /// Delta algorithm
+    #[arg(long, value_enum, default_value = "auto")]
+    pub delta_algorithm: DeltaAlgorithm,
+    /// Leave out a delta larger than this share of the full file, in percent
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub delta_max_percent: u8,
+}
+
+/// One delta made (or left out), for the report.
+pub struct Made {
+    pub from: String,
+    pub algorithm: Algorithm,
+    pub bytes: u64,
+    pub full: u64,
+    pub took: Duration,
+    pub published: bool,
+}
+
+/// The previous versions' files a delta to `file_name` of `info` can start from: newest first,
+/// at most `k` versions, same component and platforms; in each, the file of the same name, or
+/// the only file.
+pub fn bases(
+    repo: &Repository,
+    info: &ContentInfo,
+    file_name: &str,
+    k: usize,
+) -> Vec<(String, String)> {
+    let Ok(new) = info.version.parse::<Version>() else {
+        return Vec::new();
+    };
+    let mut by_version: BTreeMap<Version, Vec<String>> = BTreeMap::new();
+    for (path, _role, tf) in repo.list_targets() {
+        let Ok(Some(old)) = ContentInfo::for_target(&path, tf.custom.as_ref()) else {
+            continue;
+        };
+        let same = old.component == info.component
+            && old.kind != Kind::Patch
+            && sorted(&old.platforms) == sorted(&info.platforms);
+        match old.version.parse::<Version>() {
+            Ok(v) if same && v < new => by_version.entry(v).or_default().push(path),
+            _ => {}
+        }
+    }
+    by_version
+        .into_iter()
+        .rev()
+        .filter_map(|(v, files)| {
+            let same_name = files
+                .iter()
+                .find(|p| p.rsplit('/').next() == Some(file_name));
+            let only = (files.len() == 1).then(|| &files[0]);
+            same_name
+                .or(only)
+                .map(|p| (v.as_str().to_string(), p.clone()))
+        })
+        .take(k)
+        .collect()
+}
+
+fn sorted(v: &[String]) -> Vec<&String> {
+    let mut v: Vec<&String> = v.iter().collect();
+    v.sort();
+    v
+}
+
+/// Make and stage the deltas to the target `produces` (just added to `role` with `bytes`).
+pub fn make_all(
+    repo: &mut Repository,
+    role: &str,
+    info: &ContentInfo,
+    produces: &str,
+    bytes: &[u8],
+    args: &DeltaArgs,
+) -> Result<Vec<Made>> {
+    if info.kind == Kind::Patch || args.previous == 0 {
+        return Ok(Vec::new());
+    }
+    let file_name = produces.rsplit('/').next().unwrap_or(produces);
+    let bases = bases(repo, info, file_name, args.previous as usize);
+    let bar = crate::progress::steps(bases.len() as u64, "making deltas");
+    let choice = match args.delta_algorithm {
+        DeltaAlgorithm::Auto => Choice::Auto,
+        DeltaAlgorithm::Zstd => Choice::Only(Algorithm::Zstd),
+        DeltaAlgorithm::Bsdiff => Choice::Only(Algorithm::Bsdiff),
+        DeltaAlgorithm::Smallest => Choice::Smallest,
+    };
+    let full = bytes.len() as u64;
+    let mut out = Vec::new();
+    for (from, base_path) in bases {
+        bar.set_message(format!("delta from {from}"));
+        let base = repo.read_target(&base_path)?;
+        let started = Instant::now();
+        let made = delta::make(choice, &base, bytes)
+            .with_context(|| format!("making the delta from {base_path} to {produces}"))?;
+        let took = started.elapsed();
+        let size = made.bytes.len() as u64;
+        let published =
+            size.saturating_mul(100) <= full.saturating_mul(u64::from(args.delta_max_percent));
+        if published {
+            let d = DeltaInfo {
+                component: info.component.clone(),
+                from: from.clone(),
+                to: info.version.clone(),
+                algorithm: made.algorithm,
+                base: base_path,
+                produces: produces.to_string(),
+            };
+            repo.add_target_bytes(role, &d.target_path(), &made.bytes, Some(d.to_custom()))?;
+        }
+        out.push(Made {
+            from,
+            algorithm: made.algorithm,
+            bytes: size,
+            full,
+            took,
+            published,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// The lines `repo add` prints for the deltas it made.
+pub fn report(made: &[Made], max_percent: u8) -> Vec<String> {
+    made.iter()
+        .map(|m| {
+            let share = m.bytes as f64 * 100.0 / (m.full.max(1) as f64);
+            let what = if m.published { "staged" } else { "left out" };
+            let why = if m.published {
+                String::new()
+            } else {
+                format!(" (larger than {max_percent} % of the full file)")
+            };
+            format!(
+                "  {what} delta from {}: {} bytes {} ({share:.3} % of {} bytes), made in {:.2} s{why}",
+                m.from,
+                m.bytes,
+                m.algorithm,
+                m.full,
+                m.took.as_secs_f64()
+            )
+        })
+        .collect()
+}
+
+/// The deltas that produce `target`: to remove with it.
+pub fn producing(repo: &Repository, target: &str) -> Vec<String> {
+    repo.list_targets()
+        .into_iter()
+        .filter(|(path, _, tf)| {
+            matches!(DeltaInfo::for_target(path, tf.custom.as_ref()), Ok(Some(d)) if d.produces == target)
+        })
+        .map(|(path, _, _)| path)
+        .collect()
+}
