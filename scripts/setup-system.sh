@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use, if missing: ClamAV (the end-to-end consumer test),
-# Chromium and its WebDriver (the console's browser tests).
+# Chromium and its WebDriver (the console's browser tests), bsdiff (the delta bench's reference).
 # Needs root (CI and these machines run as root) and the Debian package registry.
 set -euo pipefail
 need=()
 command -v clamscan >/dev/null 2>&1 || need+=(clamav)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v bsdiff >/dev/null 2>&1 || need+=(bsdiff)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

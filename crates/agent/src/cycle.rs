@@ -26,6 +26,9 @@ pub(crate) struct Cycle {
     pub rejected: Vec<String>,
     /// Sources found behind another source or the trusted state (reported in the status).
     pub lagging: Vec<String>,
+    /// Targets rebuilt from deltas, or why deltas offered were not used (reported in the
+    /// status).
+    pub deltas: Vec<String>,
 }
 
 impl Cycle {
@@ -35,6 +38,7 @@ impl Cycle {
             policy,
             rejected: Vec::new(),
             lagging: Vec::new(),
+            deltas: Vec::new(),
         }
     }
 
@@ -241,12 +245,15 @@ impl Agent {
         digest: String,
         mut report: CycleReport,
     ) -> Result<CycleReport> {
-        let content = plan::authorised_content(refreshed.up.all_targets(MAX_ROLES)?);
+        let listing = refreshed.up.all_targets(MAX_ROLES)?;
+        let deltas = node::delta::Deltas::from_listing(&listing.targets);
+        let content = plan::authorised_content(listing);
         let ts_version = refreshed.up.timestamp_version();
         let selection = cy.selection();
         let mut errors = Vec::new();
         let (retry, deferred) = {
-            let mut dl = Downloads::new(&mut refreshed.up, &refreshed.source, &mut cy);
+            let held = Box::new(|path: &str| self.held(path));
+            let mut dl = Downloads::new(&mut refreshed.up, &refreshed.source, &mut cy, deltas, held);
             let applied = self.apply_plan(&content, &selection, &mut dl, &mut errors)?;
             report.installed = applied.installed;
             report.patches = applied.patches.applied;
@@ -262,6 +269,7 @@ impl Agent {
             status.applied_plan = digest;
         }
         status.errors = errors;
+        status.deltas = std::mem::take(&mut cy.deltas);
         let changed = !report.installed.is_empty() || !report.patches.is_empty();
         // Keep reporting rejected sources until a later cycle downloads something again.
         status.rejected = if cy.rejected.is_empty() && !changed {

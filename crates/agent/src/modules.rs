@@ -195,6 +195,24 @@ impl Agent {
         Ok(names)
     }
 
+    /// The file of the versions store holding target `path` (`content/<component>/<version>/
+    /// <file>`), if this host holds it: a base deltas can start from. Its bytes are never
+    /// trusted: what a delta rebuilds from it is checked against the signed target.
+    pub(crate) fn held(&self, path: &str) -> Option<std::path::PathBuf> {
+        let ["content", component, version, file] = path.split('/').collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        model::check_component(component).ok()?;
+        version.parse::<model::Version>().ok()?;
+        if file.is_empty() || file == "." || file == ".." || file.starts_with(".updraft-stage-") {
+            return None;
+        }
+        let p = self.state.version_dir(component, version).join(file);
+        std::fs::symlink_metadata(&p)
+            .is_ok_and(|m| m.file_type().is_file())
+            .then_some(p)
+    }
+
     /// Keep only the current and previous versions of `component` in the store.
     fn prune_versions(&self, component: &str, version: &str, previous: Option<&str>) {
         let keep = [Some(version), previous];

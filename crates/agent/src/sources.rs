@@ -2,9 +2,10 @@
 //! (failing over in order), catch up with a later relay that offers a newer verified state, and
 //! download targets from whichever source serves the verified bytes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use node::delta::Choice;
 use tuf::{TargetInfo, TimestampUpdate, Updater, UpdaterConfig};
 
 use crate::cycle::Cycle;
@@ -158,16 +159,30 @@ pub(crate) fn behind_trusted(source: &str, e: &tuf::Error) -> Option<String> {
 }
 
 /// The downloads of one cycle: target bytes are verified against the metadata just refreshed,
-/// so any source will do: the one that answered first, then the others in order.
+/// so any source will do: the one that answered first, then the others in order. A target
+/// that signed deltas produce is rebuilt from a version this host holds when that costs fewer
+/// bytes (see [`node::delta`]).
 pub(crate) struct Downloads<'c> {
     pub up: &'c mut Client,
     urls: Vec<String>,
     /// Sources that served wrong bytes, with why (the cycle's `rejected`).
     rejected: &'c mut Vec<String>,
+    /// The deltas the listing offers.
+    deltas: node::delta::Deltas,
+    /// The local file holding a target path, if this host holds it.
+    held: Box<dyn Fn(&str) -> Option<PathBuf> + 'c>,
+    /// What deltas did, or why they were not used (the cycle's `deltas`).
+    notes: &'c mut Vec<String>,
 }
 
 impl<'c> Downloads<'c> {
-    pub fn new(up: &'c mut Client, source: &str, cy: &'c mut Cycle) -> Self {
+    pub fn new(
+        up: &'c mut Client,
+        source: &str,
+        cy: &'c mut Cycle,
+        deltas: node::delta::Deltas,
+        held: Box<dyn Fn(&str) -> Option<PathBuf> + 'c>,
+    ) -> Self {
         let mut urls = vec![format!("{}/targets", source.trim_end_matches('/'))];
         for (s, _) in &cy.sources {
             let u = format!("{}/targets", s.trim_end_matches('/'));
@@ -179,33 +194,77 @@ impl<'c> Downloads<'c> {
             up,
             urls,
             rejected: &mut cy.rejected,
+            deltas,
+            held,
+            notes: &mut cy.deltas,
         }
     }
 
-    /// Download and verify `t` into `dest` unless a verified copy is there, trying each source
-    /// in order: a source serving wrong bytes is skipped (and noted as rejected once another
-    /// one served the right ones).
+    /// Put `t` into `dest` unless a verified copy is there: rebuilt from deltas when that is
+    /// cheaper and works, else downloaded whole. Why deltas were not used is noted.
     pub fn get(&mut self, t: &TargetInfo, dest: &Path) -> Result<()> {
         if Client::is_cached(t, dest) {
             return Ok(());
         }
-        let mut errors = Vec::new();
-        for url in &self.urls {
-            match self.up.download_target_to(t, dest, url) {
-                Ok(()) => {
-                    self.rejected.extend(errors);
-                    return Ok(());
-                }
-                Err(e) => {
-                    tracing::warn!(target = t.path(), source = %node::url::Redacted(url), error = %node::url::Redacted(&e), "download rejected; trying the next source");
-                    errors.push(format!("rejected {url}: {e}"));
+        match self.deltas.choose(t, &self.held) {
+            Choice::Route(route) => {
+                let mut fetch = |d: &TargetInfo, to: &Path| {
+                    fetch_verified(self.up, &self.urls, self.rejected, d, to)
+                };
+                match node::delta::rebuild(&route, &mut fetch, dest) {
+                    Ok(()) => {
+                        let line = format!(
+                            "{}: rebuilt from {} instead of {} bytes",
+                            t.path(),
+                            route.describe(),
+                            t.length()
+                        );
+                        tracing::info!("{line}");
+                        self.notes.push(line);
+                        return Ok(());
+                    }
+                    Err(why) => {
+                        let line = format!("{}: full download: {why}", t.path());
+                        tracing::warn!("{line}");
+                        self.notes.push(line);
+                    }
                 }
             }
+            Choice::Full(Some(why)) => {
+                tracing::info!(target = t.path(), "{why}");
+                self.notes.push(format!("{}: {why}", t.path()));
+            }
+            Choice::Full(None) => {}
         }
-        Err(Error::Other(format!(
-            "{}: every source failed: {}",
-            t.path(),
-            errors.join("; ")
-        )))
+        fetch_verified(self.up, &self.urls, self.rejected, t, dest).map_err(Error::Other)
     }
+}
+
+/// Download and verify `t` into `dest`, trying each source in order: a source serving wrong
+/// bytes is skipped (and noted as rejected once another one served the right ones).
+fn fetch_verified(
+    up: &mut Client,
+    urls: &[String],
+    rejected: &mut Vec<String>,
+    t: &TargetInfo,
+    dest: &Path,
+) -> std::result::Result<(), String> {
+    let mut errors = Vec::new();
+    for url in urls {
+        match up.download_target_to(t, dest, url) {
+            Ok(()) => {
+                rejected.extend(errors);
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(target = t.path(), source = %node::url::Redacted(url), error = %node::url::Redacted(&e), "download rejected; trying the next source");
+                errors.push(format!("rejected {url}: {e}"));
+            }
+        }
+    }
+    Err(format!(
+        "{}: every source failed: {}",
+        t.path(),
+        errors.join("; ")
+    ))
 }

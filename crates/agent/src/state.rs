@@ -58,6 +58,10 @@ pub struct Status {
     /// which one and by how many timestamp versions.
     #[serde(default)]
     pub lagging: Vec<String>,
+    /// Targets the last cycle rebuilt from deltas, or why the deltas offered were not used
+    /// (the full file was downloaded instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<String>,
     /// Engines, programs and patches waiting for the maintenance window ("component version",
     /// "patch id").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,10 +1,11 @@
 //! What agent and relay share as hosts: the trust anchor they start from, checks of their
-//! settings (source URLs, writable directories), one setting for all outgoing HTTPS (upstreams
+//! settings (source URLs, writable directories), rebuilding targets from deltas, one setting for all outgoing HTTPS (upstreams
 //! and the manager alike), the manager link (enrolment, heartbeat, policy), the clock and the
 //! fault-injection test hook. Each exists once here, so the two hosts cannot drift apart.
 
 pub mod anchor;
 pub mod clock;
+pub mod delta;
 pub mod dirs;
 pub mod error;
 pub mod fault;

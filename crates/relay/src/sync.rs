@@ -89,6 +89,12 @@ pub struct SyncOutcome {
     pub downloaded: u64,
     pub downloaded_bytes: u64,
     pub skipped_missing: u64,
+    /// Targets rebuilt from a stored version and deltas instead of downloaded whole.
+    #[serde(default)]
+    pub rebuilt: u64,
+    /// What the rebuilt targets' full files would have cost to download.
+    #[serde(default)]
+    pub rebuilt_full_bytes: u64,
     pub warnings: Vec<String>,
     /// Version of the timestamp the view in service follows.
     pub timestamp: u64,
@@ -166,8 +172,7 @@ pub fn sync_from(
     let listing = up.all_targets(settings.max_roles)?;
     let refused = listing_warnings(&listing, settings.max_roles);
     let targets = listing.targets;
-    let (downloaded, downloaded_bytes, missing) =
-        fetch_targets(cache, settings, &mut up, source, &targets)?;
+    let got = fetch_targets(cache, settings, &mut up, source, &targets)?;
     fault("after-download");
 
     let set = trusted(&up)?;
@@ -181,7 +186,12 @@ pub fn sync_from(
         versions,
         metadata,
         targets: served,
-        warnings: set.grace_warnings().into_iter().chain(refused).collect(),
+        warnings: set
+            .grace_warnings()
+            .into_iter()
+            .chain(refused)
+            .chain(got.notes)
+            .collect(),
         carried: Default::default(),
     };
     if let Some(prev) = cache.views.current()? {
@@ -195,9 +205,11 @@ pub fn sync_from(
         source: source.label.clone(),
         view: manifest.id,
         changed: true,
-        downloaded,
-        downloaded_bytes,
-        skipped_missing: missing,
+        downloaded: got.files,
+        downloaded_bytes: got.bytes,
+        skipped_missing: got.missing,
+        rebuilt: got.rebuilt,
+        rebuilt_full_bytes: got.rebuilt_full_bytes,
         warnings: manifest.warnings,
         timestamp: manifest.versions.timestamp,
         upstream_errors: Vec::new(),
@@ -239,6 +251,8 @@ fn unchanged(
         downloaded: 0,
         downloaded_bytes: 0,
         skipped_missing: 0,
+        rebuilt: 0,
+        rebuilt_full_bytes: 0,
         warnings: set.grace_warnings(),
         timestamp: versions.timestamp,
         upstream_errors: Vec::new(),
@@ -369,14 +383,28 @@ pub fn probe(
     Ok(version)
 }
 
-/// Download every target whose object is not stored yet. Returns (files, bytes, missing).
+/// What a sync stored: files and bytes downloaded, targets missing from a partial source,
+/// targets rebuilt from deltas (and the bytes their full files would have cost).
+#[derive(Debug, Default)]
+struct Fetched {
+    files: u64,
+    bytes: u64,
+    missing: u64,
+    rebuilt: u64,
+    rebuilt_full_bytes: u64,
+    notes: Vec<String>,
+}
+
+/// Store every target whose object is not stored yet: rebuilt from a stored version and signed
+/// deltas when that costs fewer bytes (the link to the upstream carries deltas), else
+/// downloaded; verified either way before it is stored.
 fn fetch_targets(
     cache: &Cache,
     settings: &SyncSettings,
     up: &mut Updater<Arc<dyn Fetcher>>,
     source: &Source,
     targets: &[TargetInfo],
-) -> Result<(u64, u64, u64)> {
+) -> Result<Fetched> {
     let mut seen = std::collections::HashSet::new();
     let mut todo = Vec::new();
     for t in targets {
@@ -391,22 +419,33 @@ fn fetch_targets(
             todo.push((t, id));
         }
     }
+    let deltas = node::delta::Deltas::from_listing(targets);
+    let held = held_objects(cache, targets)?;
     let total: u64 = todo.iter().map(|(t, _)| t.length()).sum();
     let bar = crate::progress::bar(settings.progress, total, "mirroring targets");
     let started = Instant::now();
-    let (mut n, mut bytes, mut missing) = (0u64, 0u64, 0u64);
+    let mut got = Fetched::default();
     for (t, id) in todo {
-        match up.download_target_to(t, &cache.store.path(&id), &source.targets_url) {
+        if cache.store.contains(&id) {
+            bar.inc(t.length());
+            continue;
+        }
+        let dest = cache.store.path(&id);
+        if rebuilt(cache, up, source, &deltas, &held, t, &dest, &mut got) {
+            bar.inc(t.length());
+            continue;
+        }
+        match up.download_target_to(t, &dest, &source.targets_url) {
             Ok(()) => {
-                n += 1;
-                bytes += t.length();
+                got.files += 1;
+                got.bytes += t.length();
                 bar.inc(t.length());
                 fault("after-first-download");
             }
             Err(tuf::Error::Fetch(tuf::FetchError::NotFound { .. }))
                 if source.allow_missing_targets =>
             {
-                missing += 1;
+                got.missing += 1;
             }
             Err(e) => {
                 bar.abandon();
@@ -415,13 +454,84 @@ fn fetch_targets(
         }
     }
     bar.finish_and_clear();
-    if n > 0 {
+    if got.files > 0 || got.rebuilt > 0 {
         tracing::info!(
-            files = n,
-            bytes,
+            files = got.files,
+            bytes = got.bytes,
+            rebuilt = got.rebuilt,
             secs = started.elapsed().as_secs_f64(),
             "targets mirrored and verified"
         );
     }
-    Ok((n, bytes, missing))
+    Ok(got)
+}
+
+/// Target paths whose verified object this relay stores: the new listing's and the view in
+/// service's (older versions the new listing may no longer list are bases too).
+fn held_objects(
+    cache: &Cache,
+    targets: &[TargetInfo],
+) -> Result<std::collections::HashMap<String, ObjectId>> {
+    let mut held = std::collections::HashMap::new();
+    if let Some(view) = cache.views.current()? {
+        for (path, t) in view.targets {
+            held.insert(path, t.object);
+        }
+    }
+    for t in targets {
+        if let Some(id) = ObjectId::for_target(t) {
+            held.insert(t.path().to_string(), id);
+        }
+    }
+    held.retain(|_, id| cache.store.contains(id));
+    Ok(held)
+}
+
+/// Try to rebuild `t` into `dest` from deltas; whether it worked. Deltas fetched on the way
+/// are stored (the relay serves them too); why deltas were not used is logged and noted.
+#[allow(clippy::too_many_arguments)]
+fn rebuilt(
+    cache: &Cache,
+    up: &mut Updater<Arc<dyn Fetcher>>,
+    source: &Source,
+    deltas: &node::delta::Deltas,
+    held: &std::collections::HashMap<String, ObjectId>,
+    t: &TargetInfo,
+    dest: &std::path::Path,
+    got: &mut Fetched,
+) -> bool {
+    let route = match deltas.choose(t, |p| held.get(p).map(|id| cache.store.path(id))) {
+        node::delta::Choice::Route(r) => r,
+        node::delta::Choice::Full(why) => {
+            if let Some(why) = why {
+                tracing::info!(target = t.path(), "{why}");
+            }
+            return false;
+        }
+    };
+    let mut fetch = |d: &TargetInfo, to: &std::path::Path| -> std::result::Result<(), String> {
+        let id = ObjectId::for_target(d).ok_or("the delta lists no sha256 or sha512")?;
+        if !cache.store.contains(&id) {
+            up.download_target_to(d, &cache.store.path(&id), &source.targets_url)
+                .map_err(|e| e.to_string())?;
+            got.files += 1;
+            got.bytes += d.length();
+        }
+        std::fs::copy(cache.store.path(&id), to).map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    match node::delta::rebuild(&route, &mut fetch, dest) {
+        Ok(()) => {
+            tracing::info!(target = t.path(), "rebuilt from {}", route.describe());
+            got.rebuilt += 1;
+            got.rebuilt_full_bytes += t.length();
+            true
+        }
+        Err(why) => {
+            let line = format!("{}: full download: {why}", t.path());
+            tracing::warn!("{line}");
+            got.notes.push(line);
+            false
+        }
+    }
 }

@@ -166,6 +166,8 @@ pub struct HttpMetrics {
     classify: fn(&str) -> usize,
     counts: Vec<[AtomicU64; OUTCOMES.len()]>,
     durations: Vec<Histogram>,
+    /// Response body bytes by kind, as each response's `Content-Length` declares them.
+    bytes: Vec<AtomicU64>,
 }
 
 impl HttpMetrics {
@@ -182,6 +184,7 @@ impl HttpMetrics {
             classify,
             counts: kinds.iter().map(|_| Default::default()).collect(),
             durations: kinds.iter().map(|_| Histogram::default()).collect(),
+            bytes: kinds.iter().map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -198,6 +201,23 @@ impl HttpMetrics {
         if let Some(h) = self.durations.get(k) {
             h.observe(took);
         }
+    }
+
+    /// Count `n` response body bytes of a request of `path`.
+    pub fn record_bytes(&self, path: &str, n: u64) {
+        if let Some(b) = self.bytes.get(self.kind_of(path)) {
+            b.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Response body bytes sent for requests of `kind` (0 for unknown names).
+    pub fn bytes(&self, kind: &str) -> u64 {
+        self.kinds
+            .iter()
+            .position(|x| *x == kind)
+            .and_then(|k| self.bytes.get(k))
+            .map(|b| b.load(Ordering::Relaxed))
+            .unwrap_or(0)
     }
 
     /// Requests of `kind` that ended with `outcome` (0 for unknown names).
@@ -223,6 +243,16 @@ impl HttpMetrics {
                 ];
                 out.sample(name, &l, c.load(Ordering::Relaxed));
             }
+        }
+        let name = "updraft_http_response_bytes_total";
+        out.family(
+            name,
+            "counter",
+            "Response body bytes by kind (as each response's Content-Length declares them).",
+        );
+        for (kind, b) in self.kinds.iter().zip(&self.bytes) {
+            let l = [("server", self.server), ("kind", kind)];
+            out.sample(name, &l, b.load(Ordering::Relaxed));
         }
         let name = "updraft_http_request_duration_seconds";
         out.family(
@@ -276,6 +306,14 @@ async fn track(State(m): State<Arc<HttpMetrics>>, req: Request, next: Next) -> R
     let took = started.elapsed();
     let status = resp.status();
     m.record(&path, status, took);
+    let declared = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(n), false) = (declared, method == axum::http::Method::HEAD) {
+        m.record_bytes(&path, n);
+    }
     tracing::info!(
         target: "access",
         server = m.server,

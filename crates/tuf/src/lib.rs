@@ -17,5 +17,5 @@ pub use error::{Error, FetchError, Result};
 pub use fetch::{Fetcher, FileFetcher};
 pub use trusted::{TimestampUpdate, TrustedSet, Verified};
 pub use updater::{
-    RefreshOutcome, RefusedTarget, TargetInfo, TargetListing, Updater, UpdaterConfig,
+    verify_file, RefreshOutcome, RefusedTarget, TargetInfo, TargetListing, Updater, UpdaterConfig,
 };

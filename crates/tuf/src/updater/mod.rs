@@ -482,22 +482,7 @@ impl<F: Fetcher> Updater<F> {
 
     /// Whether `path` already holds exactly this target (length and all hashes match).
     pub fn is_cached(info: &TargetInfo, path: &Path) -> bool {
-        let Ok(f) = File::open(path) else {
-            return false;
-        };
-        let Ok(mut v) = StreamVerifier::new(&info.path, &info.hashes) else {
-            return false;
-        };
-        let mut reader = f.take(info.length + 1);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => v.update(&buf[..n]),
-                Err(_) => return false,
-            }
-        }
-        v.finish(Some(info.length)).is_ok()
+        verify_file(info, path).is_ok()
     }
 
     /// The URL of a target under `target_base_url` (5.7.3: `HASH.FILENAME` with consistent
@@ -574,4 +559,22 @@ impl<F: Fetcher> Updater<F> {
     pub fn fetched(&self) -> &[String] {
         &self.fetched
     }
+}
+
+/// 5.7.2 applied to a local file: `path` holds exactly the target `info` describes (its signed
+/// length and every listed hash), read in bounded chunks and never past the signed length. For
+/// files made locally (a target rebuilt from a delta) before anything uses them.
+pub fn verify_file(info: &TargetInfo, path: &Path) -> Result<()> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut v = StreamVerifier::new(&info.path, &info.hashes)?;
+    let mut reader = f.take(info.length.saturating_add(1));
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => v.update(buf.get(..n).unwrap_or_default()),
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    v.finish(Some(info.length))
 }
