@@ -37,6 +37,10 @@ pub struct BundleManifest {
     pub versions: Versions,
     /// Components included (empty: all targets).
     pub components: Vec<String>,
+    /// Deltas carried in place of full files: the full files deltas produce or start from are
+    /// left out (the importing site holds the older versions and rebuilds the new ones).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deltas: bool,
     pub metadata: Vec<String>,
     pub targets: Vec<BundleTarget>,
 }
@@ -55,25 +59,40 @@ fn bundle_err(path: &Path, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Write the view in service as a bundle at `out` (all targets, or those of `components`).
+/// What a bundle carries.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only targets of these components (empty: all).
+    pub components: Vec<String>,
+    /// Deltas in place of the full files they produce or start from.
+    pub deltas: bool,
+}
+
+/// Write the view in service as a bundle at `out` (all targets, or those `selection` names).
 pub fn export(
     cache_dir: &Path,
     out: &Path,
-    components: &[String],
+    selection: &Selection,
     progress: bool,
 ) -> Result<BundleManifest> {
+    let components = &selection.components;
     let cache = Cache::open(cache_dir)?;
     let view = cache
         .views
         .current()?
         .ok_or_else(|| Error::NoView(cache_dir.to_path_buf()))?;
-    let chosen = choose_targets(&view, components);
+    let mut chosen = choose_targets(&view, components);
+    if selection.deltas {
+        let replaced = replaced_by_deltas(&view);
+        chosen.retain(|_, t| !replaced.contains(&t.object));
+    }
     let manifest = BundleManifest {
         format: BUNDLE_FORMAT,
         created: node::clock::now_string(),
         producer: format!("updraft {}", env!("CARGO_PKG_VERSION")),
         versions: view.versions.clone(),
         components: components.to_vec(),
+        deltas: selection.deltas,
         metadata: view.metadata.keys().cloned().collect(),
         targets: chosen
             .iter()
@@ -124,6 +143,32 @@ fn choose_targets<'a>(
         }
     }
     chosen
+}
+
+/// The objects of the full files that the view's deltas produce or start from (the files of
+/// every version a delta starts from): what a bundle of deltas leaves out. Read from the
+/// paths (`<produced path>.from-<version>.delta`); the importing relay verifies everything.
+fn replaced_by_deltas(view: &Manifest) -> HashSet<&crate::store::ObjectId> {
+    let mut produced = HashSet::new();
+    let mut base_dirs = HashSet::new();
+    for path in view.targets.keys() {
+        let Some((produces, from)) = path
+            .strip_suffix(".delta")
+            .and_then(|p| p.rsplit_once(".from-"))
+        else {
+            continue;
+        };
+        if let ["content", component, _, _] = produces.split('/').collect::<Vec<_>>()[..] {
+            produced.insert(produces.to_string());
+            base_dirs.insert(format!("content/{component}/{from}/"));
+        }
+    }
+    view.targets
+        .iter()
+        .filter(|(p, _)| !p.ends_with(".delta"))
+        .filter(|(p, _)| produced.contains(*p) || base_dirs.iter().any(|d| p.starts_with(d)))
+        .map(|(_, t)| &t.object)
+        .collect()
 }
 
 /// What goes into a bundle after its manifest: the view's metadata and the chosen targets,

@@ -80,7 +80,7 @@ pub fn sync_cycle(
     record(shared, started, &result, tried);
     match &result {
         Ok(o) if o.changed => tracing::info!(
-            upstream = %o.source, view = o.view, files = o.downloaded, bytes = o.downloaded_bytes, "new view in service"
+            upstream = %o.source, view = o.view, files = o.downloaded, bytes = o.downloaded_bytes, rebuilt = o.rebuilt, "new view in service"
         ),
         Ok(o) => tracing::debug!(upstream = %o.source, view = o.view, "unchanged"),
         Err(e) => {
@@ -167,6 +167,9 @@ fn record(shared: &Shared, started: Instant, result: &Result<SyncOutcome>, tried
             counter.fetch_add(1, Ordering::Relaxed);
             m.downloaded_bytes
                 .fetch_add(o.downloaded_bytes, Ordering::Relaxed);
+            m.rebuilt_targets.fetch_add(o.rebuilt, Ordering::Relaxed);
+            m.rebuilt_full_bytes
+                .fetch_add(o.rebuilt_full_bytes, Ordering::Relaxed);
         }
         Err(e) => {
             s.last_sync_result = Some("failed".into());

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub sync_duration: transport::Histogram,
     pub last_sync_micros: AtomicU64,
     pub downloaded_bytes: AtomicU64,
+    /// Targets rebuilt from deltas, and what their full files would have cost.
+    pub rebuilt_targets: AtomicU64,
+    pub rebuilt_full_bytes: AtomicU64,
 }
 
 /// What `/status` reports besides the view.

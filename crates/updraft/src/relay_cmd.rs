@@ -30,6 +30,12 @@ enum RelayCommand {
         /// Only targets of these components (content/<component>/…); repeatable
         #[arg(long = "component")]
         components: Vec<String>,
+        /// Carry deltas in place of full files: leave out the full files that deltas produce
+        /// or start from. For a site that holds the previous versions (one bundle behind): its
+        /// relay rebuilds the new files on import and counts those it could not rebuild as
+        /// missing (import a full bundle then)
+        #[arg(long)]
+        deltas: bool,
     },
     /// Verify a bundle with the TUF client workflow and make it the view in service
     Import {
@@ -165,7 +171,14 @@ pub fn run(args: &RelayArgs) -> Result<()> {
             cache,
             out,
             components,
-        }) => export(cache, out, components),
+            deltas,
+        }) => {
+            let selection = relay::bundle::Selection {
+                components: components.clone(),
+                deltas: *deltas,
+            };
+            export(cache, out, &selection)
+        }
         Some(RelayCommand::Import {
             cache,
             trusted_root,
@@ -186,8 +199,8 @@ pub fn run(args: &RelayArgs) -> Result<()> {
     }
 }
 
-fn export(cache: &Path, out: &Path, components: &[String]) -> Result<()> {
-    let m = relay::bundle::export(cache, out, components, true)?;
+fn export(cache: &Path, out: &Path, selection: &relay::bundle::Selection) -> Result<()> {
+    let m = relay::bundle::export(cache, out, selection, true)?;
     println!(
         "wrote {}: bundle format {}, root v{}, timestamp v{}, {} metadata file(s), {} target file(s)",
         out.display(),
@@ -211,11 +224,12 @@ fn import(cache: &Path, bundle: &Path, settings: &relay::SyncSettings) -> Result
         eprintln!("warning: {w}");
     }
     println!(
-        "imported {}: view {} ({}), {} target file(s) verified, {} not in the bundle",
+        "imported {}: view {} ({}), {} target file(s) verified, {} rebuilt from deltas, {} not in the bundle",
         bundle.display(),
         out.view,
         if out.changed { "new" } else { "unchanged" },
         out.downloaded,
+        out.rebuilt,
         out.skipped_missing
     );
     Ok(())

@@ -83,8 +83,20 @@ fn sync_metrics(out: &mut Exposition, shared: &Shared) {
     out.single(
         "updraft_relay_downloaded_bytes_total",
         "counter",
-        "Verified target bytes mirrored from upstreams.",
+        "Verified target bytes mirrored from upstreams (deltas included).",
         g(&m.downloaded_bytes),
+    );
+    out.single(
+        "updraft_relay_rebuilt_targets_total",
+        "counter",
+        "Targets rebuilt from a stored version and deltas instead of downloaded whole.",
+        g(&m.rebuilt_targets),
+    );
+    out.single(
+        "updraft_relay_rebuilt_full_bytes_total",
+        "counter",
+        "What the rebuilt targets' full files would have cost to download.",
+        g(&m.rebuilt_full_bytes),
     );
 }
 
