@@ -253,7 +253,8 @@ impl Agent {
         let mut errors = Vec::new();
         let (retry, deferred) = {
             let held = Box::new(|path: &str| self.held(path));
-            let mut dl = Downloads::new(&mut refreshed.up, &refreshed.source, &mut cy, deltas, held);
+            let mut dl =
+                Downloads::new(&mut refreshed.up, &refreshed.source, &mut cy, deltas, held);
             let applied = self.apply_plan(&content, &selection, &mut dl, &mut errors)?;
             report.installed = applied.installed;
             report.patches = applied.patches.applied;

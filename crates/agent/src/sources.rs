@@ -236,7 +236,8 @@ impl<'c> Downloads<'c> {
             }
             Choice::Full(None) => {}
         }
-        fetch_verified(self.up, &self.urls, self.rejected, t, dest).map_err(Error::Other)
+        fetch_verified(self.up, &self.urls, self.rejected, t, dest)
+            .map_err(|e| Error::Other(format!("{}: {e}", t.path())))
     }
 }
 
@@ -262,9 +263,5 @@ fn fetch_verified(
             }
         }
     }
-    Err(format!(
-        "{}: every source failed: {}",
-        t.path(),
-        errors.join("; ")
-    ))
+    Err(format!("every source failed: {}", errors.join("; ")))
 }

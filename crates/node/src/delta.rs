@@ -250,6 +250,7 @@ pub fn rebuild(
 ) -> Result<(), Failure> {
     let dir = tuf::fsutil::parent_dir(dest);
     let io = |what: &str, e: &dyn fmt::Display| Failure(format!("{what}: {e}"));
+    tuf::fsutil::create_dir_all(&dir).map_err(|e| io("creating the directory", &e))?;
     let mut base = std::fs::read(&route.base)
         .map_err(|e| io(&format!("reading the base {}", route.base.display()), &e))?;
     let mut last = None;

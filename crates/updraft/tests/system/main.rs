@@ -16,6 +16,7 @@ mod agent_updates;
 mod clamav_consumer;
 mod console;
 mod crash_during_sync;
+mod deltas;
 mod demo;
 mod fleet_scenarios;
 mod manager_abuse;

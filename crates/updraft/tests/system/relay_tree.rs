@@ -2,26 +2,6 @@
 //! from the child. Two levels, both running as daemons, following a new publication.
 use crate::common::*;
 
-fn daemon(upstream: &str, root: &std::path::Path, cache: &std::path::Path) -> Server {
-    let (r, c) = (root.to_str().unwrap(), cache.to_str().unwrap());
-    Server::spawn(
-        &[
-            "relay",
-            "--upstream",
-            upstream,
-            "--trusted-root",
-            r,
-            "--cache",
-            c,
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "1",
-        ],
-        &[],
-    )
-}
-
 fn view_with_timestamp(v: &serde_json::Value, ts: u64) -> bool {
     v["trusted_versions"]["timestamp"].as_u64() == Some(ts) && v["last_sync"]["result"].is_string()
 }
@@ -31,18 +11,12 @@ fn two_level_relay_tree_serves_agents_and_follows_publications() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = Repo::new(tmp.path());
     let origin = Server::start(&repo.dir);
-    let parent = daemon(&origin.base, &repo.root_v1, &tmp.path().join("parent"));
-    let ts = |d: &std::path::Path| -> u64 {
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(d.join("metadata/timestamp.json")).unwrap())
-                .unwrap();
-        v["signed"]["version"].as_u64().unwrap()
-    };
-    let t0 = ts(&repo.dir);
+    let parent = relay_daemon(&origin.base, &repo.root_v1, &tmp.path().join("parent"));
+    let t0 = published_timestamp(&repo.dir);
     wait_status(&parent.base, "parent synced", |v| {
         view_with_timestamp(v, t0)
     });
-    let child = daemon(&parent.base, &repo.root_v1, &tmp.path().join("child"));
+    let child = relay_daemon(&parent.base, &repo.root_v1, &tmp.path().join("child"));
     let st = wait_status(&child.base, "child synced", |v| view_with_timestamp(v, t0));
     assert_eq!(st["upstream_in_use"], parent.base.as_str());
     let (md, dl) = (tmp.path().join("md"), tmp.path().join("dl"));
@@ -55,7 +29,7 @@ fn two_level_relay_tree_serves_agents_and_follows_publications() {
     // A new publication reaches the agent through both levels.
     let newer = repo.add("ips.rules", "2026.11.2", "rules", b"rules 2026.11.2");
     repo.publish();
-    let t1 = ts(&repo.dir);
+    let t1 = published_timestamp(&repo.dir);
     wait_status(&parent.base, "parent follows", |v| {
         view_with_timestamp(v, t1)
     });

@@ -417,3 +417,49 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A relay daemon syncing from `upstream` every second, serving on a free port.
+pub fn relay_daemon(upstream: &str, root: &Path, cache: &Path) -> Server {
+    let (r, c) = (root.to_str().unwrap(), cache.to_str().unwrap());
+    Server::spawn(
+        &[
+            "relay",
+            "--upstream",
+            upstream,
+            "--trusted-root",
+            r,
+            "--cache",
+            c,
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-interval",
+            "1",
+        ],
+        &[],
+    )
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed) at `base/metrics`
+/// (a server without credentials: origin, relay).
+pub fn metric(base: &str, series: &str) -> f64 {
+    let text = http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let prefix = format!("{series} ");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"));
+    line[prefix.len()..].trim().parse().unwrap()
+}
+
+/// The timestamp version a repository directory publishes.
+pub fn published_timestamp(repo: &Path) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.join("metadata/timestamp.json")).unwrap())
+            .unwrap();
+    v["signed"]["version"].as_u64().unwrap()
+}
