@@ -215,7 +215,7 @@ fn bundle_seeds() {
     };
     sync_from(&cache, &settings, Arc::new(tuf::FileFetcher), &source).unwrap();
     let out = tmp.path().join("bundle.tar");
-    relay::bundle::export(&cache_dir, &out, &[], false).unwrap();
+    relay::bundle::export(&cache_dir, &out, &Default::default(), false).unwrap();
     let full = fs::read(&out).unwrap();
     let manifest = json!({"format": 1, "created": "2030-01-01T00:00:00Z", "producer": "fuzz",
         "versions": {}, "components": [], "metadata": [], "targets": []});
@@ -225,6 +225,28 @@ fn bundle_seeds() {
         ("metadata/../../x", tar::EntryType::Regular, b"x"),
     ]);
     seeds("bundle", &[("full", full), ("escape", escape)]);
+}
+
+fn delta_seeds() {
+    let base = b"pattern 18.1: sig-1 sig-2 sig-3 sig-4 sig-5 sig-6 sig-7".to_vec();
+    let target = b"pattern 18.2: sig-1 sig-2 sig-3 sig-4 sig-5 sig-6 sig-7 sig-8".to_vec();
+    let item = |algorithm: delta::Algorithm| {
+        let made = delta::make(delta::Choice::Only(algorithm), &base, &target).unwrap();
+        let kind = u8::from(algorithm == delta::Algorithm::Bsdiff);
+        let mut v = vec![kind];
+        v.extend_from_slice(&(target.len() as u16).to_le_bytes());
+        v.push(base.len() as u8);
+        v.extend_from_slice(&base);
+        v.extend_from_slice(&made.bytes);
+        v
+    };
+    seeds(
+        "delta_apply",
+        &[
+            ("zstd", item(delta::Algorithm::Zstd)),
+            ("bsdiff", item(delta::Algorithm::Bsdiff)),
+        ],
+    );
 }
 
 fn main() {
@@ -240,4 +262,5 @@ fn main() {
     path_seeds();
     patch_seeds();
     bundle_seeds();
+    delta_seeds();
 }
