@@ -285,3 +285,6 @@ pub fn rebuild(
     tuf::fsutil::sync_dir(&dir);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
