@@ -158,6 +158,9 @@ pub(crate) fn behind_trusted(source: &str, e: &tuf::Error) -> Option<String> {
     ))
 }
 
+/// Where this host holds the file of a target path, if it does (a base deltas can start from).
+pub(crate) type Held<'c> = Box<dyn Fn(&str) -> Option<PathBuf> + 'c>;
+
 /// The downloads of one cycle: target bytes are verified against the metadata just refreshed,
 /// so any source will do: the one that answered first, then the others in order. A target
 /// that signed deltas produce is rebuilt from a version this host holds when that costs fewer
@@ -170,7 +173,7 @@ pub(crate) struct Downloads<'c> {
     /// The deltas the listing offers.
     deltas: node::delta::Deltas,
     /// The local file holding a target path, if this host holds it.
-    held: Box<dyn Fn(&str) -> Option<PathBuf> + 'c>,
+    held: Held<'c>,
     /// What deltas did, or why they were not used (the cycle's `deltas`).
     notes: &'c mut Vec<String>,
 }
@@ -181,7 +184,7 @@ impl<'c> Downloads<'c> {
         source: &str,
         cy: &'c mut Cycle,
         deltas: node::delta::Deltas,
-        held: Box<dyn Fn(&str) -> Option<PathBuf> + 'c>,
+        held: Held<'c>,
     ) -> Self {
         let mut urls = vec![format!("{}/targets", source.trim_end_matches('/'))];
         for (s, _) in &cy.sources {

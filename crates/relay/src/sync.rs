@@ -466,8 +466,9 @@ fn fetch_targets(
     Ok(got)
 }
 
-/// Target paths whose verified object this relay stores: the new listing's and the view in
-/// service's (older versions the new listing may no longer list are bases too).
+/// The objects of target paths: the new listing's and the view in service's (older versions
+/// the new listing may no longer list are bases too). A path is held while its object is
+/// stored, so a file rebuilt earlier in the same sync is a base for the next.
 fn held_objects(
     cache: &Cache,
     targets: &[TargetInfo],
@@ -483,7 +484,6 @@ fn held_objects(
             held.insert(t.path().to_string(), id);
         }
     }
-    held.retain(|_, id| cache.store.contains(id));
     Ok(held)
 }
 
@@ -500,7 +500,12 @@ fn rebuilt(
     dest: &std::path::Path,
     got: &mut Fetched,
 ) -> bool {
-    let route = match deltas.choose(t, |p| held.get(p).map(|id| cache.store.path(id))) {
+    let stored = |p: &str| {
+        held.get(p)
+            .filter(|id| cache.store.contains(id))
+            .map(|id| cache.store.path(id))
+    };
+    let route = match deltas.choose(t, stored) {
         node::delta::Choice::Route(r) => r,
         node::delta::Choice::Full(why) => {
             if let Some(why) = why {
