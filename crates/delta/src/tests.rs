@@ -65,21 +65,18 @@ fn empty_files_and_unrelated_files_round_trip() {
 }
 
 #[test]
-fn auto_uses_zstd_for_data_and_the_smaller_for_executables() {
+fn auto_keeps_the_smaller_of_the_two() {
     let (base, target) = pair(50_000);
-    assert_eq!(
-        make(Choice::Auto, &base, &target).unwrap().algorithm,
-        Algorithm::Zstd
-    );
     let elf = |b: &[u8]| [b"\x7fELF".as_slice(), b].concat();
-    let (base, target) = (elf(&base), elf(&target));
-    let auto = make(Choice::Auto, &base, &target).unwrap();
-    let smaller = [Algorithm::Zstd, Algorithm::Bsdiff]
-        .map(|a| make(Choice::Only(a), &base, &target).unwrap().bytes.len())
-        .into_iter()
-        .min()
-        .unwrap();
-    assert_eq!(auto.bytes.len(), smaller);
+    for (base, target) in [(base.clone(), target.clone()), (elf(&base), elf(&target))] {
+        let auto = make(Choice::Auto, &base, &target).unwrap();
+        let smaller = [Algorithm::Zstd, Algorithm::Bsdiff]
+            .map(|a| make(Choice::Only(a), &base, &target).unwrap().bytes.len())
+            .into_iter()
+            .min()
+            .unwrap();
+        assert_eq!(auto.bytes.len(), smaller);
+    }
 }
 
 #[test]
@@ -147,27 +144,79 @@ fn a_zstd_frame_asking_for_a_larger_window_than_the_sizes_need_is_refused() {
 }
 
 #[test]
-fn bsdiff_headers_with_negative_or_overflowing_lengths_are_refused() {
-    let header = |ctrl: u64, diff: u64, target: u64| {
-        let mut p = b"BSDIFF40".to_vec();
-        for v in [ctrl, diff, target] {
+fn bsdiff_headers_and_controls_reaching_outside_are_refused() {
+    let zst = |bytes: &[u8]| zstd::encode_all(bytes, 3).unwrap();
+    let container = |ctrl: &[u8], diff: &[u8], extra: &[u8], target: u64| {
+        let (c, d, e) = (zst(ctrl), zst(diff), zst(extra));
+        let mut p = b"UPDBSZ01".to_vec();
+        for v in [c.len() as u64, d.len() as u64, target] {
             p.extend_from_slice(&v.to_le_bytes());
         }
-        p.extend_from_slice(&[0u8; 64]);
-        p
+        [p, c, d, e].concat()
     };
+    let control = |add: u64, copy: u64, seek: i64| {
+        [add.to_le_bytes(), copy.to_le_bytes(), seek.to_le_bytes()].concat()
+    };
+    let base = b"0123456789";
+    // A well-formed one first, so the cases below fail for their own reason.
+    let good = container(&control(4, 2, 0), &[0; 4], b"xy", 6);
+    let mut out = Vec::new();
+    apply(Algorithm::Bsdiff, base, &good[..], 6, &mut out).unwrap();
+    assert_eq!(out, b"0123xy");
+
+    let mut bad_lengths = good.clone();
+    bad_lengths[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
     let cases = [
-        header(1 << 63 | 5, 0, 10),
-        header(u64::MAX >> 1, u64::MAX >> 1, 10),
-        header(10_000, 0, 10),
-        header(0, 0, 11),
-        b"BSDIFF4".to_vec(),
-        b"NOTBSDIFF0000000000000000000000000000".to_vec(),
+        ("stream lengths past the end", bad_lengths),
+        (
+            "add past the base",
+            container(&control(11, 0, 0), &[0; 11], b"", 11),
+        ),
+        (
+            "seek before the base",
+            container(
+                &[control(1, 0, -5), control(1, 0, 0)].concat(),
+                &[0; 2],
+                b"",
+                2,
+            ),
+        ),
+        (
+            "seek past the base",
+            container(
+                &[control(1, 0, 50), control(1, 0, 0)].concat(),
+                &[0; 2],
+                b"",
+                2,
+            ),
+        ),
+        (
+            "diff stream short",
+            container(&control(4, 0, 0), &[0; 2], b"", 4),
+        ),
+        (
+            "truncated control",
+            container(&control(4, 0, 0)[..20], &[0; 4], b"", 4),
+        ),
+        (
+            "target length not the signed one",
+            container(&control(4, 2, 0), &[0; 4], b"xy", 7),
+        ),
+        (
+            "endless empty controls",
+            container(&control(0, 0, 0).repeat(10_000), b"", b"", 6),
+        ),
+        ("not the container", b"BSDIFF40".repeat(8)),
     ];
-    for patch in cases {
+    for (what, patch) in cases {
         let mut out = Vec::new();
-        assert!(apply(Algorithm::Bsdiff, b"base", &patch[..], 10, &mut out).is_err());
-        assert!(out.is_empty());
+        let expected = 6;
+        let r = apply(Algorithm::Bsdiff, base, &patch[..], expected, &mut out);
+        assert!(r.is_err() || out != b"0123xy", "{what}: accepted");
+        assert!(
+            out.len() as u64 <= expected,
+            "{what}: wrote past the length"
+        );
     }
 }
 
@@ -176,7 +225,7 @@ fn apply_memory_covers_the_base_and_is_bounded_by_the_sizes() {
     let m = apply_memory(Algorithm::Zstd, 100 << 20, 1 << 20, 100 << 20);
     assert!((200 << 20..=210 << 20).contains(&m), "{m}");
     let m = apply_memory(Algorithm::Bsdiff, 100 << 20, 1 << 20, 100 << 20);
-    assert!((101 << 20..=110 << 20).contains(&m), "{m}");
+    assert!((401 << 20..=410 << 20).contains(&m), "{m}");
     assert_eq!(window_log(0, 0), 10);
     assert_eq!(window_log(100 << 20, 90 << 20), 27);
     assert_eq!(window_log(u64::MAX, 1), 31);
