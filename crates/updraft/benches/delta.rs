@@ -1,8 +1,9 @@
 //! Delta benchmark (prints figures and the goals met or not; asserts nothing on timing).
 //!
 //! Pairs of consecutive versions of one file, each turned into deltas with `delta::make` (zstd
-//! with a reference prefix and long-distance matching; bsdiff 4 via qbsdiff) and with Debian's
-//! `/usr/bin/bsdiff` for comparison:
+//! with a reference prefix and long-distance matching; bsdiff 4's matching via qbsdiff, its
+//! streams repacked with zstd) and with Debian's `/usr/bin/bsdiff` (bzip2 streams) for
+//! comparison:
 //! - real data: consecutive releases of npm's `caniuse-lite` (the uncompressed package tar);
 //! - real executables: the `ruff` binary of consecutive patch releases (PyPI manylinux x86_64
 //!   wheels);
@@ -639,7 +640,7 @@ struct Pair {
     base: PathBuf,
     target: PathBuf,
     /// Whether to make bsdiff deltas (ours and Debian's): skipped on the 100 MB file to bound
-    /// the run (`Choice::Auto` makes zstd only for data anyway).
+    /// the run (`Choice::Auto` makes zstd only for data over 64 MiB anyway).
     bsdiff: bool,
 }
 
@@ -670,11 +671,13 @@ impl Row {
             .flatten()
             .min()
     }
-    /// What `Choice::Auto` would ship: zstd for data, the smaller of both for executables.
+    /// What `Choice::Auto` would ship: the smaller of both, zstd only for data over
+    /// `delta::AUTO_BOTH_UP_TO`.
     fn auto(&self) -> Option<(&'static str, u64)> {
         let z = self.size("zstd").map(|s| ("zstd", s));
         let b = self.size("bsdiff").map(|s| ("bsdiff", s));
-        if !self.executable {
+        let both = self.executable || self.full <= delta::AUTO_BOTH_UP_TO as u64;
+        if !both {
             return z;
         }
         [z, b].into_iter().flatten().min_by_key(|&(_, s)| s)
@@ -824,7 +827,7 @@ fn measure(cache: &Path, work: &Path, pair: &Pair) -> Row {
         let _ = std::fs::remove_file(out.with_extension("rss"));
     } else {
         row.notes.push(
-            "bsdiff (ours and Debian's) skipped on the 100 MB file to bound the run; Auto makes zstd only for data"
+            "bsdiff (ours and Debian's) skipped on the 100 MB file to bound the run; Auto makes zstd only for data over 64 MiB"
                 .into(),
         );
     }
@@ -854,7 +857,7 @@ fn print_tables(rows: &[Row]) {
     println!();
     println!("Sizes (MB = 10^6 bytes; full = the new version; zst19 = `zstd -19 --long=27` of it;");
     println!(
-        "Auto = what delta::make(Choice::Auto) ships: zstd for data, the smaller for executables;"
+        "Auto = what delta::make(Choice::Auto) ships: the smaller of both (zstd only for data over 64 MiB);"
     );
     println!("deb = Debian's /usr/bin/bsdiff on the same pair)");
     println!(
