@@ -176,6 +176,10 @@ pub(crate) struct Downloads<'c> {
     held: Held<'c>,
     /// What deltas did, or why they were not used (the cycle's `deltas`).
     notes: &'c mut Vec<String>,
+    /// Names the target being rebuilt while a rebuild runs: found at the next rebuild of the
+    /// same target, it means the agent stopped during it (killed for memory, say), and the
+    /// full file is downloaded instead of trying again.
+    marker: PathBuf,
 }
 
 impl<'c> Downloads<'c> {
@@ -185,6 +189,7 @@ impl<'c> Downloads<'c> {
         cy: &'c mut Cycle,
         deltas: node::delta::Deltas,
         held: Held<'c>,
+        marker: PathBuf,
     ) -> Self {
         let mut urls = vec![format!("{}/targets", source.trim_end_matches('/'))];
         for (s, _) in &cy.sources {
@@ -200,6 +205,7 @@ impl<'c> Downloads<'c> {
             deltas,
             held,
             notes: &mut cy.deltas,
+            marker,
         }
     }
 
@@ -209,28 +215,18 @@ impl<'c> Downloads<'c> {
         if Client::is_cached(t, dest) {
             return Ok(());
         }
-        match self.deltas.choose(t, &self.held) {
+        let unfinished = std::fs::read_to_string(&self.marker).is_ok_and(|m| m == t.path());
+        let choice = if unfinished {
+            Choice::Full(Some(
+                "full download: the last rebuild from deltas did not finish (the agent stopped during it)".into(),
+            ))
+        } else {
+            self.deltas.choose(t, &self.held)
+        };
+        match choice {
             Choice::Route(route) => {
-                let mut fetch = |d: &TargetInfo, to: &Path| {
-                    fetch_verified(self.up, &self.urls, self.rejected, d, to)
-                };
-                match node::delta::rebuild(&route, &mut fetch, dest) {
-                    Ok(()) => {
-                        let line = format!(
-                            "{}: rebuilt from {} instead of {} bytes",
-                            t.path(),
-                            route.describe(),
-                            t.length()
-                        );
-                        tracing::info!("{line}");
-                        self.notes.push(line);
-                        return Ok(());
-                    }
-                    Err(why) => {
-                        let line = format!("{}: full download: {why}", t.path());
-                        tracing::warn!("{line}");
-                        self.notes.push(line);
-                    }
+                if self.rebuild(t, &route, dest) {
+                    return Ok(());
                 }
             }
             Choice::Full(Some(why)) => {
@@ -239,8 +235,36 @@ impl<'c> Downloads<'c> {
             }
             Choice::Full(None) => {}
         }
+        let _ = std::fs::remove_file(&self.marker);
         fetch_verified(self.up, &self.urls, self.rejected, t, dest)
             .map_err(|e| Error::Other(format!("{}: {e}", t.path())))
+    }
+}
+
+impl Downloads<'_> {
+    /// Rebuild `t` into `dest` along `route` (the marker names it meanwhile); whether it worked.
+    /// What happened is noted.
+    fn rebuild(&mut self, t: &TargetInfo, route: &node::delta::Route, dest: &Path) -> bool {
+        if let Err(e) = std::fs::write(&self.marker, t.path()) {
+            self.notes.push(format!("{}: full download: {e}", t.path()));
+            return false;
+        }
+        let (up, urls, rejected) = (&mut *self.up, &self.urls, &mut *self.rejected);
+        let mut fetch = |d: &TargetInfo, to: &Path| fetch_verified(up, urls, rejected, d, to);
+        let result = node::delta::rebuild(route, &mut fetch, dest);
+        let _ = std::fs::remove_file(&self.marker);
+        let line = match &result {
+            Ok(()) => format!(
+                "{}: rebuilt from {} instead of {} bytes",
+                t.path(),
+                route.describe(),
+                t.length()
+            ),
+            Err(why) => format!("{}: full download: {why}", t.path()),
+        };
+        tracing::info!("{line}");
+        self.notes.push(line);
+        result.is_ok()
     }
 }
 

@@ -17,12 +17,15 @@
 
 use std::io::{self, Read, Write};
 
-use super::{invalid, window_log};
+use super::{declared_size, invalid, window_log};
 
 const MAGIC: &[u8; 8] = b"UPDBSZ01";
 const HEADER: usize = 32;
 /// Bytes handled per step while patching.
 const CHUNK: usize = 64 << 10;
+/// At most this many controls that make no output (bsdiff closes each chunk it searched in
+/// parallel with one); every other control makes at least one byte.
+const IDLE_CONTROLS: u64 = 4096;
 
 /// Make a delta: bsdiff's matching, transcoded to the zstd container.
 pub(crate) fn make(base: &[u8], target: &[u8], level: i32) -> io::Result<Vec<u8>> {
@@ -123,6 +126,12 @@ pub(crate) fn apply(
     }
     let (ctrl, diff, extra) = split(&patch, expected)?;
     let wlog = window_log(0, expected);
+    // Each stream declares its size: the diff and extra streams at most the output; the
+    // controls at most one per output byte and the idle ones.
+    let max_controls = expected.saturating_add(IDLE_CONTROLS);
+    declared_size(ctrl, max_controls.saturating_mul(24))?;
+    declared_size(diff, expected)?;
+    declared_size(extra, expected)?;
     let ctrl = stream(ctrl, wlog)?;
     let patcher = Patcher {
         base,
@@ -130,9 +139,7 @@ pub(crate) fn apply(
         diff: stream(diff, wlog)?,
         extra: stream(extra, wlog)?,
         buf: vec![0u8; CHUNK],
-        // Every control but a chunk's closing one makes output: more than one per output byte
-        // (and a few thousand spare) is a hostile delta.
-        controls_left: expected.saturating_add(4096),
+        idle_left: IDLE_CONTROLS,
     };
     patcher.run(ctrl, out)
 }
@@ -179,7 +186,8 @@ struct Patcher<'b, D, E> {
     diff: D,
     extra: E,
     buf: Vec<u8>,
-    controls_left: u64,
+    /// Controls without output still allowed.
+    idle_left: u64,
 }
 
 impl<D: Read, E: Read> Patcher<'_, D, E> {
@@ -191,10 +199,6 @@ impl<D: Read, E: Read> Patcher<'_, D, E> {
                 24 => {}
                 _ => return Err(invalid("a truncated control")),
             }
-            self.controls_left = self
-                .controls_left
-                .checked_sub(1)
-                .ok_or_else(|| invalid("too many controls"))?;
             let word = |i: usize| {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(&triple[i..i + 8]);
@@ -202,6 +206,12 @@ impl<D: Read, E: Read> Patcher<'_, D, E> {
             };
             let (add, copy) = (u64::from_le_bytes(word(0)), u64::from_le_bytes(word(8)));
             let seek = i64::from_le_bytes(word(16));
+            if add == 0 && copy == 0 {
+                self.idle_left = self
+                    .idle_left
+                    .checked_sub(1)
+                    .ok_or_else(|| invalid("too many controls that make nothing"))?;
+            }
             self.add(add, out)?;
             self.copy(copy, out)?;
             self.pos = i64::try_from(self.pos)

@@ -53,9 +53,8 @@ pub use model::delta::Algorithm;
 /// Which algorithms to try when making a delta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Choice {
-    /// Both, keeping the smaller, for executables ([`is_executable`]) and for data up to
-    /// [`AUTO_BOTH_UP_TO`]; zstd only for larger data (bsdiff's suffix array needs about nine
-    /// times the base in memory and minutes).
+    /// Both, keeping the smaller, up to [`AUTO_BOTH_UP_TO`]; zstd only for larger files
+    /// (bsdiff's suffix array needs about nine times the base in memory, and minutes).
     #[default]
     Auto,
     /// Only this algorithm.
@@ -70,6 +69,10 @@ pub struct Made {
     pub algorithm: Algorithm,
     pub bytes: Vec<u8>,
 }
+
+/// The most memory hosts let one delta step take ([`apply_memory`]); a delta that would need
+/// more is neither published nor applied: 1 GiB.
+pub const MEMORY_BUDGET: u64 = 1 << 30;
 
 /// Up to this size, [`Choice::Auto`] tries bsdiff on data too.
 pub const AUTO_BOTH_UP_TO: usize = 64 << 20;
@@ -102,9 +105,7 @@ pub fn make(choice: Choice, base: &[u8], target: &[u8]) -> Result<Made> {
     let algorithms: &[Algorithm] = match choice {
         Choice::Only(Algorithm::Zstd) => &[Algorithm::Zstd],
         Choice::Only(Algorithm::Bsdiff) => &[Algorithm::Bsdiff],
-        Choice::Auto if !is_executable(target) && target.len() > AUTO_BOTH_UP_TO => {
-            &[Algorithm::Zstd]
-        }
+        Choice::Auto if target.len().max(base.len()) > AUTO_BOTH_UP_TO => &[Algorithm::Zstd],
         Choice::Auto | Choice::Smallest => &[Algorithm::Zstd, Algorithm::Bsdiff],
     };
     let mut best: Option<Made> = None;
@@ -161,7 +162,7 @@ fn zstd_make(base: &[u8], target: &[u8]) -> io::Result<Vec<u8>> {
 pub fn apply_memory(algorithm: Algorithm, base_len: u64, delta_len: u64, target_len: u64) -> u64 {
     const BUFFERS: u64 = 4 << 20;
     let held = match algorithm {
-        // The decoder's window never exceeds the frame's content size.
+        // The decoder's window never exceeds the frame's content size, which must be declared.
         Algorithm::Zstd => target_len.min(1u64 << window_log(base_len, target_len)),
         // The delta in memory, and a window for each of its three streams.
         Algorithm::Bsdiff => delta_len.saturating_add(
@@ -213,14 +214,27 @@ fn zstd_apply(
     expected: u64,
     out: &mut impl Write,
 ) -> io::Result<()> {
+    use std::io::BufRead;
     let base_len = u64::try_from(base.len()).unwrap_or(u64::MAX);
-    let mut dec = zstd::stream::read::Decoder::with_ref_prefix(io::BufReader::new(delta), base)?
-        .single_frame();
+    let mut reader = io::BufReader::with_capacity(64 << 10, delta);
+    declared_size(reader.fill_buf()?, expected)?;
+    let mut dec = zstd::stream::read::Decoder::with_ref_prefix(reader, base)?.single_frame();
     // A frame asking for a larger window than these sizes need is refused, so a hostile
-    // delta cannot make the decoder allocate more.
+    // delta cannot make the decoder reserve more.
     dec.window_log_max(window_log(base_len, expected))?;
     io::copy(&mut dec, out)?;
     Ok(())
+}
+
+/// A zstd frame must declare its content size, at most `max`: the decoder then never reserves
+/// a window larger than that.
+pub(crate) fn declared_size(frame_start: &[u8], max: u64) -> io::Result<u64> {
+    match zstd::zstd_safe::get_frame_content_size(frame_start) {
+        Ok(Some(n)) if n <= max => Ok(n),
+        Ok(Some(_)) => Err(invalid("a zstd frame declares more content than expected")),
+        Ok(None) => Err(invalid("a zstd frame does not declare its content size")),
+        Err(_) => Err(invalid("not a zstd frame header")),
+    }
 }
 
 fn invalid(msg: &'static str) -> io::Error {

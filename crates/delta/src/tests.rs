@@ -124,23 +124,36 @@ fn a_delta_never_writes_more_than_the_signed_length() {
 }
 
 #[test]
-fn a_zstd_frame_asking_for_a_larger_window_than_the_sizes_need_is_refused() {
-    // A frame whose window covers 64 MiB, for a target of a few KiB.
-    let target = noise(5, 4096);
-    let mut enc = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), 3, b"base").unwrap();
-    enc.window_log(26).unwrap();
+fn a_zstd_frame_without_its_content_size_is_refused() {
+    let (base, target) = pair(10_000);
+    let mut enc = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), 3, &base).unwrap();
     enc.include_contentsize(false).unwrap();
     enc.write_all(&target).unwrap();
     let delta = enc.finish().unwrap();
     let mut out = Vec::new();
     let r = apply(
         Algorithm::Zstd,
-        b"base",
+        &base,
         &delta[..],
         target.len() as u64,
         &mut out,
     );
-    assert!(r.is_err(), "a 64 MiB window for 4 KiB was accepted");
+    assert!(r.unwrap_err().to_string().contains("content size"));
+}
+
+#[test]
+fn a_zstd_frame_declaring_more_than_the_signed_length_is_refused_before_decoding() {
+    // Without a declared size the window could be anything (refused above); with one, the
+    // decoder's window is at most that size, which must not exceed the signed length.
+    let target = noise(5, 8192);
+    let delta = zstd::stream::encode_all(&target[..], 3).unwrap();
+    let mut out = Vec::new();
+    let r = apply(Algorithm::Zstd, b"", &delta[..], 4096, &mut out);
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("more content than expected"));
+    assert!(out.is_empty());
 }
 
 #[test]
@@ -206,6 +219,20 @@ fn bsdiff_headers_and_controls_reaching_outside_are_refused() {
             "endless empty controls",
             container(&control(0, 0, 0).repeat(10_000), b"", b"", 6),
         ),
+        ("a stream without its size", {
+            let unsized_frame = |b: &[u8]| {
+                let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+                enc.include_contentsize(false).unwrap();
+                enc.write_all(b).unwrap();
+                enc.finish().unwrap()
+            };
+            let (c, d, e) = (zst(&control(4, 2, 0)), zst(&[0; 4]), unsized_frame(b"xy"));
+            let mut p = b"UPDBSZ01".to_vec();
+            for v in [c.len() as u64, d.len() as u64, 6] {
+                p.extend_from_slice(&v.to_le_bytes());
+            }
+            [p, c, d, e].concat()
+        }),
         ("not the container", b"BSDIFF40".repeat(8)),
     ];
     for (what, patch) in cases {

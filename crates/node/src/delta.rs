@@ -27,8 +27,9 @@ pub const MAX_CHAIN: usize = 4;
 pub const MAX_PER_TARGET: usize = 16;
 pub const MAX_PATHS: usize = 256;
 
-/// The most memory one step may need (base, window or patch, buffers): 1 GiB.
-pub const MEMORY_BUDGET: u64 = 1 << 30;
+/// The most memory one step may need (base, window or patch, buffers): 1 GiB, the budget the
+/// publisher makes deltas for.
+pub use delta::MEMORY_BUDGET;
 
 /// One delta of a route: its verified target, its description, and the full target its
 /// result must match.
@@ -77,8 +78,10 @@ impl Route {
 }
 
 /// What a listing offers for rebuilding: deltas by the path they produce, full targets by path.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Deltas {
+    /// The most memory one step may use ([`MEMORY_BUDGET`] unless set).
+    budget: u64,
     producing: HashMap<String, Vec<(TargetInfo, DeltaInfo)>>,
     full: HashMap<String, TargetInfo>,
     /// Deltas whose description is invalid, with why (never used).
@@ -96,7 +99,12 @@ pub enum Choice {
 impl Deltas {
     /// Index the authorised targets of one listing.
     pub fn from_listing<'a>(targets: impl IntoIterator<Item = &'a TargetInfo>) -> Self {
-        let mut out = Deltas::default();
+        let mut out = Deltas {
+            budget: MEMORY_BUDGET,
+            producing: HashMap::new(),
+            full: HashMap::new(),
+            invalid: Vec::new(),
+        };
         for t in targets {
             match DeltaInfo::for_target(t.path(), t.custom()) {
                 Ok(Some(info)) => out
@@ -113,6 +121,12 @@ impl Deltas {
         out
     }
 
+    /// A smaller memory budget per step (a host with little memory).
+    pub fn with_budget(mut self, budget: u64) -> Self {
+        self.budget = budget.min(MEMORY_BUDGET);
+        self
+    }
+
     /// Whether any delta produces `path`.
     pub fn offered(&self, path: &str) -> bool {
         self.producing.contains_key(path)
@@ -125,21 +139,27 @@ impl Deltas {
         if !self.offered(want.path()) {
             return Choice::Full(None);
         }
-        let routes = self.routes(want, &held);
+        let (routes, over_budget) = self.routes(want, &held);
         let best = routes.into_iter().min_by_key(|r| (r.bytes, r.steps.len()));
-        match best {
-            Some(r) if r.bytes < want.length() => Choice::Route(r),
-            Some(r) => Choice::Full(Some(format!(
-                "full download: the cheapest {} costs more than the full file ({} bytes)",
+        let why = match best {
+            Some(r) if r.bytes < want.length() => return Choice::Route(r),
+            Some(r) => format!(
+                "the cheapest {} costs more than the full file ({} bytes)",
                 r.describe(),
                 want.length()
-            ))),
-            None => Choice::Full(Some(format!(
-                "full download: no delta to {} starts from a version this host holds (offered from {})",
+            ),
+            None if over_budget => format!(
+                "every delta route to {} needs more than the {} MiB a step may use",
+                want.path(),
+                self.budget >> 20
+            ),
+            None => format!(
+                "no delta to {} starts from a version this host holds (offered from {})",
                 want.path(),
                 self.froms(want.path()).join(", ")
-            ))),
-        }
+            ),
+        };
+        Choice::Full(Some(format!("full download: {why}")))
     }
 
     fn froms(&self, path: &str) -> Vec<String> {
@@ -156,8 +176,14 @@ impl Deltas {
     /// and whose steps stay within the memory budget. Walks backwards from `want`: a step's
     /// base may be an intermediate only if it is a listed full target (its result is checked
     /// against it).
-    fn routes(&self, want: &TargetInfo, held: &dyn Fn(&str) -> Option<PathBuf>) -> Vec<Route> {
+    /// Also whether a route from a held file was left out for the memory budget.
+    fn routes(
+        &self,
+        want: &TargetInfo,
+        held: &dyn Fn(&str) -> Option<PathBuf>,
+    ) -> (Vec<Route>, bool) {
         let mut done = Vec::new();
+        let mut over_budget = false;
         // (path to reach, steps after it, bytes so far)
         let mut frontier: Vec<(String, Vec<Step>, u64)> =
             vec![(want.path().to_string(), Vec::new(), 0)];
@@ -191,8 +217,10 @@ impl Deltas {
                             steps: steps.clone(),
                             bytes,
                         };
-                        if within_budget(&route) {
+                        if within_budget(&route, self.budget) {
                             done.push(route);
+                        } else {
+                            over_budget = true;
                         }
                     }
                     next.push((info.base.clone(), steps, bytes));
@@ -201,7 +229,7 @@ impl Deltas {
             next.truncate(MAX_PATHS);
             frontier = next;
         }
-        done
+        (done, over_budget)
     }
 
     /// The [`MAX_PER_TARGET`] smallest deltas producing `path`.
@@ -213,8 +241,8 @@ impl Deltas {
     }
 }
 
-/// Whether every step of `route` fits in [`MEMORY_BUDGET`].
-fn within_budget(route: &Route) -> bool {
+/// Whether every step of `route` fits in `budget`.
+fn within_budget(route: &Route, budget: u64) -> bool {
     let mut base_len = std::fs::metadata(&route.base)
         .map(|m| m.len())
         .unwrap_or(u64::MAX);
@@ -226,7 +254,7 @@ fn within_budget(route: &Route) -> bool {
             s.produces.length(),
         );
         base_len = s.produces.length();
-        need <= MEMORY_BUDGET
+        need <= budget
     })
 }
 
@@ -279,6 +307,7 @@ pub fn rebuild(
         last = Some(out);
     }
     let out = last.ok_or_else(|| Failure("a route without deltas".into()))?;
+    crate::fault::fault("delta-before-persist");
     out.as_file().sync_all().map_err(|e| io("sync", &e))?;
     out.persist(dest)
         .map_err(|e| io(&dest.display().to_string(), &e.error))?;

@@ -171,6 +171,13 @@ fn without_a_held_base_or_when_dearer_than_the_file_the_full_file_is_chosen_with
         }
         other => panic!("{other:?}"),
     }
+    // A host whose memory budget is smaller than a step needs.
+    let small = Deltas::from_listing(&targets).with_budget(1 << 20);
+    let held = held_map(vec![(full("1.5"), bed.hold("1.5", &b1))]);
+    match small.choose(want, &held) {
+        Choice::Full(Some(why)) => assert!(why.contains("needs more than the 1 MiB"), "{why}"),
+        other => panic!("{other:?}"),
+    }
     // A file no delta produces: the full file, nothing to say.
     assert!(matches!(
         deltas.choose(find(&targets, &full("1.0")), &held),
@@ -216,6 +223,6 @@ fn many_deltas_to_one_file_keep_the_search_bounded() {
     let deltas = Deltas::from_listing(&targets);
     let want = find(&targets, &full("9.0"));
     let base = bed.hold("any", b"base");
-    let routes = deltas.routes(want, &|_: &str| Some(base.clone()));
+    let (routes, _) = deltas.routes(want, &|_: &str| Some(base.clone()));
     assert_eq!(routes.len(), MAX_PER_TARGET, "{} routes", routes.len());
 }

@@ -329,6 +329,35 @@ fn a_bad_delta_or_a_missing_base_ends_with_the_full_file_and_the_reason_recorded
 }
 
 #[test]
+fn an_agent_killed_during_a_rebuild_downloads_the_full_file_next_time() {
+    let bed = AgentBed::new();
+    let cfg = bed.config(&bed.opts());
+    let v1 = noise(6, 128 << 10);
+    add(&bed, "18.600.00", &v1, &[]);
+    bed.repo.publish();
+    bed.once(&cfg).unwrap();
+    let v2 = daily(&v1, 1);
+    add(&bed, "18.601.00", &v2, &[]);
+    bed.repo.publish();
+    // Killed (as by the kernel for memory) in the middle of the rebuild: nothing installed.
+    let fault = [("UPDRAFT_FAULT", "delta-before-persist")];
+    bed.once_env(&cfg, &fault).unwrap_err();
+    assert_eq!(std::fs::read(bed.path(INSTALLED)).unwrap(), v1);
+    // The next cycle does not try the same rebuild again: it downloads the file.
+    let before = target_bytes(&bed.origin.base, "origin");
+    let r = bed.once(&cfg).unwrap();
+    assert_eq!(r["installed"][0], serde_json::json!([PATTERN, "18.601.00"]));
+    assert_eq!(std::fs::read(bed.path(INSTALLED)).unwrap(), v2);
+    let full = signed_length(&bed.repo.dir, &full_path("18.601.00"));
+    assert_eq!(
+        target_bytes(&bed.origin.base, "origin") - before,
+        full as f64
+    );
+    let note = deltas_note(&bed, &cfg);
+    assert!(note.contains("did not finish"), "{note}");
+}
+
+#[test]
 fn a_child_relay_rebuilds_from_its_parents_deltas_and_python_tuf_verifies_what_it_serves() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = Repo::new(tmp.path());
