@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tuf::{Fetcher, TargetInfo, Updater, UpdaterConfig};
 
@@ -14,6 +13,9 @@ use node::fault::fault;
 use crate::error::{Error, Result};
 use crate::store::{ObjectId, Store};
 use crate::view::{Manifest, TargetEntry, Versions, Views, VIEW_FORMAT};
+
+mod mirror;
+use mirror::fetch_targets;
 
 /// The relay's cache directory: trusted metadata, object store and views.
 #[derive(Debug, Clone)]
@@ -381,162 +383,4 @@ pub fn probe(
         up.adopt()?;
     }
     Ok(version)
-}
-
-/// What a sync stored: files and bytes downloaded, targets missing from a partial source,
-/// targets rebuilt from deltas (and the bytes their full files would have cost).
-#[derive(Debug, Default)]
-struct Fetched {
-    files: u64,
-    bytes: u64,
-    missing: u64,
-    rebuilt: u64,
-    rebuilt_full_bytes: u64,
-    notes: Vec<String>,
-}
-
-/// Store every target whose object is not stored yet: rebuilt from a stored version and signed
-/// deltas when that costs fewer bytes (the link to the upstream carries deltas), else
-/// downloaded; verified either way before it is stored.
-fn fetch_targets(
-    cache: &Cache,
-    settings: &SyncSettings,
-    up: &mut Updater<Arc<dyn Fetcher>>,
-    source: &Source,
-    targets: &[TargetInfo],
-) -> Result<Fetched> {
-    let mut seen = std::collections::HashSet::new();
-    let mut todo = Vec::new();
-    for t in targets {
-        let Some(id) = ObjectId::for_target(t) else {
-            tracing::warn!(
-                target = t.path(),
-                "target lists neither sha256 nor sha512: not mirrored"
-            );
-            continue;
-        };
-        if seen.insert(id.clone()) && !cache.store.contains(&id) {
-            todo.push((t, id));
-        }
-    }
-    let deltas = node::delta::Deltas::from_listing(targets);
-    let held = held_objects(cache, targets)?;
-    let total: u64 = todo.iter().map(|(t, _)| t.length()).sum();
-    let bar = crate::progress::bar(settings.progress, total, "mirroring targets");
-    let started = Instant::now();
-    let mut got = Fetched::default();
-    for (t, id) in todo {
-        if cache.store.contains(&id) {
-            bar.inc(t.length());
-            continue;
-        }
-        let dest = cache.store.path(&id);
-        if rebuilt(cache, up, source, &deltas, &held, t, &dest, &mut got) {
-            bar.inc(t.length());
-            continue;
-        }
-        match up.download_target_to(t, &dest, &source.targets_url) {
-            Ok(()) => {
-                got.files += 1;
-                got.bytes += t.length();
-                bar.inc(t.length());
-                fault("after-first-download");
-            }
-            Err(tuf::Error::Fetch(tuf::FetchError::NotFound { .. }))
-                if source.allow_missing_targets =>
-            {
-                got.missing += 1;
-            }
-            Err(e) => {
-                bar.abandon();
-                return Err(e.into());
-            }
-        }
-    }
-    bar.finish_and_clear();
-    if got.files > 0 || got.rebuilt > 0 {
-        tracing::info!(
-            files = got.files,
-            bytes = got.bytes,
-            rebuilt = got.rebuilt,
-            secs = started.elapsed().as_secs_f64(),
-            "targets mirrored and verified"
-        );
-    }
-    Ok(got)
-}
-
-/// The objects of target paths: the new listing's and the view in service's (older versions
-/// the new listing may no longer list are bases too). A path is held while its object is
-/// stored, so a file rebuilt earlier in the same sync is a base for the next.
-fn held_objects(
-    cache: &Cache,
-    targets: &[TargetInfo],
-) -> Result<std::collections::HashMap<String, ObjectId>> {
-    let mut held = std::collections::HashMap::new();
-    if let Some(view) = cache.views.current()? {
-        for (path, t) in view.targets {
-            held.insert(path, t.object);
-        }
-    }
-    for t in targets {
-        if let Some(id) = ObjectId::for_target(t) {
-            held.insert(t.path().to_string(), id);
-        }
-    }
-    Ok(held)
-}
-
-/// Try to rebuild `t` into `dest` from deltas; whether it worked. Deltas fetched on the way
-/// are stored (the relay serves them too); why deltas were not used is logged and noted.
-#[allow(clippy::too_many_arguments)]
-fn rebuilt(
-    cache: &Cache,
-    up: &mut Updater<Arc<dyn Fetcher>>,
-    source: &Source,
-    deltas: &node::delta::Deltas,
-    held: &std::collections::HashMap<String, ObjectId>,
-    t: &TargetInfo,
-    dest: &std::path::Path,
-    got: &mut Fetched,
-) -> bool {
-    let stored = |p: &str| {
-        held.get(p)
-            .filter(|id| cache.store.contains(id))
-            .map(|id| cache.store.path(id))
-    };
-    let route = match deltas.choose(t, stored) {
-        node::delta::Choice::Route(r) => r,
-        node::delta::Choice::Full(why) => {
-            if let Some(why) = why {
-                tracing::info!(target = t.path(), "{why}");
-            }
-            return false;
-        }
-    };
-    let mut fetch = |d: &TargetInfo, to: &std::path::Path| -> std::result::Result<(), String> {
-        let id = ObjectId::for_target(d).ok_or("the delta lists no sha256 or sha512")?;
-        if !cache.store.contains(&id) {
-            up.download_target_to(d, &cache.store.path(&id), &source.targets_url)
-                .map_err(|e| e.to_string())?;
-            got.files += 1;
-            got.bytes += d.length();
-        }
-        std::fs::copy(cache.store.path(&id), to).map_err(|e| e.to_string())?;
-        Ok(())
-    };
-    match node::delta::rebuild(&route, &mut fetch, dest) {
-        Ok(()) => {
-            tracing::info!(target = t.path(), "rebuilt from {}", route.describe());
-            got.rebuilt += 1;
-            got.rebuilt_full_bytes += t.length();
-            true
-        }
-        Err(why) => {
-            let line = format!("{}: full download: {why}", t.path());
-            tracing::warn!("{line}");
-            got.notes.push(line);
-            false
-        }
-    }
 }

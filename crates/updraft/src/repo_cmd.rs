@@ -171,7 +171,7 @@ fn add(args: &AddArgs) -> Result<()> {
         args.role,
         args.dir.display()
     );
-    for line in deltas::report(&made, args.deltas.delta_max_percent) {
+    for line in deltas::report(&made) {
         println!("{line}");
     }
     Ok(())

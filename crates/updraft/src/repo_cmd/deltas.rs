@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use delta::{Algorithm, Choice};
 use model::delta::DeltaInfo;
@@ -39,11 +39,43 @@ pub struct DeltaArgs {
 /// One delta made (or left out), for the report.
 pub struct Made {
     pub from: String,
-    pub algorithm: Algorithm,
-    pub bytes: u64,
     pub full: u64,
     pub took: Duration,
-    pub published: bool,
+    /// The algorithm and size of the delta staged, or why none is.
+    pub outcome: std::result::Result<(Algorithm, u64), String>,
+}
+
+/// The delta from `base` to `target`, unless hosts could not apply it within their memory
+/// budget, making it failed, or it is larger than `max_percent` of the target.
+fn one(
+    choice: Choice,
+    base: &[u8],
+    target: &[u8],
+    max_percent: u8,
+) -> std::result::Result<delta::Made, String> {
+    let (b, t) = (base.len() as u64, target.len() as u64);
+    let budget = |alg: Algorithm, d: u64| delta::apply_memory(alg, b, d, t) <= delta::MEMORY_BUDGET;
+    if !budget(Algorithm::Zstd, 0) {
+        return Err(format!(
+            "files this large need more than the {} MiB hosts allow to apply a delta",
+            delta::MEMORY_BUDGET >> 20
+        ));
+    }
+    let made = delta::make(choice, base, target).map_err(|e| e.to_string())?;
+    let size = made.bytes.len() as u64;
+    if !budget(made.algorithm, size) {
+        return Err(format!(
+            "applying it needs more than the {} MiB hosts allow",
+            delta::MEMORY_BUDGET >> 20
+        ));
+    }
+    if size.saturating_mul(100) > t.saturating_mul(u64::from(max_percent)) {
+        return Err(format!(
+            "{size} bytes {}: larger than {max_percent} % of the full file",
+            made.algorithm
+        ));
+    }
+    Ok(made)
 }
 
 /// The previous versions' files a delta to `file_name` of `info` can start from: newest first,
@@ -120,13 +152,9 @@ pub fn make_all(
         bar.set_message(format!("delta from {from}"));
         let base = repo.read_target(&base_path)?;
         let started = Instant::now();
-        let made = delta::make(choice, &base, bytes)
-            .with_context(|| format!("making the delta from {base_path} to {produces}"))?;
+        let outcome = one(choice, &base, bytes, args.delta_max_percent);
         let took = started.elapsed();
-        let size = made.bytes.len() as u64;
-        let published =
-            size.saturating_mul(100) <= full.saturating_mul(u64::from(args.delta_max_percent));
-        if published {
+        if let Ok(made) = &outcome {
             let d = DeltaInfo {
                 component: info.component.clone(),
                 from: from.clone(),
@@ -139,11 +167,9 @@ pub fn make_all(
         }
         out.push(Made {
             from,
-            algorithm: made.algorithm,
-            bytes: size,
-            full,
             took,
-            published,
+            full,
+            outcome: outcome.map(|m| (m.algorithm, m.bytes.len() as u64)),
         });
         bar.inc(1);
     }
@@ -152,24 +178,17 @@ pub fn make_all(
 }
 
 /// The lines `repo add` prints for the deltas it made.
-pub fn report(made: &[Made], max_percent: u8) -> Vec<String> {
+pub fn report(made: &[Made]) -> Vec<String> {
     made.iter()
-        .map(|m| {
-            let share = m.bytes as f64 * 100.0 / (m.full.max(1) as f64);
-            let what = if m.published { "staged" } else { "left out" };
-            let why = if m.published {
-                String::new()
-            } else {
-                format!(" (larger than {max_percent} % of the full file)")
-            };
-            format!(
-                "  {what} delta from {}: {} bytes {} ({share:.3} % of {} bytes), made in {:.2} s{why}",
+        .map(|m| match &m.outcome {
+            Ok((algorithm, bytes)) => format!(
+                "  staged delta from {}: {bytes} bytes {algorithm} ({:.3} % of {} bytes), made in {:.2} s",
                 m.from,
-                m.bytes,
-                m.algorithm,
+                *bytes as f64 * 100.0 / (m.full.max(1) as f64),
                 m.full,
                 m.took.as_secs_f64()
-            )
+            ),
+            Err(why) => format!("  left out delta from {}: {why}", m.from),
         })
         .collect()
 }
