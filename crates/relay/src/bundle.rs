@@ -13,8 +13,10 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::store::ObjectId;
 use crate::sync::{sync_from, Cache, Source, SyncOutcome, SyncSettings};
 use crate::view::{Manifest, TargetEntry, Versions};
+use model::delta::DeltaInfo;
 
 /// The bundle format this build writes and reads.
 pub const BUNDLE_FORMAT: u32 = 1;
@@ -83,7 +85,7 @@ pub fn export(
         .ok_or_else(|| Error::NoView(cache_dir.to_path_buf()))?;
     let mut chosen = choose_targets(&view, components);
     if selection.deltas {
-        let replaced = replaced_by_deltas(&view);
+        let replaced = replaced_by_deltas(&cache, &view)?;
         chosen.retain(|_, t| !replaced.contains(&t.object));
     }
     let manifest = BundleManifest {
@@ -145,30 +147,47 @@ fn choose_targets<'a>(
     chosen
 }
 
-/// The objects of the full files that the view's deltas produce or start from (the files of
-/// every version a delta starts from): what a bundle of deltas leaves out. Read from the
-/// paths (`<produced path>.from-<version>.delta`); the importing relay verifies everything.
-fn replaced_by_deltas(view: &Manifest) -> HashSet<&crate::store::ObjectId> {
-    let mut produced = HashSet::new();
-    let mut base_dirs = HashSet::new();
-    for path in view.targets.keys() {
-        let Some((produces, from)) = path
-            .strip_suffix(".delta")
-            .and_then(|p| p.rsplit_once(".from-"))
+/// The objects of the full files that the view's deltas produce or start from: what a bundle
+/// of deltas leaves out. Only deltas that hosts can apply count (valid description, in the view
+/// with their base and the file they produce, within the memory budget of a step).
+fn replaced_by_deltas<'v>(cache: &Cache, view: &'v Manifest) -> Result<HashSet<&'v ObjectId>> {
+    let mut out = HashSet::new();
+    for (delta_len, d) in view_deltas(cache, view)? {
+        let (Some(base), Some(full)) = (view.targets.get(&d.base), view.targets.get(&d.produces))
         else {
             continue;
         };
-        if let ["content", component, _, _] = produces.split('/').collect::<Vec<_>>()[..] {
-            produced.insert(produces.to_string());
-            base_dirs.insert(format!("content/{component}/{from}/"));
+        let need = delta::apply_memory(d.algorithm, base.length, delta_len, full.length);
+        if need <= delta::MEMORY_BUDGET && view.targets.contains_key(&d.target_path()) {
+            out.insert(&base.object);
+            out.insert(&full.object);
         }
     }
-    view.targets
-        .iter()
-        .filter(|(p, _)| !p.ends_with(".delta"))
-        .filter(|(p, _)| produced.contains(*p) || base_dirs.iter().any(|d| p.starts_with(d)))
-        .map(|(_, t)| &t.object)
-        .collect()
+    Ok(out)
+}
+
+/// The deltas the view's targets roles describe (their signed length and description), read
+/// from the verified metadata the view serves.
+fn view_deltas(cache: &Cache, view: &Manifest) -> Result<Vec<(u64, DeltaInfo)>> {
+    let mut out = Vec::new();
+    for (name, id) in &view.metadata {
+        let unversioned = !name.starts_with(|c: char| c.is_ascii_digit());
+        if !unversioned || ["root.json", "timestamp.json", "snapshot.json"].contains(&name.as_str())
+        {
+            continue;
+        }
+        let role: serde_json::Value = serde_json::from_slice(&cache.store.read_verified(id)?)
+            .map_err(|e| Error::Other(format!("metadata {name} in the view: {e}")))?;
+        let Some(targets) = role["signed"]["targets"].as_object() else {
+            continue;
+        };
+        for (path, t) in targets {
+            if let Ok(Some(d)) = DeltaInfo::for_target(path, t.get("custom")) {
+                out.push((t["length"].as_u64().unwrap_or(u64::MAX), d));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What goes into a bundle after its manifest: the view's metadata and the chosen targets,
@@ -341,4 +360,72 @@ fn unpack(bundle: &Path, staging: &Path, bar: &ProgressBar) -> Result<()> {
         bar.inc(size);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::delta::Algorithm;
+
+    /// A view whose targets metadata lists `deltas` (from → to, delta length) over full files of
+    /// `full_len` bytes; objects are stand-ins (only the metadata is read).
+    fn view_with(cache: &Cache, full_len: u64, deltas: &[(&str, &str, u64)]) -> Manifest {
+        let path = |v: &str| format!("content/antimalware.pattern/{v}/p.dat");
+        let mut targets = serde_json::Map::new();
+        let mut served = BTreeMap::new();
+        let entry = |n: u8, length| TargetEntry {
+            object: ObjectId::sha256(&format!("{n:064x}")),
+            length,
+        };
+        for (i, v) in ["1.0", "2.0", "3.0"].iter().enumerate() {
+            served.insert(path(v), entry(i as u8, full_len));
+        }
+        for (i, (from, to, len)) in deltas.iter().enumerate() {
+            let d = DeltaInfo {
+                component: "antimalware.pattern".into(),
+                from: (*from).into(),
+                to: (*to).into(),
+                algorithm: Algorithm::Zstd,
+                base: path(from),
+                produces: path(to),
+            };
+            targets.insert(
+                d.target_path(),
+                serde_json::json!({"length": len, "hashes": {}, "custom": d.to_custom()}),
+            );
+            served.insert(d.target_path(), entry(100 + i as u8, *len));
+        }
+        let role = serde_json::json!({"signed": {"targets": targets}});
+        let id = cache
+            .store
+            .put_bytes(&serde_json::to_vec(&role).unwrap())
+            .unwrap();
+        Manifest {
+            format: 1,
+            id: 1,
+            created: String::new(),
+            source: String::new(),
+            versions: Versions::default(),
+            metadata: BTreeMap::from([("targets.json".to_string(), id)]),
+            targets: served,
+            warnings: Vec::new(),
+            carried: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_bundle_of_deltas_leaves_out_only_what_hosts_can_rebuild() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::open(tmp.path()).unwrap();
+        let view = view_with(&cache, 1 << 20, &[("2.0", "3.0", 900)]);
+        let replaced = replaced_by_deltas(&cache, &view).unwrap();
+        let objects =
+            |v: &str| &view.targets[&format!("content/antimalware.pattern/{v}/p.dat")].object;
+        assert!(replaced.contains(objects("2.0")) && replaced.contains(objects("3.0")));
+        assert!(!replaced.contains(objects("1.0")));
+
+        // Files too large for a host to apply the delta within its memory budget stay in.
+        let view = view_with(&cache, 700 << 20, &[("2.0", "3.0", 900)]);
+        assert!(replaced_by_deltas(&cache, &view).unwrap().is_empty());
+    }
 }

@@ -507,4 +507,26 @@ fn an_air_gapped_site_one_version_behind_imports_a_small_bundle_of_deltas() {
         client_download(&md, &root, &relay.base, target, &dl).unwrap(),
         v2
     );
+
+    // A site that never imported the previous bundle: told which files it lacks, and why.
+    let fresh = tmp.path().join("fresh");
+    let out = run(&[
+        "relay",
+        "import",
+        "--cache",
+        fresh.to_str().unwrap(),
+        "--trusted-root",
+        root.to_str().unwrap(),
+        tmp.path().join("deltas.tar").to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("0 rebuilt from deltas"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("{target}: not in the bundle and not rebuilt (full download: no delta to {target} starts from a version this host holds")),
+        "{stderr}"
+    );
 }
