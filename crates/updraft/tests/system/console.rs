@@ -302,6 +302,26 @@ async fn arrive_at(c: &Client, path: Option<&str>, css: &str) -> fantoccini::ele
     panic!("never arrived at {path:?} showing {css}: {last}; at {at:?}: {page}");
 }
 
+/// Wait (bounded: 15 s) until the page at `path` shows `needle` in `css`.
+async fn arrive_showing(c: &Client, path: &str, css: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        let here = c.current_url().await.map(|u| u.path().to_string());
+        if here.as_deref().is_ok_and(|h| h == path) {
+            if let Ok(e) = c.find(Locator::Css(css)).await {
+                match e.text().await {
+                    Ok(text) if text.contains(needle) => return,
+                    Ok(text) => last = text,
+                    Err(e) => last = e.to_string(),
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path} never showed {needle:?} in {css}: {last}");
+}
+
 async fn arrive(c: &Client, css: &str) -> fantoccini::elements::Element {
     arrive_at(c, None, css).await
 }
@@ -548,12 +568,9 @@ async fn operator_enrols_and_revokes(c: &Client, s: &Site) {
         .await
         .unwrap();
     revoke.click().await.unwrap();
-    let revoked = arrive_at(c, Some(&page), "main")
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(revoked.contains("Revoked"), "{revoked}");
+    // The answer redirects to the same page: wait for the page that says so (the one before
+    // the post may still be there, or go stale while read).
+    arrive_showing(c, &page, "main", "Revoked").await;
     let host = s.api(&format!("/api/v1/hosts/{id}"));
     assert!(!host["host"]["revoked"].is_null(), "{host}");
     sign_out(c).await;
