@@ -640,7 +640,7 @@ struct Pair {
     base: PathBuf,
     target: PathBuf,
     /// Whether to make bsdiff deltas (ours and Debian's): skipped on the 100 MB file to bound
-    /// the run (`Choice::Auto` makes zstd only for data over 64 MiB anyway).
+    /// the run (`Choice::Auto` makes zstd only for files over 64 MiB anyway).
     bsdiff: bool,
 }
 
@@ -671,12 +671,12 @@ impl Row {
             .flatten()
             .min()
     }
-    /// What `Choice::Auto` would ship: the smaller of both, zstd only for data over
+    /// What `Choice::Auto` would ship: the smaller of both, zstd only for files over
     /// `delta::AUTO_BOTH_UP_TO`.
     fn auto(&self) -> Option<(&'static str, u64)> {
         let z = self.size("zstd").map(|s| ("zstd", s));
         let b = self.size("bsdiff").map(|s| ("bsdiff", s));
-        let both = self.executable || self.full <= delta::AUTO_BOTH_UP_TO as u64;
+        let both = self.full.max(self.base_len) <= delta::AUTO_BOTH_UP_TO as u64;
         if !both {
             return z;
         }
@@ -827,7 +827,7 @@ fn measure(cache: &Path, work: &Path, pair: &Pair) -> Row {
         let _ = std::fs::remove_file(out.with_extension("rss"));
     } else {
         row.notes.push(
-            "bsdiff (ours and Debian's) skipped on the 100 MB file to bound the run; Auto makes zstd only for data over 64 MiB"
+            "bsdiff (ours and Debian's) skipped on the 100 MB file to bound the run; Auto makes zstd only for files over 64 MiB"
                 .into(),
         );
     }
@@ -857,7 +857,7 @@ fn print_tables(rows: &[Row]) {
     println!();
     println!("Sizes (MB = 10^6 bytes; full = the new version; zst19 = `zstd -19 --long=27` of it;");
     println!(
-        "Auto = what delta::make(Choice::Auto) ships: the smaller of both (zstd only for data over 64 MiB);"
+        "Auto = what delta::make(Choice::Auto) ships: the smaller of both (zstd only for files over 64 MiB);"
     );
     println!("deb = Debian's /usr/bin/bsdiff on the same pair)");
     println!(
