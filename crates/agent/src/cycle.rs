@@ -253,9 +253,9 @@ impl Agent {
         let mut errors = Vec::new();
         let (retry, deferred) = {
             let held = Box::new(|path: &str| self.held(path));
-            let marker = self.state.dir.join("delta-rebuild");
+            let markers = self.state.dir.join("delta-rebuild");
             let (up, source) = (&mut refreshed.up, &refreshed.source);
-            let mut dl = Downloads::new(up, source, &mut cy, deltas, held, marker);
+            let mut dl = Downloads::new(up, source, &mut cy, deltas, held, markers);
             let applied = self.apply_plan(&content, &selection, &mut dl, &mut errors)?;
             report.installed = applied.installed;
             report.patches = applied.patches.applied;

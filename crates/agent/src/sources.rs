@@ -176,10 +176,11 @@ pub(crate) struct Downloads<'c> {
     held: Held<'c>,
     /// What deltas did, or why they were not used (the cycle's `deltas`).
     notes: &'c mut Vec<String>,
-    /// Names the target being rebuilt while a rebuild runs: found at the next rebuild of the
-    /// same target, it means the agent stopped during it (killed for memory, say), and the
-    /// full file is downloaded instead of trying again.
-    marker: PathBuf,
+    /// A directory of markers, one per target (named by the hash of its path) while it is
+    /// rebuilt: found at the next attempt of that target, it means the agent stopped during
+    /// the rebuild (killed for memory, say), and the full file is downloaded instead; the
+    /// marker goes once that download succeeded.
+    markers: PathBuf,
 }
 
 impl<'c> Downloads<'c> {
@@ -189,7 +190,7 @@ impl<'c> Downloads<'c> {
         cy: &'c mut Cycle,
         deltas: node::delta::Deltas,
         held: Held<'c>,
-        marker: PathBuf,
+        markers: PathBuf,
     ) -> Self {
         let mut urls = vec![format!("{}/targets", source.trim_end_matches('/'))];
         for (s, _) in &cy.sources {
@@ -205,7 +206,7 @@ impl<'c> Downloads<'c> {
             deltas,
             held,
             notes: &mut cy.deltas,
-            marker,
+            markers,
         }
     }
 
@@ -215,7 +216,10 @@ impl<'c> Downloads<'c> {
         if Client::is_cached(t, dest) {
             return Ok(());
         }
-        let unfinished = std::fs::read_to_string(&self.marker).is_ok_and(|m| m == t.path());
+        let marker = self
+            .markers
+            .join(tuf::crypto::sha256_hex(t.path().as_bytes()));
+        let unfinished = marker.exists();
         let choice = if unfinished {
             Choice::Full(Some(
                 "full download: the last rebuild from deltas did not finish (the agent stopped during it)".into(),
@@ -225,7 +229,7 @@ impl<'c> Downloads<'c> {
         };
         match choice {
             Choice::Route(route) => {
-                if self.rebuild(t, &route, dest) {
+                if self.rebuild(t, &route, dest, &marker) {
                     return Ok(());
                 }
             }
@@ -235,24 +239,33 @@ impl<'c> Downloads<'c> {
             }
             Choice::Full(None) => {}
         }
-        let _ = std::fs::remove_file(&self.marker);
         fetch_verified(self.up, &self.urls, self.rejected, t, dest)
-            .map_err(|e| Error::Other(format!("{}: {e}", t.path())))
+            .map_err(|e| Error::Other(format!("{}: {e}", t.path())))?;
+        let _ = std::fs::remove_file(&marker);
+        Ok(())
     }
 }
 
 impl Downloads<'_> {
-    /// Rebuild `t` into `dest` along `route` (the marker names it meanwhile); whether it worked.
-    /// What happened is noted.
-    fn rebuild(&mut self, t: &TargetInfo, route: &node::delta::Route, dest: &Path) -> bool {
-        if let Err(e) = std::fs::write(&self.marker, t.path()) {
+    /// Rebuild `t` into `dest` along `route` (its `marker` exists meanwhile); whether it
+    /// worked. What happened is noted.
+    fn rebuild(
+        &mut self,
+        t: &TargetInfo,
+        route: &node::delta::Route,
+        dest: &Path,
+        marker: &Path,
+    ) -> bool {
+        let made =
+            std::fs::create_dir_all(&self.markers).and_then(|()| std::fs::write(marker, t.path()));
+        if let Err(e) = made {
             self.notes.push(format!("{}: full download: {e}", t.path()));
             return false;
         }
         let (up, urls, rejected) = (&mut *self.up, &self.urls, &mut *self.rejected);
         let mut fetch = |d: &TargetInfo, to: &Path| fetch_verified(up, urls, rejected, d, to);
         let result = node::delta::rebuild(route, &mut fetch, dest);
-        let _ = std::fs::remove_file(&self.marker);
+        let _ = std::fs::remove_file(marker);
         let line = match &result {
             Ok(()) => format!(
                 "{}: rebuilt from {} instead of {} bytes",

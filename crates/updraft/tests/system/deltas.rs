@@ -332,9 +332,16 @@ fn a_bad_delta_or_a_missing_base_ends_with_the_full_file_and_the_reason_recorded
 fn an_agent_killed_during_a_rebuild_downloads_the_full_file_next_time() {
     let bed = AgentBed::new();
     let cfg = bed.config(&bed.opts());
+    // A component installed before the pattern whose file the server lacks: its download
+    // fails every cycle (regression: that failure used to clear the pattern's marker).
+    bed.edit_config(&cfg, |c| {
+        c.modules[0].components.insert(0, "aaa.rules".into())
+    });
+    let missing = bed.repo.add("aaa.rules", "1.0", "rules", b"rules");
     let v1 = noise(6, 128 << 10);
     add(&bed, "18.600.00", &v1, &[]);
     bed.repo.publish();
+    std::fs::remove_file(stored(&bed.repo.dir, &missing)).unwrap();
     bed.once(&cfg).unwrap();
     let v2 = daily(&v1, 1);
     add(&bed, "18.601.00", &v2, &[]);
