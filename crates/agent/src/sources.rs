@@ -222,7 +222,7 @@ impl<'c> Downloads<'c> {
         let unfinished = marker.exists();
         let choice = if unfinished {
             Choice::Full(Some(
-                "full download: the last rebuild from deltas did not finish (the agent stopped during it)".into(),
+                "the last rebuild from deltas did not finish (the agent stopped during it)".into(),
             ))
         } else {
             self.deltas.choose(t, &self.held)
@@ -234,8 +234,9 @@ impl<'c> Downloads<'c> {
                 }
             }
             Choice::Full(Some(why)) => {
-                tracing::info!(target = t.path(), "{why}");
-                self.notes.push(format!("{}: {why}", t.path()));
+                tracing::info!(target = t.path(), "full download: {why}");
+                self.notes
+                    .push(format!("{}: full download: {why}", t.path()));
             }
             Choice::Full(None) => {}
         }

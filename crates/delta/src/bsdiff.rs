@@ -23,9 +23,12 @@ const MAGIC: &[u8; 8] = b"UPDBSZ01";
 const HEADER: usize = 32;
 /// Bytes handled per step while patching.
 const CHUNK: usize = 64 << 10;
-/// At most this many controls that make no output (bsdiff closes each chunk it searched in
-/// parallel with one); every other control makes at least one byte.
-const IDLE_CONTROLS: u64 = 4096;
+/// Controls that make no output allowed: bsdiff closes each chunk it searched in parallel with
+/// one or two (about 2 per 512 KiB of target), so 4,096 plus one per 64 KiB of target; every
+/// other control makes at least one byte.
+fn idle_controls(expected: u64) -> u64 {
+    4096u64.saturating_add(expected / (64 << 10))
+}
 
 /// Make a delta: bsdiff's matching, transcoded to the zstd container.
 pub(crate) fn make(base: &[u8], target: &[u8], level: i32) -> io::Result<Vec<u8>> {
@@ -128,7 +131,8 @@ pub(crate) fn apply(
     let wlog = window_log(0, expected);
     // Each stream declares its size: the diff and extra streams at most the output; the
     // controls at most one per output byte and the idle ones.
-    let max_controls = expected.saturating_add(IDLE_CONTROLS);
+    let idle = idle_controls(expected);
+    let max_controls = expected.saturating_add(idle);
     declared_size(ctrl, max_controls.saturating_mul(24))?;
     declared_size(diff, expected)?;
     declared_size(extra, expected)?;
@@ -139,7 +143,7 @@ pub(crate) fn apply(
         diff: stream(diff, wlog)?,
         extra: stream(extra, wlog)?,
         buf: vec![0u8; CHUNK],
-        idle_left: IDLE_CONTROLS,
+        idle_left: idle,
     };
     patcher.run(ctrl, out)
 }

@@ -214,10 +214,13 @@ fn zstd_apply(
     expected: u64,
     out: &mut impl Write,
 ) -> io::Result<()> {
-    use std::io::BufRead;
     let base_len = u64::try_from(base.len()).unwrap_or(u64::MAX);
-    let mut reader = io::BufReader::with_capacity(64 << 10, delta);
-    declared_size(reader.fill_buf()?, expected)?;
+    // The frame header (at most 18 bytes) first, read in full whatever the reader's chunks.
+    let mut delta = delta;
+    let mut header = Vec::with_capacity(18);
+    (&mut delta).take(18).read_to_end(&mut header)?;
+    declared_size(&header, expected)?;
+    let reader = io::BufReader::new(io::Cursor::new(header).chain(delta));
     let mut dec = zstd::stream::read::Decoder::with_ref_prefix(reader, base)?.single_frame();
     // A frame asking for a larger window than these sizes need is refused, so a hostile
     // delta cannot make the decoder reserve more.

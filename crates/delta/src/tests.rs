@@ -257,3 +257,37 @@ fn apply_memory_covers_the_base_and_is_bounded_by_the_sizes() {
     assert_eq!(window_log(100 << 20, 90 << 20), 27);
     assert_eq!(window_log(u64::MAX, 1), 31);
 }
+
+/// A reader handing out one byte per read.
+struct Trickle<'a>(&'a [u8]);
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match (self.0.split_first(), buf.first_mut()) {
+            (Some((b, rest)), Some(slot)) => {
+                *slot = *b;
+                self.0 = rest;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+#[test]
+fn a_delta_read_a_byte_at_a_time_applies() {
+    let (base, target) = pair(20_000);
+    for algorithm in [Algorithm::Zstd, Algorithm::Bsdiff] {
+        let delta = make(Choice::Only(algorithm), &base, &target).unwrap().bytes;
+        let mut out = Vec::new();
+        apply(
+            algorithm,
+            &base,
+            Trickle(&delta),
+            target.len() as u64,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, target, "{algorithm}");
+    }
+}

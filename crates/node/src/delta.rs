@@ -92,7 +92,8 @@ pub struct Deltas {
 #[derive(Debug)]
 pub enum Choice {
     Route(Route),
-    /// The full file; `Some(why)` when deltas were offered but none is taken.
+    /// The full file; `Some(why)` when deltas were offered but none is taken (no base held,
+    /// dearer than the file, over the memory budget).
     Full(Option<String>),
 }
 
@@ -121,7 +122,8 @@ impl Deltas {
         out
     }
 
-    /// A smaller memory budget per step (a host with little memory).
+    /// A smaller memory budget per step.
+    #[cfg(test)]
     pub fn with_budget(mut self, budget: u64) -> Self {
         self.budget = budget.min(MEMORY_BUDGET);
         self
@@ -159,7 +161,7 @@ impl Deltas {
                 self.froms(want.path()).join(", ")
             ),
         };
-        Choice::Full(Some(format!("full download: {why}")))
+        Choice::Full(Some(why))
     }
 
     fn froms(&self, path: &str) -> Vec<String> {

@@ -85,7 +85,8 @@ pub fn export(
         .ok_or_else(|| Error::NoView(cache_dir.to_path_buf()))?;
     let mut chosen = choose_targets(&view, components);
     if selection.deltas {
-        let replaced = replaced_by_deltas(&cache, &view)?;
+        let carried: HashSet<&ObjectId> = chosen.values().map(|t| &t.object).collect();
+        let replaced = replaced_by_deltas(&cache, &view, &carried)?;
         chosen.retain(|_, t| !replaced.contains(&t.object));
     }
     let manifest = BundleManifest {
@@ -147,18 +148,25 @@ fn choose_targets<'a>(
     chosen
 }
 
-/// The objects of the full files that the view's deltas produce or start from: what a bundle
-/// of deltas leaves out. Only deltas that hosts can apply count (valid description, in the view
-/// with their base and the file they produce, within the memory budget of a step).
-fn replaced_by_deltas<'v>(cache: &Cache, view: &'v Manifest) -> Result<HashSet<&'v ObjectId>> {
+/// The objects of the full files that the carried deltas produce or start from: what a bundle
+/// of deltas leaves out. Only deltas that hosts can apply count (valid description, carried
+/// (`carried`: the objects the bundle holds), in the view with their base and the file they
+/// produce, within the memory budget of a step).
+fn replaced_by_deltas<'v>(
+    cache: &Cache,
+    view: &'v Manifest,
+    carried: &HashSet<&ObjectId>,
+) -> Result<HashSet<&'v ObjectId>> {
     let mut out = HashSet::new();
-    for (delta_len, d) in view_deltas(cache, view)? {
-        let (Some(base), Some(full)) = (view.targets.get(&d.base), view.targets.get(&d.produces))
+    for d in view_deltas(cache, view)? {
+        let entry = |p: &str| view.targets.get(p);
+        let (Some(delta), Some(base), Some(full)) =
+            (entry(&d.target_path()), entry(&d.base), entry(&d.produces))
         else {
             continue;
         };
-        let need = delta::apply_memory(d.algorithm, base.length, delta_len, full.length);
-        if need <= delta::MEMORY_BUDGET && view.targets.contains_key(&d.target_path()) {
+        let need = delta::apply_memory(d.algorithm, base.length, delta.length, full.length);
+        if need <= delta::MEMORY_BUDGET && carried.contains(&delta.object) {
             out.insert(&base.object);
             out.insert(&full.object);
         }
@@ -166,14 +174,15 @@ fn replaced_by_deltas<'v>(cache: &Cache, view: &'v Manifest) -> Result<HashSet<&
     Ok(out)
 }
 
-/// The deltas the view's targets roles describe (their signed length and description), read
-/// from the verified metadata the view serves.
-fn view_deltas(cache: &Cache, view: &Manifest) -> Result<Vec<(u64, DeltaInfo)>> {
+/// The deltas the view's targets roles describe, read from the verified metadata the view
+/// serves (each role once: its unversioned name).
+fn view_deltas(cache: &Cache, view: &Manifest) -> Result<Vec<DeltaInfo>> {
     let mut out = Vec::new();
     for (name, id) in &view.metadata {
-        let unversioned = !name.starts_with(|c: char| c.is_ascii_digit());
-        if !unversioned || ["root.json", "timestamp.json", "snapshot.json"].contains(&name.as_str())
-        {
+        let versioned = name
+            .split_once('.')
+            .is_some_and(|(v, _)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+        if versioned || ["root.json", "timestamp.json", "snapshot.json"].contains(&name.as_str()) {
             continue;
         }
         let role: serde_json::Value = serde_json::from_slice(&cache.store.read_verified(id)?)
@@ -183,7 +192,7 @@ fn view_deltas(cache: &Cache, view: &Manifest) -> Result<Vec<(u64, DeltaInfo)>> 
         };
         for (path, t) in targets {
             if let Ok(Some(d)) = DeltaInfo::for_target(path, t.get("custom")) {
-                out.push((t["length"].as_u64().unwrap_or(u64::MAX), d));
+                out.push(d);
             }
         }
     }
@@ -418,14 +427,26 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cache = Cache::open(tmp.path()).unwrap();
         let view = view_with(&cache, 1 << 20, &[("2.0", "3.0", 900)]);
-        let replaced = replaced_by_deltas(&cache, &view).unwrap();
+        let all: HashSet<&ObjectId> = view.targets.values().map(|t| &t.object).collect();
+        let replaced = replaced_by_deltas(&cache, &view, &all).unwrap();
         let objects =
             |v: &str| &view.targets[&format!("content/antimalware.pattern/{v}/p.dat")].object;
         assert!(replaced.contains(objects("2.0")) && replaced.contains(objects("3.0")));
         assert!(!replaced.contains(objects("1.0")));
 
+        // A delegated role whose name starts with a digit is read too.
+        let mut dated = view.clone();
+        let id = dated.metadata.remove("targets.json").unwrap();
+        dated.metadata.insert("2026-q1.json".into(), id);
+        assert_eq!(replaced_by_deltas(&cache, &dated, &all).unwrap().len(), 2);
+
+        // A delta the bundle does not carry (another component's filter) replaces nothing.
+        let none = HashSet::new();
+        assert!(replaced_by_deltas(&cache, &view, &none).unwrap().is_empty());
+
         // Files too large for a host to apply the delta within its memory budget stay in.
         let view = view_with(&cache, 700 << 20, &[("2.0", "3.0", 900)]);
-        assert!(replaced_by_deltas(&cache, &view).unwrap().is_empty());
+        let all: HashSet<&ObjectId> = view.targets.values().map(|t| &t.object).collect();
+        assert!(replaced_by_deltas(&cache, &view, &all).unwrap().is_empty());
     }
 }

@@ -37,9 +37,6 @@ pub(super) fn fetch_targets(
     targets: &[TargetInfo],
 ) -> Result<Fetched> {
     let todo = missing_objects(cache, targets);
-    let total: u64 = todo.iter().map(|(ts, _)| ts[0].length()).sum();
-    let bar = crate::progress::bar(settings.progress, total, "mirroring targets");
-    let started = Instant::now();
     let mut m = Mirror {
         cache,
         up,
@@ -48,38 +45,18 @@ pub(super) fn fetch_targets(
         held: held_objects(cache, targets)?,
         got: Fetched::default(),
     };
+    let total: u64 = todo.iter().map(|(ts, _)| ts[0].length()).sum();
+    let bar = crate::progress::bar(settings.progress, total, "mirroring targets");
+    let started = Instant::now();
     for (group, id) in todo {
         let t = group[0];
-        bar.inc(t.length());
-        if cache.store.contains(&id) {
-            continue;
-        }
-        // Paths sharing these bytes: any of them may be the one deltas rebuild.
-        let mut why = None;
-        let mut done = false;
-        for t in &group {
-            match m.rebuilt(t, &id) {
-                Ok(()) => {
-                    done = true;
-                    break;
-                }
-                Err(w) => why = why.or(w),
+        if !cache.store.contains(&id) {
+            if let Err(e) = m.store(&group, &id) {
+                bar.abandon();
+                return Err(e);
             }
         }
-        if done {
-            continue;
-        }
-        if let Err(e) = m.download(t, &id) {
-            bar.abandon();
-            return Err(e);
-        }
-        if !cache.store.contains(&id) {
-            let why = why.unwrap_or_else(|| "no delta produces it".into());
-            m.got.notes.push(format!(
-                "{}: not in the bundle and not rebuilt ({why})",
-                t.path()
-            ));
-        }
+        bar.inc(t.length());
     }
     bar.finish_and_clear();
     let got = m.got;
@@ -124,6 +101,17 @@ fn missing_objects<'t>(
     todo
 }
 
+/// What became of a rebuild from deltas.
+enum Rebuild {
+    Done,
+    /// No delta produces the file.
+    NotOffered,
+    /// Deltas are offered but none is taken, and why (no base held, dearer, over budget).
+    Declined(String),
+    /// A route was taken and failed, and why.
+    Failed(String),
+}
+
 /// One sync's mirroring: where from, what it holds, what it did.
 struct Mirror<'a> {
     cache: &'a Cache,
@@ -135,6 +123,27 @@ struct Mirror<'a> {
 }
 
 impl Mirror<'_> {
+    /// Store object `id`, listed as each of `group`: rebuilt from deltas for any of them, else
+    /// downloaded. What a partial source lacks, or a rebuild that failed, is noted with why.
+    fn store(&mut self, group: &[&TargetInfo], id: &ObjectId) -> Result<()> {
+        let mut why = None;
+        for t in group {
+            match self.rebuilt(t, id) {
+                Rebuild::Done => return Ok(()),
+                Rebuild::NotOffered => {}
+                Rebuild::Declined(w) | Rebuild::Failed(w) => why = why.or(Some(w)),
+            }
+        }
+        let t = group[0];
+        self.download(t, id)?;
+        if !self.cache.store.contains(id) {
+            let why = why.unwrap_or_else(|| "no delta produces it".into());
+            let line = format!("{}: not in the bundle and not rebuilt ({why})", t.path());
+            self.got.notes.push(line);
+        }
+        Ok(())
+    }
+
     /// Download `t` as object `id` (a partial source may lack it: counted missing).
     fn download(&mut self, t: &TargetInfo, id: &ObjectId) -> Result<()> {
         let dest = self.cache.store.path(id);
@@ -159,12 +168,8 @@ impl Mirror<'_> {
     }
 
     /// Rebuild `t` as object `id` from deltas. Deltas fetched on the way are stored (the relay
-    /// serves them too). `Err(why)` when not rebuilt (`None`: no delta produces it).
-    fn rebuilt(
-        &mut self,
-        t: &TargetInfo,
-        id: &ObjectId,
-    ) -> std::result::Result<(), Option<String>> {
+    /// serves them too); a failed rebuild is noted.
+    fn rebuilt(&mut self, t: &TargetInfo, id: &ObjectId) -> Rebuild {
         let (cache, held) = (self.cache, &self.held);
         let stored = |p: &str| {
             held.get(p)
@@ -173,11 +178,10 @@ impl Mirror<'_> {
         };
         let route = match self.deltas.choose(t, stored) {
             Choice::Route(r) => r,
-            Choice::Full(why) => {
-                if let Some(why) = &why {
-                    tracing::info!(target = t.path(), "{why}");
-                }
-                return Err(why);
+            Choice::Full(None) => return Rebuild::NotOffered,
+            Choice::Full(Some(why)) => {
+                tracing::info!(target = t.path(), "{why}");
+                return Rebuild::Declined(why);
             }
         };
         let (up, source, got) = (&mut *self.up, self.source, &mut self.got);
@@ -197,13 +201,13 @@ impl Mirror<'_> {
                 tracing::info!(target = t.path(), "rebuilt from {}", route.describe());
                 self.got.rebuilt += 1;
                 self.got.rebuilt_full_bytes += t.length();
-                Ok(())
+                Rebuild::Done
             }
             Err(why) => {
-                let line = format!("{}: full download: {why}", t.path());
+                let line = format!("{}: rebuilding from deltas failed: {why}", t.path());
                 tracing::warn!("{line}");
                 self.got.notes.push(line);
-                Err(Some(why.to_string()))
+                Rebuild::Failed(why.to_string())
             }
         }
     }

@@ -15,7 +15,7 @@ use tuf::repo::Repository;
 /// Which delta algorithms to try.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum DeltaAlgorithm {
-    /// zstd for data, the smaller of zstd and bsdiff for executables
+    /// The smaller of zstd and bsdiff; zstd only for files over 64 MiB
     Auto,
     Zstd,
     Bsdiff,
@@ -61,6 +61,19 @@ fn one(
             delta::MEMORY_BUDGET >> 20
         ));
     }
+    // bsdiff needs more memory to apply than zstd: when hosts could not apply it, zstd only.
+    let choice = match choice {
+        Choice::Only(Algorithm::Bsdiff) if !budget(Algorithm::Bsdiff, 0) => {
+            return Err(format!(
+            "a bsdiff delta of files this large needs more than the {} MiB hosts allow to apply",
+            delta::MEMORY_BUDGET >> 20
+        ))
+        }
+        Choice::Auto | Choice::Smallest if !budget(Algorithm::Bsdiff, 0) => {
+            Choice::Only(Algorithm::Zstd)
+        }
+        other => other,
+    };
     let made = delta::make(choice, base, target).map_err(|e| e.to_string())?;
     let size = made.bytes.len() as u64;
     if !budget(made.algorithm, size) {
