@@ -17,7 +17,9 @@ use tuf::repo::Repository;
 pub enum DeltaAlgorithm {
     /// The smaller of zstd and bsdiff; zstd only for files over 64 MiB
     Auto,
+    /// zstd with the previous version as reference prefix (best on data)
     Zstd,
+    /// bsdiff's matching, streams packed with zstd (best on executables)
     Bsdiff,
     /// Both, keeping the smaller
     Smallest,
