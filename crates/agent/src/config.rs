@@ -55,6 +55,11 @@ pub struct AgentConfig {
     /// Bounds on what one patch archive may unpack to.
     #[serde(default)]
     pub patch_limits: PatchLimits,
+    /// The most memory, in MiB, one step of rebuilding a file from deltas may use (the base
+    /// held in memory, a window or the delta); a route needing more is not taken and the full
+    /// file is downloaded. 64 to 1024 (the publisher's budget, the default).
+    #[serde(default = "default_delta_memory_mib")]
+    pub delta_memory_mib: u64,
 }
 
 /// Bounds on what one patch archive may unpack to, enforced while it is unpacked: the agent
@@ -128,6 +133,10 @@ fn default_poll() -> u64 {
     300
 }
 
+fn default_delta_memory_mib() -> u64 {
+    node::delta::MEMORY_BUDGET >> 20
+}
+
 fn default_platform() -> String {
     format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
 }
@@ -155,6 +164,7 @@ impl AgentConfig {
             modules: Vec::new(),
             products: Vec::new(),
             patch_limits: PatchLimits::default(),
+            delta_memory_mib: default_delta_memory_mib(),
         }
     }
 
@@ -235,6 +245,9 @@ impl AgentConfig {
             ));
         }
         node::range::poll_interval("poll_interval", self.poll_interval).map_err(config)?;
+        let most = default_delta_memory_mib();
+        node::range::check("delta_memory_mib", self.delta_memory_mib, 64, most, "MiB")
+            .map_err(config)?;
         self.http.validate().map_err(config)
     }
 
@@ -331,6 +344,7 @@ relays = ["http://relay-1:8080", "http://relay-2:8080"]   # in order of preferen
 origin = "http://origin:8080"             # optional
 allow_direct = false                       # go to origin when no relay answers
 poll_interval = 300                        # seconds
+delta_memory_mib = 1024                    # optional; memory one delta rebuild step may use
 
 [[module]]
 name = "antimalware"
@@ -396,6 +410,23 @@ max_members = 10000                        # members of one patch archive
         let back: AgentConfig = toml::from_str(&toml::to_string(&fresh).unwrap()).unwrap();
         assert_eq!(back, fresh);
         assert_eq!(back.http, node::HttpSettings::default());
+    }
+
+    #[test]
+    fn the_delta_memory_budget_is_checked_against_its_range() {
+        let mut c: AgentConfig = toml::from_str(MINIMAL).unwrap();
+        assert_eq!(c.delta_memory_mib, 1024);
+        c.validate_limits().unwrap();
+        for bad in [0, 63, 1025, u64::MAX] {
+            c.delta_memory_mib = bad;
+            let err = c.validate_limits().unwrap_err().to_string();
+            assert!(
+                err.contains("delta_memory_mib") && err.contains("64 to 1024"),
+                "{err}"
+            );
+        }
+        c.delta_memory_mib = 64;
+        c.validate_limits().unwrap();
     }
 
     #[test]

@@ -246,7 +246,8 @@ impl Agent {
         mut report: CycleReport,
     ) -> Result<CycleReport> {
         let listing = refreshed.up.all_targets(MAX_ROLES)?;
-        let deltas = node::delta::Deltas::from_listing(&listing.targets);
+        let deltas = node::delta::Deltas::from_listing(&listing.targets)
+            .with_budget(self.config.delta_memory_mib.saturating_mul(1 << 20));
         let content = plan::authorised_content(listing);
         let ts_version = refreshed.up.timestamp_version();
         let selection = cy.selection();

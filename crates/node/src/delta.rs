@@ -122,8 +122,8 @@ impl Deltas {
         out
     }
 
-    /// A smaller memory budget per step.
-    #[cfg(test)]
+    /// A smaller memory budget per step (a host with little memory; never above
+    /// [`MEMORY_BUDGET`]).
     pub fn with_budget(mut self, budget: u64) -> Self {
         self.budget = budget.min(MEMORY_BUDGET);
         self
