@@ -156,94 +156,106 @@ fn a_zstd_frame_declaring_more_than_the_signed_length_is_refused_before_decoding
     assert!(out.is_empty());
 }
 
+/// A zstd frame declaring its size, as `make` writes them.
+fn zst(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    enc.set_pledged_src_size(Some(bytes.len() as u64)).unwrap();
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// An `UPDBSZ01` delta of these (packed) streams, declaring `target` bytes.
+fn container_of(c: Vec<u8>, d: Vec<u8>, e: Vec<u8>, target: u64) -> Vec<u8> {
+    let mut p = b"UPDBSZ01".to_vec();
+    for v in [c.len() as u64, d.len() as u64, target] {
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    [p, c, d, e].concat()
+}
+
+fn container(ctrl: &[u8], diff: &[u8], extra: &[u8], target: u64) -> Vec<u8> {
+    container_of(zst(ctrl), zst(diff), zst(extra), target)
+}
+
+fn control(add: u64, copy: u64, seek: i64) -> Vec<u8> {
+    [add.to_le_bytes(), copy.to_le_bytes(), seek.to_le_bytes()].concat()
+}
+
+/// Hand-made bsdiff deltas against the base `0123456789`, each with the length to apply it
+/// with and the reason it must be refused for.
+fn hostile_bsdiff_deltas() -> Vec<(Vec<u8>, u64, &'static str)> {
+    let good = container(&control(4, 2, 0), &[0; 4], b"xy", 6);
+    let mut bad_lengths = good.clone();
+    bad_lengths[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    let unsized_frame = {
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_contentsize(false).unwrap();
+        enc.write_all(b"xy").unwrap();
+        enc.finish().unwrap()
+    };
+    let two_steps = |seek: i64| [control(1, 0, seek), control(1, 0, 0)].concat();
+    vec![
+        (bad_lengths, 6, "stream lengths exceed the delta"),
+        (
+            container(&control(11, 0, 0), &[0; 11], b"", 11),
+            11,
+            "reads past the end of the base",
+        ),
+        (
+            container(&two_steps(-5), &[0; 2], b"", 2),
+            2,
+            "moves outside the base",
+        ),
+        (
+            container(&two_steps(50), &[0; 2], b"", 2),
+            2,
+            "moves outside the base",
+        ),
+        (
+            container(&control(4, 0, 0), &[0; 2], b"", 4),
+            4,
+            "fill whole buffer",
+        ),
+        (
+            container(&control(4, 0, 0)[..20], &[0; 4], b"", 4),
+            4,
+            "a truncated control",
+        ),
+        (
+            container(&control(4, 2, 0), &[0; 4], b"xy", 7),
+            6,
+            "not the signed length",
+        ),
+        (
+            // For 1 MiB, 4,096 + 16 idle controls are allowed.
+            container(&control(0, 0, 0).repeat(4_120), b"", b"", 1 << 20),
+            1 << 20,
+            "too many controls that make nothing",
+        ),
+        (
+            container_of(zst(&control(4, 2, 0)), zst(&[0; 4]), unsized_frame, 6),
+            6,
+            "does not declare its content size",
+        ),
+        (b"BSDIFF40".repeat(8), 6, "not an UPDBSZ01 delta"),
+    ]
+}
+
 #[test]
 fn bsdiff_headers_and_controls_reaching_outside_are_refused() {
-    let zst = |bytes: &[u8]| zstd::encode_all(bytes, 3).unwrap();
-    let container = |ctrl: &[u8], diff: &[u8], extra: &[u8], target: u64| {
-        let (c, d, e) = (zst(ctrl), zst(diff), zst(extra));
-        let mut p = b"UPDBSZ01".to_vec();
-        for v in [c.len() as u64, d.len() as u64, target] {
-            p.extend_from_slice(&v.to_le_bytes());
-        }
-        [p, c, d, e].concat()
-    };
-    let control = |add: u64, copy: u64, seek: i64| {
-        [add.to_le_bytes(), copy.to_le_bytes(), seek.to_le_bytes()].concat()
-    };
     let base = b"0123456789";
     // A well-formed one first, so the cases below fail for their own reason.
     let good = container(&control(4, 2, 0), &[0; 4], b"xy", 6);
     let mut out = Vec::new();
     apply(Algorithm::Bsdiff, base, &good[..], 6, &mut out).unwrap();
     assert_eq!(out, b"0123xy");
-
-    let mut bad_lengths = good.clone();
-    bad_lengths[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-    let cases = [
-        ("stream lengths past the end", bad_lengths),
-        (
-            "add past the base",
-            container(&control(11, 0, 0), &[0; 11], b"", 11),
-        ),
-        (
-            "seek before the base",
-            container(
-                &[control(1, 0, -5), control(1, 0, 0)].concat(),
-                &[0; 2],
-                b"",
-                2,
-            ),
-        ),
-        (
-            "seek past the base",
-            container(
-                &[control(1, 0, 50), control(1, 0, 0)].concat(),
-                &[0; 2],
-                b"",
-                2,
-            ),
-        ),
-        (
-            "diff stream short",
-            container(&control(4, 0, 0), &[0; 2], b"", 4),
-        ),
-        (
-            "truncated control",
-            container(&control(4, 0, 0)[..20], &[0; 4], b"", 4),
-        ),
-        (
-            "target length not the signed one",
-            container(&control(4, 2, 0), &[0; 4], b"xy", 7),
-        ),
-        (
-            "endless empty controls",
-            container(&control(0, 0, 0).repeat(10_000), b"", b"", 6),
-        ),
-        ("a stream without its size", {
-            let unsized_frame = |b: &[u8]| {
-                let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-                enc.include_contentsize(false).unwrap();
-                enc.write_all(b).unwrap();
-                enc.finish().unwrap()
-            };
-            let (c, d, e) = (zst(&control(4, 2, 0)), zst(&[0; 4]), unsized_frame(b"xy"));
-            let mut p = b"UPDBSZ01".to_vec();
-            for v in [c.len() as u64, d.len() as u64, 6] {
-                p.extend_from_slice(&v.to_le_bytes());
-            }
-            [p, c, d, e].concat()
-        }),
-        ("not the container", b"BSDIFF40".repeat(8)),
-    ];
-    for (what, patch) in cases {
+    for (patch, expected, why) in hostile_bsdiff_deltas() {
         let mut out = Vec::new();
-        let expected = 6;
-        let r = apply(Algorithm::Bsdiff, base, &patch[..], expected, &mut out);
-        assert!(r.is_err() || out != b"0123xy", "{what}: accepted");
-        assert!(
-            out.len() as u64 <= expected,
-            "{what}: wrote past the length"
-        );
+        let err = apply(Algorithm::Bsdiff, base, &patch[..], expected, &mut out)
+            .expect_err(why)
+            .to_string();
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(out.len() as u64 <= expected, "{why}: wrote past the length");
     }
 }
 

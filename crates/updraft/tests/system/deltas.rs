@@ -168,14 +168,21 @@ fn behind_a_relay_an_agent_one_version_behind_downloads_only_the_delta() {
     assert!(note.contains("rebuilt from delta from 18.600.00"), "{note}");
 }
 
-#[test]
-fn three_versions_behind_an_agent_takes_the_cheaper_of_the_chain_and_the_full_file() {
+/// An agent that installed version 18.600.00 of a pattern of `len` pseudo-random bytes, and
+/// that body.
+fn agent_holding_a_pattern(seed: u64, len: usize) -> (AgentBed, std::path::PathBuf, Vec<u8>) {
     let bed = AgentBed::new();
     let cfg = bed.config(&bed.opts());
-    let mut body = noise(2, 200 << 10);
+    let body = noise(seed, len);
     add(&bed, "18.600.00", &body, &[]);
     bed.repo.publish();
     bed.once(&cfg).unwrap();
+    (bed, cfg, body)
+}
+
+#[test]
+fn three_versions_behind_an_agent_takes_the_cheaper_of_the_chain_and_the_full_file() {
+    let (bed, cfg, mut body) = agent_holding_a_pattern(2, 200 << 10);
 
     // Three small daily changes, each with a delta from the version before only: the chain of
     // three deltas is far cheaper than the file.
@@ -245,12 +252,7 @@ fn installs_full_with_reason(bed: &AgentBed, cfg: &Path, version: &str, body: &[
 
 #[test]
 fn a_bad_delta_or_a_missing_base_ends_with_the_full_file_and_the_reason_recorded() {
-    let bed = AgentBed::new();
-    let cfg = bed.config(&bed.opts());
-    let mut body = noise(3, 128 << 10);
-    add(&bed, "18.600.00", &body, &[]);
-    bed.repo.publish();
-    bed.once(&cfg).unwrap();
+    let (bed, cfg, mut body) = agent_holding_a_pattern(3, 128 << 10);
 
     // Tampered on the server: the delta does not match its signed hash.
     body = daily(&body, 1);

@@ -25,16 +25,6 @@ fn start(args: &[&str], env: &[(&str, &str)], log: &Path) -> Launched {
         .unwrap()
 }
 
-/// The value of the sample `series` (name and labels exactly as exposed) in `text`.
-fn value(text: &str, series: &str) -> f64 {
-    let prefix = format!("{series} ");
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"));
-    line[prefix.len()..].trim().parse().unwrap()
-}
-
 fn scrape(base: &str, token: Option<&str>) -> String {
     let mut req = http().get(format!("{base}/metrics"));
     if let Some(t) = token {
@@ -64,10 +54,10 @@ fn assert_histogram(text: &str, labels: &str) {
         .collect();
     assert!(buckets.len() > 5, "{labels}: {text}");
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
-    let inf = value(text, &format!("{name}_bucket{{{labels},le=\"+Inf\"}}"));
-    assert_eq!(inf, value(text, &format!("{name}_count{{{labels}}}")));
+    let inf = sample(text, &format!("{name}_bucket{{{labels},le=\"+Inf\"}}"));
+    assert_eq!(inf, sample(text, &format!("{name}_count{{{labels}}}")));
     assert!(inf >= 1.0, "{labels}: no request counted");
-    value(text, &format!("{name}_sum{{{labels}}}"));
+    sample(text, &format!("{name}_sum{{{labels}}}"));
     assert!(!text.contains("microseconds"), "{text}");
 }
 
@@ -119,28 +109,28 @@ fn origin_and_relay_metrics_count_the_next_root_404_as_not_found() {
     let o = scrape(&origin.base, None);
     save_sample("origin", &o);
     assert!(o.contains("updraft_build_info{version=\""), "{o}");
-    assert!(value(&o, &requests("origin", "metadata", "not_found")) >= 1.0);
-    assert!(value(&o, &requests("origin", "metadata", "ok")) >= 1.0);
-    assert_eq!(value(&o, &requests("origin", "metadata", "error")), 0.0);
+    assert!(sample(&o, &requests("origin", "metadata", "not_found")) >= 1.0);
+    assert!(sample(&o, &requests("origin", "metadata", "ok")) >= 1.0);
+    assert_eq!(sample(&o, &requests("origin", "metadata", "error")), 0.0);
     assert_histogram(&o, "server=\"origin\",kind=\"metadata\"");
 
     let r = scrape(&relay.base, None);
     save_sample("relay", &r);
     assert!(r.contains("updraft_build_info{version=\""), "{r}");
-    assert_eq!(value(&r, &requests("relay", "metadata", "not_found")), 1.0);
-    assert_eq!(value(&r, &requests("relay", "metadata", "error")), 0.0);
+    assert_eq!(sample(&r, &requests("relay", "metadata", "not_found")), 1.0);
+    assert_eq!(sample(&r, &requests("relay", "metadata", "error")), 0.0);
     assert_histogram(&r, "server=\"relay\",kind=\"metadata\"");
-    assert!(value(&r, "updraft_relay_sync_duration_seconds_count") >= 1.0);
-    let last = value(&r, "updraft_relay_last_sync_success_timestamp_seconds");
+    assert!(sample(&r, "updraft_relay_sync_duration_seconds_count") >= 1.0);
+    let last = sample(&r, "updraft_relay_last_sync_success_timestamp_seconds");
     assert!((now() - last).abs() < 120.0, "last sync at {last}");
     for role in ["root", "timestamp", "snapshot", "targets"] {
         let series = format!("updraft_metadata_expiry_timestamp_seconds{{role=\"{role}\"}}");
         assert!(
-            value(&r, &series) > now(),
+            sample(&r, &series) > now(),
             "{role} expiry in the past:\n{r}"
         );
     }
-    assert_eq!(value(&r, "updraft_trusted_root_version"), 1.0);
+    assert_eq!(sample(&r, "updraft_trusted_root_version"), 1.0);
 }
 
 /// The manager with an administrator token; its base URL and the token.
@@ -173,17 +163,17 @@ fn manager_metrics_need_a_credential_and_count_heartbeats_and_auth_failures() {
     let t = scrape(&m.base, Some(&admin));
     save_sample("manager", &t);
     assert!(t.contains("updraft_build_info{version=\""), "{t}");
-    assert_eq!(value(&t, "updraft_manager_auth_failures_total"), 3.0);
-    assert_eq!(value(&t, &requests("manager", "metrics", "denied")), 2.0);
+    assert_eq!(sample(&t, "updraft_manager_auth_failures_total"), 3.0);
+    assert_eq!(sample(&t, &requests("manager", "metrics", "denied")), 2.0);
     assert_eq!(
-        value(&t, "updraft_manager_heartbeats_total{outcome=\"denied\"}"),
+        sample(&t, "updraft_manager_heartbeats_total{outcome=\"denied\"}"),
         1.0
     );
     assert_eq!(
-        value(&t, "updraft_manager_heartbeats_total{outcome=\"ok\"}"),
+        sample(&t, "updraft_manager_heartbeats_total{outcome=\"ok\"}"),
         0.0
     );
-    assert_eq!(value(&t, "updraft_manager_hosts"), 0.0);
+    assert_eq!(sample(&t, "updraft_manager_hosts"), 0.0);
     assert_histogram(&t, "server=\"manager\",kind=\"heartbeat\"");
 }
 
@@ -269,8 +259,8 @@ fn servers_log_json_with_access_lines_and_stop_cleanly_on_sigterm() {
 /// Syncs (changed or not) the relay at `base` has completed.
 fn syncs(base: &str) -> f64 {
     let m = scrape(base, None);
-    value(&m, "updraft_relay_syncs_total{result=\"ok\"}")
-        + value(&m, "updraft_relay_syncs_total{result=\"unchanged\"}")
+    sample(&m, "updraft_relay_syncs_total{result=\"ok\"}")
+        + sample(&m, "updraft_relay_syncs_total{result=\"unchanged\"}")
 }
 
 #[test]

@@ -448,6 +448,12 @@ pub fn metric(base: &str, series: &str) -> f64 {
         .unwrap()
         .text()
         .unwrap();
+    sample(&text, series)
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed) in the Prometheus
+/// text `text`.
+pub fn sample(text: &str, series: &str) -> f64 {
     let prefix = format!("{series} ");
     let line = text
         .lines()
