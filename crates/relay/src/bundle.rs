@@ -409,17 +409,7 @@ mod tests {
             .store
             .put_bytes(&serde_json::to_vec(&role).unwrap())
             .unwrap();
-        Manifest {
-            format: 1,
-            id: 1,
-            created: String::new(),
-            source: String::new(),
-            versions: Versions::default(),
-            metadata: BTreeMap::from([("targets.json".to_string(), id)]),
-            targets: served,
-            warnings: Vec::new(),
-            carried: Default::default(),
-        }
+        Manifest::of(BTreeMap::from([("targets.json".to_string(), id)]), served)
     }
 
     #[test]

@@ -59,6 +59,25 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// A view of these files and nothing else (id 1, no versions): for tests.
+    #[cfg(test)]
+    pub(crate) fn of(
+        metadata: BTreeMap<String, ObjectId>,
+        targets: BTreeMap<String, TargetEntry>,
+    ) -> Manifest {
+        Manifest {
+            format: VIEW_FORMAT,
+            id: 1,
+            created: String::new(),
+            source: String::new(),
+            versions: Versions::default(),
+            metadata,
+            targets,
+            warnings: Vec::new(),
+            carried: BTreeSet::new(),
+        }
+    }
+
     /// Keep serving what `prev` served of its own and this view does not: its versioned
     /// metadata (`N.snapshot.json`, `N.ROLE.json`) and targets. A client that read `prev`'s
     /// timestamp a moment before this view went live still finds the files it names.
@@ -283,28 +302,17 @@ mod tests {
             alg: "sha256".into(),
             hex: format!("{:0>64}", n.len()),
         };
-        Manifest {
-            format: 1,
-            id: 1,
-            created: String::new(),
-            source: String::new(),
-            versions: Versions::default(),
-            metadata: metadata.iter().map(|n| (n.to_string(), id(n))).collect(),
-            targets: targets
-                .iter()
-                .map(|n| {
-                    (
-                        n.to_string(),
-                        TargetEntry {
-                            object: id(n),
-                            length: 1,
-                        },
-                    )
-                })
-                .collect(),
-            warnings: Vec::new(),
-            carried: BTreeSet::new(),
-        }
+        let entry = |n: &&str| {
+            let e = TargetEntry {
+                object: id(n),
+                length: 1,
+            };
+            (n.to_string(), e)
+        };
+        Manifest::of(
+            metadata.iter().map(|n| (n.to_string(), id(n))).collect(),
+            targets.iter().map(entry).collect(),
+        )
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! file, and every bad delta (tampered, truncated, against a base the host does not hold, or
 //! rebuilding a file that is not the signed one) ends with the full file installed and the
 //! reason in the status. A child relay rebuilds from deltas its parent serves and python-tuf
-//! verifies what it serves; an air-gapped site imports a bundle of deltas.
+//! verifies what it serves; an air-gapped site imports a bundle of deltas; a delta signed by a
+//! role outside its scope is never used.
 use std::path::Path;
 
 use crate::common::*;
@@ -48,21 +49,8 @@ fn overhaul(prev: &[u8], seed: u64) -> Vec<u8> {
 /// `updraft repo add` of a pattern version with extra arguments (e.g. `--deltas 1`); its output.
 fn add(bed: &AgentBed, version: &str, body: &[u8], extra: &[&str]) -> String {
     let file = bed.path(&format!("{PATTERN}.dat"));
-    std::fs::write(&file, body).unwrap();
-    let mut args = vec![
-        "repo",
-        "add",
-        bed.repo.dir.to_str().unwrap(),
-        file.to_str().unwrap(),
-        "--component",
-        PATTERN,
-        "--version",
-        version,
-        "--kind",
-        "pattern",
-    ];
-    args.extend_from_slice(extra);
-    ok(&args)
+    bed.repo
+        .add_file(&file, body, [PATTERN, version, "pattern"], extra)
 }
 
 fn full_path(version: &str) -> String {
@@ -331,6 +319,45 @@ fn a_bad_delta_or_a_missing_base_ends_with_the_full_file_and_the_reason_recorded
 }
 
 #[test]
+fn a_delta_signed_by_a_role_outside_its_scope_is_never_used() {
+    let (bed, cfg, body) = agent_holding_a_pattern(7, 128 << 10);
+    bed.repo.delegate("ips-team", "content/ips.rules/*/*");
+    let next = daily(&body, 1);
+    add(&bed, "18.601.00", &next, &["--deltas", "0"]);
+    // The rules team signs a delta that would rebuild the pattern correctly: were scope
+    // skipped, the agent would download only it.
+    let made = delta::make(delta::Choice::Only(delta::Algorithm::Zstd), &body, &next).unwrap();
+    let info = model::delta::DeltaInfo {
+        component: PATTERN.into(),
+        from: "18.600.00".into(),
+        to: "18.601.00".into(),
+        algorithm: made.algorithm,
+        base: full_path("18.600.00"),
+        produces: full_path("18.601.00"),
+    };
+    bed.repo.sign_as(
+        "ips-team",
+        &info.target_path(),
+        info.to_custom(),
+        &made.bytes,
+    );
+    let before = target_bytes(&bed.origin.base, "origin");
+    let r = bed.once(&cfg).unwrap();
+    assert_eq!(r["installed"][0], serde_json::json!([PATTERN, "18.601.00"]));
+    assert_eq!(std::fs::read(bed.path(INSTALLED)).unwrap(), next);
+    let full = signed_length(&bed.repo.dir, &full_path("18.601.00"));
+    assert_eq!(
+        target_bytes(&bed.origin.base, "origin") - before,
+        full as f64
+    );
+    let st = bed.status(&cfg);
+    assert!(
+        st["ignored"].to_string().contains(&info.target_path()),
+        "{st:#}"
+    );
+}
+
+#[test]
 fn an_agent_killed_during_a_rebuild_downloads_the_full_file_next_time() {
     let bed = AgentBed::new();
     let cfg = bed.config(&bed.opts());
@@ -372,22 +399,10 @@ fn a_child_relay_rebuilds_from_its_parents_deltas_and_python_tuf_verifies_what_i
     let repo = Repo::new(tmp.path());
     let file = tmp.path().join("rules.bin");
     let v1 = noise(4, 300 << 10);
-    std::fs::write(&file, &v1).unwrap();
-    let add_rules = |version: &str| {
-        ok(&[
-            "repo",
-            "add",
-            repo.dir.to_str().unwrap(),
-            file.to_str().unwrap(),
-            "--component",
-            "ips.rules",
-            "--version",
-            version,
-            "--kind",
-            "rules",
-        ])
+    let add_rules = |body: &[u8], version: &str| {
+        repo.add_file(&file, body, ["ips.rules", version, "rules"], &[]);
     };
-    add_rules("2026.12.1");
+    add_rules(&v1, "2026.12.1");
     repo.publish();
     let origin = Server::start(&repo.dir);
     let parent = relay_daemon(&origin.base, &repo.root_v1, &tmp.path().join("parent"));
@@ -403,8 +418,7 @@ fn a_child_relay_rebuilds_from_its_parents_deltas_and_python_tuf_verifies_what_i
 
     let parent_before = target_bytes(&parent.base, "relay");
     let v2 = daily(&v1, 1);
-    std::fs::write(&file, &v2).unwrap();
-    add_rules("2026.12.2");
+    add_rules(&v2, "2026.12.2");
     repo.publish();
     let target = "content/ips.rules/2026.12.2/rules.bin";
     let delta = format!("{target}.from-2026.12.1.delta");
@@ -465,19 +479,7 @@ fn an_air_gapped_site_one_version_behind_imports_a_small_bundle_of_deltas() {
     let file = tmp.path().join("pattern.bin");
     let v1 = noise(5, 512 << 10);
     let add_pattern = |body: &[u8], version: &str| {
-        std::fs::write(&file, body).unwrap();
-        ok(&[
-            "repo",
-            "add",
-            repo.dir.to_str().unwrap(),
-            file.to_str().unwrap(),
-            "--component",
-            PATTERN,
-            "--version",
-            version,
-            "--kind",
-            "pattern",
-        ]);
+        repo.add_file(&file, body, [PATTERN, version, "pattern"], &[]);
         repo.publish();
     };
     add_pattern(&v1, "18.600.00");

@@ -208,9 +208,17 @@ impl Repo {
     /// Stage `body` as `content/<component>/<version>/<component>.dat`; returns the target path.
     pub fn add(&self, component: &str, version: &str, kind: &str, body: &[u8]) -> String {
         let file = self.dir.parent().unwrap().join(format!("{component}.dat"));
-        std::fs::write(&file, body).unwrap();
+        self.add_file(&file, body, [component, version, kind], &[]);
+        format!("content/{component}/{version}/{component}.dat")
+    }
+
+    /// Write `body` to `file` and stage it with `updraft repo add` as `[component, version,
+    /// kind]`, with `extra` arguments; the command's output.
+    pub fn add_file(&self, file: &Path, body: &[u8], what: [&str; 3], extra: &[&str]) -> String {
+        std::fs::write(file, body).unwrap();
+        let [component, version, kind] = what;
         let (d, f) = (self.dir.to_str().unwrap(), file.to_str().unwrap());
-        ok(&[
+        let mut args = vec![
             "repo",
             "add",
             d,
@@ -221,8 +229,9 @@ impl Repo {
             version,
             "--kind",
             kind,
-        ]);
-        format!("content/{component}/{version}/{component}.dat")
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
     }
 
     pub fn publish(&self) {
